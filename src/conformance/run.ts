@@ -1,0 +1,168 @@
+/**
+ * Runs conformance cases on an engine: fresh seeded inputs, outputs poisoned before the call,
+ * every element compared with the float64 reference under SEMANTICS.md's tolerances.
+ * Used by vitest and by `flashattn doctor` (which must run without a test framework).
+ */
+import { debug } from '../debug.js';
+import { engineUnsupported } from '../engine.js';
+import { decode, encode } from '../half.js';
+import { referenceProblem } from '../reference.js';
+import type { DType, Engine, Tensor, VarlenOptions } from '../types.js';
+import { validateFixed, validateVarlen } from '../validate.js';
+import { type Case, caseId } from './cases.js';
+import { randn, rng } from './random.js';
+import { naiveLowPrecision } from './naive.js';
+
+export interface CaseResult {
+  id: string;
+  seed: number;
+  /** Set when the engine cannot run the case, with its reason. */
+  skipped?: string;
+  ok: boolean;
+  /** Worst error against the reference, in the measure the tolerance applies to. */
+  error: number;
+  tolerance: number;
+  detail: string;
+}
+
+export interface Inputs {
+  q: Tensor; k: Tensor; v: Tensor;
+  options: VarlenOptions;
+  fixed: boolean;
+}
+
+const sum = (a: number[]) => a.reduce((x, y) => x + y, 0);
+
+/** Builds a case's inputs from a seed: the same seed gives the same tensors everywhere. */
+export function buildInputs(c: Case, seed: number): Inputs {
+  const next = rng(seed);
+  const totalQ = sum(c.seqlensQ), totalK = sum(c.seqlensK), batch = c.seqlensQ.length;
+  const qv = randn(next, totalQ * c.numHeads * c.headDim, c.qScale ?? 1);
+  const kv = randn(next, totalK * c.numKvHeads * c.headDim);
+  const vv = randn(next, totalK * c.numKvHeads * c.headDimV);
+  if (c.nanIn) {
+    const row = (c.nanIn === 'q' ? c.seqlensQ[0]! : c.seqlensK[0]!) - 1;
+    const arr = c.nanIn === 'q' ? qv : kv, heads = c.nanIn === 'q' ? c.numHeads : c.numKvHeads;
+    if (row >= 0) arr[row * heads * c.headDim] = NaN;
+  }
+  const cu = (lens: number[]) => Int32Array.from([0, ...lens.map((_, i) => sum(lens.slice(0, i + 1)))]);
+  const t = (data: Float32Array, shape: number[]): Tensor => ({ data: encode(data, c.dtype), shape, dtype: c.dtype });
+  const alibiSlopes = c.alibi ? Float32Array.from({ length: c.numHeads }, (_, h) => 2 ** (-8 * (h + 1) / c.numHeads)) : undefined;
+  const options: VarlenOptions = {
+    cuSeqlensQ: cu(c.seqlensQ), cuSeqlensK: cu(c.seqlensK), causal: c.causal, window: c.window,
+    softmaxScale: c.softmaxScale, softcap: c.softcap, alibiSlopes, returnLse: c.returnLse,
+  };
+  if (c.fixed) {
+    const sq = c.seqlensQ[0] ?? 0, sk = c.seqlensK[0] ?? 0;
+    return {
+      q: t(qv, [batch, sq, c.numHeads, c.headDim]), k: t(kv, [batch, sk, c.numKvHeads, c.headDim]),
+      v: t(vv, [batch, sk, c.numKvHeads, c.headDimV]), options, fixed: true,
+    };
+  }
+  return {
+    q: t(qv, [totalQ, c.numHeads, c.headDim]), k: t(kv, [totalK, c.numKvHeads, c.headDim]),
+    v: t(vv, [totalK, c.numKvHeads, c.headDimV]), options, fixed: false,
+  };
+}
+
+/** Runs an engine on inputs (through device tensors when `device` is set). */
+export async function runEngine(engine: Engine, x: Inputs, device = false) {
+  const { cuSeqlensQ: _q, cuSeqlensK: _k, ...fixedOptions } = x.options;
+  if (!device) return x.fixed ? engine.attention(x.q, x.k, x.v, fixedOptions) : engine.attentionVarlen(x.q, x.k, x.v, x.options);
+  const [q, k, v] = await Promise.all([engine.upload(x.q), engine.upload(x.k), engine.upload(x.v)]);
+  try {
+    const r = x.fixed ? await engine.attention(q, k, v, fixedOptions) : await engine.attentionVarlen(q, k, v, x.options);
+    const out = await engine.download(r.out);
+    const lse = r.lse ? await engine.download(r.lse) : undefined;
+    r.out.dispose(); r.lse?.dispose();
+    return { out, lse };
+  } finally {
+    q.dispose(); k.dispose(); v.dispose();
+  }
+}
+
+const HALF_TOL: Record<DType, number> = { float32: 0, float16: 2e-3, bfloat16: 1e-2 };
+
+/** The precision an engine computes a dtype in (the cuda engine may run float32 inputs as halves). */
+function computeDtype(engine: Engine, dtype: DType): DType {
+  const f = engine.info['float32Compute'];
+  return dtype === 'float32' && (f === 'float16' || f === 'bfloat16') ? f : dtype;
+}
+
+function sameShape(a: readonly number[], b: readonly number[]) {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+export async function runCase(engine: Engine, c: Case, seed: number, opts: { device?: boolean } = {}): Promise<CaseResult> {
+  const id = caseId(c);
+  const x = buildInputs(c, seed);
+  const p = x.fixed ? validateFixed(x.q, x.k, x.v, x.options) : validateVarlen(x.q, x.k, x.v, x.options);
+  const res = (ok: boolean, error: number, tolerance: number, detail: string, skipped?: string): CaseResult =>
+    ({ id, seed, ok, error, tolerance, detail, skipped });
+  const why = engineUnsupported(engine, p);
+  if (why !== null) return res(true, 0, 0, '', why);
+
+  const cd = computeDtype(engine, c.dtype);
+  // The reference sees exactly the values the engine computes with.
+  const rounded = (t: Tensor): Tensor => (cd === c.dtype ? t : { ...t, data: encode(t.data as Float32Array, cd), dtype: cd });
+  const refP = { ...p, q: rounded(x.q), k: rounded(x.k), v: rounded(x.v), dtype: cd };
+  const ref = referenceProblem(refP);
+
+  debug.poisonOutputs = true;
+  let r;
+  try {
+    r = await runEngine(engine, x, opts.device);
+  } finally {
+    debug.poisonOutputs = false;
+  }
+  if (r.out.dtype !== c.dtype) return res(false, NaN, 0, `out.dtype ${r.out.dtype}, expected ${c.dtype}`);
+  if (!sameShape(r.out.shape, p.outShape)) return res(false, NaN, 0, `out.shape [${r.out.shape}], expected [${p.outShape}]`);
+  const out = decode(r.out.data, r.out.dtype);
+
+  // NaN exactly where the reference has NaN: a NaN elsewhere is an unwritten (poisoned) or corrupted element.
+  for (let i = 0; i < out.length; i++) {
+    if (Number.isNaN(out[i]) !== Number.isNaN(ref.out[i]))
+      return res(false, NaN, 0, `out[${i}] = ${out[i]}, reference ${ref.out[i]} (unwritten or NaN leaked)`);
+  }
+  let error: number, tolerance: number, detail: string;
+  if (cd === 'float32') {
+    error = 0;
+    let at = -1;
+    for (let i = 0; i < out.length; i++) {
+      if (Number.isNaN(ref.out[i])) continue;
+      const e = Math.abs(out[i]! - ref.out[i]!) / Math.max(1, Math.abs(ref.out[i]!));
+      if (e > error) { error = e; at = i; }
+    }
+    tolerance = 1e-4;
+    detail = at >= 0 ? `max scaled error ${error.toExponential(2)} at out[${at}]` : 'exact';
+  } else {
+    const relErr = (o: Float64Array) => {
+      let num = 0, den = 0;
+      for (let i = 0; i < o.length; i++) {
+        if (Number.isNaN(ref.out[i])) continue;
+        num += (o[i]! - ref.out[i]!) ** 2; den += ref.out[i]! ** 2;
+      }
+      return den > 0 ? Math.sqrt(num / den) : Math.sqrt(num);
+    };
+    error = relErr(out);
+    const naive = relErr(naiveLowPrecision(refP, cd));
+    tolerance = Math.min(HALF_TOL[cd], Math.max(2 * naive, 1e-6));
+    detail = `relative error ${error.toExponential(2)} (naive ${cd}: ${naive.toExponential(2)})`;
+  }
+  if (!(error <= tolerance)) return res(false, error, tolerance, detail);
+
+  if (c.returnLse) {
+    if (!r.lse) return res(false, error, tolerance, 'lse missing');
+    if (r.lse.dtype !== 'float32' || !sameShape(r.lse.shape, p.lseShape))
+      return res(false, error, tolerance, `lse ${r.lse.dtype} [${r.lse.shape}], expected float32 [${p.lseShape}]`);
+    const lse = r.lse.data as Float32Array;
+    const lseTol = cd === 'float32' ? 1e-4 : 1e-3;
+    for (let i = 0; i < lse.length; i++) {
+      const a = lse[i]!, b = ref.lse[i]!;
+      const bad = Number.isNaN(b) ? !Number.isNaN(a) : b === -Infinity ? a !== -Infinity
+        : !(Math.abs(a - b) <= lseTol * Math.max(1, Math.abs(b)));
+      if (bad) return res(false, error, tolerance, `lse[${i}] = ${a}, reference ${b}`);
+    }
+  } else if (r.lse) return res(false, error, tolerance, 'lse returned without returnLse');
+  return res(true, error, tolerance, detail);
+}

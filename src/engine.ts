@@ -1,0 +1,96 @@
+/**
+ * The façade: picks an engine, validates every call once, and hands engines a packed Problem.
+ * Loading reads like sharp's: env override, then the CUDA addon, then WebAssembly; every failure
+ * is kept so 'auto' can say why it fell back and a forced backend can say what it tried.
+ */
+import type { Backend } from './backend.js';
+import type { Problem } from './problem.js';
+import type {
+  AnyTensor, AttentionOptions, AttentionResult, BackendName, DeviceTensor, Engine, EngineOptions, Tensor, VarlenOptions,
+} from './types.js';
+import { validateFixed, validateVarlen } from './validate.js';
+
+type Loader = (options: EngineOptions) => Promise<Backend>;
+
+const loaders: Record<BackendName, Loader> = {
+  cuda: async () => (await import('./cuda/backend.js')).loadCudaBackend(),
+  wasm: async (o) => (await import('./wasm/backend.js')).createWasmBackend({ threads: o.threads }),
+};
+
+function envBackend(): string | undefined {
+  return typeof process !== 'undefined' ? process.env?.FLASHATTN_BACKEND : undefined;
+}
+
+function checkEngineOptions(o: EngineOptions): void {
+  if (o === null || typeof o !== 'object') throw new TypeError(`Expected an options object for createEngine but received ${String(o)}`);
+  const b = o.backend;
+  if (b !== undefined && b !== 'auto' && b !== 'wasm' && b !== 'cuda')
+    throw new RangeError(`Expected 'auto', 'wasm' or 'cuda' for options.backend but received ${JSON.stringify(b)}`);
+  const t = o.threads;
+  if (t !== undefined && (!Number.isInteger(t) || t < 1))
+    throw new RangeError(`Expected an integer >= 1 for options.threads but received ${String(t)}`);
+}
+
+/** Creates an engine: 'auto' (default) tries cuda, then wasm. */
+export async function createEngine(options: EngineOptions = {}): Promise<Engine> {
+  checkEngineOptions(options);
+  const wanted = options.backend ?? (envBackend() as EngineOptions['backend']) ?? 'auto';
+  if (wanted === 'cuda' || wanted === 'wasm') {
+    try {
+      return new FacadeEngine(await loaders[wanted](options));
+    } catch (e) {
+      throw new Error(`flashattn: backend '${wanted}' could not be loaded: ${(e as Error).message}`, { cause: e });
+    }
+  }
+  let reason: string;
+  try {
+    return new FacadeEngine(await loaders.cuda(options));
+  } catch (e) {
+    reason = `cuda: ${(e as Error).message}`;
+  }
+  return new FacadeEngine(await loaders.wasm(options), reason);
+}
+
+class FacadeEngine implements Engine {
+  constructor(private readonly impl: Backend, readonly fallbackReason?: string) {}
+
+  get backend(): BackendName { return this.impl.name; }
+  get threads(): number { return this.impl.threads; }
+  get info() { return this.impl.info; }
+
+  async attentionVarlen<T extends AnyTensor>(q: T, k: T, v: T, options: VarlenOptions): Promise<AttentionResult<T>> {
+    return this.run(validateVarlen(q, k, v, options));
+  }
+
+  async attention<T extends AnyTensor>(q: T, k: T, v: T, options: AttentionOptions = {}): Promise<AttentionResult<T>> {
+    return this.run(validateFixed(q, k, v, options));
+  }
+
+  unsupported(p: Problem<AnyTensor>): string | null {
+    return this.impl.unsupported(p);
+  }
+
+  private async run<T extends AnyTensor>(p: Problem<T>): Promise<AttentionResult<T>> {
+    const why = this.impl.unsupported(p);
+    if (why !== null) throw new RangeError(why);
+    const r = await this.impl.run(p);
+    return r.lse ? { out: r.out as T, lse: r.lse as T } : { out: r.out as T };
+  }
+
+  async upload(t: Tensor): Promise<DeviceTensor> {
+    if (!this.impl.upload) throw new TypeError(`Expected the cuda engine for upload but this engine is '${this.backend}'`);
+    return this.impl.upload(t);
+  }
+
+  async download(t: DeviceTensor): Promise<Tensor> {
+    if (!this.impl.download) throw new TypeError(`Expected the cuda engine for download but this engine is '${this.backend}'`);
+    return this.impl.download(t);
+  }
+
+  dispose(): Promise<void> { return this.impl.dispose(); }
+}
+
+/** Why an engine cannot run a validated problem (null when it can): the predicate the façade enforces. */
+export function engineUnsupported(engine: Engine, p: Problem<AnyTensor>): string | null {
+  return engine instanceof FacadeEngine ? engine.unsupported(p) : null;
+}

@@ -1,0 +1,10 @@
+export type {
+  AnyTensor, AttentionOptions, AttentionResult, BackendName, DType, DeviceTensor, Engine, EngineOptions, HostData, Tensor,
+  VarlenOptions,
+} from './types.js';
+export { createEngine } from './engine.js';
+export { tensor } from './tensor.js';
+export { referenceAttention, referenceAttentionVarlen } from './reference.js';
+export type { ReferenceResult } from './reference.js';
+export { f16ToF32, bf16ToF32, f32ToF16, f32ToBf16, encode, decode } from './half.js';
+export { attentionFlops } from './problem.js';
