@@ -94,3 +94,8 @@ class FacadeEngine implements Engine {
 export function engineUnsupported(engine: Engine, p: Problem<AnyTensor>): string | null {
   return engine instanceof FacadeEngine ? engine.unsupported(p) : null;
 }
+
+/** Wraps an already-created backend in the façade (tests use it to spy on what reaches an engine). */
+export function engineFromBackend(b: Backend, fallbackReason?: string): Engine {
+  return new FacadeEngine(b, fallbackReason);
+}

@@ -8,7 +8,12 @@ import type { Problem } from './problem.js';
 const DTYPES: readonly DType[] = ['float32', 'float16', 'bfloat16'];
 export const MAX_HEAD_DIM = 256;
 
+/** A "received" value already in words (printed without quotes). */
+class Words { constructor(readonly text: string) {} }
+const words = (t: string) => new Words(t);
+
 function show(x: unknown): string {
+  if (x instanceof Words) return x.text;
   if (x === null) return 'null';
   if (x === undefined) return 'undefined';
   if (Array.isArray(x)) return x.length <= 8 ? `[${x.map(show).join(', ')}]` : `an array of length ${x.length}`;
@@ -42,18 +47,18 @@ function checkTensor(t: AnyTensor, name: string, rank: number): number[] {
     throw typeErr(`a Uint16Array holding ${dtype} bits`, `${name}.data`, data);
   const size = shape.reduce((a: number, b: number) => a * b, 1);
   if ((data as Float32Array | Uint16Array).length !== size)
-    throw rangeErr(`${size} elements (shape [${shape.join(', ')}])`, `${name}.data`, `${(data as ArrayLike<number>).length} elements`);
+    throw rangeErr(`${size} elements (shape [${shape.join(', ')}])`, `${name}.data`, words(`${(data as ArrayLike<number>).length} elements`));
   return shape;
 }
 
 function checkCuSeqlens(cu: unknown, name: string, total: number, totalName: string): Int32Array {
   if (!(cu instanceof Int32Array)) throw typeErr('an Int32Array', name, cu);
   if (cu.length < 1) throw rangeErr('length batch + 1 >= 1', name, cu);
-  if (cu[0] !== 0) throw rangeErr(`${name}[0] = 0`, name, `${name}[0] = ${cu[0]}`);
+  if (cu[0] !== 0) throw rangeErr(`${name}[0] = 0`, name, words(`${name}[0] = ${cu[0]}`));
   for (let i = 1; i < cu.length; i++)
-    if (cu[i]! < cu[i - 1]!) throw rangeErr('non-decreasing offsets', name, `${name}[${i}] = ${cu[i]} < ${name}[${i - 1}] = ${cu[i - 1]}`);
+    if (cu[i]! < cu[i - 1]!) throw rangeErr('non-decreasing offsets', name, words(`${name}[${i}] = ${cu[i]} < ${name}[${i - 1}] = ${cu[i - 1]}`));
   if (cu[cu.length - 1] !== total)
-    throw rangeErr(`last offset = ${totalName} = ${total}`, name, `${name}[${cu.length - 1}] = ${cu[cu.length - 1]}`);
+    throw rangeErr(`last offset = ${totalName} = ${total}`, name, words(`${name}[${cu.length - 1}] = ${cu[cu.length - 1]}`));
   return cu;
 }
 
@@ -68,7 +73,7 @@ function checkHeads(qs: number[], ks: number[], vs: number[], lastAxis: number):
   if (numKvHeads < 1) throw rangeErr('numKvHeads >= 1', 'k.shape', ks);
   if (vs[lastAxis - 1] !== numKvHeads) throw rangeErr(`v to have numKvHeads = ${numKvHeads} heads like k`, 'v.shape', vs);
   if (numHeads % numKvHeads !== 0)
-    throw rangeErr(`numHeads (${numHeads}) to be a multiple of numKvHeads`, 'k.shape', `numKvHeads = ${numKvHeads}`);
+    throw rangeErr(`numHeads (${numHeads}) to be a multiple of numKvHeads`, 'k.shape', words(`numKvHeads = ${numKvHeads}`));
   if (headDim < 1 || headDim > MAX_HEAD_DIM) throw rangeErr(`headDim from 1 to ${MAX_HEAD_DIM}`, 'q.shape', qs);
   if (ks[lastAxis] !== headDim) throw rangeErr(`k's headDim to equal q's (${headDim})`, 'k.shape', ks);
   if (headDimV < 1 || headDimV > MAX_HEAD_DIM) throw rangeErr(`headDimV from 1 to ${MAX_HEAD_DIM}`, 'v.shape', vs);
@@ -77,11 +82,11 @@ function checkHeads(qs: number[], ks: number[], vs: number[], lastAxis: number):
 
 function checkOptions(o: AttentionOptions, numHeads: number, headDim: number) {
   if (o === null || typeof o !== 'object') throw typeErr('an options object', 'options', o);
-  const causal = o.causal ?? false;
+  const causal = o.causal === undefined ? false : o.causal;
   if (typeof causal !== 'boolean') throw typeErr('a boolean', 'options.causal', causal);
-  const returnLse = o.returnLse ?? false;
+  const returnLse = o.returnLse === undefined ? false : o.returnLse;
   if (typeof returnLse !== 'boolean') throw typeErr('a boolean', 'options.returnLse', returnLse);
-  const window = o.window ?? [-1, -1];
+  const window = o.window === undefined ? [-1, -1] : o.window;
   if (!Array.isArray(window) || window.length !== 2) throw typeErr('an array [left, right]', 'options.window', window);
   for (const w of window)
     if (!isInt(w) || w < -1) throw rangeErr('integers >= -1 (-1 = unbounded)', 'options.window', window);
@@ -90,10 +95,10 @@ function checkOptions(o: AttentionOptions, numHeads: number, headDim: number) {
     if (windowRight > 0) throw rangeErr('window[1] to be -1 or 0 when causal is true', 'options.window', window);
     windowRight = 0;
   }
-  const softmaxScale = o.softmaxScale ?? 1 / Math.sqrt(headDim);
+  const softmaxScale = o.softmaxScale === undefined ? 1 / Math.sqrt(headDim) : o.softmaxScale;
   if (typeof softmaxScale !== 'number') throw typeErr('a number', 'options.softmaxScale', softmaxScale);
   if (!Number.isFinite(softmaxScale)) throw rangeErr('a finite number', 'options.softmaxScale', softmaxScale);
-  const softcap = o.softcap ?? 0;
+  const softcap = o.softcap === undefined ? 0 : o.softcap;
   if (typeof softcap !== 'number') throw typeErr('a number', 'options.softcap', softcap);
   if (!Number.isFinite(softcap) || softcap < 0) throw rangeErr('a finite number >= 0', 'options.softcap', softcap);
   let alibiSlopes: Float32Array | null = null;

@@ -1,0 +1,24 @@
+// The conformance suite: every case of src/conformance/cases.ts on every engine, on fresh seeded
+// inputs (FLASHATTN_SEED=<n> replays a run), against the float64 reference.
+import { afterAll, describe, expect, it } from 'vitest';
+import { caseId, cases } from '../src/conformance/cases.js';
+import { freshSeed } from '../src/conformance/random.js';
+import { runCase } from '../src/conformance/run.js';
+import { enginesUnderTest } from './engines.js';
+
+const seed = freshSeed();
+const engines = await enginesUnderTest();
+
+afterAll(async () => { for (const e of engines) await e.engine?.dispose(); });
+
+for (const e of engines) {
+  describe.skipIf(!e.engine)(`conformance on ${e.name}${e.engine ? '' : ` (skipped: ${e.reason})`}`, () => {
+    cases.forEach((c, i) => {
+      it(caseId(c), async (ctx) => {
+        const r = await runCase(e.engine!, c, seed + i, { device: e.device });
+        if (r.skipped) { ctx.skip(r.skipped); return; }
+        expect(r.ok, `${r.id}: ${r.detail} (tolerance ${r.tolerance}); replay with FLASHATTN_SEED=${seed}`).toBe(true);
+      });
+    });
+  });
+}

@@ -1,0 +1,92 @@
+// Every "Bad input" rule of SEMANTICS.md: the right error class and a message naming the argument,
+// thrown before any engine sees the call.
+import { describe, expect, it } from 'vitest';
+import type { Backend } from '../src/backend.js';
+import { engineFromBackend } from '../src/engine.js';
+import type { Tensor, VarlenOptions } from '../src/types.js';
+
+let calls = 0;
+const spy: Backend = {
+  name: 'wasm', threads: 1, info: {},
+  unsupported: () => null,
+  run: async () => { calls++; throw new Error('the engine must not be reached'); },
+  dispose: async () => {},
+};
+const engine = engineFromBackend(spy);
+
+const T = (shape: number[], dtype: Tensor['dtype'] = 'float32'): Tensor => {
+  const n = shape.reduce((a, b) => a * b, 1);
+  return { data: dtype === 'float32' ? new Float32Array(n).fill(0.5) : new Uint16Array(n).fill(0x3800), shape, dtype };
+};
+const q = T([6, 4, 8]), k = T([9, 2, 8]), v = T([9, 2, 8]);
+const opts = (o: Partial<VarlenOptions> = {}): VarlenOptions => ({ cuSeqlensQ: Int32Array.of(0, 2, 6), cuSeqlensK: Int32Array.of(0, 4, 9), ...o });
+
+type Case = [string, () => Promise<unknown>, ErrorConstructor, RegExp];
+const varlen = (qq: unknown, kk: unknown, vv: unknown, o: unknown) => () =>
+  engine.attentionVarlen(qq as Tensor, kk as Tensor, vv as Tensor, o as VarlenOptions);
+
+const rules: Case[] = [
+  ['q not a tensor', varlen(null, k, v, opts()), TypeError, /Expected a tensor .* for q but received null/],
+  ['shape not an array', varlen({ data: q.data, shape: 'x', dtype: 'float32' }, k, v, opts()), TypeError, /for q.shape/],
+  ['wrong rank', varlen(T([6, 32]), k, v, opts()), RangeError, /rank 3 for q.shape/],
+  ['negative size', varlen({ ...q, shape: [6, -4, 8] }, k, v, opts()), RangeError, /non-negative integer sizes for q.shape/],
+  ['unknown dtype', varlen({ ...q, dtype: 'float64' }, k, v, opts()), TypeError, /for q.dtype but received "float64"/],
+  ['float32 with Uint16Array', varlen({ ...q, data: new Uint16Array(192) }, k, v, opts()), TypeError, /Float32Array .* for q.data/],
+  ['float16 with Float32Array', varlen({ ...T([6, 4, 8], 'float16'), data: new Float32Array(192) }, T([9, 2, 8], 'float16'), T([9, 2, 8], 'float16'), opts()), TypeError, /Uint16Array holding float16 bits for q.data/],
+  ['data length', varlen({ ...q, data: new Float32Array(5) }, k, v, opts()), RangeError, /192 elements .* for q.data but received 5 elements/],
+  ['mixed dtypes', varlen(q, T([9, 2, 8], 'float16'), v, opts()), TypeError, /dtype 'float32' like q for k.dtype/],
+  ['k and v rows', varlen(q, k, T([8, 2, 8]), opts()), RangeError, /totalK = 9 rows like k for v.shape/],
+  ['v heads', varlen(q, k, T([9, 1, 8]), opts()), RangeError, /numKvHeads = 2 heads like k for v.shape/],
+  ['heads not a multiple', varlen(T([6, 3, 8]), k, v, opts()), RangeError, /multiple of numKvHeads for k.shape/],
+  ['zero heads', varlen(T([6, 0, 8]), k, v, opts()), RangeError, /numHeads >= 1 for q.shape/],
+  ['zero kv heads', varlen(q, T([9, 0, 8]), T([9, 0, 8]), opts()), RangeError, /numKvHeads >= 1 for k.shape/],
+  ['headDim 0', varlen(T([6, 4, 0]), T([9, 2, 0]), v, opts()), RangeError, /headDim from 1 to 256 for q.shape/],
+  ['headDim 257', varlen(T([6, 4, 257]), T([9, 2, 257]), v, opts()), RangeError, /headDim from 1 to 256 for q.shape/],
+  ['k headDim', varlen(q, T([9, 2, 7]), v, opts()), RangeError, /k's headDim to equal q's \(8\) for k.shape/],
+  ['headDimV 300', varlen(q, k, T([9, 2, 300]), opts()), RangeError, /headDimV from 1 to 256 for v.shape/],
+  ['options missing', varlen(q, k, v, undefined), TypeError, /options object .* for options/],
+  ['cuSeqlensQ type', varlen(q, k, v, opts({ cuSeqlensQ: [0, 2, 6] as unknown as Int32Array })), TypeError, /Int32Array for options.cuSeqlensQ/],
+  ['cuSeqlensQ empty', varlen(q, k, v, opts({ cuSeqlensQ: new Int32Array(0) })), RangeError, /length batch \+ 1 >= 1 for options.cuSeqlensQ/],
+  ['cuSeqlensQ[0]', varlen(q, k, v, opts({ cuSeqlensQ: Int32Array.of(1, 2, 6) })), RangeError, /options.cuSeqlensQ\[0\] = 0/],
+  ['decreasing', varlen(q, k, v, opts({ cuSeqlensK: Int32Array.of(0, 5, 4, 9) })), RangeError, /non-decreasing offsets for options.cuSeqlensK/],
+  ['last != total', varlen(q, k, v, opts({ cuSeqlensQ: Int32Array.of(0, 2, 5) })), RangeError, /last offset = totalQ = 6 for options.cuSeqlensQ/],
+  ['batch mismatch', varlen(q, k, v, opts({ cuSeqlensK: Int32Array.of(0, 9) })), RangeError, /same length as options.cuSeqlensQ .* for options.cuSeqlensK/],
+  ['causal type', varlen(q, k, v, opts({ causal: 1 as unknown as boolean })), TypeError, /boolean for options.causal/],
+  ['returnLse type', varlen(q, k, v, opts({ returnLse: 'yes' as unknown as boolean })), TypeError, /boolean for options.returnLse/],
+  ['window shape', varlen(q, k, v, opts({ window: [1] as unknown as [number, number] })), TypeError, /\[left, right\] for options.window/],
+  ['window value', varlen(q, k, v, opts({ window: [-2, 0] })), RangeError, /integers >= -1 .* for options.window/],
+  ['window fraction', varlen(q, k, v, opts({ window: [1.5, 0] })), RangeError, /for options.window/],
+  ['causal with right window', varlen(q, k, v, opts({ causal: true, window: [-1, 3] })), RangeError, /window\[1\] to be -1 or 0 when causal/],
+  ['scale type', varlen(q, k, v, opts({ softmaxScale: '1' as unknown as number })), TypeError, /number for options.softmaxScale/],
+  ['scale NaN', varlen(q, k, v, opts({ softmaxScale: NaN })), RangeError, /finite number for options.softmaxScale/],
+  ['softcap negative', varlen(q, k, v, opts({ softcap: -1 })), RangeError, /finite number >= 0 for options.softcap/],
+  ['softcap type', varlen(q, k, v, opts({ softcap: null as unknown as number })), TypeError, /number for options.softcap/],
+  ['alibi type', varlen(q, k, v, opts({ alibiSlopes: 'x' as unknown as number[] })), TypeError, /Float32Array or number\[\] for options.alibiSlopes/],
+  ['alibi length', varlen(q, k, v, opts({ alibiSlopes: [1, 2] })), RangeError, /numHeads = 4 slopes for options.alibiSlopes/],
+  ['alibi value', varlen(q, k, v, opts({ alibiSlopes: [1, 2, Infinity, 1] })), RangeError, /finite slopes for options.alibiSlopes/],
+  ['fixed: wrong rank', () => engine.attention(q, k, v), RangeError, /rank 4 for q.shape/],
+  ['fixed: batch', () => engine.attention(T([2, 3, 4, 8]), T([3, 3, 2, 8]), T([3, 3, 2, 8])), RangeError, /batch = 2 like q for k.shape/],
+  ['fixed: seqlenK', () => engine.attention(T([2, 3, 4, 8]), T([2, 3, 2, 8]), T([2, 4, 2, 8])), RangeError, /seqlenK = 3 like k for v.shape/],
+];
+
+describe('bad input is rejected before any work', () => {
+  it.each(rules)('%s', async (_name, call, cls, message) => {
+    const before = calls;
+    const err = await call().then(() => null, (e: unknown) => e);
+    expect(err).toBeInstanceOf(cls);
+    expect((err as Error).message).toMatch(message);
+    expect((err as Error).message).toMatch(/^Expected .* for .* but received/);
+    expect(calls).toBe(before);
+  });
+
+  it('the valid call does reach the engine', async () => {
+    await expect(engine.attentionVarlen(q, k, v, opts())).rejects.toThrow('the engine must not be reached');
+    expect(calls).toBe(1);
+  });
+
+  it("an engine's own limits are a RangeError before any work", async () => {
+    const picky = engineFromBackend({ ...spy, unsupported: () => 'Expected headDim <= 4 for q.shape but received 8' });
+    await expect(picky.attentionVarlen(q, k, v, opts())).rejects.toThrow(RangeError);
+    expect(calls).toBe(1);
+  });
+});
