@@ -1,5 +1,6 @@
 /**
  * The façade: picks an engine, validates every call once, and hands engines a packed Problem.
+ * It is platform-neutral: the entry points (src/node.ts, the browser entry) supply the loaders.
  * Loading reads like sharp's: env override, then the CUDA addon, then WebAssembly; every failure
  * is kept so 'auto' can say why it fell back and a forced backend can say what it tried.
  */
@@ -10,12 +11,9 @@ import type {
 } from './types.js';
 import { validateFixed, validateVarlen } from './validate.js';
 
-type Loader = (options: EngineOptions) => Promise<Backend>;
+export type Loader = (options: EngineOptions) => Promise<Backend>;
+export type Loaders = Record<BackendName, Loader>;
 
-const loaders: Record<BackendName, Loader> = {
-  cuda: async () => (await import('./cuda/backend.js')).loadCudaBackend(),
-  wasm: async (o) => (await import('./wasm/backend.js')).createWasmBackend({ threads: o.threads }),
-};
 
 function envBackend(): string | undefined {
   return typeof process !== 'undefined' ? process.env?.FLASHATTN_BACKEND : undefined;
@@ -31,8 +29,11 @@ function checkEngineOptions(o: EngineOptions): void {
     throw new RangeError(`Expected an integer >= 1 for options.threads but received ${String(t)}`);
 }
 
-/** Creates an engine: 'auto' (default) tries cuda, then wasm. */
-export async function createEngine(options: EngineOptions = {}): Promise<Engine> {
+/**
+ * createEngine over the loaders of one entry point (src/node.ts, a browser entry): 'auto' (default)
+ * tries cuda, then wasm. This module imports no engine, so each entry bundles only its own.
+ */
+export async function createEngineWith(loaders: Loaders, options: EngineOptions = {}): Promise<Engine> {
   checkEngineOptions(options);
   const wanted = options.backend ?? (envBackend() as EngineOptions['backend']) ?? 'auto';
   if (wanted === 'cuda' || wanted === 'wasm') {

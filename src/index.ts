@@ -2,7 +2,7 @@ export type {
   AnyTensor, AttentionOptions, AttentionResult, BackendName, DType, DeviceTensor, Engine, EngineOptions, HostData, Tensor,
   VarlenOptions,
 } from './types.js';
-export { createEngine } from './engine.js';
+export { createEngine } from './node.js';
 export { tensor } from './tensor.js';
 export { referenceAttention, referenceAttentionVarlen } from './reference.js';
 export type { ReferenceResult } from './reference.js';

@@ -1,6 +1,6 @@
 // Engine selection: auto falls back to wasm and says why; a forced backend that cannot load says what it tried.
 import { describe, expect, it } from 'vitest';
-import { createEngine } from '../src/engine.js';
+import { createEngine } from '../src/node.js';
 import { tensor } from '../src/tensor.js';
 
 describe('createEngine', () => {

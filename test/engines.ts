@@ -1,6 +1,6 @@
 // The engines every shared suite runs on. An engine that cannot be created here is skipped with
 // its loader's reason, printed once.
-import { createEngine } from '../src/engine.js';
+import { createEngine } from '../src/node.js';
 import type { Engine, EngineOptions } from '../src/types.js';
 
 export interface EngineUnderTest {

@@ -1,6 +1,6 @@
 /** `flashattn demo` (= npm start): the classic bottom-right causal picture, a check, and a timed packed batch. */
 import { randn, rng } from '../conformance/random.js';
-import { createEngine } from '../engine.js';
+import { createEngine } from '../node.js';
 import { attentionFlops } from '../problem.js';
 import { referenceAttentionVarlen } from '../reference.js';
 import { tensor } from '../tensor.js';

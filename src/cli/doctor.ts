@@ -5,7 +5,7 @@
 import { caseId, cases } from '../conformance/cases.js';
 import { freshSeed } from '../conformance/random.js';
 import { runCase } from '../conformance/run.js';
-import { createEngine } from '../engine.js';
+import { createEngine } from '../node.js';
 import type { BackendName, Engine } from '../types.js';
 import { parseFlags } from './args.js';
 
