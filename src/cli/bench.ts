@@ -1,0 +1,306 @@
+/**
+ * `flashattn bench`: the CPU benchmark. The WebAssembly engine against onnxruntime-node (CPU EP),
+ * onnxruntime-web (wasm backend) and a naive JavaScript loop, float32, at each thread count, in one
+ * run; every output is checked against the float64 reference. See BENCHMARKS.md.
+ *
+ *   node dist/cli.js bench [--threads 1,2] [--only A,C] [--quick] [--json FILE] [--seed N]
+ */
+import { writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { naiveAttention } from '../bench/naive.js';
+import type { OrtPlan, PeerRun, PeerRunner } from '../bench/peers.js';
+import { loadOrtNode, loadOrtWeb, ortPlans } from '../bench/peers.js';
+import type { Timing, TimingPolicy } from '../bench/timing.js';
+import { FULL, QUICK, measure } from '../bench/timing.js';
+import { checkAgainst } from '../bench/verify.js';
+import type { Check } from '../bench/verify.js';
+import type { WorkloadData } from '../bench/workloads.js';
+import { WORKLOADS, makeWorkloadData } from '../bench/workloads.js';
+import { createEngine } from '../node.js';
+import { referenceProblem } from '../reference.js';
+import type { Engine, Tensor } from '../types.js';
+import { parseFlags } from './args.js';
+
+export const IMPLS = ['flashattn', 'onnxruntime-node', 'onnxruntime-web', 'naive JS'] as const;
+export type ImplName = (typeof IMPLS)[number];
+
+export interface BenchResult {
+  workload: string;
+  impl: ImplName;
+  threads: number;
+  /** The operator a peer ran (onnxruntime), or how the call was made. */
+  op?: string;
+  medianMs: number;
+  minMs: number;
+  runs: number;
+  gflops: number;
+  /** GB/s of K and V read (decode workload only). */
+  gbps?: number;
+  maxErr: number;
+  ok: boolean;
+}
+
+export interface BenchReport {
+  date: string;
+  node: string;
+  cpu: string;
+  cores: number;
+  loadavgStart: number[];
+  loadavgEnd: number[];
+  args: string[];
+  quick: boolean;
+  seed: number;
+  versions: Record<string, string>;
+  /** Why an implementation did not run, when it did not. */
+  unavailable: Record<string, string>;
+  workloads: { id: string; title: string; gflop: number; kvMB: number; peersPerSequence: boolean }[];
+  results: BenchResult[];
+  /** Every onnxruntime candidate tried before picking the fastest. */
+  screening: BenchResult[];
+  failures: string[];
+}
+
+const SCREEN: TimingPolicy = { warmup: 1, minIters: 2, maxIters: 3, minTimeMs: 0, maxTimeMs: 600 };
+const NAIVE_FULL: TimingPolicy = { warmup: 1, minIters: 3, maxIters: 7, minTimeMs: 3000, maxTimeMs: 6000 };
+const NAIVE_QUICK: TimingPolicy = { warmup: 1, minIters: 1, maxIters: 1, minTimeMs: 0, maxTimeMs: 0 };
+
+const usage = 'usage: flashattn bench [--threads 1,2] [--only A,B,C,D,E] [--quick] [--json FILE] [--seed N]';
+
+function parseArgs(args: string[]) {
+  const flags = parseFlags(args);
+  for (const k of flags.keys())
+    if (!['threads', 'only', 'quick', 'json', 'seed', 'help'].includes(k)) throw new RangeError(`unknown option --${k}\n${usage}`);
+  const threads = (flags.get('threads') ?? '1,2').split(',').map((s) => Number(s.trim()));
+  for (const t of threads) if (!Number.isInteger(t) || t < 1) throw new RangeError(`Expected integers >= 1 for --threads but received ${flags.get('threads')}`);
+  const ids = WORKLOADS.map((w) => w.id);
+  const only = flags.has('only') ? flags.get('only')!.split(',').map((s) => s.trim().toUpperCase()) : ids;
+  for (const id of only) if (!ids.includes(id)) throw new RangeError(`Expected workloads among ${ids.join(',')} for --only but received ${flags.get('only')}`);
+  const seed = flags.has('seed') ? Number(flags.get('seed')) >>> 0 : 1234;
+  const json = flags.get('json');
+  if (json === 'true') throw new RangeError('Expected a file name for --json');
+  return { threads: [...new Set(threads)], only, quick: flags.has('quick'), json, seed, help: flags.has('help') };
+}
+
+const fmt = (x: number, digits = 1) => (Number.isFinite(x) ? x.toFixed(digits) : '—');
+const pad = (s: string, n: number) => (s.length >= n ? s : s + ' '.repeat(n - s.length));
+const lpad = (s: string, n: number) => (s.length >= n ? s : ' '.repeat(n - s.length) + s);
+
+function cpuModel(): string {
+  return os.cpus()[0]?.model?.trim() || 'unknown CPU';
+}
+
+function loadavg(): number[] {
+  return os.loadavg().map((x) => Math.round(x * 100) / 100);
+}
+
+/** Runs the benchmark; resolves with the report (also written to --json), rejects if any output is wrong. */
+export async function runBench(args: string[], log: (line: string) => void): Promise<void> {
+  await bench(args, log);
+}
+
+export async function bench(args: string[], log: (line: string) => void): Promise<BenchReport> {
+  const opt = parseArgs(args);
+  if (opt.help) { log(usage); return undefined as unknown as BenchReport; }
+  const policy = opt.quick ? QUICK : FULL;
+  const workloads = WORKLOADS.filter((w) => opt.only.includes(w.id));
+  const report: BenchReport = {
+    date: new Date().toISOString(), node: process.version, cpu: cpuModel(), cores: os.availableParallelism?.() ?? os.cpus().length,
+    loadavgStart: loadavg(), loadavgEnd: [], args, quick: opt.quick, seed: opt.seed, versions: {}, unavailable: {},
+    workloads: [], results: [], screening: [], failures: [],
+  };
+  log(`flashattn CPU benchmark — ${report.date}`);
+  log(`machine: ${report.cpu}, ${report.cores} cores; Node ${report.node}; threads ${opt.threads.join(',')}; ${opt.quick ? 'quick' : 'full'} timing; float32; seed ${opt.seed}`);
+  const la = report.loadavgStart;
+  log(`load average (1, 5, 15 min): ${la.join(', ')}${la[0]! > 0.5 ? '  ⚠ the machine is busy: multi-thread numbers are not trustworthy' : ''}`);
+  log('timing: median (min) of timed runs after warm-up; GFLOP/s = FlashAttention FLOPs (4·kept pairs·heads·d) / median');
+
+  // ---- implementations, one per thread count, created lazily and kept for every workload
+  const engines = new Map<number, Engine | string>();
+  const ortNode = new Map<number, PeerRunner | string>();
+  const ortWeb = new Map<number, PeerRunner | string>();
+  const getEngine = async (t: number) => {
+    if (!engines.has(t)) {
+      try {
+        const e = await createEngine({ backend: 'wasm', threads: t });
+        engines.set(t, e);
+        report.versions.flashattn = `wasm engine (${Object.entries(e.info).map(([k, v]) => `${k} ${v}`).join(', ')})`;
+        if (e.threads !== t) log(`  note: the wasm engine asked for ${t} threads runs ${e.threads}`);
+      } catch (err) {
+        engines.set(t, `not available: ${(err as Error).message}`);
+      }
+    }
+    return engines.get(t)!;
+  };
+  const getPeer = async (m: Map<number, PeerRunner | string>, t: number, load: (t: number) => Promise<PeerRunner | string>) => {
+    if (!m.has(t)) m.set(t, await load(t));
+    return m.get(t)!;
+  };
+
+  const record = (r: BenchResult, d: WorkloadData, line: string, into = report.results, silent = false) => {
+    into.push(r);
+    if (silent) return;
+    if (!r.ok) report.failures.push(`${r.workload} ${r.impl} ${r.threads}t${r.op ? ` [${r.op}]` : ''}: max error ${r.maxErr.toExponential(2)}`);
+    const bw = d.w.reportBandwidth ? `  ${lpad(fmt(r.gbps!, 2), 6)} GB/s` : '';
+    log(`${line}${lpad(fmt(r.medianMs, 2), 9)} ms (min ${fmt(r.minMs, 2)}, ${r.runs} runs) ${lpad(fmt(r.gflops, 2), 7)} GFLOP/s${bw}  ${r.ok ? '✓' : '✗ MISMATCH'} err ${r.maxErr.toExponential(1)}${r.op ? `  [${r.op}]` : ''}`);
+  };
+  const result = (d: WorkloadData, impl: ImplName, t: number, timing: Timing, check: Check, op?: string): BenchResult => ({
+    workload: d.w.id, impl, threads: t, op, medianMs: timing.medianMs, minMs: timing.minMs, runs: timing.times.length,
+    gflops: d.flops / timing.medianMs / 1e6, gbps: d.w.reportBandwidth ? d.kvBytes / timing.medianMs / 1e6 : undefined,
+    maxErr: check.maxErr, ok: check.ok,
+  });
+  const unavailable = (impl: string, t: number, why: string) => {
+    const key = `${impl}`;
+    if (report.unavailable[key] === undefined) { report.unavailable[key] = why; log(`  ${impl} (${t}t): ${why}`); }
+  };
+
+  try {
+    for (const w of workloads) {
+      const d = makeWorkloadData(w, opt.seed);
+      const peersPerSequence = w.seqlensQ.length > 1;
+      report.workloads.push({ id: w.id, title: w.title, gflop: d.flops / 1e9, kvMB: d.kvBytes / 1e6, peersPerSequence });
+      log('');
+      log(`${w.id}: ${w.title} — ${fmt(d.flops / 1e9, 3)} GFLOP per call${w.reportBandwidth ? `, K+V ${fmt(d.kvBytes / 1e6, 1)} MB` : ''}${peersPerSequence ? ' (peers: one call per sequence, no padding)' : ''}`);
+      const t0 = performance.now();
+      const ref = referenceProblem(d.problem).out;
+      log(`  float64 reference: ${fmt((performance.now() - t0) / 1000, 1)} s`);
+
+      const tensors = engineInputs(d);
+      for (const t of opt.threads) {
+        const tag = `  ${w.id} ${t}t `;
+        // flashattn
+        const e = await getEngine(t);
+        if (typeof e === 'string') unavailable('flashattn', t, e);
+        else {
+          try {
+            const call = () => (tensors.varlen
+              ? e.attentionVarlen(tensors.q, tensors.k, tensors.v, { cuSeqlensQ: d.cuSeqlensQ, cuSeqlensK: d.cuSeqlensK, causal: w.causal })
+              : e.attention(tensors.q, tensors.k, tensors.v, { causal: w.causal }));
+            const { timing, result: r } = await measure(call, policy);
+            const how = tensors.varlen ? 'attentionVarlen, one packed call' : undefined;
+            record(result(d, 'flashattn', t, timing, checkAgainst(r.out.data as Float32Array, ref), how), d, `${tag}${pad('flashattn', 17)}`);
+          } catch (err) {
+            report.failures.push(`${w.id} flashattn ${t}t: ${(err as Error).message}`);
+            log(`${tag}${pad('flashattn', 17)} ✗ ERROR ${(err as Error).message}`);
+          }
+        }
+        // onnxruntime peers
+        for (const [impl, m, load] of [
+          ['onnxruntime-node', ortNode, loadOrtNode], ['onnxruntime-web', ortWeb, loadOrtWeb],
+        ] as const) {
+          const peer = await getPeer(m, t, load);
+          if (typeof peer === 'string') { unavailable(impl, t, peer); continue; }
+          report.versions[impl] = peer.version;
+          await runPeer(peer, impl, t, d, ref, opt.quick ? null : policy, (r, line, screening, silent) =>
+            record(r, d, `${tag}${pad(impl, 17)}${line}`, screening ? report.screening : report.results, silent),
+          (msg) => log(`${tag}${pad(impl, 17)}${msg}`));
+        }
+        // naive JS: one thread only, measured once (at the first thread count)
+        if (t === opt.threads[0]) {
+          const { timing, result: out } = await measure(() => naiveAttention(d), opt.quick ? NAIVE_QUICK : NAIVE_FULL);
+          record(result(d, 'naive JS', 1, timing, checkAgainst(out, ref)), d, `  ${w.id} 1t ${pad('naive JS', 17)}`);
+        }
+      }
+    }
+  } finally {
+    for (const m of [engines, ortNode, ortWeb])
+      for (const x of m.values()) if (typeof x !== 'string') await x.dispose().catch(() => {});
+  }
+
+  report.loadavgEnd = loadavg();
+  log('');
+  log(`load average at the end: ${report.loadavgEnd.join(', ')}`);
+  for (const line of table(report, opt.threads)) log(line);
+  if (opt.json) {
+    writeFileSync(opt.json, JSON.stringify(report, null, 2) + '\n');
+    log(`wrote ${opt.json}`);
+  }
+  if (report.failures.length) throw new Error(`benchmark verification failed:\n  ${report.failures.join('\n  ')}`);
+  log('verification: every output matched the float64 reference (max |err| / max(1, |ref|) <= 1e-4)');
+  return report;
+}
+
+/** The engine's inputs: fixed-length `[1, S, heads, D]` for one sequence, packed otherwise. */
+function engineInputs(d: WorkloadData): { q: Tensor; k: Tensor; v: Tensor; varlen: boolean } {
+  const { numHeads: H, numKvHeads: Hk, headDim: D, headDimV: Dv } = d.w;
+  const varlen = d.w.seqlensQ.length > 1;
+  const lead = (n: number) => (varlen ? [n] : [1, n]);
+  return {
+    q: { data: d.q, shape: [...lead(d.totalQ), H, D], dtype: 'float32' },
+    k: { data: d.k, shape: [...lead(d.totalK), Hk, D], dtype: 'float32' },
+    v: { data: d.v, shape: [...lead(d.totalK), Hk, Dv], dtype: 'float32' },
+    varlen,
+  };
+}
+
+/**
+ * Every candidate operator is run briefly and verified (screening); the fastest (and a runner-up
+ * within 10%) is then timed with the full policy. With `full` null (quick), screening is the measurement.
+ */
+async function runPeer(
+  peer: PeerRunner, impl: ImplName, t: number, d: WorkloadData, ref: Float64Array, full: TimingPolicy | null,
+  record: (r: BenchResult, line: string, screening: boolean, silent?: boolean) => void, note: (msg: string) => void,
+): Promise<void> {
+  const screened: { plan: OrtPlan; r: BenchResult }[] = [];
+  const toResult = (plan: OrtPlan, run: PeerRun): BenchResult => {
+    const check = checkAgainst(run.out, ref);
+    return {
+      workload: d.w.id, impl, threads: t, op: plan.op, medianMs: run.timing.medianMs, minMs: run.timing.minMs,
+      runs: run.timing.times.length, gflops: d.flops / run.timing.medianMs / 1e6,
+      gbps: d.w.reportBandwidth ? d.kvBytes / run.timing.medianMs / 1e6 : undefined, maxErr: check.maxErr, ok: check.ok,
+    };
+  };
+  for (const plan of ortPlans(d)) {
+    try {
+      const r = toResult(plan, await peer.run(plan, full ? SCREEN : QUICK));
+      screened.push({ plan, r });
+      record(r, full ? ' screen ' : ' ', true);
+    } catch (err) {
+      note(` (${plan.op}: not run — ${(err as Error).message.split('\n')[0]})`);
+    }
+  }
+  const good = screened.filter((s) => s.r.ok).sort((a, b) => a.r.medianMs - b.r.medianMs);
+  if (!good.length) { note(' ✗ no candidate operator ran correctly'); return; }
+  if (!full) {
+    // quick: the screening runs are the measurement (already printed); the fastest is the result
+    record(good[0]!.r, '', false, true);
+    return;
+  }
+  const finalists = good.filter((s, i) => i === 0 || s.r.medianMs <= good[0]!.r.medianMs * 1.1).slice(0, 2);
+  let best: BenchResult | null = null;
+  for (const f of finalists) {
+    const r = toResult(f.plan, await peer.run(f.plan, full));
+    if (!r.ok) { record(r, '', false); return; }
+    if (!best || r.medianMs < best.medianMs) best = r;
+  }
+  record(best!, '', false);
+}
+
+/** The side-by-side table (markdown), one row per workload and thread count. */
+export function table(report: BenchReport, threads: number[]): string[] {
+  const get = (w: string, impl: ImplName, t: number) => report.results.find((r) => r.workload === w && r.impl === impl && r.threads === t && r.ok);
+  const cell = (r: BenchResult | undefined, bw: boolean) => (r ? `${fmt(r.gflops, 1)}${bw ? ` (${fmt(r.gbps!, 1)} GB/s)` : ''}` : '—');
+  const ratio = (a: BenchResult | undefined, b: BenchResult | undefined) => (a && b ? `${fmt(a.gflops / b.gflops, 2)}x` : '—');
+  const lines = [
+    '',
+    'GFLOP/s (median; C also GB/s of K and V read). Ratios are flashattn / peer at the same thread count (naive JS: 1 thread).',
+    '',
+    '| workload | threads | flashattn | onnxruntime-node | onnxruntime-web | naive JS (1 thread) | vs ort-node | vs ort-web | vs naive |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+  ];
+  for (const w of report.workloads) {
+    const bw = w.id === 'C';
+    const naive = get(w.id, 'naive JS', 1);
+    for (const t of threads) {
+      const fa = get(w.id, 'flashattn', t), on = get(w.id, 'onnxruntime-node', t), ow = get(w.id, 'onnxruntime-web', t);
+      lines.push(`| ${w.id} | ${t} | ${cell(fa, bw)} | ${cell(on, bw)} | ${cell(ow, bw)} | ${cell(naive, bw)} | ${ratio(fa, on)} | ${ratio(fa, ow)} | ${ratio(fa, naive)} |`);
+    }
+  }
+  lines.push('', 'Operators the onnxruntime numbers come from (the fastest correct candidate):', '');
+  for (const w of report.workloads) for (const impl of ['onnxruntime-node', 'onnxruntime-web'] as const) {
+    const ops = threads.map((t) => get(w.id, impl, t)).filter((r): r is BenchResult => !!r).map((r) => `${r.threads}t: ${r.op}`);
+    if (ops.length) lines.push(`- ${w.id} ${impl}: ${ops.join('; ')}`);
+  }
+  const missing = Object.entries(report.unavailable);
+  if (missing.length) lines.push('', ...missing.map(([k, v]) => `- ${k}: ${v}`));
+  return lines;
+}
