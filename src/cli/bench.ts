@@ -98,9 +98,10 @@ export async function runBench(args: string[], log: (line: string) => void): Pro
   await bench(args, log);
 }
 
-export async function bench(args: string[], log: (line: string) => void): Promise<BenchReport> {
+/** The benchmark; null for --help. Rejects (after printing everything) if any output is wrong. */
+export async function bench(args: string[], log: (line: string) => void): Promise<BenchReport | null> {
   const opt = parseArgs(args);
-  if (opt.help) { log(usage); return undefined as unknown as BenchReport; }
+  if (opt.help) { log(usage); return null; }
   const policy = opt.quick ? QUICK : FULL;
   const workloads = WORKLOADS.filter((w) => opt.only.includes(w.id));
   const report: BenchReport = {
@@ -131,6 +132,12 @@ export async function bench(args: string[], log: (line: string) => void): Promis
     }
     return engines.get(t)!;
   };
+  const release = async (t: number) => {
+    for (const m of [engines, ortNode, ortWeb]) {
+      const x = m.get(t);
+      if (x !== undefined && typeof x !== 'string') { m.set(t, 'released'); await x.dispose().catch(() => {}); }
+    }
+  };
   const getPeer = async (m: Map<number, PeerRunner | string>, t: number, load: (t: number) => Promise<PeerRunner | string>) => {
     if (!m.has(t)) m.set(t, await load(t));
     return m.get(t)!;
@@ -153,19 +160,24 @@ export async function bench(args: string[], log: (line: string) => void): Promis
     if (report.unavailable[key] === undefined) { report.unavailable[key] = why; log(`  ${impl} (${t}t): ${why}`); }
   };
 
-  try {
-    for (const w of workloads) {
-      const d = makeWorkloadData(w, opt.seed);
-      const peersPerSequence = w.seqlensQ.length > 1;
-      report.workloads.push({ id: w.id, title: w.title, gflop: d.flops / 1e9, kvMB: d.kvBytes / 1e6, peersPerSequence });
-      log('');
-      log(`${w.id}: ${w.title} — ${fmt(d.flops / 1e9, 3)} GFLOP per call${w.reportBandwidth ? `, K+V ${fmt(d.kvBytes / 1e6, 1)} MB` : ''}${peersPerSequence ? ' (peers: one call per sequence, no padding)' : ''}`);
-      const t0 = performance.now();
-      const ref = referenceProblem(d.problem).out;
-      log(`  float64 reference: ${fmt((performance.now() - t0) / 1000, 1)} s`);
+  // ---- inputs and float64 references, once per workload
+  const prepared = workloads.map((w) => {
+    const d = makeWorkloadData(w, opt.seed);
+    const peersPerSequence = w.seqlensQ.length > 1;
+    report.workloads.push({ id: w.id, title: w.title, gflop: d.flops / 1e9, kvMB: d.kvBytes / 1e6, peersPerSequence });
+    const t0 = performance.now();
+    const ref = referenceProblem(d.problem).out;
+    log(`${w.id}: ${w.title} — ${fmt(d.flops / 1e9, 3)} GFLOP per call${w.reportBandwidth ? `, K+V ${fmt(d.kvBytes / 1e6, 1)} MB` : ''}${peersPerSequence ? ' (peers: one call per sequence, no padding)' : ''}; float64 reference ${fmt((performance.now() - t0) / 1000, 1)} s`);
+    return { d, ref, tensors: engineInputs(d) };
+  });
 
-      const tensors = engineInputs(d);
-      for (const t of opt.threads) {
+  // ---- one thread count at a time (only its thread pools alive), every implementation per workload
+  try {
+    for (const t of opt.threads) {
+      log('');
+      log(`-- ${t} thread${t > 1 ? 's' : ''}`);
+      for (const { d, ref, tensors } of prepared) {
+        const w = d.w;
         const tag = `  ${w.id} ${t}t `;
         // flashattn
         const e = await getEngine(t);
@@ -194,16 +206,16 @@ export async function bench(args: string[], log: (line: string) => void): Promis
             record(r, d, `${tag}${pad(impl, 17)}${line}`, screening ? report.screening : report.results, silent),
           (msg) => log(`${tag}${pad(impl, 17)}${msg}`));
         }
-        // naive JS: one thread only, measured once (at the first thread count)
+        // naive JS: one thread only, measured once (with the first thread count)
         if (t === opt.threads[0]) {
           const { timing, result: out } = await measure(() => naiveAttention(d), opt.quick ? NAIVE_QUICK : NAIVE_FULL);
           record(result(d, 'naive JS', 1, timing, checkAgainst(out, ref)), d, `  ${w.id} 1t ${pad('naive JS', 17)}`);
         }
       }
+      await release(t);
     }
   } finally {
-    for (const m of [engines, ortNode, ortWeb])
-      for (const x of m.values()) if (typeof x !== 'string') await x.dispose().catch(() => {});
+    for (const t of opt.threads) await release(t);
   }
 
   report.loadavgEnd = loadavg();
@@ -300,6 +312,8 @@ export function table(report: BenchReport, threads: number[]): string[] {
     const ops = threads.map((t) => get(w.id, impl, t)).filter((r): r is BenchResult => !!r).map((r) => `${r.threads}t: ${r.op}`);
     if (ops.length) lines.push(`- ${w.id} ${impl}: ${ops.join('; ')}`);
   }
+  const versions = Object.entries(report.versions).map(([k, v]) => `${k} ${v}`);
+  if (versions.length) lines.push('', `versions: ${versions.join('; ')}`);
   const missing = Object.entries(report.unavailable);
   if (missing.length) lines.push('', ...missing.map(([k, v]) => `- ${k}: ${v}`));
   return lines;
