@@ -1,0 +1,705 @@
+// FlashAttention-2 forward for WebAssembly SIMD.
+//
+// One kernel body. A work item is (sequence, one query head or a group of query heads sharing a
+// kv head, a block of up to BM query rows, a range of keys). Its "virtual rows" r = g * nr + ri
+// stack the group's heads, so a decode step (Lq = 1) with 4 query heads per kv head is one
+// 4-row item that reads K and V once. For each key tile of BN keys the kernel
+//   1. stages K (converted to float32 as it is loaded) as [key/4][d][4 keys] and V as [key][dv],
+//   2. computes S^T = K Q^T into a [key][row] tile (8 rows x 4 keys register micro-tile),
+//   3. applies softcap / ALiBi / the mask (bitselect, boundary tiles only) and the online softmax
+//      in the log2 domain, four rows per vector (running max m, sum l, rescale factor alpha),
+//   4. adds P V into the row-major accumulator O (4 rows x 8 dims micro-tile), rescaled by alpha.
+// At the end each row is normalised once (or, for an item that is one chunk of a split key
+// range, its partial (m, l, O) is stored and the last chunk to finish combines all chunks in
+// their fixed order). Nothing of size Lq x Lk exists; scratch is O(tile) per thread.
+//
+// Variants come from this one body: the dtype (generic T: f32, u16 = float16, i16 = bfloat16),
+// the row micro-tile (8 or 4 rows), masked or full tiles and the score transforms (constant
+// arguments of @inline functions), and baseline vs relaxed SIMD (ASC_FEATURE_RELAXED_SIMD).
+//
+// The kernel allocates nothing: the host lays out params, items, inputs, outputs and per-thread
+// scratch in the shared memory and calls run(params, thread) on every thread; items are taken
+// from an atomic counter in params.
+
+import { exp2v, ld, ld4, madd, st, tanhv } from './simd';
+
+const BM: i32 = 64; // virtual query rows per item
+const BN: i32 = 64; // keys per tile
+const LOG2E: f32 = 1.4426950408889634;
+const LN2: f64 = 0.6931471805599453;
+const SLOT_ROWS: i32 = 16; // rows of a split item's partial slot (split items have <= 16 rows)
+// When max_r ||q'_r||_1 * max |k| (log2-domain score units) exceeds this, a float32 dot product
+// can be off by more than the contract allows (1e-4 at scores in the hundreds): the tile's scores
+// are then accumulated in float64 (qkPrecise). Unit-scale inputs stay far below it (< 100).
+const PRECISE_BOUND: f32 = 512;
+
+// ---- params block (byte offsets), written by the host -------------------------------------
+const P_COUNTER = 0;
+const P_NITEMS = 4;
+const P_ITEMS = 8;
+const P_Q = 12;
+const P_K = 16;
+const P_V = 20;
+const P_OUT = 24;
+const P_LSE = 28; // 0 = no lse
+const P_ALIBI = 32; // 0 = no alibi; slopes already multiplied by log2(e)
+const P_H = 36;
+const P_HK = 40;
+const P_D = 44;
+const P_DV = 48;
+const P_DTYPE = 52; // 0 float32, 1 float16, 2 bfloat16
+const P_QMUL = 56; // f32: scale * log2(e), or scale / softcap with softcap
+const P_CAPMUL = 60; // f32: softcap * log2(e), 0 = no softcap
+const P_WL = 64;
+const P_WR = 68;
+const P_LSEA = 72; // lse index = q0 * A + h * B + i
+const P_LSEB = 76;
+const P_SCRATCH = 80;
+const P_SCRATCH_STRIDE = 84;
+const P_PARTIAL = 88;
+const P_PARENTS = 92;
+
+// ---- work item (12 x i32) -------------------------------------------------------------------
+const ITEM_BYTES: usize = 48;
+const I_Q0 = 0; // first packed query row of the sequence
+const I_LQ = 4;
+const I_K0 = 8; // first packed key row of the sequence
+const I_LK = 12;
+const I_H0 = 16; // first query head
+const I_NG = 20; // query heads in the item
+const I_I0 = 24; // first query row (in the sequence)
+const I_NR = 28; // query rows per head
+const I_KS = 32; // key range [ks, ke) in the sequence
+const I_KE = 36;
+const I_PARENT = 40; // -1, or the split parent this chunk belongs to
+const I_SLOT = 44; // partial slot of this chunk
+
+// ---- split parent (4 x i32) -----------------------------------------------------------------
+const PARENT_BYTES: usize = 16;
+// 0: chunks still running (atomic), 4: number of chunks, 8: first slot
+
+// ---- per-thread state (wasm globals are per instance, i.e. per thread) -----------------------
+let gParams: usize = 0;
+let gH: i32 = 0;
+let gHk: i32 = 0;
+let gD: i32 = 0;
+let gDp: i32 = 0; // D rounded up to 4
+let gDv: i32 = 0;
+let gDvp: i32 = 0; // Dv rounded up to 8
+let gWl: i32 = -1;
+let gWr: i32 = -1;
+let gQmul: f32 = 1;
+let gCapMul: f32 = 0;
+let gAlibi: usize = 0;
+// scratch regions
+let sQT: usize = 0; // [Dp][BM] pre-scaled Q^T
+let sKI: usize = 0; // [BN/4][Dp][4] K, four keys interleaved
+let sVS: usize = 0; // [BN][Dvp] V
+let sST: usize = 0; // [BN][BM] S^T, then P^T
+let sO: usize = 0; // [BM][Dvp] accumulator
+let sM: usize = 0; // [BM] running max (log2 domain)
+let sL: usize = 0; // [BM] running sum
+let sA: usize = 0; // [BM] rescale factor of the current tile
+let sLO: usize = 0; // [BM] i32 first visible key
+let sHI: usize = 0; // [BM] i32 last visible key
+let sDG: usize = 0; // [BM] f32 diagonal d(i)
+let sSL: usize = 0; // [BM] f32 alibi slope (log2 domain)
+
+// @ts-ignore: decorator
+@inline function align(x: u32, a: u32): u32 {
+  return (x + a - 1) & ~(a - 1);
+}
+
+/** Bytes of scratch one thread needs for head dims D, Dv. */
+export function scratchBytes(D: i32, Dv: i32): u32 {
+  const Dp = align(<u32>D, 4), Dvp = align(<u32>Dv, 8);
+  return align((Dp * BM + BN * Dp + BN * Dvp + BN * BM + BM * Dvp + 8 * BM) * 4, 64);
+}
+
+/** Bytes of one partial slot (m, l and O of SLOT_ROWS rows) of a split item. */
+export function slotBytes(Dv: i32): u32 {
+  return align(<u32>(SLOT_ROWS * (2 + <i32>align(<u32>Dv, 8))) * 4, 64);
+}
+
+export function heapBase(): usize {
+  return __heap_base;
+}
+
+export function slotRows(): i32 {
+  return SLOT_ROWS;
+}
+
+function setup(params: usize, thread: i32): void {
+  gParams = params;
+  gH = load<i32>(params + P_H);
+  gHk = load<i32>(params + P_HK);
+  gD = load<i32>(params + P_D);
+  gDv = load<i32>(params + P_DV);
+  gDp = <i32>align(<u32>gD, 4);
+  gDvp = <i32>align(<u32>gDv, 8);
+  gWl = load<i32>(params + P_WL);
+  gWr = load<i32>(params + P_WR);
+  gQmul = load<f32>(params + P_QMUL);
+  gCapMul = load<f32>(params + P_CAPMUL);
+  gAlibi = load<u32>(params + P_ALIBI);
+  let s = load<u32>(params + P_SCRATCH) + <usize>thread * load<u32>(params + P_SCRATCH_STRIDE);
+  const Dp = <usize>gDp, Dvp = <usize>gDvp;
+  sQT = s; s += Dp * BM * 4;
+  sKI = s; s += BN * Dp * 4;
+  sVS = s; s += BN * Dvp * 4;
+  sST = s; s += BN * BM * 4;
+  sO = s; s += BM * Dvp * 4;
+  sM = s; s += BM * 4;
+  sL = s; s += BM * 4;
+  sA = s; s += BM * 4;
+  sLO = s; s += BM * 4;
+  sHI = s; s += BM * 4;
+  sDG = s; s += BM * 4;
+  sSL = s;
+}
+
+/** Runs work items until the shared counter is exhausted. Every thread calls this. */
+export function run(params: usize, thread: i32): void {
+  setup(params, thread);
+  const dtype = load<i32>(params + P_DTYPE);
+  if (dtype == 0) loop<f32>(params);
+  else if (dtype == 1) loop<u16>(params);
+  else loop<i16>(params);
+}
+
+function loop<T>(params: usize): void {
+  const n = load<i32>(params + P_NITEMS);
+  const items = <usize>load<u32>(params + P_ITEMS);
+  while (true) {
+    const i = atomic.add<i32>(params + P_COUNTER, 1);
+    if (i >= n) break;
+    item<T>(items + <usize>i * ITEM_BYTES);
+  }
+}
+
+// ---- one work item ------------------------------------------------------------------------
+
+function item<T>(it: usize): void {
+  const P = gParams;
+  const q0 = load<i32>(it + I_Q0), Lq = load<i32>(it + I_LQ), k0 = load<i32>(it + I_K0), Lk = load<i32>(it + I_LK);
+  const h0 = load<i32>(it + I_H0), ng = load<i32>(it + I_NG), i0 = load<i32>(it + I_I0), nr = load<i32>(it + I_NR);
+  const ks = load<i32>(it + I_KS), ke = load<i32>(it + I_KE);
+  const R = ng * nr;
+  const H = gH, D = gD, Dp = gDp, Dvp = gDvp;
+  const esize = <usize>sizeof<T>();
+  const group = H / gHk;
+  const hk = h0 / group;
+
+  // Rows: visible key range, diagonal, slope; Q^T staged (converted, pre-scaled).
+  memory.fill(sQT, 0, <usize>Dp * BM * 4);
+  let loMin: i32 = i32.MAX_VALUE, loMax: i32 = i32.MIN_VALUE, hiMin: i32 = i32.MAX_VALUE, hiMax: i32 = i32.MIN_VALUE;
+  const qbase = <usize>load<u32>(P + P_Q);
+  const qmul = gQmul;
+  let qn1: f32 = 0; // max over rows of sum |q'|, for the precision check
+  for (let r = 0; r < BM; r++) {
+    if (r >= R) {
+      store<i32>(sLO + <usize>r * 4, 1);
+      store<i32>(sHI + <usize>r * 4, 0);
+      store<f32>(sDG + <usize>r * 4, 0);
+      store<f32>(sSL + <usize>r * 4, 0);
+      continue;
+    }
+    const g = r / nr, i = i0 + r % nr, h = h0 + g;
+    const d = i + Lk - Lq;
+    const lo = gWl >= 0 ? max(0, d - gWl) : 0;
+    const hi = gWr >= 0 ? min(Lk - 1, d + gWr) : Lk - 1;
+    store<i32>(sLO + <usize>r * 4, lo);
+    store<i32>(sHI + <usize>r * 4, hi);
+    store<f32>(sDG + <usize>r * 4, <f32>d);
+    store<f32>(sSL + <usize>r * 4, gAlibi != 0 ? load<f32>(gAlibi + <usize>h * 4) : 0);
+    if (hi >= lo) {
+      loMin = min(loMin, lo); loMax = max(loMax, lo);
+      hiMin = min(hiMin, hi); hiMax = max(hiMax, hi);
+    }
+    const qrow = qbase + ((<usize>(q0 + i) * <usize>H + <usize>h) * <usize>D) * esize;
+    let n1: f32 = 0;
+    for (let dd = 0; dd < D; dd++) {
+      const x = ld<T>(qrow + <usize>dd * esize) * qmul;
+      store<f32>(sQT + (<usize>dd * BM + <usize>r) * 4, x);
+      n1 += abs(x);
+    }
+    qn1 = max(qn1, n1);
+  }
+  const qBound = qn1 * (gCapMul != 0 ? gCapMul : <f32>1);
+  for (let r = 0; r < BM; r++) {
+    store<f32>(sM + <usize>r * 4, -Infinity);
+    store<f32>(sL + <usize>r * 4, 0);
+  }
+  memory.fill(sO, 0, <usize>BM * <usize>Dvp * 4);
+
+  // Key tiles of [ks, ke) that some row sees.
+  const kb = <usize>load<u32>(P + P_K), vb = <usize>load<u32>(P + P_V);
+  const kStride = <usize>gHk * <usize>D * esize, vStride = <usize>gHk * <usize>gDv * esize;
+  const kHead = kb + (<usize>k0 * <usize>gHk + <usize>hk) * <usize>D * esize;
+  const vHead = vb + (<usize>k0 * <usize>gHk + <usize>hk) * <usize>gDv * esize;
+  const jStart = max(ks, loMin), jEnd = min(ke, hiMax + 1);
+  const rv = (R + 3) >> 2;
+  const flags = (gCapMul != 0 ? 1 : 0) | (gAlibi != 0 ? 2 : 0);
+  for (let j0 = jStart; j0 < jEnd; j0 += BN) {
+    const n = min(BN, jEnd - j0);
+    const full = n == BN && loMax <= j0 && hiMin >= j0 + BN - 1;
+    const kmax = stageK<T>(kHead + <usize>j0 * kStride, kStride, n);
+    const vnan = stageV<T>(vHead + <usize>j0 * vStride, vStride, n, !full);
+    const nkg = (n + 3) >> 2;
+    if (qBound * kmax > PRECISE_BOUND) qkPrecise(rv << 2, nkg);
+    else if (R <= 4) qk4(nkg);
+    else qk8((R + 7) >> 3, nkg);
+    if (flags == 0) {
+      if (full) softmaxPlain(rv, j0, n);
+      else softmaxMasked(rv, j0, n);
+    } else softmaxGeneral(rv, j0, n, !full, flags);
+    if (vnan) pvSafe(R, j0, n);
+    else pv(rv, nkg << 2);
+  }
+
+  const parent = load<i32>(it + I_PARENT);
+  if (parent < 0) {
+    finish<T>(it, sM, sL, sO, 1, 0);
+    return;
+  }
+  // One chunk of a split key range: keep the partial result; the last chunk combines.
+  const Dvp4 = <usize>Dvp * 4;
+  const slotSize = <usize>slotBytes(gDv);
+  const part = <usize>load<u32>(P + P_PARTIAL);
+  const slot = part + <usize>load<i32>(it + I_SLOT) * slotSize;
+  memory.copy(slot, sM, <usize>SLOT_ROWS * 4);
+  memory.copy(slot + SLOT_ROWS * 4, sL, <usize>SLOT_ROWS * 4);
+  for (let r = 0; r < R; r++) {
+    memory.copy(slot + SLOT_ROWS * 8 + <usize>r * Dvp4, sO + <usize>r * Dvp4, Dvp4);
+  }
+  const pr = <usize>load<u32>(P + P_PARENTS) + <usize>parent * PARENT_BYTES;
+  if (atomic.sub<i32>(pr, 1) == 1) {
+    const nChunks = load<i32>(pr + 4), first = load<i32>(pr + 8);
+    finish<T>(it, part + <usize>first * slotSize, part + <usize>first * slotSize + SLOT_ROWS * 4,
+      part + <usize>first * slotSize + SLOT_ROWS * 8, nChunks, slotSize);
+  }
+}
+
+/**
+ * Writes the item's rows: out = O / l and lse = (m + log2 l) ln 2, combining `chunks` partial
+ * results `slotSize` bytes apart in their fixed order. Rows that see no key get 0 and -Infinity.
+ */
+function finish<T>(it: usize, mp: usize, lp: usize, op: usize, chunks: i32, slotSize: usize): void {
+  const P = gParams;
+  const q0 = load<i32>(it + I_Q0), h0 = load<i32>(it + I_H0), ng = load<i32>(it + I_NG);
+  const i0 = load<i32>(it + I_I0), nr = load<i32>(it + I_NR);
+  const R = ng * nr;
+  const H = gH, Dv = gDv, Dvp = gDvp;
+  const esize = <usize>sizeof<T>();
+  const outb = <usize>load<u32>(P + P_OUT), lseb = <usize>load<u32>(P + P_LSE);
+  const lseA = load<i32>(P + P_LSEA), lseB = load<i32>(P + P_LSEB);
+  const Dv4 = Dv & ~3;
+  const acc = sO; // combined accumulator (reuses O's row 0 when combining: rows are done one at a time below)
+  for (let r = 0; r < R; r++) {
+    const g = r / nr, i = i0 + r % nr, h = h0 + g;
+    const orow = outb + (<usize>(q0 + i) * <usize>H + <usize>h) * <usize>Dv * esize;
+    const empty = load<i32>(sLO + <usize>r * 4) > load<i32>(sHI + <usize>r * 4);
+    let lse: f32 = -Infinity;
+    if (empty) {
+      for (let d = 0; d < Dv; d++) st<T>(orow + <usize>d * esize, 0);
+    } else {
+      let m: f32, l: f32, o: usize;
+      if (chunks == 1) {
+        m = load<f32>(mp + <usize>r * 4);
+        l = load<f32>(lp + <usize>r * 4);
+        o = op + <usize>r * <usize>Dvp * 4;
+      } else {
+        // fixed-order combine of the chunks' (m, l, O)
+        m = -Infinity;
+        for (let c = 0; c < chunks; c++) m = max(m, load<f32>(mp + <usize>c * slotSize + <usize>r * 4));
+        const mu = m == -Infinity ? <f32>0 : m;
+        l = 0;
+        o = acc + <usize>r * <usize>Dvp * 4;
+        memory.fill(o, 0, <usize>Dvp * 4);
+        for (let c = 0; c < chunks; c++) {
+          const mc = load<f32>(mp + <usize>c * slotSize + <usize>r * 4);
+          const w = exp2v(f32x4.splat(mc - mu));
+          l += f32x4.extract_lane(w, 0) * load<f32>(lp + <usize>c * slotSize + <usize>r * 4);
+          const oc = op + <usize>c * slotSize + <usize>r * <usize>Dvp * 4;
+          for (let d = 0; d < Dvp; d += 4) {
+            v128.store(o + <usize>d * 4, madd(w, v128.load(oc + <usize>d * 4), v128.load(o + <usize>d * 4)));
+          }
+        }
+      }
+      const lv = f32x4.splat(l);
+      if (isFloat<T>()) {
+        let d = 0;
+        for (; d < Dv4; d += 4) v128.store(orow + <usize>d * 4, f32x4.div(v128.load(o + <usize>d * 4), lv));
+        for (; d < Dv; d++) store<f32>(orow + <usize>d * 4, load<f32>(o + <usize>d * 4) / l);
+      } else {
+        for (let d = 0; d < Dv; d++) st<T>(orow + <usize>d * esize, load<f32>(o + <usize>d * 4) / l);
+      }
+      lse = <f32>((<f64>m + log2(<f64>l)) * LN2);
+    }
+    if (lseb != 0) store<f32>(lseb + (<usize>q0 * <usize>lseA + <usize>h * <usize>lseB + <usize>i) * 4, lse);
+  }
+}
+
+/**
+ * log2 for the lse (x >= 0): exponent plus 2 atanh((f - 1) / (f + 1)) / ln 2 with f in
+ * [sqrt(1/2), sqrt(2)). Written out so the module carries no data segment (std's log2 has tables).
+ */
+function log2(x: f64): f64 {
+  if (!(x > 0) || x == Infinity) return x == 0 ? -Infinity : x; // NaN, +Inf, 0
+  let u = reinterpret<u64>(x);
+  let e = <i32>((u >> 52) & 0x7ff);
+  if (e == 0) { // subnormal
+    x *= 18014398509481984.0; // 2^54
+    u = reinterpret<u64>(x);
+    e = <i32>((u >> 52) & 0x7ff) - 54;
+  }
+  e -= 1023;
+  let f = reinterpret<f64>((u & 0x000fffffffffffff) | 0x3ff0000000000000);
+  if (f > 1.4142135623730951) { f *= 0.5; e++; }
+  const z = (f - 1) / (f + 1), z2 = z * z;
+  let s: f64 = 1.0 / 19;
+  s = s * z2 + 1.0 / 17; s = s * z2 + 1.0 / 15; s = s * z2 + 1.0 / 13; s = s * z2 + 1.0 / 11;
+  s = s * z2 + 1.0 / 9; s = s * z2 + 1.0 / 7; s = s * z2 + 1.0 / 5; s = s * z2 + 1.0 / 3; s = s * z2 + 1;
+  return <f64>e + 2 * z * s * 1.4426950408889634;
+}
+
+// ---- staging ------------------------------------------------------------------------------
+
+/**
+ * K rows j0..j0+n-1 -> sKI as [key/4][d][4 keys], zero padded (keys >= n, dims >= D).
+ * Returns max |k| of the tile (NaN ignored) for the precision check.
+ */
+function stageK<T>(src: usize, stride: usize, n: i32): f32 {
+  let km = f32x4.splat(0);
+  let kms: f32 = 0;
+  const D = gD, Dp = gDp;
+  const D4 = D & ~3;
+  const es = <usize>sizeof<T>();
+  const gbytes = <usize>Dp * 16;
+  for (let kg = 0; kg < BN / 4; kg++) {
+    const c0 = kg << 2;
+    const dst = sKI + <usize>kg * gbytes;
+    if (c0 + 4 <= n) {
+      const p0 = src + <usize>c0 * stride, p1 = p0 + stride, p2 = p1 + stride, p3 = p2 + stride;
+      for (let d = 0; d < D4; d += 4) {
+        const o = <usize>d * es;
+        const r0 = ld4<T>(p0 + o), r1 = ld4<T>(p1 + o), r2 = ld4<T>(p2 + o), r3 = ld4<T>(p3 + o);
+        km = f32x4.pmax(km, f32x4.pmax(f32x4.pmax(f32x4.abs(r0), f32x4.abs(r1)), f32x4.pmax(f32x4.abs(r2), f32x4.abs(r3))));
+        const t0 = v128.shuffle<f32>(r0, r1, 0, 4, 1, 5);
+        const t1 = v128.shuffle<f32>(r2, r3, 0, 4, 1, 5);
+        const t2 = v128.shuffle<f32>(r0, r1, 2, 6, 3, 7);
+        const t3 = v128.shuffle<f32>(r2, r3, 2, 6, 3, 7);
+        const q = dst + <usize>d * 16;
+        v128.store(q, v128.shuffle<f32>(t0, t1, 0, 1, 4, 5));
+        v128.store(q, v128.shuffle<f32>(t0, t1, 2, 3, 6, 7), 16);
+        v128.store(q, v128.shuffle<f32>(t2, t3, 0, 1, 4, 5), 32);
+        v128.store(q, v128.shuffle<f32>(t2, t3, 2, 3, 6, 7), 48);
+      }
+      for (let d = D4; d < Dp; d++) {
+        const q = dst + <usize>d * 16;
+        if (d < D) {
+          const o = <usize>d * es;
+          const x0 = ld<T>(p0 + o), x1 = ld<T>(p1 + o), x2 = ld<T>(p2 + o), x3 = ld<T>(p3 + o);
+          store<f32>(q, x0);
+          store<f32>(q, x1, 4);
+          store<f32>(q, x2, 8);
+          store<f32>(q, x3, 12);
+          kms = max(kms, max(max(abs(x0), abs(x1)), max(abs(x2), abs(x3))));
+        } else v128.store(q, i32x4.splat(0));
+      }
+    } else if (c0 < n) {
+      memory.fill(dst, 0, gbytes);
+      for (let c = c0; c < n; c++) {
+        const p = src + <usize>c * stride;
+        const q = dst + <usize>(c - c0) * 4;
+        for (let d = 0; d < D; d++) {
+          const x = ld<T>(p + <usize>d * es);
+          store<f32>(q + <usize>d * 16, x);
+          kms = max(kms, abs(x));
+        }
+      }
+    } else {
+      memory.fill(dst, 0, gbytes);
+    }
+  }
+  km = f32x4.pmax(km, v128.shuffle<f32>(km, km, 2, 3, 0, 1));
+  km = f32x4.pmax(km, v128.shuffle<f32>(km, km, 1, 0, 3, 2));
+  const k = f32x4.extract_lane(km, 0);
+  return kms > k ? kms : k; // NaN ignored
+}
+
+/** V rows j0..j0+n-1 -> sVS as [key][Dvp], zero padded. Returns whether it saw a NaN (when asked). */
+function stageV<T>(src: usize, stride: usize, n: i32, checkNaN: bool): bool {
+  const Dv = gDv, Dvp = gDvp;
+  const Dv4 = Dv & ~3;
+  const es = <usize>sizeof<T>();
+  const rowBytes = <usize>Dvp * 4;
+  let nan = i32x4.splat(0);
+  for (let c = 0; c < n; c++) {
+    const p = src + <usize>c * stride;
+    const q = sVS + <usize>c * rowBytes;
+    let d = 0;
+    for (; d < Dv4; d += 4) {
+      const x = ld4<T>(p + <usize>d * es);
+      nan = v128.or(nan, f32x4.ne(x, x));
+      v128.store(q + <usize>d * 4, x);
+    }
+    for (; d < Dv; d++) {
+      const x = ld<T>(p + <usize>d * es);
+      if (x != x) nan = i32x4.splat(-1);
+      store<f32>(q + <usize>d * 4, x);
+    }
+    for (; d < Dvp; d++) store<f32>(q + <usize>d * 4, 0);
+  }
+  const nj = (n + 3) & ~3;
+  if (nj > n) memory.fill(sVS + <usize>n * rowBytes, 0, <usize>(nj - n) * rowBytes);
+  return checkNaN && v128.any_true(nan);
+}
+
+// ---- S^T = K Q^T --------------------------------------------------------------------------
+
+/** 8 rows x 4 keys register tile; rg8 groups of 8 rows, nkg groups of 4 keys. */
+function qk8(rg8: i32, nkg: i32): void {
+  const Dp = gDp;
+  const gbytes = <usize>Dp * 16;
+  for (let kg = 0; kg < nkg; kg++) {
+    const kbase = sKI + <usize>kg * gbytes;
+    const sbase = sST + <usize>kg * 4 * BM * 4;
+    for (let g = 0; g < rg8; g++) {
+      let a00 = f32x4.splat(0), a01 = f32x4.splat(0), a10 = f32x4.splat(0), a11 = f32x4.splat(0);
+      let a20 = f32x4.splat(0), a21 = f32x4.splat(0), a30 = f32x4.splat(0), a31 = f32x4.splat(0);
+      let qp = sQT + <usize>g * 32, kp = kbase;
+      for (let d = 0; d < Dp; d += 4) {
+        let q0 = v128.load(qp), q1 = v128.load(qp, 16);
+        let k = v128.load32_splat(kp); a00 = madd(q0, k, a00); a01 = madd(q1, k, a01);
+        k = v128.load32_splat(kp, 4); a10 = madd(q0, k, a10); a11 = madd(q1, k, a11);
+        k = v128.load32_splat(kp, 8); a20 = madd(q0, k, a20); a21 = madd(q1, k, a21);
+        k = v128.load32_splat(kp, 12); a30 = madd(q0, k, a30); a31 = madd(q1, k, a31);
+        q0 = v128.load(qp, 256); q1 = v128.load(qp, 272);
+        k = v128.load32_splat(kp, 16); a00 = madd(q0, k, a00); a01 = madd(q1, k, a01);
+        k = v128.load32_splat(kp, 20); a10 = madd(q0, k, a10); a11 = madd(q1, k, a11);
+        k = v128.load32_splat(kp, 24); a20 = madd(q0, k, a20); a21 = madd(q1, k, a21);
+        k = v128.load32_splat(kp, 28); a30 = madd(q0, k, a30); a31 = madd(q1, k, a31);
+        q0 = v128.load(qp, 512); q1 = v128.load(qp, 528);
+        k = v128.load32_splat(kp, 32); a00 = madd(q0, k, a00); a01 = madd(q1, k, a01);
+        k = v128.load32_splat(kp, 36); a10 = madd(q0, k, a10); a11 = madd(q1, k, a11);
+        k = v128.load32_splat(kp, 40); a20 = madd(q0, k, a20); a21 = madd(q1, k, a21);
+        k = v128.load32_splat(kp, 44); a30 = madd(q0, k, a30); a31 = madd(q1, k, a31);
+        q0 = v128.load(qp, 768); q1 = v128.load(qp, 784);
+        k = v128.load32_splat(kp, 48); a00 = madd(q0, k, a00); a01 = madd(q1, k, a01);
+        k = v128.load32_splat(kp, 52); a10 = madd(q0, k, a10); a11 = madd(q1, k, a11);
+        k = v128.load32_splat(kp, 56); a20 = madd(q0, k, a20); a21 = madd(q1, k, a21);
+        k = v128.load32_splat(kp, 60); a30 = madd(q0, k, a30); a31 = madd(q1, k, a31);
+        qp += 1024; kp += 64;
+      }
+      const sp = sbase + <usize>g * 32;
+      v128.store(sp, a00); v128.store(sp, a01, 16);
+      v128.store(sp, a10, 256); v128.store(sp, a11, 272);
+      v128.store(sp, a20, 512); v128.store(sp, a21, 528);
+      v128.store(sp, a30, 768); v128.store(sp, a31, 784);
+    }
+  }
+}
+
+/** 4 rows x 8 keys register tile, for items of at most 4 rows (decode). */
+function qk4(nkg: i32): void {
+  const Dp = gDp;
+  const gbytes = <usize>Dp * 16;
+  for (let kg = 0; kg < nkg; kg += 2) {
+    let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+    let a4 = f32x4.splat(0), a5 = f32x4.splat(0), a6 = f32x4.splat(0), a7 = f32x4.splat(0);
+    let qp = sQT, kp = sKI + <usize>kg * gbytes, kq = kp + gbytes; // kg + 1 exists: BN / 4 is even
+    for (let d = 0; d < Dp; d++) {
+      const q = v128.load(qp);
+      a0 = madd(q, v128.load32_splat(kp), a0);
+      a1 = madd(q, v128.load32_splat(kp, 4), a1);
+      a2 = madd(q, v128.load32_splat(kp, 8), a2);
+      a3 = madd(q, v128.load32_splat(kp, 12), a3);
+      a4 = madd(q, v128.load32_splat(kq), a4);
+      a5 = madd(q, v128.load32_splat(kq, 4), a5);
+      a6 = madd(q, v128.load32_splat(kq, 8), a6);
+      a7 = madd(q, v128.load32_splat(kq, 12), a7);
+      qp += BM * 4; kp += 16; kq += 16;
+    }
+    const sp = sST + <usize>kg * 4 * BM * 4;
+    v128.store(sp, a0); v128.store(sp, a1, 256); v128.store(sp, a2, 512); v128.store(sp, a3, 768);
+    v128.store(sp, a4, 1024); v128.store(sp, a5, 1280); v128.store(sp, a6, 1536); v128.store(sp, a7, 1792);
+  }
+}
+
+/** S^T accumulated in float64 (rows multiple of 4), for tiles whose scores are too large for float32 sums. */
+function qkPrecise(rows: i32, nkg: i32): void {
+  const Dp = gDp;
+  const gbytes = <usize>Dp * 16;
+  for (let kg = 0; kg < nkg; kg++) {
+    const kbase = sKI + <usize>kg * gbytes;
+    const sp = sST + <usize>kg * 4 * BM * 4;
+    for (let r = 0; r < rows; r++) {
+      let a0 = f64x2.splat(0), a1 = f64x2.splat(0);
+      let qp = sQT + <usize>r * 4, kp = kbase;
+      for (let d = 0; d < Dp; d++) {
+        const k4 = v128.load(kp);
+        const q = f64x2.splat(<f64>load<f32>(qp));
+        a0 = f64x2.add(a0, f64x2.mul(q, f64x2.promote_low_f32x4(k4)));
+        a1 = f64x2.add(a1, f64x2.mul(q, f64x2.promote_low_f32x4(v128.shuffle<f32>(k4, k4, 2, 3, 0, 1))));
+        qp += BM * 4; kp += 16;
+      }
+      const s = v128.shuffle<f32>(f32x4.demote_f64x2_zero(a0), f32x4.demote_f64x2_zero(a1), 0, 1, 4, 5);
+      const o = sp + <usize>r * 4;
+      store<f32>(o, f32x4.extract_lane(s, 0));
+      store<f32>(o, f32x4.extract_lane(s, 1), BM * 4);
+      store<f32>(o, f32x4.extract_lane(s, 2), BM * 8);
+      store<f32>(o, f32x4.extract_lane(s, 3), BM * 12);
+    }
+  }
+}
+
+// ---- online softmax, four rows per vector ----------------------------------------------------
+
+/**
+ * For each vector of four rows: transform the tile's scores (softcap, ALiBi, mask), take the
+ * running max, turn S^T into P^T = 2^(s - m) in place, update l and leave alpha = 2^(m_old - m).
+ * `masked`, `cap` and `alibi` are constants at every call site, so each variant is its own loop.
+ */
+// @ts-ignore: decorator
+@inline function softmaxRows(rv: i32, j0: i32, n: i32, masked: bool, cap: bool, alibi: bool): void {
+  const nj = (n + 3) & ~3;
+  const negInf = f32x4.splat(-Infinity);
+  const capMul = f32x4.splat(gCapMul);
+  for (let v = 0; v < rv; v++) {
+    const ro = <usize>v * 16;
+    const mold = v128.load(sM + ro);
+    const lo = v128.load(sLO + ro);
+    const hi = i32x4.min_s(v128.load(sHI + ro), i32x4.splat(j0 + n - 1));
+    const slope = v128.load(sSL + ro), diag = v128.load(sDG + ro);
+    let mx0 = negInf, mx1 = negInf;
+    let sp = sST + ro;
+    for (let j = 0; j < nj; j += 2) {
+      let s0 = v128.load(sp), s1 = v128.load(sp, 256);
+      if (cap) {
+        s0 = f32x4.mul(capMul, tanhv(s0));
+        s1 = f32x4.mul(capMul, tanhv(s1));
+      }
+      if (alibi) {
+        const jf = f32x4.splat(<f32>(j0 + j));
+        s0 = f32x4.sub(s0, f32x4.mul(slope, f32x4.abs(f32x4.sub(diag, jf))));
+        s1 = f32x4.sub(s1, f32x4.mul(slope, f32x4.abs(f32x4.sub(diag, f32x4.add(jf, f32x4.splat(1))))));
+      }
+      if (masked) {
+        const jj = i32x4.splat(j0 + j), jk = i32x4.splat(j0 + j + 1);
+        s0 = v128.bitselect(s0, negInf, v128.and(i32x4.ge_s(jj, lo), i32x4.le_s(jj, hi)));
+        s1 = v128.bitselect(s1, negInf, v128.and(i32x4.ge_s(jk, lo), i32x4.le_s(jk, hi)));
+      }
+      if (cap || alibi || masked) {
+        v128.store(sp, s0);
+        v128.store(sp, s1, 256);
+      }
+      mx0 = f32x4.pmax(mx0, s0);
+      mx1 = f32x4.pmax(mx1, s1);
+      sp += 512;
+    }
+    const mnew = f32x4.pmax(mold, f32x4.pmax(mx0, mx1));
+    const mu = v128.andnot(mnew, f32x4.eq(mnew, negInf)); // -inf -> 0 so that -inf - mu = -inf
+    const alpha = exp2v(f32x4.sub(mold, mu));
+    let l0 = f32x4.splat(0), l1 = f32x4.splat(0);
+    sp = sST + ro;
+    for (let j = 0; j < nj; j += 2) {
+      const p0 = exp2v(f32x4.sub(v128.load(sp), mu));
+      const p1 = exp2v(f32x4.sub(v128.load(sp, 256), mu));
+      v128.store(sp, p0);
+      v128.store(sp, p1, 256);
+      l0 = f32x4.add(l0, p0);
+      l1 = f32x4.add(l1, p1);
+      sp += 512;
+    }
+    v128.store(sL + ro, madd(v128.load(sL + ro), alpha, f32x4.add(l0, l1)));
+    v128.store(sM + ro, mnew);
+    v128.store(sA + ro, alpha);
+  }
+}
+
+function softmaxPlain(rv: i32, j0: i32, n: i32): void {
+  softmaxRows(rv, j0, n, false, false, false);
+}
+
+function softmaxMasked(rv: i32, j0: i32, n: i32): void {
+  softmaxRows(rv, j0, n, true, false, false);
+}
+
+function softmaxGeneral(rv: i32, j0: i32, n: i32, masked: bool, flags: i32): void {
+  const cap = (flags & 1) != 0, alibi = (flags & 2) != 0;
+  if (masked) {
+    if (cap && alibi) softmaxRows(rv, j0, n, true, true, true);
+    else if (cap) softmaxRows(rv, j0, n, true, true, false);
+    else softmaxRows(rv, j0, n, true, false, true);
+  } else {
+    if (cap && alibi) softmaxRows(rv, j0, n, false, true, true);
+    else if (cap) softmaxRows(rv, j0, n, false, true, false);
+    else softmaxRows(rv, j0, n, false, false, true);
+  }
+}
+
+// ---- O = alpha O + P V ------------------------------------------------------------------------
+
+/** 4 rows x 8 dims register tile; rg4 groups of 4 rows, nj keys (a multiple of 4). */
+function pv(rg4: i32, nj: i32): void {
+  const Dvp = gDvp;
+  const ostride = <usize>Dvp * 4;
+  for (let g = 0; g < rg4; g++) {
+    const orow = sO + <usize>g * 4 * ostride;
+    const ap = sA + <usize>g * 16;
+    for (let dg = 0; dg < Dvp; dg += 8) {
+      const op = orow + <usize>dg * 4;
+      let al = v128.load32_splat(ap);
+      let a00 = f32x4.mul(v128.load(op), al), a01 = f32x4.mul(v128.load(op, 16), al);
+      al = v128.load32_splat(ap, 4);
+      let a10 = f32x4.mul(v128.load(op + ostride), al), a11 = f32x4.mul(v128.load(op + ostride, 16), al);
+      al = v128.load32_splat(ap, 8);
+      let a20 = f32x4.mul(v128.load(op + 2 * ostride), al), a21 = f32x4.mul(v128.load(op + 2 * ostride, 16), al);
+      al = v128.load32_splat(ap, 12);
+      let a30 = f32x4.mul(v128.load(op + 3 * ostride), al), a31 = f32x4.mul(v128.load(op + 3 * ostride, 16), al);
+      let pp = sST + <usize>g * 16, vp = sVS + <usize>dg * 4;
+      for (let j = 0; j < nj; j += 2) {
+        let v0 = v128.load(vp), v1 = v128.load(vp, 16);
+        let p = v128.load32_splat(pp); a00 = madd(p, v0, a00); a01 = madd(p, v1, a01);
+        p = v128.load32_splat(pp, 4); a10 = madd(p, v0, a10); a11 = madd(p, v1, a11);
+        p = v128.load32_splat(pp, 8); a20 = madd(p, v0, a20); a21 = madd(p, v1, a21);
+        p = v128.load32_splat(pp, 12); a30 = madd(p, v0, a30); a31 = madd(p, v1, a31);
+        vp += ostride;
+        v0 = v128.load(vp); v1 = v128.load(vp, 16);
+        p = v128.load32_splat(pp, 256); a00 = madd(p, v0, a00); a01 = madd(p, v1, a01);
+        p = v128.load32_splat(pp, 260); a10 = madd(p, v0, a10); a11 = madd(p, v1, a11);
+        p = v128.load32_splat(pp, 264); a20 = madd(p, v0, a20); a21 = madd(p, v1, a21);
+        p = v128.load32_splat(pp, 268); a30 = madd(p, v0, a30); a31 = madd(p, v1, a31);
+        vp += ostride; pp += 512;
+      }
+      v128.store(op, a00); v128.store(op, a01, 16);
+      v128.store(op + ostride, a10); v128.store(op + ostride, a11, 16);
+      v128.store(op + 2 * ostride, a20); v128.store(op + 2 * ostride, a21, 16);
+      v128.store(op + 3 * ostride, a30); v128.store(op + 3 * ostride, a31, 16);
+    }
+  }
+}
+
+/**
+ * P V for a boundary tile whose V holds a NaN: each row adds only the keys it sees, so a NaN in
+ * a value row that the mask hides from a row cannot reach it through 0 * NaN.
+ */
+function pvSafe(R: i32, j0: i32, n: i32): void {
+  const Dvp = gDvp;
+  const ostride = <usize>Dvp * 4;
+  for (let r = 0; r < R; r++) {
+    const o = sO + <usize>r * ostride;
+    const al = v128.load32_splat(sA + <usize>r * 4);
+    for (let d = 0; d < Dvp; d += 4) v128.store(o + <usize>d * 4, f32x4.mul(v128.load(o + <usize>d * 4), al));
+    const lo = max(load<i32>(sLO + <usize>r * 4) - j0, 0);
+    const hi = min(load<i32>(sHI + <usize>r * 4) - j0, n - 1);
+    for (let j = lo; j <= hi; j++) {
+      const p = v128.load32_splat(sST + (<usize>j * BM + <usize>r) * 4);
+      const vr = sVS + <usize>j * ostride;
+      for (let d = 0; d < Dvp; d += 4) {
+        v128.store(o + <usize>d * 4, madd(p, v128.load(vr + <usize>d * 4), v128.load(o + <usize>d * 4)));
+      }
+    }
+  }
+}

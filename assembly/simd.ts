@@ -1,0 +1,141 @@
+// SIMD helpers shared by the kernel: fused or split multiply-add, exp2, tanh and the dtype
+// conversions. Everything is @inline so the kernel's hot loops see plain instructions.
+//
+// Dtype markers used as generic arguments throughout the kernel (no runtime cost, chosen at
+// compile time with isSigned<T>() / isFloat<T>()):
+//   f32 = float32 data, u16 = float16 bits, i16 = bfloat16 bits.
+
+/** a * b + c: relaxed_madd (one FMA on x64) in the relaxed build, mul + add in the baseline one. */
+// @ts-ignore: decorator
+@inline export function madd(a: v128, b: v128, c: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) {
+    return f32x4.relaxed_madd(a, b, c);
+  } else {
+    return f32x4.add(f32x4.mul(a, b), c);
+  }
+}
+
+// Minimax fit of 2^f on [-0.5, 0.5] (max relative error 1.9e-7 evaluated in float32).
+const E1: f32 = 0.6931470036506653;
+const E2: f32 = 0.24022242426872253;
+const E3: f32 = 0.05550733953714371;
+const E4: f32 = 0.009671520441770554;
+const E5: f32 = 0.0013264745939522982;
+const MAGIC: f32 = 12582912.0; // 1.5 * 2^23: adding it rounds to the nearest integer
+
+/**
+ * 2^x per lane. x <= -127 (and -Infinity) gives exactly 0, NaN stays NaN. The integer part is
+ * rounded through the float adder (magic number), so no trunc_sat is needed; the exponent is
+ * built by shifting the rounded value's low bits into place.
+ */
+// @ts-ignore: decorator
+@inline export function exp2v(x: v128): v128 {
+  x = f32x4.pmax(x, f32x4.splat(-127.0)); // x < -127 ? -127 : x (NaN kept)
+  const magic = f32x4.splat(MAGIC);
+  const t = f32x4.add(x, magic);
+  const n = f32x4.sub(t, magic);
+  const f = f32x4.sub(x, n);
+  let p = madd(f32x4.splat(E5), f, f32x4.splat(E4));
+  p = madd(p, f, f32x4.splat(E3));
+  p = madd(p, f, f32x4.splat(E2));
+  p = madd(p, f, f32x4.splat(E1));
+  p = madd(p, f, f32x4.splat(1.0));
+  // low bits of t hold n; (n + 127) << 23 is 2^n as a float (n = -127 gives +0)
+  const scale = i32x4.add(i32x4.shl(t, 23), i32x4.splat(127 << 23));
+  return f32x4.mul(p, scale);
+}
+
+/** tanh per lane through exp2: (1 - e) / (1 + e) with e = 2^(-2 log2(e) |x|), sign restored. */
+// @ts-ignore: decorator
+@inline export function tanhv(x: v128): v128 {
+  const ax = f32x4.abs(x);
+  const e = exp2v(f32x4.mul(ax, f32x4.splat(-2.8853900817779268))); // -2 / ln 2
+  const one = f32x4.splat(1.0);
+  const t = f32x4.div(f32x4.sub(one, e), f32x4.add(one, e));
+  return v128.or(t, v128.and(x, i32x4.splat(0x80000000)));
+}
+
+// ---- conversions ------------------------------------------------------------------------
+
+/** float16 bits -> float32 (denormals, Inf and NaN exact). */
+// @ts-ignore: decorator
+@inline export function h2f(h: u32): f32 {
+  const bits = (h & 0x7fff) << 13;
+  let f = reinterpret<f32>(bits) * reinterpret<f32>(0x77800000); // * 2^112
+  if ((h & 0x7c00) == 0x7c00) f = reinterpret<f32>(bits | 0x7f800000);
+  return reinterpret<f32>(reinterpret<u32>(f) | ((h & 0x8000) << 16));
+}
+
+/** Four float16 values (zero-extended into i32 lanes) -> f32x4. */
+// @ts-ignore: decorator
+@inline export function h2fv(h: v128): v128 {
+  const bits = i32x4.shl(v128.and(h, i32x4.splat(0x7fff)), 13);
+  let f = f32x4.mul(bits, f32x4.splat(reinterpret<f32>(0x77800000)));
+  const special = i32x4.eq(v128.and(h, i32x4.splat(0x7c00)), i32x4.splat(0x7c00));
+  f = v128.bitselect(v128.or(bits, i32x4.splat(0x7f800000)), f, special);
+  return v128.or(f, i32x4.shl(v128.and(h, i32x4.splat(0x8000)), 16));
+}
+
+/** float32 -> float16 bits, round to nearest even, NaN stays NaN. */
+export function f2h(x: f32): u16 {
+  const u = reinterpret<u32>(x);
+  const sign = (u >>> 16) & 0x8000;
+  const e = <i32>((u >>> 23) & 0xff);
+  let m = u & 0x7fffff;
+  if (e == 0xff) return <u16>(sign | 0x7c00 | (m != 0 ? 0x200 : 0));
+  let ex = e - 127 + 15;
+  if (ex >= 31) return <u16>(sign | 0x7c00);
+  if (ex <= 0) {
+    if (ex < -10) return <u16>sign;
+    m |= 0x800000;
+    const shift = <u32>(14 - ex);
+    const half: u32 = 1 << (shift - 1);
+    const rest = m & ((<u32>1 << shift) - 1);
+    let r = m >>> shift;
+    if (rest > half || (rest == half && (r & 1) != 0)) r++;
+    return <u16>(sign | r);
+  }
+  let r = m >>> 13;
+  const rest = m & 0x1fff;
+  if (rest > 0x1000 || (rest == 0x1000 && (r & 1) != 0)) {
+    r++;
+    if (r == 0x400) {
+      r = 0;
+      ex++;
+      if (ex >= 31) return <u16>(sign | 0x7c00);
+    }
+  }
+  return <u16>(sign | (<u32>ex << 10) | r);
+}
+
+/** float32 -> bfloat16 bits, round to nearest even, NaN stays NaN. */
+// @ts-ignore: decorator
+@inline export function f2bf(x: f32): u16 {
+  const u = reinterpret<u32>(x);
+  if ((u & 0x7fffffff) > 0x7f800000) return <u16>((u >>> 16) | 0x40);
+  return <u16>((u + 0x7fff + ((u >>> 16) & 1)) >>> 16);
+}
+
+/** One element of dtype T at p, as float32. */
+// @ts-ignore: decorator
+@inline export function ld<T>(p: usize): f32 {
+  if (isFloat<T>()) return load<f32>(p);
+  else if (isSigned<T>()) return reinterpret<f32>(<u32>load<u16>(p) << 16); // bfloat16
+  else return h2f(<u32>load<u16>(p)); // float16
+}
+
+/** Four consecutive elements of dtype T at p, as f32x4 (halves converted as they are loaded). */
+// @ts-ignore: decorator
+@inline export function ld4<T>(p: usize): v128 {
+  if (isFloat<T>()) return v128.load(p);
+  else if (isSigned<T>()) return i32x4.shl(v128.load16x4_u(p), 16);
+  else return h2fv(v128.load16x4_u(p));
+}
+
+/** Stores x as dtype T at p. */
+// @ts-ignore: decorator
+@inline export function st<T>(p: usize, x: f32): void {
+  if (isFloat<T>()) store<f32>(p, x);
+  else if (isSigned<T>()) store<u16>(p, f2bf(x));
+  else store<u16>(p, f2h(x));
+}

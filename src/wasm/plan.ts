@@ -1,0 +1,143 @@
+/**
+ * Splits a validated problem into the kernel's work items and lays out one call in the wasm
+ * memory. Platform-neutral: no Node or browser API is used here.
+ *
+ * A work item is (sequence, query heads h0..h0+ng-1 sharing one kv head, query rows i0..i0+nr-1,
+ * keys ks..ke-1). Sequences with at least BM query rows get one head per item and blocks of BM
+ * rows; shorter ones stack up to BM / Lq heads of the same kv head into one item, so K and V are
+ * read once per group (decode: 1 row x 4 heads = one item per kv head). Items with few rows and a
+ * long key range are split into fixed CHUNK-key pieces whose partial results the kernel combines
+ * in a fixed order: the split depends only on the problem, never on the thread count, so the
+ * result is bitwise identical for every thread count. Items are ordered longest first so that the
+ * threads taking them from the shared counter finish together.
+ */
+import type { Problem } from '../problem.js';
+import { visibleRange } from '../problem.js';
+
+/** Must match assembly/index.ts. */
+export const BM = 64;
+export const ITEM_INTS = 12;
+export const PARENT_INTS = 4;
+export const PARAMS_BYTES = 128;
+/** Split items have at most this many rows (the kernel's partial slot size). */
+export const SPLIT_MAX_ROWS = 16;
+/** Keys per chunk of a split item, and the shortest key range that is split. */
+export const CHUNK = 512;
+export const SPLIT_MIN = 2 * CHUNK;
+
+export interface ItemPlan {
+  /** ITEM_INTS per item, longest first. */
+  items: Int32Array;
+  count: number;
+  /** PARENT_INTS per split parent: chunks left, chunk count, first slot, 0. */
+  parents: Int32Array;
+  parentCount: number;
+  slotCount: number;
+}
+
+interface Shape {
+  batch: number; cuSeqlensQ: Int32Array; cuSeqlensK: Int32Array; numHeads: number; numKvHeads: number;
+  windowLeft: number; windowRight: number;
+}
+
+/** Heads per item and rows per head for a sequence of Lq query rows. */
+function rowsOf(lq: number, group: number): { ng: number; nr: number } {
+  return lq >= BM ? { ng: 1, nr: BM } : { ng: Math.min(group, Math.floor(BM / lq)), nr: lq };
+}
+
+export function planItems(p: Shape): ItemPlan {
+  const H = p.numHeads, Hk = p.numKvHeads, G = H / Hk;
+  const rows: number[][] = [];
+  const costs: number[] = [];
+  const parents: number[] = [];
+  let slots = 0;
+  for (let b = 0; b < p.batch; b++) {
+    const q0 = p.cuSeqlensQ[b]!, lq = p.cuSeqlensQ[b + 1]! - q0;
+    const k0 = p.cuSeqlensK[b]!, lk = p.cuSeqlensK[b + 1]! - k0;
+    if (lq === 0) continue;
+    const { ng, nr } = rowsOf(lq, G);
+    for (let i0 = 0; i0 < lq; i0 += nr) {
+      const nri = Math.min(nr, lq - i0);
+      // Keys some row of the block sees, and the pairs it keeps (the item's cost).
+      let loMin = Infinity, hiMax = -Infinity;
+      const ranges: [number, number][] = [];
+      for (let i = i0; i < i0 + nri; i++) {
+        const [lo, hi] = visibleRange(i, lq, lk, p.windowLeft, p.windowRight);
+        if (hi >= lo) { loMin = Math.min(loMin, lo); hiMax = Math.max(hiMax, hi); ranges.push([lo, hi]); }
+      }
+      const pairsIn = (ks: number, ke: number) => {
+        let n = 0;
+        for (const [lo, hi] of ranges) n += Math.max(0, Math.min(hi + 1, ke) - Math.max(lo, ks));
+        return n;
+      };
+      for (let hk = 0; hk < Hk; hk++) {
+        for (let g0 = 0; g0 < G; g0 += ng) {
+          const ngi = Math.min(ng, G - g0), h0 = hk * G + g0, R = ngi * nri;
+          const base = [q0, lq, k0, lk, h0, ngi, i0, nri];
+          if (ranges.length === 0) {
+            rows.push([...base, 0, 0, -1, 0]);
+            costs.push(R);
+            continue;
+          }
+          const span = hiMax + 1 - loMin;
+          if (R <= SPLIT_MAX_ROWS && span > SPLIT_MIN) {
+            const chunks = Math.ceil(span / CHUNK);
+            const parent = parents.length / PARENT_INTS;
+            parents.push(chunks, chunks, slots, 0);
+            for (let c = 0; c < chunks; c++) {
+              const ks = loMin + c * CHUNK, ke = Math.min(hiMax + 1, ks + CHUNK);
+              rows.push([...base, ks, ke, parent, slots + c]);
+              costs.push(pairsIn(ks, ke) * ngi + R);
+            }
+            slots += chunks;
+          } else {
+            rows.push([...base, loMin, hiMax + 1, -1, 0]);
+            costs.push(pairsIn(loMin, hiMax + 1) * ngi + R);
+          }
+        }
+      }
+    }
+  }
+  const order = costs.map((_, i) => i).sort((a, b) => costs[b]! - costs[a]! || a - b);
+  const items = new Int32Array(order.length * ITEM_INTS);
+  order.forEach((src, dst) => items.set(rows[src]!, dst * ITEM_INTS));
+  return { items, count: order.length, parents: Int32Array.from(parents), parentCount: parents.length / PARENT_INTS, slotCount: slots };
+}
+
+const align = (x: number, a = 64) => Math.ceil(x / a) * a;
+
+export interface Layout {
+  params: number; items: number; parents: number; alibi: number;
+  q: number; k: number; v: number; out: number; lse: number;
+  scratch: number; scratchStride: number; partial: number; slotBytes: number;
+  end: number;
+}
+
+export interface KernelSizes {
+  heapBase: number;
+  scratchBytes(D: number, Dv: number): number;
+  slotBytes(Dv: number): number;
+}
+
+type Dims = Pick<Problem<unknown>, 'dtype' | 'totalQ' | 'totalK' | 'numHeads' | 'numKvHeads' | 'headDim' | 'headDimV' | 'returnLse'> & { alibiSlopes: unknown };
+
+/** Byte offsets of one call in the wasm memory; `end` is the memory it needs. */
+export function layout(p: Dims, k: KernelSizes, threads: number, itemCount: number, parentCount: number, slotCount: number): Layout {
+  const es = p.dtype === 'float32' ? 4 : 2;
+  let at = align(k.heapBase);
+  const take = (bytes: number) => { const o = at; at = align(at + bytes); return o; };
+  const params = take(PARAMS_BYTES);
+  const items = take(itemCount * ITEM_INTS * 4);
+  const parents = take(parentCount * PARENT_INTS * 4);
+  const alibi = p.alibiSlopes ? take(p.numHeads * 4) : 0;
+  const q = take(p.totalQ * p.numHeads * p.headDim * es);
+  const kk = take(p.totalK * p.numKvHeads * p.headDim * es);
+  const v = take(p.totalK * p.numKvHeads * p.headDimV * es);
+  const out = take(p.totalQ * p.numHeads * p.headDimV * es);
+  const lse = p.returnLse ? take(p.totalQ * p.numHeads * 4) : 0;
+  const scratchStride = k.scratchBytes(p.headDim, p.headDimV);
+  const scratch = take(threads * scratchStride);
+  const slotBytes = k.slotBytes(p.headDimV);
+  const partial = take(slotCount * slotBytes);
+  return { params, items, parents, alibi, q, k: kk, v, out, lse, scratch, scratchStride, partial, slotBytes, end: at };
+}
