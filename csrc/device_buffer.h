@@ -1,0 +1,41 @@
+// Device memory owned from JavaScript. DevMem is the allocation; it is freed (stream-ordered)
+// when its last owner lets go: the DeviceBuffer JS object (on dispose() or when the garbage
+// collector finalises it) or a call in flight that uses it. So disposing a tensor while a call
+// still reads it is safe: the memory goes back after that call.
+#pragma once
+#include <napi.h>
+
+#include <cstddef>
+#include <memory>
+#include <string>
+
+namespace addon {
+
+struct DevMem {
+  void* ptr = nullptr;
+  size_t bytes = 0;
+  ~DevMem();
+};
+
+// Allocates on the addon's stream; call with the GPU lock held. Empty string on success.
+std::string allocDevMem(size_t bytes, std::shared_ptr<DevMem>& out);
+
+class DeviceBuffer : public Napi::ObjectWrap<DeviceBuffer> {
+ public:
+  static void Init(Napi::Env env, Napi::Object exports);
+  static Napi::Object Wrap(Napi::Env env, std::shared_ptr<DevMem> mem);
+  // The buffer behind a JS value, or null when it is not a live DeviceBuffer.
+  static std::shared_ptr<DevMem> From(const Napi::Value& v);
+  static bool Is(const Napi::Value& v);
+
+  explicit DeviceBuffer(const Napi::CallbackInfo& info);
+
+ private:
+  Napi::Value Bytes(const Napi::CallbackInfo& info);
+  Napi::Value Disposed(const Napi::CallbackInfo& info);
+  void Dispose(const Napi::CallbackInfo& info);
+  std::shared_ptr<DevMem> mem_;
+  size_t bytes_ = 0;
+};
+
+}  // namespace addon

@@ -1,0 +1,110 @@
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include "aux_kernels.h"
+
+namespace fa {
+namespace {
+
+template <typename T> __device__ __forceinline__ float toF(T x);
+template <> __device__ __forceinline__ float toF<float>(float x) { return x; }
+template <> __device__ __forceinline__ float toF<__half>(__half x) { return __half2float(x); }
+template <> __device__ __forceinline__ float toF<__nv_bfloat16>(__nv_bfloat16 x) { return __bfloat162float(x); }
+template <typename T> __device__ __forceinline__ T fromF(float x);
+template <> __device__ __forceinline__ float fromF<float>(float x) { return x; }
+template <> __device__ __forceinline__ __half fromF<__half>(float x) { return __float2half_rn(x); }
+template <> __device__ __forceinline__ __nv_bfloat16 fromF<__nv_bfloat16>(float x) { return __float2bfloat16_rn(x); }
+
+template <typename S, typename D>
+__global__ void convertRowsKernel(const S* __restrict__ src, int srcLen, D* __restrict__ dst, int dstLen, int copyLen,
+                                  int64_t n) {
+  for (int64_t idx = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; idx < n; idx += (int64_t)gridDim.x * blockDim.x) {
+    const int64_t r = idx / dstLen;
+    const int c = int(idx - r * dstLen);
+    dst[idx] = c < copyLen ? fromF<D>(toF<S>(src[r * srcLen + c])) : fromF<D>(0.f);
+  }
+}
+
+template <typename S, typename D>
+cudaError_t convertAs(const void* src, int srcLen, void* dst, int dstLen, int copyLen, int64_t rows, cudaStream_t st) {
+  const int64_t n = rows * dstLen;
+  if (n == 0) return cudaSuccess;
+  const int threads = 256;
+  const int64_t want = (n + threads - 1) / threads;
+  const unsigned blocks = (unsigned)(want < 65536 ? want : 65536);
+  convertRowsKernel<S, D><<<blocks, threads, 0, st>>>(static_cast<const S*>(src), srcLen, static_cast<D*>(dst), dstLen,
+                                                      copyLen, n);
+  return cudaGetLastError();
+}
+
+// One warp per (token, head) row. Partials of splits that saw no key have lse -inf and weigh 0.
+template <typename T>
+__global__ void combineKernel(const float* __restrict__ oAccum, const float* __restrict__ lseAccum, int numSplits,
+                              int totalQ, int H, int dv, T* __restrict__ out, int64_t oRowStride, int oHeadStride,
+                              float* __restrict__ lse, int lseFixedS) {
+  __shared__ float weight[4][128];
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int64_t rows = (int64_t)totalQ * H;
+  const int64_t row = (int64_t)blockIdx.x * 4 + warp;
+  if (row >= rows) return;
+  float mx = -INFINITY;
+  for (int s = lane; s < numSplits; s += 32) mx = fmaxf(mx, lseAccum[s * rows + row]);
+  for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+  const float mUse = mx == -INFINITY ? 0.f : mx;
+  float sum = 0.f;
+  for (int s = lane; s < numSplits; s += 32) sum += expf(lseAccum[s * rows + row] - mUse);
+  for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+  const bool empty = sum == 0.f;
+  const float total = empty ? -INFINITY : mUse + logf(sum);
+  for (int s = lane; s < numSplits; s += 32) weight[warp][s] = empty ? 0.f : expf(lseAccum[s * rows + row] - total);
+  __syncwarp();
+  const int token = int(row / H), h = int(row - (int64_t)token * H);
+  T* dst = out + (int64_t)token * oRowStride + (int64_t)h * oHeadStride;
+  for (int c = lane; c < dv; c += 32) {
+    float acc = 0.f;
+    for (int s = 0; s < numSplits; ++s) acc += weight[warp][s] * oAccum[(s * rows + row) * dv + c];
+    dst[c] = fromF<T>(empty ? 0.f : acc);
+  }
+  if (lse && lane == 0) {
+    const int64_t at = lseFixedS > 0 ? (int64_t)((token / lseFixedS) * H + h) * lseFixedS + token % lseFixedS
+                                     : (int64_t)h * totalQ + token;
+    lse[at] = total;
+  }
+}
+
+}  // namespace
+
+cudaError_t convertRows(DType srcT, const void* src, int srcLen, DType dstT, void* dst, int dstLen, int copyLen,
+                        int64_t rows, cudaStream_t st) {
+  if (srcT == DType::F32 && dstT == DType::F16) return convertAs<float, __half>(src, srcLen, dst, dstLen, copyLen, rows, st);
+  if (srcT == DType::F32 && dstT == DType::BF16)
+    return convertAs<float, __nv_bfloat16>(src, srcLen, dst, dstLen, copyLen, rows, st);
+  if (srcT == DType::F16 && dstT == DType::F16) return convertAs<__half, __half>(src, srcLen, dst, dstLen, copyLen, rows, st);
+  if (srcT == DType::BF16 && dstT == DType::BF16)
+    return convertAs<__nv_bfloat16, __nv_bfloat16>(src, srcLen, dst, dstLen, copyLen, rows, st);
+  if (srcT == DType::F16 && dstT == DType::F32) return convertAs<__half, float>(src, srcLen, dst, dstLen, copyLen, rows, st);
+  if (srcT == DType::BF16 && dstT == DType::F32)
+    return convertAs<__nv_bfloat16, float>(src, srcLen, dst, dstLen, copyLen, rows, st);
+  return cudaErrorInvalidValue;
+}
+
+cudaError_t combineSplits(DType outT, const float* oAccum, const float* lseAccum, int numSplits, int totalQ,
+                          int numHeads, int dv, void* out, int64_t oRowStride, int oHeadStride, float* lse,
+                          int lseFixedS, cudaStream_t st) {
+  const int64_t rows = (int64_t)totalQ * numHeads;
+  if (rows == 0) return cudaSuccess;
+  if (numSplits > 128) return cudaErrorInvalidValue;
+  const unsigned blocks = (unsigned)((rows + 3) / 4);
+  if (outT == DType::F16)
+    combineKernel<__half><<<blocks, 128, 0, st>>>(oAccum, lseAccum, numSplits, totalQ, numHeads, dv,
+                                                   static_cast<__half*>(out), oRowStride, oHeadStride, lse, lseFixedS);
+  else if (outT == DType::BF16)
+    combineKernel<__nv_bfloat16><<<blocks, 128, 0, st>>>(oAccum, lseAccum, numSplits, totalQ, numHeads, dv,
+                                                          static_cast<__nv_bfloat16*>(out), oRowStride, oHeadStride,
+                                                          lse, lseFixedS);
+  else
+    return cudaErrorInvalidValue;
+  return cudaGetLastError();
+}
+
+}  // namespace fa

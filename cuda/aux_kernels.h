@@ -1,0 +1,23 @@
+// Small kernels around the attention kernel: dtype conversion with head-dim padding, and the
+// split-KV combine. Host launchers only; no N-API types.
+#pragma once
+#include <cuda_runtime.h>
+#include <cstdint>
+
+namespace fa {
+
+enum class DType : int { F32 = 0, F16 = 1, BF16 = 2 };
+
+inline int dtypeBytes(DType t) { return t == DType::F32 ? 4 : 2; }
+
+// dst[r][c] = c < copyLen ? convert(src[r][c]) : 0 for c < dstLen, r < rows.
+cudaError_t convertRows(DType srcT, const void* src, int srcLen, DType dstT, void* dst, int dstLen, int copyLen,
+                        int64_t rows, cudaStream_t stream);
+
+// Merges numSplits partial results (oAccum [split][totalQ*H][dv], lseAccum [split][totalQ*H])
+// into out (outT, rows at oRowStride per token and oHeadStride per head) and lse (nullable).
+cudaError_t combineSplits(DType outT, const float* oAccum, const float* lseAccum, int numSplits, int totalQ,
+                          int numHeads, int dv, void* out, int64_t oRowStride, int oHeadStride, float* lse,
+                          int lseFixedS, cudaStream_t stream);
+
+}  // namespace fa

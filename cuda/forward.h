@@ -1,0 +1,71 @@
+// The host side of one attention call: plans the launch (head-dim class, tile, work list
+// sorted longest first, split-KV count), owns the call's device temporaries, and enqueues
+// conversion, attention and combine kernels on a stream. Plain C++; no N-API types.
+#pragma once
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "aux_kernels.h"
+#include "params.h"
+#include "tile.h"
+
+namespace fa {
+
+struct ForwardArgs {
+  DType dtype = DType::F16;        // of q, k, v and out
+  const void* q = nullptr;         // device, [totalQ][numHeads][headDim], contiguous
+  const void* k = nullptr;         // device, [totalK][numKvHeads][headDim]
+  const void* v = nullptr;         // device, [totalK][numKvHeads][headDimV]
+  void* out = nullptr;             // device, [totalQ][numHeads][headDimV]
+  float* lse = nullptr;            // device or null; packed [H][totalQ] or fixed [batch][H][S]
+  std::vector<int> cuSeqlensQ, cuSeqlensK;  // host, batch + 1 each
+  int totalQ = 0, totalK = 0, maxSeqlenQ = 0, maxSeqlenK = 0;
+  int numHeads = 1, numKvHeads = 1, headDim = 0, headDimV = 0;
+  int windowLeft = -1, windowRight = -1;    // -1 = unbounded
+  float softmaxScale = 1.f, softcap = 0.f;
+  std::vector<float> alibiSlopes;           // empty = none
+  int fixedSeqlenQ = 0;                     // 0 = packed lse layout
+  bool poison = false;                      // fill outputs with 0xFF (NaN) first
+  int forceSplits = 0;                      // 0 = heuristic (benchmarks may force)
+  int forceTile = 0;                        // 0 = auto, 1 = main, 2 = small
+};
+
+struct PlanInfo {
+  int headDimClass = 0, tile = 0, splits = 1, numWork = 0, blocksPerSm = 0;
+  DType computeType = DType::F16;
+};
+
+// Copies host bytes to the device on the call's stream (the addon passes its pinned staging).
+using Uploader = std::function<cudaError_t(void* dst, const void* src, size_t bytes)>;
+
+std::string cudaMessage(cudaError_t e, const char* what);
+
+class Forward {
+ public:
+  explicit Forward(cudaStream_t stream) : stream_(stream) {}
+  ~Forward();
+  Forward(const Forward&) = delete;
+  Forward& operator=(const Forward&) = delete;
+
+  // Plans, allocates temporaries, uploads the work list. Empty string on success.
+  std::string prepare(const ForwardArgs& a, const Uploader& upload);
+  // Enqueues every kernel of the call; may be repeated (benchmarks).
+  std::string launch();
+  const PlanInfo& info() const { return info_; }
+
+ private:
+  void* alloc(size_t bytes, std::string& err);
+  cudaStream_t stream_;
+  ForwardArgs a_;
+  PlanInfo info_;
+  FwdParams p_{};
+  std::vector<void*> temps_;
+  void* qc_ = nullptr; void* kc_ = nullptr; void* vc_ = nullptr; void* outTmp_ = nullptr;
+  int dPad_ = 0, dvPad_ = 0;
+};
+
+}  // namespace fa

@@ -1,0 +1,24 @@
+// The kernel entry points the host planner dispatches to. Their definitions live in
+// fwd_launch.cuh and are instantiated once per (dtype, head-dim class) in generated files
+// (see CMakeLists.txt), so the dispatcher never compiles a kernel itself.
+#pragma once
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include "params.h"
+#include "tile.h"
+
+namespace fa {
+
+template <typename T, int D>
+cudaError_t runFwd(const FwdParams& p, Tile tile, cudaStream_t stream);
+
+template <typename T, int D>
+cudaError_t fwdTileInfo(Tile tile, TileInfo* info);
+
+// X(T, D) for every instance; CMakeLists.txt generates one .cu per entry of the same list.
+#define FA_FOR_EACH_INSTANCE(X) \
+  X(__half, 64) X(__half, 128) X(__half, 256) X(__nv_bfloat16, 64) X(__nv_bfloat16, 128) X(__nv_bfloat16, 256)
+
+}  // namespace fa

@@ -1,0 +1,319 @@
+// FlashAttention-2 forward, one template for every head-dim class, dtype and tile.
+//
+// A block owns (sequence b, kv head hk, block of query rows, key split). Its rows are
+// (query row, head of the group) pairs, row r = i * group + g, so grouped heads that share
+// K/V are computed together and K/V tiles are read once per group. Each warp owns kMT m16
+// tiles of rows; S = Q K^T and O += P V run on mma.sync m16n8k16 with float32 accumulators,
+// operands fed by ldmatrix from XOR-swizzled shared memory (16-byte chunk c of row r is stored
+// at chunk c ^ (r & 7): the 8 row addresses of every ldmatrix phase hit 8 different bank
+// quads, and so do the cp.async writes). P never leaves registers: the S accumulator layout of
+// two n8 tiles is exactly the A operand layout of the next mma.
+//
+// Pipeline (FlashAttention-2's): K(j) is in smem when iteration j starts; V(j) is fetched with
+// cp.async while S(j) is computed, and K(j-1) while P V(j) is computed, so every load has a
+// full matrix product to land in. Key tiles run from the last to the first, so the tiles that
+// need masking (diagonal / sequence end) come first and the rest skip the mask entirely.
+#pragma once
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cstdint>
+
+#include "params.h"
+#include "ptx.h"
+#include "tile.h"
+
+namespace fa {
+
+constexpr float kLog2e = 1.4426950408889634f;
+constexpr float kLn2 = 0.6931471805599453f;
+
+template <class C, typename T>
+__global__ void __launch_bounds__(C::kThreads, C::kMinBlocks) fwdKernel(const __grid_constant__ FwdParams p) {
+  extern __shared__ __align__(128) unsigned char smem[];
+  T* sQ = reinterpret_cast<T*>(smem);
+  T* sK = sQ + C::kBM * C::kD;
+  T* sV = sK + C::kBN * C::kD;
+
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int hk = blockIdx.x % p.numKvHeads;
+  const WorkItem w = p.work[blockIdx.x / p.numKvHeads];
+  const int qStart = p.cuSeqlensQ[w.b], lq = p.cuSeqlensQ[w.b + 1] - qStart;
+  const int kStart = p.cuSeqlensK[w.b], lk = p.cuSeqlensK[w.b + 1] - kStart;
+  const int G = p.group;
+  const int m0 = w.mBlock * C::kBM;
+  const int rowsTotal = lq * G;
+  int nLo, nHi;
+  keyBlockRange(w.mBlock, C::kBM, C::kBN, lq, lk, G, p.windowLeft, p.windowRight, nLo, nHi);
+  if (p.numSplits > 1) splitRange(nLo, nHi, w.split, p.numSplits, nLo, nHi);
+  // Diagonals of the block's first and last real rows, for the "does this tile need a mask" test.
+  const int lastRow = (m0 + C::kBM < rowsTotal ? m0 + C::kBM : rowsTotal) - 1;
+  const int diagFirst = m0 / G + lk - lq, diagLast = lastRow / G + lk - lq;
+
+  const T* qBase = static_cast<const T*>(p.q);
+  const T* kBase = static_cast<const T*>(p.k);
+  const T* vBase = static_cast<const T*>(p.v);
+  // Loads: thread tid moves chunks cl, cl + kCL, ... of rows rowOff, rowOff + kRowsPerPass, ...
+  const int cl = tid % C::kCL, rowOff = tid / C::kCL;
+  const int ySt = cl ^ (rowOff & 7);  // swizzle term of this thread's first chunk
+
+  // Smem offset of (row, chunk cl + kCL * j), row = rowOff + pass * kRowsPerPass.
+  auto stOff = [&](int pass, int j) {
+    const int sw = C::kCL >= 8 ? ySt + C::kCL * j : (C::kCL * j) ^ ySt;
+    return (rowOff + pass * C::kRowsPerPass) * C::kD + sw * 8;
+  };
+
+  auto loadKV = [&](T* s, const T* base, int64_t rowStride, int64_t headOff, int dValid, int nb) {
+    const int n0 = nb * C::kBN;
+    const T* tile = base + (int64_t)(kStart + n0 + rowOff) * rowStride + headOff + cl * 8;
+#pragma unroll
+    for (int pass = 0; pass < C::kBN / C::kRowsPerPass; ++pass) {
+      // Rows past the sequence are zero-filled: never read another sequence's keys.
+      const bool rowOk = n0 + rowOff + pass * C::kRowsPerPass < lk;
+      const T* src = tile + (int64_t)(pass * C::kRowsPerPass) * rowStride;
+#pragma unroll
+      for (int j = 0; j < C::kChunks / C::kCL; ++j) {
+        const bool ok = rowOk && (cl + C::kCL * j) * 8 < dValid;
+        cpAsync16(s + stOff(pass, j), ok ? src + C::kCL * j * 8 : base, ok);
+      }
+    }
+  };
+
+  if (nHi > nLo) {
+#pragma unroll
+    for (int pass = 0; pass < C::kBM / C::kRowsPerPass; ++pass) {
+      const int rr = m0 + rowOff + pass * C::kRowsPerPass;
+      const int i = rr / G, g = rr - i * G;
+      const bool rowOk = rr < rowsTotal;
+      const T* src = qBase + (int64_t)(qStart + i) * p.qRowStride + (int64_t)(hk * G + g) * p.qHeadStride + cl * 8;
+#pragma unroll
+      for (int j = 0; j < C::kChunks / C::kCL; ++j) {
+        const bool ok = rowOk && (cl + C::kCL * j) * 8 < p.d;
+        cpAsync16(sQ + stOff(pass, j), ok ? src + C::kCL * j * 8 : qBase, ok);
+      }
+    }
+    loadKV(sK, kBase, p.kRowStride, (int64_t)hk * p.kHeadStride, p.d, nHi - 1);
+    cpAsyncCommit();
+  }
+
+  // This thread's accumulator rows: m tile mt, half hr holds local row warpRow + mt*16 + lane/4 + hr*8.
+  const int warpRow = warp * 16 * C::kMT;
+  int diag[C::kMT][2];
+#pragma unroll
+  for (int mt = 0; mt < C::kMT; ++mt)
+#pragma unroll
+    for (int hr = 0; hr < 2; ++hr) diag[mt][hr] = (m0 + warpRow + mt * 16 + (lane >> 2) + hr * 8) / G + lk - lq;
+
+  // ldmatrix row addresses. Each 8-lane phase reads 8 consecutive rows, so row & 7 == lane & 7
+  // and the swizzled chunk of logical chunk 2*kk + c is (2*kk) ^ (c ^ (lane & 7)).
+  const int yA = (lane >> 4) ^ (lane & 7);               // Q (A operand) and V (trans B operand)
+  const int yB = ((lane >> 3) & 1) ^ (lane & 7);         // K (B operand)
+  const int aRow = (warpRow + (lane & 15)) * C::kD;
+  const int bRow = ((lane & 7) + ((lane >> 4) << 3)) * C::kD;
+  const int vRow = ((lane & 7) + ((lane >> 3) & 1) * 8) * C::kD;
+
+  float o[C::kMT][C::kOT][4];
+  float rowMax[C::kMT][2], rowSum[C::kMT][2];
+#pragma unroll
+  for (int mt = 0; mt < C::kMT; ++mt) {
+#pragma unroll
+    for (int dt = 0; dt < C::kOT; ++dt)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) o[mt][dt][e] = 0.f;
+    rowMax[mt][0] = rowMax[mt][1] = -INFINITY;
+    rowSum[mt][0] = rowSum[mt][1] = 0.f;
+  }
+
+  for (int nb = nHi - 1; nb >= nLo; --nb) {
+    cpAsyncWait<0>();
+    __syncthreads();  // K(nb) (and Q) landed; every warp is done reading V(nb+1)
+    loadKV(sV, vBase, p.vRowStride, (int64_t)hk * p.vHeadStride, p.dv, nb);
+    cpAsyncCommit();
+
+    float s[C::kMT][C::kNT][4];
+#pragma unroll
+    for (int mt = 0; mt < C::kMT; ++mt)
+#pragma unroll
+      for (int nt = 0; nt < C::kNT; ++nt)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) s[mt][nt][e] = 0.f;
+
+#pragma unroll
+    for (int kk = 0; kk < C::kD / 16; ++kk) {
+      if (kk * 16 < p.d) {  // padded head dims skip the all-zero k slices
+        uint32_t a[C::kMT][4];
+#pragma unroll
+        for (int mt = 0; mt < C::kMT; ++mt)
+          ldsm4(a[mt], sQ + aRow + mt * 16 * C::kD + (((2 * kk) ^ yA) << 3));
+#pragma unroll
+        for (int nn = 0; nn < C::kNT / 2; ++nn) {
+          uint32_t b[4];
+          ldsm4(b, sK + bRow + nn * 16 * C::kD + (((2 * kk) ^ yB) << 3));
+#pragma unroll
+          for (int mt = 0; mt < C::kMT; ++mt) {
+            mma16816<T>(s[mt][2 * nn], a[mt], b[0], b[1]);
+            mma16816<T>(s[mt][2 * nn + 1], a[mt], b[2], b[3]);
+          }
+        }
+      }
+    }
+
+    // Scores to the log2 domain: scale (any sign), softcap, ALiBi, then the mask replaces
+    // (never adds to) the score, so a NaN under the mask cannot leak into the row.
+    const int n0 = nb * C::kBN;
+    const int colBase = n0 + (lane & 3) * 2;
+    if (p.softcapInv != 0.f) {
+#pragma unroll
+      for (int mt = 0; mt < C::kMT; ++mt)
+#pragma unroll
+        for (int nt = 0; nt < C::kNT; ++nt)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) s[mt][nt][e] = p.softcapLog2 * tanhf(s[mt][nt][e] * p.softcapInv);
+    } else {
+#pragma unroll
+      for (int mt = 0; mt < C::kMT; ++mt)
+#pragma unroll
+        for (int nt = 0; nt < C::kNT; ++nt)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) s[mt][nt][e] *= p.scaleLog2;
+    }
+    if (p.alibiSlopes) {
+      float slope[C::kMT][2];
+#pragma unroll
+      for (int mt = 0; mt < C::kMT; ++mt)
+#pragma unroll
+        for (int hr = 0; hr < 2; ++hr) {
+          const int rr = m0 + warpRow + mt * 16 + (lane >> 2) + hr * 8, i = rr / G;
+          slope[mt][hr] = __ldg(p.alibiSlopes + hk * G + (rr - i * G)) * kLog2e;
+        }
+#pragma unroll
+      for (int mt = 0; mt < C::kMT; ++mt)
+#pragma unroll
+        for (int nt = 0; nt < C::kNT; ++nt)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) {
+            const int j = colBase + nt * 8 + (e & 1);
+            s[mt][nt][e] -= slope[mt][e >> 1] * fabsf(float(diag[mt][e >> 1] - j));
+          }
+    }
+    const bool needMask = n0 + C::kBN > lk || n0 + C::kBN - 1 > diagFirst + p.windowRight ||
+                          n0 < diagLast - p.windowLeft;
+    if (needMask) {
+#pragma unroll
+      for (int mt = 0; mt < C::kMT; ++mt)
+#pragma unroll
+        for (int hr = 0; hr < 2; ++hr) {
+          const int jLo = diag[mt][hr] - p.windowLeft;
+          int jHi = diag[mt][hr] + p.windowRight;
+          jHi = jHi < lk - 1 ? jHi : lk - 1;
+#pragma unroll
+          for (int nt = 0; nt < C::kNT; ++nt)
+#pragma unroll
+            for (int e = 0; e < 2; ++e) {
+              const int j = colBase + nt * 8 + e;
+              if (j < jLo || j > jHi) s[mt][nt][hr * 2 + e] = -INFINITY;
+            }
+        }
+    }
+
+    // Online softmax. A row that has seen only masked keys keeps max -inf; it is exponentiated
+    // against 0 instead, so its probabilities are exactly 0 and never NaN.
+#pragma unroll
+    for (int mt = 0; mt < C::kMT; ++mt)
+#pragma unroll
+      for (int hr = 0; hr < 2; ++hr) {
+        float mx = rowMax[mt][hr];
+#pragma unroll
+        for (int nt = 0; nt < C::kNT; ++nt) mx = fmaxf(mx, fmaxf(s[mt][nt][hr * 2], s[mt][nt][hr * 2 + 1]));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+        const float mUse = mx == -INFINITY ? 0.f : mx;
+        const float corr = ex2(rowMax[mt][hr] - mUse);
+        rowMax[mt][hr] = mx;
+        float sum = rowSum[mt][hr] * corr;
+#pragma unroll
+        for (int dt = 0; dt < C::kOT; ++dt) {
+          o[mt][dt][hr * 2] *= corr;
+          o[mt][dt][hr * 2 + 1] *= corr;
+        }
+#pragma unroll
+        for (int nt = 0; nt < C::kNT; ++nt) {
+          const float p0 = ex2(s[mt][nt][hr * 2] - mUse), p1 = ex2(s[mt][nt][hr * 2 + 1] - mUse);
+          s[mt][nt][hr * 2] = p0;
+          s[mt][nt][hr * 2 + 1] = p1;
+          sum += p0 + p1;
+        }
+        rowSum[mt][hr] = sum;  // this thread's partial; the quad is reduced once, at the end
+      }
+
+    cpAsyncWait<0>();
+    __syncthreads();  // V(nb) landed; every warp is done reading K(nb)
+    if (nb > nLo) loadKV(sK, kBase, p.kRowStride, (int64_t)hk * p.kHeadStride, p.d, nb - 1);
+    cpAsyncCommit();
+
+#pragma unroll
+    for (int kk = 0; kk < C::kBN / 16; ++kk) {
+      uint32_t a[C::kMT][4];
+#pragma unroll
+      for (int mt = 0; mt < C::kMT; ++mt) {
+        a[mt][0] = pack2<T>(s[mt][2 * kk][0], s[mt][2 * kk][1]);
+        a[mt][1] = pack2<T>(s[mt][2 * kk][2], s[mt][2 * kk][3]);
+        a[mt][2] = pack2<T>(s[mt][2 * kk + 1][0], s[mt][2 * kk + 1][1]);
+        a[mt][3] = pack2<T>(s[mt][2 * kk + 1][2], s[mt][2 * kk + 1][3]);
+      }
+#pragma unroll
+      for (int dn = 0; dn < C::kD / 16; ++dn) {
+        if (dn * 16 < p.dv) {
+          uint32_t b[4];
+          ldsm4t(b, sV + vRow + kk * 16 * C::kD + (((2 * dn) ^ yA) << 3));
+#pragma unroll
+          for (int mt = 0; mt < C::kMT; ++mt) {
+            mma16816<T>(o[mt][2 * dn], a[mt], b[0], b[1]);
+            mma16816<T>(o[mt][2 * dn + 1], a[mt], b[2], b[3]);
+          }
+        }
+      }
+    }
+  }
+
+  // Epilogue. sum == 0 means the row saw no key: out 0, lse -inf. A NaN sum propagates.
+  const int H = p.numHeads;
+#pragma unroll
+  for (int mt = 0; mt < C::kMT; ++mt)
+#pragma unroll
+    for (int hr = 0; hr < 2; ++hr) {
+      float sum = rowSum[mt][hr];
+      sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+      sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+      const int rr = m0 + warpRow + mt * 16 + (lane >> 2) + hr * 8;
+      if (rr >= rowsTotal) continue;
+      const int i = rr / G, h = hk * G + (rr - i * G);
+      const bool empty = sum == 0.f;
+      const float inv = empty ? 0.f : 1.f / sum;
+      const float mUse = rowMax[mt][hr] == -INFINITY ? 0.f : rowMax[mt][hr];
+      const float lse = empty ? -INFINITY : (mUse + log2f(sum)) * kLn2;
+      const int64_t row = (int64_t)(qStart + i) * H + h;
+      if (p.numSplits > 1) {
+        const int64_t rows = (int64_t)p.totalQ * H;
+        float* dst = p.oAccum + ((int64_t)w.split * rows + row) * p.dv + (lane & 3) * 2;
+#pragma unroll
+        for (int dt = 0; dt < C::kOT; ++dt)
+          if (dt * 8 < p.dv)
+            *reinterpret_cast<float2*>(dst + dt * 8) =
+                empty ? make_float2(0.f, 0.f) : make_float2(o[mt][dt][hr * 2] * inv, o[mt][dt][hr * 2 + 1] * inv);
+        if ((lane & 3) == 0) p.lseAccum[(int64_t)w.split * rows + row] = lse;
+      } else {
+        T* dst = static_cast<T*>(p.out) + (int64_t)(qStart + i) * p.oRowStride + (int64_t)h * p.oHeadStride + (lane & 3) * 2;
+#pragma unroll
+        for (int dt = 0; dt < C::kOT; ++dt)
+          if (dt * 8 < p.dv)
+            *reinterpret_cast<uint32_t*>(dst + dt * 8) =
+                empty ? 0u : pack2<T>(o[mt][dt][hr * 2] * inv, o[mt][dt][hr * 2 + 1] * inv);
+        if (p.lse && (lane & 3) == 0) {
+          const int64_t at = p.lseFixedS > 0 ? (int64_t)(w.b * H + h) * p.lseFixedS + i : (int64_t)h * p.totalQ + qStart + i;
+          p.lse[at] = lse;
+        }
+      }
+    }
+}
+
+}  // namespace fa

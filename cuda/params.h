@@ -1,0 +1,76 @@
+// The plain parameter block of one forward launch, and the tile geometry shared by the host
+// planner and the kernel (so both agree on which key blocks a query block visits).
+#pragma once
+#include <cstdint>
+
+#if defined(__CUDACC__)
+#define FA_HD __host__ __device__ __forceinline__
+#else
+#define FA_HD inline
+#endif
+
+namespace fa {
+
+// Masks are written with finite bounds: an unbounded window side becomes kUnbounded, far
+// beyond any supported sequence length (< kMaxSeqlen), so no branch on -1 is needed.
+constexpr int kUnbounded = 1 << 29;
+constexpr int kMaxSeqlen = 1 << 28;
+
+// One thread block's share: sequence b, query-row block mBlock, key split `split`.
+// Heads are not in the item; the grid runs every item for each kv head.
+struct WorkItem {
+  int b, mBlock, split, cost;
+};
+
+struct FwdParams {
+  const void* q;
+  const void* k;
+  const void* v;
+  void* out;               // compute dtype, [totalQ][H][oHeadStride]; unused when numSplits > 1
+  float* lse;              // final lse (nullable); unused when numSplits > 1
+  float* oAccum;           // numSplits > 1: [split][totalQ*H][dv] float32 partial outputs
+  float* lseAccum;         // numSplits > 1: [split][totalQ*H] partial lse
+  const int* cuSeqlensQ;   // device
+  const int* cuSeqlensK;   // device
+  const WorkItem* work;    // device, numWork items
+  const float* alibiSlopes;  // device [H] or null
+  int64_t qRowStride, kRowStride, vRowStride, oRowStride;  // elements between tokens
+  int qHeadStride, kHeadStride, vHeadStride, oHeadStride;  // elements between heads
+  int numHeads, numKvHeads, group;                         // group = numHeads / numKvHeads
+  int d, dv;               // padded to multiples of 8, at most the kernel's head-dim class
+  int totalQ;
+  int windowLeft, windowRight;  // in [0, kUnbounded]
+  float scaleLog2;         // softmaxScale * log2(e), used when softcap is off
+  float softcapInv;        // softmaxScale / softcap; 0 = softcap off
+  float softcapLog2;       // softcap * log2(e)
+  int lseFixedS;           // 0: packed lse [H][totalQ]; S: fixed lse [batch][H][S]
+  int numSplits;
+  int numWork;
+};
+
+// Key blocks [nLo, nHi) that rows [mBlock*bm, ...) of a sequence (lq, lk) can see. Rows of a
+// block are (query row, head in group) pairs: row r is query r / group. Empty: nLo == nHi.
+FA_HD void keyBlockRange(int mBlock, int bm, int bn, int lq, int lk, int group, int left, int right,
+                         int& nLo, int& nHi) {
+  const int rowFirst = mBlock * bm;
+  int rowLast = rowFirst + bm;
+  if (rowLast > lq * group) rowLast = lq * group;
+  const int iFirst = rowFirst / group, iLast = (rowLast - 1) / group;
+  int lo = iFirst + lk - lq - left, hi = iLast + lk - lq + right + 1;
+  if (lo < 0) lo = 0;
+  if (hi > lk) hi = lk;
+  if (hi <= lo) { nLo = nHi = 0; return; }
+  nLo = lo / bn;
+  nHi = (hi + bn - 1) / bn;
+}
+
+// The blocks split s of numSplits takes from [nLo, nHi).
+FA_HD void splitRange(int nLo, int nHi, int split, int numSplits, int& sLo, int& sHi) {
+  const int per = (nHi - nLo + numSplits - 1) / numSplits;
+  sLo = nLo + split * per;
+  sHi = sLo + per;
+  if (sHi > nHi) sHi = nHi;
+  if (sLo > sHi) sLo = sHi;
+}
+
+}  // namespace fa

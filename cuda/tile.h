@@ -1,0 +1,46 @@
+// Tile shapes: one kernel template, two tiles per head-dim class. `Main` follows FlashAttention-2's
+// forward choices for sm80/sm90 (128 query rows; 4 warps for d <= 128, 8 for 256). `Small` has
+// 16 rows and one warp: for decode-like calls (query rows x grouped heads <= 16) where a
+// 128-row tile would spend its tensor-core time on padding; with split-KV it keeps enough key
+// tiles in flight to run at memory speed.
+#pragma once
+
+namespace fa {
+
+enum class Tile : int { Main = 1, Small = 2 };
+
+template <int D_, int BM_, int BN_, int W_, int MinBlocks_>
+struct TileCfg {
+  static constexpr int kD = D_;          // head-dim class: the smem row length
+  static constexpr int kBM = BM_;        // query rows per block
+  static constexpr int kBN = BN_;        // keys per tile
+  static constexpr int kWarps = W_;
+  static constexpr int kMinBlocks = MinBlocks_;
+  static constexpr int kThreads = W_ * 32;
+  static constexpr int kMT = BM_ / (16 * W_);  // m16 tiles per warp
+  static constexpr int kNT = BN_ / 8;          // n8 tiles of S per m16 tile
+  static constexpr int kOT = D_ / 8;           // n8 tiles of O per m16 tile
+  static constexpr int kChunks = D_ / 8;       // 16-byte chunks per smem row
+  // Tile loads: kCL threads side by side along a row's chunks, kRowsPerPass rows per pass. Rows
+  // of one thread are kRowsPerPass (a multiple of 8) apart, so their swizzle (row & 7) is fixed.
+  static constexpr int kCL = kChunks < kThreads / 8 ? kChunks : kThreads / 8;
+  static constexpr int kRowsPerPass = kThreads / kCL;
+  static constexpr int kSmemBytes = (BM_ + 2 * BN_) * D_ * 2;
+  static_assert(kMT >= 1 && BM_ % (16 * W_) == 0, "each warp owns whole m16 tiles");
+  static_assert(D_ % 64 == 0, "the XOR swizzle needs rows of at least 8 chunks");
+  static_assert(kRowsPerPass % 8 == 0 && BN_ % kRowsPerPass == 0 && BM_ % kRowsPerPass == 0 && kChunks % kCL == 0,
+                "loads tile evenly");
+};
+
+template <int D> struct MainTileOf;
+template <> struct MainTileOf<64> { using type = TileCfg<64, 128, 64, 4, 2>; };
+template <> struct MainTileOf<128> { using type = TileCfg<128, 128, 64, 4, 2>; };
+template <> struct MainTileOf<256> { using type = TileCfg<256, 128, 64, 8, 1>; };
+template <int D> using MainTile = typename MainTileOf<D>::type;
+template <int D> using SmallTile = TileCfg<D, 16, 64, 1, 4>;
+
+struct TileInfo {
+  int bm, bn, threads, smemBytes, blocksPerSm;
+};
+
+}  // namespace fa
