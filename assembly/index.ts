@@ -469,28 +469,20 @@ function qk8(rg8: i32, nkg: i32): void {
       let a00 = f32x4.splat(0), a01 = f32x4.splat(0), a10 = f32x4.splat(0), a11 = f32x4.splat(0);
       let a20 = f32x4.splat(0), a21 = f32x4.splat(0), a30 = f32x4.splat(0), a31 = f32x4.splat(0);
       let qp = sQT + <usize>g * 32, kp = kbase;
-      for (let d = 0; d < Dp; d += 4) {
-        let q0 = v128.load(qp), q1 = v128.load(qp, 16);
-        let k = v128.load32_splat(kp); a00 = madd(q0, k, a00); a01 = madd(q1, k, a01);
-        k = v128.load32_splat(kp, 4); a10 = madd(q0, k, a10); a11 = madd(q1, k, a11);
-        k = v128.load32_splat(kp, 8); a20 = madd(q0, k, a20); a21 = madd(q1, k, a21);
-        k = v128.load32_splat(kp, 12); a30 = madd(q0, k, a30); a31 = madd(q1, k, a31);
-        q0 = v128.load(qp, 256); q1 = v128.load(qp, 272);
-        k = v128.load32_splat(kp, 16); a00 = madd(q0, k, a00); a01 = madd(q1, k, a01);
-        k = v128.load32_splat(kp, 20); a10 = madd(q0, k, a10); a11 = madd(q1, k, a11);
-        k = v128.load32_splat(kp, 24); a20 = madd(q0, k, a20); a21 = madd(q1, k, a21);
-        k = v128.load32_splat(kp, 28); a30 = madd(q0, k, a30); a31 = madd(q1, k, a31);
-        q0 = v128.load(qp, 512); q1 = v128.load(qp, 528);
-        k = v128.load32_splat(kp, 32); a00 = madd(q0, k, a00); a01 = madd(q1, k, a01);
-        k = v128.load32_splat(kp, 36); a10 = madd(q0, k, a10); a11 = madd(q1, k, a11);
-        k = v128.load32_splat(kp, 40); a20 = madd(q0, k, a20); a21 = madd(q1, k, a21);
-        k = v128.load32_splat(kp, 44); a30 = madd(q0, k, a30); a31 = madd(q1, k, a31);
-        q0 = v128.load(qp, 768); q1 = v128.load(qp, 784);
-        k = v128.load32_splat(kp, 48); a00 = madd(q0, k, a00); a01 = madd(q1, k, a01);
-        k = v128.load32_splat(kp, 52); a10 = madd(q0, k, a10); a11 = madd(q1, k, a11);
-        k = v128.load32_splat(kp, 56); a20 = madd(q0, k, a20); a21 = madd(q1, k, a21);
-        k = v128.load32_splat(kp, 60); a30 = madd(q0, k, a30); a31 = madd(q1, k, a31);
-        qp += 1024; kp += 64;
+      // One d per iteration: unrolling lets binaryen chain each accumulator's updates, which
+      // keeps more q vectors live than x64's 16 vector registers hold (V8 then spills).
+      for (let d = 0; d < Dp; d += 2) {
+        const q0 = v128.load(qp), q1 = v128.load(qp, 16);
+        const r0 = v128.load(qp, 256), r1 = v128.load(qp, 272);
+        a00 = madd(r0, v128.load32_splat(kp, 16), madd(q0, v128.load32_splat(kp), a00));
+        a01 = madd(r1, v128.load32_splat(kp, 16), madd(q1, v128.load32_splat(kp), a01));
+        a10 = madd(r0, v128.load32_splat(kp, 20), madd(q0, v128.load32_splat(kp, 4), a10));
+        a11 = madd(r1, v128.load32_splat(kp, 20), madd(q1, v128.load32_splat(kp, 4), a11));
+        a20 = madd(r0, v128.load32_splat(kp, 24), madd(q0, v128.load32_splat(kp, 8), a20));
+        a21 = madd(r1, v128.load32_splat(kp, 24), madd(q1, v128.load32_splat(kp, 8), a21));
+        a30 = madd(r0, v128.load32_splat(kp, 28), madd(q0, v128.load32_splat(kp, 12), a30));
+        a31 = madd(r1, v128.load32_splat(kp, 28), madd(q1, v128.load32_splat(kp, 12), a31));
+        qp += 2 * BM * 4; kp += 32;
       }
       const sp = sbase + <usize>g * 32;
       v128.store(sp, a00); v128.store(sp, a01, 16);
@@ -659,19 +651,13 @@ function pv(rg4: i32, nj: i32): void {
       al = v128.load32_splat(ap, 12);
       let a30 = f32x4.mul(v128.load(op + 3 * ostride), al), a31 = f32x4.mul(v128.load(op + 3 * ostride, 16), al);
       let pp = sST + <usize>g * 16, vp = sVS + <usize>dg * 4;
-      for (let j = 0; j < nj; j += 2) {
-        let v0 = v128.load(vp), v1 = v128.load(vp, 16);
+      for (let j = 0; j < nj; j++) {
+        const v0 = v128.load(vp), v1 = v128.load(vp, 16);
         let p = v128.load32_splat(pp); a00 = madd(p, v0, a00); a01 = madd(p, v1, a01);
         p = v128.load32_splat(pp, 4); a10 = madd(p, v0, a10); a11 = madd(p, v1, a11);
         p = v128.load32_splat(pp, 8); a20 = madd(p, v0, a20); a21 = madd(p, v1, a21);
         p = v128.load32_splat(pp, 12); a30 = madd(p, v0, a30); a31 = madd(p, v1, a31);
-        vp += ostride;
-        v0 = v128.load(vp); v1 = v128.load(vp, 16);
-        p = v128.load32_splat(pp, 256); a00 = madd(p, v0, a00); a01 = madd(p, v1, a01);
-        p = v128.load32_splat(pp, 260); a10 = madd(p, v0, a10); a11 = madd(p, v1, a11);
-        p = v128.load32_splat(pp, 264); a20 = madd(p, v0, a20); a21 = madd(p, v1, a21);
-        p = v128.load32_splat(pp, 268); a30 = madd(p, v0, a30); a31 = madd(p, v1, a31);
-        vp += ostride; pp += 512;
+        vp += ostride; pp += BM * 4;
       }
       v128.store(op, a00); v128.store(op, a01, 16);
       v128.store(op + ostride, a10); v128.store(op + ostride, a11, 16);

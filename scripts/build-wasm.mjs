@@ -2,14 +2,16 @@
 // Builds the WebAssembly kernel (assembly/) twice from the same source into build/wasm/:
 //   flashattn.wasm          baseline SIMD (runs on every engine with wasm SIMD)
 //   flashattn-relaxed.wasm  relaxed SIMD (f32x4.relaxed_madd; ASC_FEATURE_RELAXED_SIMD is true)
-// The host picks one at load time with WebAssembly.validate. Pass --wat to also write .wat text.
+// The host picks one at load time with WebAssembly.validate. Pass --wat to also write .wat text,
+// --out DIR to write somewhere else (e.g. a private copy for measurements).
 import { mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import asc from 'assemblyscript/asc';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const out = join(root, 'build', 'wasm');
+const outArg = process.argv.indexOf('--out');
+const out = outArg > 0 ? process.argv[outArg + 1] : join(root, 'build', 'wasm');
 const wat = process.argv.includes('--wat');
 
 const common = [
@@ -35,5 +37,5 @@ for (const v of variants) {
     console.error(`build-wasm: ${v.name} failed: ${error.message}`);
     process.exit(1);
   }
-  console.log(`build-wasm: build/wasm/${v.name}.wasm`);
+  console.log(`build-wasm: ${join(out, `${v.name}.wasm`)}`);
 }
