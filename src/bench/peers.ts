@@ -287,7 +287,7 @@ interface OrtModule {
   InferenceSession: { create(model: Uint8Array, options?: Record<string, unknown>): Promise<OrtSession> };
 }
 
-/** Loads onnxruntime-node; null and a reason when it is not installed or its binary does not load. */
+/** Loads onnxruntime-node; a reason string when it is not installed or its binary does not load. */
 export async function loadOrtNode(threads: number): Promise<PeerRunner | string> {
   let ort: OrtModule;
   try {

@@ -99,7 +99,7 @@ function loadavg(): number[] {
   return os.loadavg().map((x) => Math.round(x * 100) / 100);
 }
 
-/** Runs the benchmark; resolves with the report (also written to --json), rejects if any output is wrong. */
+/** `flashattn bench`: prints progress and the table through `log`; rejects if any output is wrong. */
 export async function runBench(args: string[], log: (line: string) => void): Promise<void> {
   await bench(args, log);
 }
@@ -151,8 +151,8 @@ export async function bench(args: string[], log: (line: string) => void): Promis
 
   const record = (r: BenchResult, d: WorkloadData, line: string, into = report.results, silent = false) => {
     into.push(r);
-    if (silent) return;
     if (!r.ok) report.failures.push(`${r.workload} ${r.impl} ${r.threads}t${r.op ? ` [${r.op}]` : ''}: max error ${r.maxErr.toExponential(2)}`);
+    if (silent) return;
     const bw = d.w.reportBandwidth ? `  ${lpad(fmt(r.gbps!, 2), 6)} GB/s` : '';
     log(`${line}${lpad(fmt(r.medianMs, 2), 9)} ms (min ${fmt(r.minMs, 2)}, ${r.runs} runs) ${lpad(fmt(r.gflops, 2), 7)} GFLOP/s${bw}  ${r.ok ? '✓' : '✗ MISMATCH'} err ${r.maxErr.toExponential(1)}${r.op ? `  [${r.op}]` : ''}${r.othersCores > BUSY_CORES ? `  ⚠ disturbed: other processes used ${fmt(r.othersCores, 2)} cores` : ''}`);
   };
