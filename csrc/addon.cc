@@ -51,6 +51,10 @@ Napi::Value DeviceInfo(const Napi::CallbackInfo& info) {
 }  // namespace
 }  // namespace addon
 
+static Napi::Value LiveBytes(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), double(addon::liveDeviceBytes()));
+}
+
 static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   using namespace addon;
   DeviceBuffer::Init(env, exports);
@@ -59,6 +63,7 @@ static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   exports.Set("download", Napi::Function::New(env, Download));
   exports.Set("allocDevice", Napi::Function::New(env, AllocDevice));
   exports.Set("attention", Napi::Function::New(env, Attention));
+  exports.Set("liveBytes", Napi::Function::New(env, LiveBytes));
   return exports;
 }
 

@@ -1,11 +1,20 @@
 #include "device_buffer.h"
 
+#include <atomic>
+
 #include "gpu.h"
 
 namespace addon {
 
+static std::atomic<size_t> liveBytes{0};
+
+size_t liveDeviceBytes() { return liveBytes.load(); }
+
 DevMem::~DevMem() {
-  if (ptr) cudaFreeAsync(ptr, Gpu::get().stream());
+  if (ptr) {
+    cudaFreeAsync(ptr, Gpu::get().stream());
+    liveBytes -= bytes;
+  }
 }
 
 std::string allocDevMem(size_t bytes, std::shared_ptr<DevMem>& out) {
@@ -17,6 +26,7 @@ std::string allocDevMem(size_t bytes, std::shared_ptr<DevMem>& out) {
       mem->ptr = nullptr;
       return cudaMessage(e, ("cudaMallocAsync of " + std::to_string(bytes) + " bytes").c_str());
     }
+    liveBytes += bytes;
   }
   out = std::move(mem);
   return "";

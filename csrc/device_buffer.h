@@ -17,6 +17,10 @@ struct DevMem {
   ~DevMem();
 };
 
+// Bytes of device memory held by live DevMem objects (tests check that dispose and the
+// finalizer give memory back).
+size_t liveDeviceBytes();
+
 // Allocates on the addon's stream; call with the GPU lock held. Empty string on success.
 std::string allocDevMem(size_t bytes, std::shared_ptr<DevMem>& out);
 

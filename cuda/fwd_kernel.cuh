@@ -27,13 +27,10 @@ namespace fa {
 constexpr float kLog2e = 1.4426950408889634f;
 constexpr float kLn2 = 0.6931471805599453f;
 
-template <class C, typename T>
-__global__ void __launch_bounds__(C::kThreads, C::kMinBlocks) fwdKernel(const __grid_constant__ FwdParams p) {
-  extern __shared__ __align__(128) unsigned char smem[];
-  T* sQ = reinterpret_cast<T*>(smem);
-  T* sK = sQ + C::kBM * C::kD;
-  T* sV = sK + C::kBN * C::kD;
-
+// kFull: the head dims fill the class (d == dv == kD), so the k-slice loops need no guards and
+// the compiler can software-pipeline ldmatrix across them. Padded dims take the guarded copy.
+template <class C, typename T, bool kFull>
+__device__ __forceinline__ void fwdBody(const FwdParams& p, unsigned char* smem) {
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int hk = blockIdx.x % p.numKvHeads;
   const WorkItem w = p.work[blockIdx.x / p.numKvHeads];
@@ -52,28 +49,33 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks) fwdKernel(const __
   const T* qBase = static_cast<const T*>(p.q);
   const T* kBase = static_cast<const T*>(p.k);
   const T* vBase = static_cast<const T*>(p.v);
-  // Loads: thread tid moves chunks cl, cl + kCL, ... of rows rowOff, rowOff + kRowsPerPass, ...
-  const int cl = tid % C::kCL, rowOff = tid / C::kCL;
-  const int ySt = cl ^ (rowOff & 7);  // swizzle term of this thread's first chunk
+  constexpr int kRowBytes = C::kD * 2;
+  const uint32_t sQa = smemAddr(smem);
+  const uint32_t sKa = sQa + C::kBM * kRowBytes, sVa = sKa + C::kBN * kRowBytes;
 
-  // Smem offset of (row, chunk cl + kCL * j), row = rowOff + pass * kRowsPerPass.
-  auto stOff = [&](int pass, int j) {
-    const int sw = C::kCL >= 8 ? ySt + C::kCL * j : (C::kCL * j) ^ ySt;
-    return (rowOff + pass * C::kRowsPerPass) * C::kD + sw * 8;
+  // Loads: thread tid moves chunks cl, cl + kCL, ... of rows rowOff, rowOff + kRowsPerPass, ...
+  // (rows kRowsPerPass apart share row & 7, so one base serves them all).
+  const int cl = tid % C::kCL, rowOff = tid / C::kCL;
+  const uint32_t stBase = rowOff * kRowBytes + ((cl ^ (rowOff & 7)) << 4);
+  // Address of chunk cl + kCL * j of row rowOff + pass * kRowsPerPass.
+  auto stAddr = [&](uint32_t tileBase, int pass, int j) {
+    const uint32_t b = tileBase + stBase + pass * C::kRowsPerPass * kRowBytes;
+    return C::kCL >= 8 ? b + C::kCL * j * 16 : swz(b, C::kCL * j);
   };
 
-  auto loadKV = [&](T* s, const T* base, int64_t rowStride, int64_t headOff, int dValid, int nb) {
+  auto loadKV = [&](uint32_t tileBase, const T* base, int64_t rowStride, int64_t headOff, int dValid, int nb) {
+    tileBase = opaque(tileBase);
     const int n0 = nb * C::kBN;
-    const T* tile = base + (int64_t)(kStart + n0 + rowOff) * rowStride + headOff + cl * 8;
+    const T* src = base + (int64_t)(kStart + n0 + rowOff) * rowStride + headOff + cl * 8;
+    const int64_t step = C::kRowsPerPass * rowStride;
 #pragma unroll
-    for (int pass = 0; pass < C::kBN / C::kRowsPerPass; ++pass) {
+    for (int pass = 0; pass < C::kBN / C::kRowsPerPass; ++pass, src += step) {
       // Rows past the sequence are zero-filled: never read another sequence's keys.
       const bool rowOk = n0 + rowOff + pass * C::kRowsPerPass < lk;
-      const T* src = tile + (int64_t)(pass * C::kRowsPerPass) * rowStride;
 #pragma unroll
       for (int j = 0; j < C::kChunks / C::kCL; ++j) {
-        const bool ok = rowOk && (cl + C::kCL * j) * 8 < dValid;
-        cpAsync16(s + stOff(pass, j), ok ? src + C::kCL * j * 8 : base, ok);
+        const bool ok = rowOk && (kFull || (cl + C::kCL * j) * 8 < dValid);
+        cpAsync16(stAddr(tileBase, pass, j), ok ? src + C::kCL * j * 8 : base, ok);
       }
     }
   };
@@ -87,29 +89,24 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks) fwdKernel(const __
       const T* src = qBase + (int64_t)(qStart + i) * p.qRowStride + (int64_t)(hk * G + g) * p.qHeadStride + cl * 8;
 #pragma unroll
       for (int j = 0; j < C::kChunks / C::kCL; ++j) {
-        const bool ok = rowOk && (cl + C::kCL * j) * 8 < p.d;
-        cpAsync16(sQ + stOff(pass, j), ok ? src + C::kCL * j * 8 : qBase, ok);
+        const bool ok = rowOk && (kFull || (cl + C::kCL * j) * 8 < p.d);
+        cpAsync16(stAddr(sQa, pass, j), ok ? src + C::kCL * j * 8 : qBase, ok);
       }
     }
-    loadKV(sK, kBase, p.kRowStride, (int64_t)hk * p.kHeadStride, p.d, nHi - 1);
+    loadKV(sKa, kBase, p.kRowStride, (int64_t)hk * p.kHeadStride, p.d, nHi - 1);
     cpAsyncCommit();
   }
 
   // This thread's accumulator rows: m tile mt, half hr holds local row warpRow + mt*16 + lane/4 + hr*8.
   const int warpRow = warp * 16 * C::kMT;
-  int diag[C::kMT][2];
-#pragma unroll
-  for (int mt = 0; mt < C::kMT; ++mt)
-#pragma unroll
-    for (int hr = 0; hr < 2; ++hr) diag[mt][hr] = (m0 + warpRow + mt * 16 + (lane >> 2) + hr * 8) / G + lk - lq;
+  const int myRow = m0 + warpRow + (lane >> 2);  // + mt * 16 + hr * 8
+  auto diagOf = [&](int mt, int hr) { return (myRow + mt * 16 + hr * 8) / G + lk - lq; };
 
   // ldmatrix row addresses. Each 8-lane phase reads 8 consecutive rows, so row & 7 == lane & 7
-  // and the swizzled chunk of logical chunk 2*kk + c is (2*kk) ^ (c ^ (lane & 7)).
-  const int yA = (lane >> 4) ^ (lane & 7);               // Q (A operand) and V (trans B operand)
-  const int yB = ((lane >> 3) & 1) ^ (lane & 7);         // K (B operand)
-  const int aRow = (warpRow + (lane & 15)) * C::kD;
-  const int bRow = ((lane & 7) + ((lane >> 4) << 3)) * C::kD;
-  const int vRow = ((lane & 7) + ((lane >> 3) & 1) * 8) * C::kD;
+  // and logical chunk 2*kk + c sits at (2*kk) ^ (c ^ (lane & 7)): base carries c ^ (lane & 7).
+  const uint32_t aOff = (warpRow + (lane & 15)) * kRowBytes + (((lane >> 4) ^ (lane & 7)) << 4);
+  const uint32_t bOff = ((lane & 7) + ((lane >> 4) << 3)) * kRowBytes + ((((lane >> 3) & 1) ^ (lane & 7)) << 4);
+  const uint32_t vOff = ((lane & 7) + ((lane >> 3) & 1) * 8) * kRowBytes + (((lane >> 4) ^ (lane & 7)) << 4);
 
   float o[C::kMT][C::kOT][4];
   float rowMax[C::kMT][2], rowSum[C::kMT][2];
@@ -126,8 +123,9 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks) fwdKernel(const __
   for (int nb = nHi - 1; nb >= nLo; --nb) {
     cpAsyncWait<0>();
     __syncthreads();  // K(nb) (and Q) landed; every warp is done reading V(nb+1)
-    loadKV(sV, vBase, p.vRowStride, (int64_t)hk * p.vHeadStride, p.dv, nb);
+    loadKV(sVa, vBase, p.vRowStride, (int64_t)hk * p.vHeadStride, p.dv, nb);
     cpAsyncCommit();
+    const uint32_t aBase = opaque(sQa + aOff), bBase = opaque(sKa + bOff);
 
     float s[C::kMT][C::kNT][4];
 #pragma unroll
@@ -139,15 +137,15 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks) fwdKernel(const __
 
 #pragma unroll
     for (int kk = 0; kk < C::kD / 16; ++kk) {
-      if (kk * 16 < p.d) {  // padded head dims skip the all-zero k slices
+      if (kFull || kk * 16 < p.d) {  // padded head dims skip the all-zero k slices
         uint32_t a[C::kMT][4];
 #pragma unroll
         for (int mt = 0; mt < C::kMT; ++mt)
-          ldsm4(a[mt], sQ + aRow + mt * 16 * C::kD + (((2 * kk) ^ yA) << 3));
+          ldsm4(a[mt], swz(aBase, 2 * kk) + mt * 16 * kRowBytes);
 #pragma unroll
         for (int nn = 0; nn < C::kNT / 2; ++nn) {
           uint32_t b[4];
-          ldsm4(b, sK + bRow + nn * 16 * C::kD + (((2 * kk) ^ yB) << 3));
+          ldsm4(b, swz(bBase, 2 * kk) + nn * 16 * kRowBytes);
 #pragma unroll
           for (int mt = 0; mt < C::kMT; ++mt) {
             mma16816<T>(s[mt][2 * nn], a[mt], b[0], b[1]);
@@ -182,7 +180,7 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks) fwdKernel(const __
       for (int mt = 0; mt < C::kMT; ++mt)
 #pragma unroll
         for (int hr = 0; hr < 2; ++hr) {
-          const int rr = m0 + warpRow + mt * 16 + (lane >> 2) + hr * 8, i = rr / G;
+          const int rr = myRow + mt * 16 + hr * 8, i = rr / G;
           slope[mt][hr] = __ldg(p.alibiSlopes + hk * G + (rr - i * G)) * kLog2e;
         }
 #pragma unroll
@@ -192,7 +190,7 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks) fwdKernel(const __
 #pragma unroll
           for (int e = 0; e < 4; ++e) {
             const int j = colBase + nt * 8 + (e & 1);
-            s[mt][nt][e] -= slope[mt][e >> 1] * fabsf(float(diag[mt][e >> 1] - j));
+            s[mt][nt][e] -= slope[mt][e >> 1] * fabsf(float(diagOf(mt, e >> 1) - j));
           }
     }
     const bool needMask = n0 + C::kBN > lk || n0 + C::kBN - 1 > diagFirst + p.windowRight ||
@@ -202,8 +200,9 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks) fwdKernel(const __
       for (int mt = 0; mt < C::kMT; ++mt)
 #pragma unroll
         for (int hr = 0; hr < 2; ++hr) {
-          const int jLo = diag[mt][hr] - p.windowLeft;
-          int jHi = diag[mt][hr] + p.windowRight;
+          const int diag = diagOf(mt, hr);
+          const int jLo = diag - p.windowLeft;
+          int jHi = diag + p.windowRight;
           jHi = jHi < lk - 1 ? jHi : lk - 1;
 #pragma unroll
           for (int nt = 0; nt < C::kNT; ++nt)
@@ -247,8 +246,9 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks) fwdKernel(const __
 
     cpAsyncWait<0>();
     __syncthreads();  // V(nb) landed; every warp is done reading K(nb)
-    if (nb > nLo) loadKV(sK, kBase, p.kRowStride, (int64_t)hk * p.kHeadStride, p.d, nb - 1);
+    if (nb > nLo) loadKV(sKa, kBase, p.kRowStride, (int64_t)hk * p.kHeadStride, p.d, nb - 1);
     cpAsyncCommit();
+    const uint32_t vBase = opaque(sVa + vOff);
 
 #pragma unroll
     for (int kk = 0; kk < C::kBN / 16; ++kk) {
@@ -262,9 +262,9 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks) fwdKernel(const __
       }
 #pragma unroll
       for (int dn = 0; dn < C::kD / 16; ++dn) {
-        if (dn * 16 < p.dv) {
+        if (kFull || dn * 16 < p.dv) {
           uint32_t b[4];
-          ldsm4t(b, sV + vRow + kk * 16 * C::kD + (((2 * dn) ^ yA) << 3));
+          ldsm4t(b, swz(vBase, 2 * dn) + kk * 16 * kRowBytes);
 #pragma unroll
           for (int mt = 0; mt < C::kMT; ++mt) {
             mma16816<T>(o[mt][2 * dn], a[mt], b[0], b[1]);
@@ -284,7 +284,7 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks) fwdKernel(const __
       float sum = rowSum[mt][hr];
       sum += __shfl_xor_sync(0xffffffffu, sum, 1);
       sum += __shfl_xor_sync(0xffffffffu, sum, 2);
-      const int rr = m0 + warpRow + mt * 16 + (lane >> 2) + hr * 8;
+      const int rr = myRow + mt * 16 + hr * 8;
       if (rr >= rowsTotal) continue;
       const int i = rr / G, h = hk * G + (rr - i * G);
       const bool empty = sum == 0.f;
@@ -297,7 +297,7 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks) fwdKernel(const __
         float* dst = p.oAccum + ((int64_t)w.split * rows + row) * p.dv + (lane & 3) * 2;
 #pragma unroll
         for (int dt = 0; dt < C::kOT; ++dt)
-          if (dt * 8 < p.dv)
+          if (kFull || dt * 8 < p.dv)
             *reinterpret_cast<float2*>(dst + dt * 8) =
                 empty ? make_float2(0.f, 0.f) : make_float2(o[mt][dt][hr * 2] * inv, o[mt][dt][hr * 2 + 1] * inv);
         if ((lane & 3) == 0) p.lseAccum[(int64_t)w.split * rows + row] = lse;
@@ -305,7 +305,7 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks) fwdKernel(const __
         T* dst = static_cast<T*>(p.out) + (int64_t)(qStart + i) * p.oRowStride + (int64_t)h * p.oHeadStride + (lane & 3) * 2;
 #pragma unroll
         for (int dt = 0; dt < C::kOT; ++dt)
-          if (dt * 8 < p.dv)
+          if (kFull || dt * 8 < p.dv)
             *reinterpret_cast<uint32_t*>(dst + dt * 8) =
                 empty ? 0u : pack2<T>(o[mt][dt][hr * 2] * inv, o[mt][dt][hr * 2 + 1] * inv);
         if (p.lse && (lane & 3) == 0) {
@@ -314,6 +314,15 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks) fwdKernel(const __
         }
       }
     }
+}
+
+template <class C, typename T>
+__global__ void __launch_bounds__(C::kThreads, C::kMinBlocks) fwdKernel(const __grid_constant__ FwdParams p) {
+  extern __shared__ __align__(1024) unsigned char smem[];
+  if (p.d == C::kD && p.dv == C::kD)
+    fwdBody<C, T, true>(p, smem);
+  else
+    fwdBody<C, T, false>(p, smem);
 }
 
 }  // namespace fa

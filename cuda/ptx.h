@@ -12,23 +12,37 @@ __device__ __forceinline__ uint32_t smemAddr(const void* p) {
 }
 
 // Copies 16 bytes to shared memory, or writes 16 zero bytes when !valid (nothing is read then).
-__device__ __forceinline__ void cpAsync16(void* smem, const void* gmem, bool valid) {
+__device__ __forceinline__ void cpAsync16(uint32_t smem, const void* gmem, bool valid) {
   const int n = valid ? 16 : 0;
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smemAddr(smem)), "l"(gmem), "r"(n));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem), "l"(gmem), "r"(n));
 }
 __device__ __forceinline__ void cpAsyncCommit() { asm volatile("cp.async.commit_group;\n" ::); }
 template <int N>
 __device__ __forceinline__ void cpAsyncWait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
 
-__device__ __forceinline__ void ldsm4(uint32_t (&r)[4], const void* smem) {
+__device__ __forceinline__ void ldsm4(uint32_t (&r)[4], uint32_t smem) {
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
                : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(smemAddr(smem)));
+               : "r"(smem));
 }
-__device__ __forceinline__ void ldsm4t(uint32_t (&r)[4], const void* smem) {
+__device__ __forceinline__ void ldsm4t(uint32_t (&r)[4], uint32_t smem) {
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
                : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(smemAddr(smem)));
+               : "r"(smem));
+}
+
+// Address of 16-byte chunk `chunk` (a compile-time constant in unrolled loops) of a row whose
+// chunk-0 address is `base`, under the XOR swizzle: `base` carries the row's (row & 7) in bits
+// 4..6 and the row start is 128-byte aligned, so the swizzle is one XOR with an immediate.
+__device__ __forceinline__ uint32_t swz(uint32_t base, int chunk) {
+  return (base ^ uint32_t((chunk & 7) << 4)) + uint32_t((chunk & ~7) << 4);
+}
+
+// Hides a value's origin from the optimiser. Addresses derived from an opaque base inside the
+// loop are recomputed (one XOR each) instead of hoisted into dozens of live registers.
+__device__ __forceinline__ uint32_t opaque(uint32_t x) {
+  asm volatile("" : "+r"(x));
+  return x;
 }
 
 // c += a * b for one m16n8k16 tile; T picks the f16 or bf16 form.

@@ -1,6 +1,286 @@
-/** Loads the CUDA addon. Until it exists, says so: 'auto' then falls back to wasm with this reason. */
-import type { Backend } from '../backend.js';
+/**
+ * The CUDA engine: loads the native addon (build/Release/flashattn_cuda.node, or the path in
+ * FLASHATTN_CUDA_ADDON), checks for a usable GPU, and turns Problems into addon calls. When it
+ * cannot run, `loadCudaBackend` throws one Error that lists everything it tried and why; the
+ * façade reports that as `fallbackReason` ('auto') or as the error of `backend: 'cuda'`.
+ *
+ * Precision: float16 and bfloat16 are computed natively (tensor-core products of the inputs,
+ * float32 accumulation and softmax, P rounded to the input type before P·V). float32 inputs
+ * are converted on the GPU to float16 (10-bit mantissa; values beyond ±65504 overflow) and
+ * computed as float16 inputs, with float32 output and lse: `info.float32Compute = 'float16'`.
+ */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Backend, BackendOutput } from '../backend.js';
+import { debug } from '../debug.js';
+import type { Problem } from '../problem.js';
+import type { AnyTensor, DType, DeviceTensor, HostData, Tensor } from '../types.js';
 
-export async function loadCudaBackend(): Promise<Backend> {
-  throw new Error('the CUDA addon is not built in this package (build/Release/flashattn_cuda.node not found)');
+/** The addon's device memory handle (csrc/device_buffer.cc). */
+export interface NativeBuffer {
+  readonly bytes: number;
+  readonly disposed: boolean;
+  dispose(): void;
+}
+
+export interface NativeDeviceInfo {
+  runtimeVersion: number;
+  driverVersion: number;
+  error?: string;
+  count?: number;
+  name?: string;
+  major?: number;
+  minor?: number;
+  multiProcessorCount?: number;
+  totalGlobalMem?: number;
+  l2CacheSize?: number;
+  sharedMemPerBlockOptin?: number;
+}
+
+/** What one addon attention call reports besides its outputs. */
+export interface NativeRunInfo {
+  kernelMs: number;
+  minMs: number;
+  splits: number;
+  tile: 'main' | 'small';
+  headDimClass: number;
+  numWork: number;
+  blocksPerSm: number;
+}
+
+export interface NativeAddon {
+  deviceInfo(): NativeDeviceInfo;
+  upload(data: HostData): Promise<NativeBuffer>;
+  download(buffer: NativeBuffer, into: HostData): Promise<void>;
+  allocDevice(bytes: number): Promise<NativeBuffer>;
+  /** Bytes of device memory held by live buffers (user tensors and calls in flight). */
+  liveBytes(): number;
+  attention(
+    args: NativeArgs, q: NativeBuffer | HostData, k: NativeBuffer | HostData, v: NativeBuffer | HostData,
+    out?: HostData, lse?: Float32Array | null,
+  ): Promise<NativeRunInfo & { out?: NativeBuffer; lse?: NativeBuffer }>;
+}
+
+interface NativeArgs {
+  dtype: DType;
+  cuSeqlensQ: Int32Array; cuSeqlensK: Int32Array;
+  totalQ: number; totalK: number; maxSeqlenQ: number; maxSeqlenK: number;
+  numHeads: number; numKvHeads: number; headDim: number; headDimV: number;
+  windowLeft: number; windowRight: number;
+  softmaxScale: number; softcap: number;
+  alibiSlopes: Float32Array | null;
+  fixedSeqlenQ: number;
+  returnLse: boolean;
+  poison: boolean;
+  forceSplits?: number;
+  forceTile?: number;
+  timeIters?: number;
+}
+
+/** Tuning knobs for benchmarks: force the split count or the tile ('main' | 'small'). */
+export interface RunOverrides {
+  splits?: number;
+  tile?: 'main' | 'small';
+}
+
+export interface CudaBackend extends Backend {
+  readonly addon: NativeAddon;
+  /** Median kernel time of `iters` launches (CUDA events; no copies), plus the plan used. */
+  time(p: Problem<AnyTensor>, iters: number, overrides?: RunOverrides): Promise<NativeRunInfo>;
+}
+
+const ADDON_NAME = 'flashattn_cuda.node';
+/** Longest sequence the kernel's 32-bit row arithmetic allows (cuda/params.h kMaxSeqlen). */
+const MAX_SEQLEN = 2 ** 28;
+
+/**
+ * Debug knobs, so one test run can drive every kernel path with the shared cases:
+ * FLASHATTN_CUDA_SPLITS=<n> forces the split-KV count, FLASHATTN_CUDA_TILE=main|small the tile.
+ */
+function envOverrides(): Partial<NativeArgs> {
+  const o: Partial<NativeArgs> = {};
+  const splits = Number(process.env.FLASHATTN_CUDA_SPLITS);
+  if (Number.isInteger(splits) && splits > 0) o.forceSplits = splits;
+  const tile = process.env.FLASHATTN_CUDA_TILE;
+  if (tile === 'main' || tile === 'small') o.forceTile = tile === 'main' ? 1 : 2;
+  return o;
+}
+
+const bytesOf = (dtype: DType) => (dtype === 'float32' ? 4 : 2);
+const sizeOf = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
+
+/** A tensor in GPU memory. The native buffer is private, so a spread copy is not a device tensor. */
+class CudaTensor implements DeviceTensor {
+  readonly location = 'cuda' as const;
+  readonly #buffer: NativeBuffer;
+
+  constructor(readonly shape: readonly number[], readonly dtype: DType, buffer: NativeBuffer) {
+    this.shape = Object.freeze([...shape]);
+    this.#buffer = buffer;
+  }
+
+  static bufferOf(t: AnyTensor, name: string): NativeBuffer {
+    if (!(t instanceof CudaTensor))
+      throw new TypeError(`Expected a device tensor made by this engine (upload or a cuda result) for ${name} but received a plain object`);
+    if (t.#buffer.disposed) throw new TypeError(`Expected a live device tensor for ${name} but received one that was disposed`);
+    const need = sizeOf(t.shape) * bytesOf(t.dtype);
+    if (t.#buffer.bytes < need)
+      throw new RangeError(`Expected ${need} bytes of device memory for ${name} but received ${t.#buffer.bytes}`);
+    return t.#buffer;
+  }
+
+  dispose(): void {
+    this.#buffer.dispose();
+  }
+}
+
+function here(): string {
+  return path.dirname(fileURLToPath(import.meta.url));
+}
+
+/** Where the addon may be, in order: FLASHATTN_CUDA_ADDON, then build/Release of this package. */
+export function addonCandidates(): { path: string; from: string }[] {
+  const list: { path: string; from: string }[] = [];
+  const env = process.env.FLASHATTN_CUDA_ADDON;
+  if (env) list.push({ path: path.resolve(env), from: 'FLASHATTN_CUDA_ADDON' });
+  // src/cuda/backend.ts and dist/cuda/backend.js are both two levels below the package root.
+  list.push({ path: path.resolve(here(), '..', '..', 'build', 'Release', ADDON_NAME), from: 'the package build' });
+  return list;
+}
+
+let cached: { addon: NativeAddon; path: string } | null = null;
+
+function loadAddon(): { addon: NativeAddon; path: string } {
+  if (cached) return cached;
+  const require = createRequire(import.meta.url);
+  const tried: string[] = [];
+  for (const c of addonCandidates()) {
+    if (!existsSync(c.path)) {
+      tried.push(`${c.path} (${c.from}): not found${c.from === 'the package build' ? '; build it with `npm run build:cuda` (needs nvcc and cmake)' : ''}`);
+      continue;
+    }
+    try {
+      cached = { addon: require(c.path) as NativeAddon, path: c.path };
+      return cached;
+    } catch (e) {
+      tried.push(`${c.path} (${c.from}): failed to load: ${(e as Error).message.split('\n')[0]}`);
+    }
+  }
+  throw new Error(`the CUDA addon could not be loaded; tried ${tried.join('; ')}`);
+}
+
+/** The loaded addon, for tests and benchmarks (throws like loadCudaBackend when it cannot load). */
+export function cudaAddon(): NativeAddon {
+  return loadAddon().addon;
+}
+
+export async function loadCudaBackend(): Promise<CudaBackend> {
+  const { addon, path: addonPath } = loadAddon();
+  const dev = addon.deviceInfo();
+  if (dev.error !== undefined) throw new Error(`no CUDA device: ${dev.error} (addon ${addonPath})`);
+  if ((dev.major ?? 0) < 8)
+    throw new Error(`no usable CUDA device: ${dev.name} has compute capability ${dev.major}.${dev.minor}; the CUDA engine needs 8.0 or newer`);
+  return new CudaEngine(addon, addonPath, dev);
+}
+
+class CudaEngine implements CudaBackend {
+  readonly name = 'cuda' as const;
+  readonly threads = 1;
+  readonly info: Readonly<Record<string, string | number | boolean>>;
+
+  constructor(readonly addon: NativeAddon, addonPath: string, dev: NativeDeviceInfo) {
+    const v = (x: number) => `${Math.floor(x / 1000)}.${(x % 1000) / 10}`;
+    this.info = Object.freeze({
+      device: dev.name ?? 'unknown',
+      computeCapability: `${dev.major}.${dev.minor}`,
+      multiprocessors: dev.multiProcessorCount ?? 0,
+      memoryGiB: Math.round(((dev.totalGlobalMem ?? 0) / 2 ** 30) * 10) / 10,
+      cudaRuntime: v(dev.runtimeVersion),
+      cudaDriver: v(dev.driverVersion),
+      float32Compute: 'float16',
+      addon: addonPath,
+    });
+  }
+
+  unsupported(p: Problem<AnyTensor>): string | null {
+    const group = p.numHeads / p.numKvHeads;
+    if (p.maxSeqlenQ >= MAX_SEQLEN || p.maxSeqlenK >= MAX_SEQLEN || p.maxSeqlenQ * group >= MAX_SEQLEN)
+      return `the cuda engine supports sequences (times grouped heads) shorter than ${MAX_SEQLEN} rows; received maxSeqlenQ = ${p.maxSeqlenQ}, maxSeqlenK = ${p.maxSeqlenK}, ${group} query heads per kv head`;
+    return null;
+  }
+
+  private args(p: Problem<AnyTensor>, extra: Partial<NativeArgs> = {}): NativeArgs {
+    // Window widths beyond any sequence mean "unbounded"; clamping keeps them in int32.
+    const cap = p.maxSeqlenQ + p.maxSeqlenK + 1;
+    const w = (x: number) => (x < 0 ? -1 : Math.min(x, cap));
+    return {
+      dtype: p.dtype, cuSeqlensQ: p.cuSeqlensQ, cuSeqlensK: p.cuSeqlensK,
+      totalQ: p.totalQ, totalK: p.totalK, maxSeqlenQ: p.maxSeqlenQ, maxSeqlenK: p.maxSeqlenK,
+      numHeads: p.numHeads, numKvHeads: p.numKvHeads, headDim: p.headDim, headDimV: p.headDimV,
+      windowLeft: w(p.windowLeft), windowRight: w(p.windowRight),
+      softmaxScale: p.softmaxScale, softcap: p.softcap, alibiSlopes: p.alibiSlopes,
+      fixedSeqlenQ: p.fixedSeqlenQ, returnLse: p.returnLse, poison: debug.poisonOutputs, ...envOverrides(), ...extra,
+    };
+  }
+
+  private operands(p: Problem<AnyTensor>): [NativeBuffer | HostData, NativeBuffer | HostData, NativeBuffer | HostData] {
+    if (p.q.location === 'cuda')
+      return [CudaTensor.bufferOf(p.q, 'q'), CudaTensor.bufferOf(p.k, 'k'), CudaTensor.bufferOf(p.v, 'v')];
+    return [(p.q as Tensor).data, (p.k as Tensor).data, (p.v as Tensor).data];
+  }
+
+  async run(p: Problem<AnyTensor>): Promise<BackendOutput> {
+    const [q, k, v] = this.operands(p);
+    const args = this.args(p);
+    if (p.q.location === 'cuda') {
+      const r = await this.addon.attention(args, q, k, v);
+      return {
+        out: new CudaTensor(p.outShape, p.dtype, r.out!),
+        lse: r.lse ? new CudaTensor(p.lseShape, 'float32', r.lse) : null,
+      };
+    }
+    const n = sizeOf(p.outShape);
+    const out = p.dtype === 'float32' ? new Float32Array(n) : new Uint16Array(n);
+    const lse = p.returnLse ? new Float32Array(sizeOf(p.lseShape)) : null;
+    await this.addon.attention(args, q, k, v, out, lse);
+    const t = (data: HostData, shape: readonly number[], dtype: DType): Tensor => ({ data, shape, dtype, location: 'cpu' });
+    return { out: t(out, p.outShape, p.dtype), lse: lse ? t(lse, p.lseShape, 'float32') : null };
+  }
+
+  async time(p: Problem<AnyTensor>, iters: number, overrides: RunOverrides = {}): Promise<NativeRunInfo> {
+    const [q, k, v] = this.operands(p);
+    const extra: Partial<NativeArgs> = { timeIters: Math.max(1, Math.floor(iters)), poison: false };
+    if (overrides.splits) extra.forceSplits = overrides.splits;
+    if (overrides.tile) extra.forceTile = overrides.tile === 'main' ? 1 : 2;
+    const r = await this.addon.attention(this.args(p, extra), q, k, v);
+    r.out?.dispose();
+    r.lse?.dispose();
+    const { out: _o, lse: _l, ...info } = r;
+    return info;
+  }
+
+  async upload(t: Tensor): Promise<DeviceTensor> {
+    if (t === null || typeof t !== 'object' || !ArrayBuffer.isView((t as Tensor).data))
+      throw new TypeError(`Expected a host tensor { data, shape, dtype } for upload but received ${String(t)}`);
+    if (t.location === 'cuda') throw new TypeError('Expected a host tensor for upload but received a device tensor');
+    const want = t.dtype === 'float32' ? Float32Array : Uint16Array;
+    if (!(t.data instanceof want)) throw new TypeError(`Expected a ${want.name} for a '${t.dtype}' tensor's data but received ${t.data.constructor.name}`);
+    if (t.data.length !== sizeOf(t.shape))
+      throw new RangeError(`Expected ${sizeOf(t.shape)} elements (shape [${t.shape.join(', ')}]) for data but received ${t.data.length}`);
+    return new CudaTensor(t.shape, t.dtype, await this.addon.upload(t.data));
+  }
+
+  async download(t: DeviceTensor): Promise<Tensor> {
+    const buf = CudaTensor.bufferOf(t, 'download');
+    const n = sizeOf(t.shape);
+    const data = t.dtype === 'float32' ? new Float32Array(n) : new Uint16Array(n);
+    await this.addon.download(buf, data);
+    return { data, shape: [...t.shape], dtype: t.dtype, location: 'cpu' };
+  }
+
+  async dispose(): Promise<void> {
+    // Device tensors own their memory; the stream and staging buffers live as long as the process.
+  }
 }

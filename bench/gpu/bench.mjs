@@ -1,0 +1,89 @@
+#!/usr/bin/env node
+// Times the CUDA engine on bench/gpu/shapes.mjs: kernel time on device tensors (CUDA events
+// around the launches, through the addon's timing hook; median of --iters), and end to end
+// from typed arrays (wall clock, copies included) for a few shapes. Writes JSON lines to
+// --out (default stdout only) for table.mjs.
+//
+//   node bench/gpu/bench.mjs [--out file.jsonl] [--iters 20] [--only substring] [--variants]
+// --variants also times forced split counts / tiles on the decode shapes (tuning runs).
+import { randomFillSync } from 'node:crypto';
+import { appendFileSync, writeFileSync } from 'node:fs';
+import { loadCudaBackend } from '../../dist/cuda/backend.js';
+import { createEngine } from '../../dist/node.js';
+import { validateVarlen } from '../../dist/validate.js';
+import { flops, kvBytes, shapes } from './shapes.mjs';
+
+const argv = process.argv.slice(2);
+const opt = (name, dflt) => { const i = argv.indexOf(name); return i >= 0 ? argv[i + 1] : dflt; };
+const out = opt('--out', null);
+const iters = Number(opt('--iters', 20));
+const only = opt('--only', null);
+const variants = argv.includes('--variants');
+if (out) writeFileSync(out, '');
+
+const backend = await loadCudaBackend();
+const engine = await createEngine({ backend: 'cuda' });
+console.log(`device: ${backend.info.device} (cc ${backend.info.computeCapability}, ${backend.info.multiprocessors} SMs)`);
+
+/** Random half-precision bits in ±[0.5, 1) (never zeros: zeros can run faster than real data). */
+function randomHalf(n, dtype) {
+  const a = new Uint16Array(n);
+  randomFillSync(a);
+  const [keep, exp] = dtype === 'bfloat16' ? [0x807f, 0x3f00] : [0x83ff, 0x3800];
+  for (let i = 0; i < n; i++) a[i] = (a[i] & keep) | exp;
+  return a;
+}
+
+const cu = (lens) => Int32Array.from([0, ...lens.map((_, i) => lens.slice(0, i + 1).reduce((x, y) => x + y, 0))]);
+
+async function inputs(s) {
+  const tq = s.seqlensQ.reduce((a, b) => a + b, 0), tk = s.seqlensK.reduce((a, b) => a + b, 0);
+  const t = (n, shape) => ({ data: randomHalf(n, s.dtype), shape, dtype: s.dtype });
+  return {
+    host: {
+      q: t(tq * s.numHeads * s.headDim, [tq, s.numHeads, s.headDim]),
+      k: t(tk * s.numKvHeads * s.headDim, [tk, s.numKvHeads, s.headDim]),
+      v: t(tk * s.numKvHeads * s.headDim, [tk, s.numKvHeads, s.headDim]),
+    },
+    options: { cuSeqlensQ: cu(s.seqlensQ), cuSeqlensK: cu(s.seqlensK), causal: s.causal },
+  };
+}
+
+function record(row) {
+  console.log(JSON.stringify(row));
+  if (out) appendFileSync(out, JSON.stringify(row) + '\n');
+}
+
+const e2eNames = new Set(['dense d128 causal 4096', 'varlen [512..7000] d128 causal', 'decode 32/8 heads 4k keys b32']);
+for (const s of shapes) {
+  if (only && !s.name.includes(only)) continue;
+  const { host, options } = await inputs(s);
+  const [q, k, v] = await Promise.all([engine.upload(host.q), engine.upload(host.k), engine.upload(host.v)]);
+  const p = validateVarlen(q, k, v, options);
+  const plans = [{}];
+  if (variants && s.kind === 'decode') plans.push({ splits: 1 }, { splits: 2 }, { splits: 4 }, { splits: 8 }, { splits: 16 });
+  if (variants && s.kind !== 'decode' && s.seqlensQ[0] <= 1024) plans.push({ splits: 1 });
+  for (const plan of plans) {
+    await backend.time(p, 3, plan); // warm-up: module load, smem opt-in, pool growth
+    const r = await backend.time(p, iters, plan);
+    const row = {
+      impl: 'flashattn', shape: s.name, dtype: s.dtype, kind: s.kind, ms: r.kernelMs, minMs: r.minMs,
+      tflops: flops(s) / (r.kernelMs * 1e9), gbps: kvBytes(s) / (r.kernelMs * 1e6),
+      plan: `${r.tile} d${r.headDimClass} splits=${r.splits} work=${r.numWork} occ=${r.blocksPerSm}`,
+      forced: Object.keys(plan).length ? JSON.stringify(plan) : undefined,
+    };
+    record(row);
+  }
+  if (e2eNames.has(s.name)) {
+    const times = [];
+    for (let i = 0; i < 5; i++) {
+      const t0 = performance.now();
+      await engine.attentionVarlen(host.q, host.k, host.v, options);
+      times.push(performance.now() - t0);
+    }
+    times.sort((a, b) => a - b);
+    record({ impl: 'flashattn e2e (typed arrays)', shape: s.name, dtype: s.dtype, kind: s.kind, ms: times[2] });
+  }
+  for (const x of [q, k, v]) x.dispose();
+}
+await engine.dispose();

@@ -1,0 +1,128 @@
+#!/usr/bin/env node
+// Correctness of the CUDA engine from the built package, without a test framework (the GPU
+// machine has no vitest): the shared conformance cases through every kernel path (default
+// plan, no split, forced splits, each tile) on host and device tensors, larger cases, device
+// tensor round trips, the finalizer, and CUDA errors as JS errors. Prints pass/fail counts.
+//
+//   node --expose-gc bench/gpu/check.mjs [--quick] [--seed N]
+// --quick runs a reduced set (for compute-sanitizer memcheck); --tiny a smaller one (racecheck).
+import { caseId, cases } from '../../dist/conformance/cases.js';
+import { freshSeed } from '../../dist/conformance/random.js';
+import { runCase } from '../../dist/conformance/run.js';
+import { cudaAddon, loadCudaBackend } from '../../dist/cuda/backend.js';
+import { decode, encode } from '../../dist/half.js';
+import { createEngine } from '../../dist/node.js';
+
+const argv = process.argv.slice(2);
+const tiny = argv.includes('--tiny');
+const quick = tiny || argv.includes('--quick');
+const seedArg = argv.indexOf('--seed');
+const seed = seedArg >= 0 ? Number(argv[seedArg + 1]) >>> 0 : freshSeed();
+
+const mk = (o) => ({
+  seqlensQ: [37], seqlensK: [53], numHeads: 2, dtype: 'float32', returnLse: true, headDim: 64,
+  ...o, numKvHeads: o.numKvHeads ?? o.numHeads ?? 2, headDimV: o.headDimV ?? o.headDim ?? 64,
+});
+const bigCases = [
+  mk({ seqlensQ: [1, 1, 1, 1], seqlensK: [4100, 700, 1, 2049], numHeads: 32, numKvHeads: 8, headDim: 128, dtype: 'bfloat16', causal: true }),
+  mk({ seqlensQ: [300, 0, 517, 64], seqlensK: [300, 77, 900, 64], numHeads: 4, numKvHeads: 2, headDim: 128, dtype: 'float16', causal: true }),
+  mk({ seqlensQ: [700], seqlensK: [650], numHeads: 2, headDim: 64, dtype: 'bfloat16', window: [100, 40] }),
+  mk({ seqlensQ: [260, 3], seqlensK: [300, 1000], numHeads: 2, headDim: 256, dtype: 'float16', causal: true, alibi: true }),
+  mk({ seqlensQ: [200], seqlensK: [1500], numHeads: 6, numKvHeads: 3, headDim: 96, headDimV: 72, softcap: 15, qScale: 3 }),
+  mk({ seqlensQ: [5, 600], seqlensK: [2000, 600], numHeads: 4, numKvHeads: 1, headDim: 200, dtype: 'bfloat16', causal: true, nanIn: 'k' }),
+  mk({ seqlensQ: [1000, 24], seqlensK: [1000, 3000], numHeads: 2, numKvHeads: 1, headDim: 128, dtype: 'float16', causal: true, window: [300, 0] }),
+];
+
+const paths = [
+  ['default', {}],
+  ['no split', { FLASHATTN_CUDA_SPLITS: '1' }],
+  ['3 splits', { FLASHATTN_CUDA_SPLITS: '3' }],
+  ['small tile', { FLASHATTN_CUDA_TILE: 'small' }],
+  ['main tile', { FLASHATTN_CUDA_TILE: 'main', FLASHATTN_CUDA_SPLITS: '1' }],
+];
+
+let passed = 0, failed = 0;
+const fail = (what) => { failed++; console.log(`FAIL ${what}`); };
+const check = (ok, what) => (ok ? passed++ : fail(what));
+
+let engine;
+try {
+  engine = await createEngine({ backend: 'cuda' });
+} catch (e) {
+  console.log(`cuda engine not available: ${e.message}`);
+  process.exit(1);
+}
+console.log(`device: ${JSON.stringify(engine.info)}; seed ${seed}${quick ? ' (quick)' : ''}`);
+
+const shared = tiny ? [cases[0], cases[4], cases[7], cases[31]] : quick ? cases.filter((_, i) => i % 4 === 0) : cases;
+for (const [name, env] of tiny ? paths.slice(0, 2) : quick ? paths.slice(0, 3) : paths) {
+  for (const k of ['FLASHATTN_CUDA_SPLITS', 'FLASHATTN_CUDA_TILE']) delete process.env[k];
+  Object.assign(process.env, env);
+  let p = 0, f = 0;
+  for (const device of [false, true]) {
+    for (let i = 0; i < shared.length; i++) {
+      const c = shared[i];
+      try {
+        const r = await runCase(engine, c, seed + i, { device });
+        if (r.skipped) console.log(`skip [${name}] ${r.id}: ${r.skipped}`);
+        else if (r.ok) p++;
+        else { f++; fail(`[${name}${device ? ', device' : ''}] ${r.id}: ${r.detail} (tolerance ${r.tolerance})`); }
+      } catch (e) {
+        f++; fail(`[${name}${device ? ', device' : ''}] ${caseId(c)} threw ${e.stack}`);
+      }
+    }
+  }
+  passed += p;
+  console.log(`shared cases, ${name}: ${p} passed, ${f} failed`);
+}
+for (const k of ['FLASHATTN_CUDA_SPLITS', 'FLASHATTN_CUDA_TILE']) delete process.env[k];
+
+for (const c of tiny ? [] : quick ? bigCases.slice(0, 2) : bigCases) {
+  for (const device of [false, true]) {
+    const t0 = Date.now();
+    try {
+      const r = await runCase(engine, c, seed + 7, { device });
+      check(r.ok, `[large${device ? ', device' : ''}] ${r.id}: ${r.detail}`);
+      console.log(`large ${r.ok ? 'ok  ' : 'FAIL'} ${r.id}${device ? ' (device)' : ''}: ${r.detail} [${Date.now() - t0} ms]`);
+    } catch (e) {
+      fail(`[large] ${caseId(c)} threw ${e.stack}`);
+    }
+  }
+}
+
+// Device tensors: round trip, dispose, finalizer, errors.
+const addon = cudaAddon();
+for (const dtype of ['float32', 'float16', 'bfloat16']) {
+  const values = Float32Array.from({ length: 105 }, (_, i) => Math.sin(i) * 100);
+  const data = encode(values, dtype);
+  const d = await engine.upload({ data, shape: [3, 5, 7], dtype });
+  const back = await engine.download(d);
+  check(back.dtype === dtype && decode(back.data, dtype).every((x, i) => Object.is(x, decode(data, dtype)[i])), `round trip ${dtype}`);
+  const live = addon.liveBytes();
+  d.dispose();
+  check(addon.liveBytes() === live - data.byteLength, `dispose frees ${dtype}`);
+  check(await engine.download(d).then(() => false, (e) => /disposed/.test(e.message)), 'download of a disposed tensor rejects');
+}
+if (typeof globalThis.gc === 'function') {
+  const before = addon.liveBytes();
+  for (let i = 0; i < 8; i++) await engine.upload({ data: new Float32Array(4 << 20), shape: [4 << 20], dtype: 'float32' });
+  for (let i = 0; i < 10 && addon.liveBytes() > before; i++) { globalThis.gc(); await new Promise((r) => setTimeout(r, 20)); }
+  check(addon.liveBytes() === before, `finalizer frees forgotten tensors (live ${addon.liveBytes()} vs ${before})`);
+}
+const err = await addon.allocDevice(2 ** 52).then(() => null, (e) => e);
+check(err instanceof Error && /cudaErrorMemoryAllocation|out of memory/.test(err.message), `CUDA error becomes a JS error: ${err?.message}`);
+console.log(`CUDA error message: ${err?.message}`);
+const after = await runCase(engine, cases[0], seed);
+check(after.ok, 'engine works after a CUDA error');
+
+// Timing hook.
+const backend = await loadCudaBackend();
+const { validateVarlen } = await import('../../dist/validate.js');
+const t = await engine.upload({ data: encode(Float32Array.from({ length: 1024 * 8 * 128 }, (_, i) => Math.cos(i)), 'bfloat16'), shape: [1024, 8, 128], dtype: 'bfloat16' });
+const info = await backend.time(validateVarlen(t, t, t, { cuSeqlensQ: Int32Array.of(0, 1024), cuSeqlensK: Int32Array.of(0, 1024), causal: true }), 5);
+check(info.kernelMs > 0, 'timing hook');
+t.dispose();
+
+await engine.dispose();
+console.log(`\ncheck: ${passed} passed, ${failed} failed`);
+process.exit(failed === 0 ? 0 : 1);

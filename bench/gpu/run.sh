@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Everything the GPU machine runs in one call: correctness (check.mjs), compute-sanitizer on
+# a reduced set, this engine's benchmark, PyTorch's peers on the same shapes, the joined table
+# last. Logs and JSON go to $OUT (or ./gpu-out). Assumes `source .device/node-env.sh` ran and
+# dist/ and build/Release/ came along.
+#   bench/gpu/run.sh [check|sanitize|bench|torch|all]...   (default: all)
+set -uo pipefail
+out=${OUT:-gpu-out}
+mkdir -p "$out"
+steps=${*:-all}
+has() { [[ " $steps " == *" $1 "* || " $steps " == *" all "* ]]; }
+export PYTHONUNBUFFERED=1
+# At most 8 files come back from the GPU machine: check.log, memcheck.log, racecheck.log,
+# bench.log, ours.jsonl, torch.jsonl, torch.log, table.md.
+nvidia-smi --query-gpu=name,clocks.sm,clocks.mem,power.draw,temperature.gpu --format=csv | tee -a "$out/check.log"
+
+if has check; then
+  echo "== check"; timeout ${CHECK_S:-150} node --expose-gc bench/gpu/check.mjs 2>&1 | tee -a "$out/check.log" | grep -v '^large ok' | tail -40
+fi
+if has sass; then
+  # Instruction mix of the d128 main kernels (bf16): tensor-core ops, ldmatrix, local memory.
+  cuobjdump -sass -arch sm_90 build/Release/flashattn_cuda.node 2>/dev/null | awk '
+    /Function :/ { name = $3 } /HMMA/ { h[name]++ } /LDSM/ { s[name]++ } /LDL|STL/ { l[name]++ } /MUFU.EX2/ { e[name]++ }
+    END { for (n in h) printf "%-100s HMMA %d LDSM %d EX2 %d local %d\n", n, h[n], s[n], e[n], l[n] }' | sort | tee -a "$out/check.log"
+fi
+if has sanitize; then
+  echo "== compute-sanitizer memcheck (quick set)"
+  timeout ${MEMCHECK_S:-110} compute-sanitizer --tool memcheck node bench/gpu/check.mjs --quick > "$out/memcheck.log" 2>&1
+  echo "memcheck exit $?"; grep -E "^check:|ERROR SUMMARY|Invalid|rror" "$out/memcheck.log" | head -8
+  echo "== compute-sanitizer racecheck (shared memory races, tiny set)"
+  timeout ${RACECHECK_S:-60} compute-sanitizer --tool racecheck node bench/gpu/check.mjs --quick --tiny > "$out/racecheck.log" 2>&1
+  echo "racecheck exit $?"; grep -E "^check:|RACECHECK SUMMARY|ERROR SUMMARY|hazard" "$out/racecheck.log" | head -8
+fi
+if has bench; then
+  echo "== flashattn benchmark"
+  timeout ${BENCH_S:-120} node bench/gpu/bench.mjs --out "$out/ours.jsonl" ${BENCH_ARGS:-} > "$out/bench.log" 2>&1; echo "bench exit $?"; tail -2 "$out/bench.log"
+fi
+if has torch; then
+  echo "== torch peers"
+  node bench/gpu/shapes.mjs --json | timeout ${TORCH_S:-120} python3 bench/gpu/torch_bench.py ${TORCH_ONLY:-} > "$out/torch.jsonl" 2> "$out/torch.log"; echo "torch exit $?"; tail -2 "$out/torch.log"
+fi
+node bench/gpu/table.mjs "$out/ours.jsonl" "$out/torch.jsonl" | tee "$out/table.md"

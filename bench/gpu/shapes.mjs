@@ -1,0 +1,60 @@
+// The benchmark shapes, shared by bench.mjs (this engine) and torch_bench.py (peers, which
+// reads `node bench/gpu/shapes.mjs --json`), so both time exactly the same problems.
+const shapes = [];
+const TOKENS = 16384, WIDTH = 2048;
+for (const dtype of ['bfloat16', 'float16']) {
+  for (const headDim of [64, 128]) {
+    for (const causal of [false, true]) {
+      for (const seqlen of [512, 1024, 2048, 4096, 8192, 16384]) {
+        const batch = TOKENS / seqlen, heads = WIDTH / headDim;
+        shapes.push({
+          name: `dense d${headDim} ${causal ? 'causal' : 'full'} ${seqlen}`, kind: 'dense', dtype,
+          seqlensQ: Array(batch).fill(seqlen), seqlensK: Array(batch).fill(seqlen),
+          numHeads: heads, numKvHeads: heads, headDim, causal,
+        });
+      }
+    }
+  }
+  // Bottom-right causal with Lq != Lk: 2k queries against 8k keys, 2 sequences.
+  shapes.push({
+    name: 'causal 2k q x 8k k d128', kind: 'dense', dtype, seqlensQ: [2048, 2048], seqlensK: [8192, 8192],
+    numHeads: 16, numKvHeads: 16, headDim: 128, causal: true,
+  });
+  const ragged = [512, 3000, 128, 7000, 1024, 4000];
+  shapes.push({
+    name: 'varlen [512..7000] d128 causal', kind: 'varlen', dtype, seqlensQ: ragged, seqlensK: ragged,
+    numHeads: 16, numKvHeads: 16, headDim: 128, causal: true,
+  });
+  for (const lk of [4096, 32768]) {
+    shapes.push({
+      name: `decode 32/8 heads ${lk / 1024}k keys b32`, kind: 'decode', dtype, seqlensQ: Array(32).fill(1),
+      seqlensK: Array(32).fill(lk), numHeads: 32, numKvHeads: 8, headDim: 128, causal: true,
+    });
+  }
+}
+
+/** Pairs visible under the (bottom-right) mask, for FLOP counts. */
+export function keptPairs(s) {
+  let kept = 0;
+  s.seqlensQ.forEach((lq, b) => {
+    const lk = s.seqlensK[b];
+    if (!s.causal) { kept += lq * lk; return; }
+    for (let i = 0; i < lq; i++) kept += Math.max(0, Math.min(lk, i + lk - lq + 1));
+  });
+  return kept;
+}
+
+export function flops(s) {
+  return 4 * keptPairs(s) * s.numHeads * s.headDim;
+}
+
+/** Bytes of K and V read (decode's measure). */
+export function kvBytes(s) {
+  return 2 * s.seqlensK.reduce((a, b) => a + b, 0) * s.numKvHeads * s.headDim * 2;
+}
+
+export { shapes };
+
+if (process.argv.includes('--json')) {
+  process.stdout.write(JSON.stringify(shapes.map((s) => ({ ...s, flops: flops(s), kvBytes: kvBytes(s) }))));
+}

@@ -1,0 +1,44 @@
+#!/usr/bin/env node
+// Joins bench.mjs and torch_bench.py output into one table (markdown): TFLOP/s for dense and
+// varlen shapes, GB/s of K+V read for decode, and flashattn / FA2 (FA2 = the faster of SDPA's
+// FLASH_ATTENTION and varlen_attn).
+//   node bench/gpu/table.mjs ours.jsonl torch.jsonl [> table.md]
+import { readFileSync } from 'node:fs';
+
+const rows = process.argv.slice(2).flatMap((f) => {
+  try { return readFileSync(f, 'utf8').split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l)); } catch { return []; }
+});
+const dev = rows.find((r) => r.impl === 'device');
+const key = (r) => `${r.dtype}|${r.shape}`;
+const by = new Map();
+for (const r of rows) {
+  if (r.impl === 'device' || r.forced) continue;
+  if (!by.has(key(r))) by.set(key(r), {});
+  by.get(key(r))[r.impl] = r;
+}
+const fmt = (r, decode) => (!r ? '' : r.ms == null ? 'n/a' : decode ? r.gbps.toFixed(0) : r.tflops.toFixed(0));
+const lines = [];
+if (dev) lines.push(`${dev.name}, torch ${dev.torch}, device-to-device copy ${dev.copyGBps.toFixed(0)} GB/s (read + write)`, '');
+lines.push('| dtype | shape | flashattn | FA2 sdpa | FA2 varlen | cuDNN sdpa | vs FA2 | flashattn ms |');
+lines.push('| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |');
+for (const [k, g] of by) {
+  const [dtype, shape] = k.split('|');
+  const ours = g.flashattn;
+  if (!ours) continue;
+  const decode = ours.kind === 'decode';
+  const fa2 = [g['FA2 sdpa'], g['FA2 varlen_attn']].filter((r) => r && r.ms != null).sort((a, b) => a.ms - b.ms)[0];
+  const ratio = fa2 ? (fa2.ms / ours.ms).toFixed(2) : '';
+  const unit = decode ? ' GB/s' : '';
+  lines.push(`| ${dtype === 'bfloat16' ? 'bf16' : 'f16'} | ${shape} | ${fmt(ours, decode)}${unit} | ${fmt(g['FA2 sdpa'], decode)} | ${fmt(g['FA2 varlen_attn'], decode)} | ${fmt(g['cuDNN sdpa'], decode)} | ${ratio} | ${ours.ms.toFixed(3)} |`);
+}
+const e2e = rows.filter((r) => r.impl.startsWith('flashattn e2e'));
+if (e2e.length) {
+  lines.push('', '| end to end from typed arrays (copies included) | dtype | ms |', '| --- | --- | ---: |');
+  for (const r of e2e) lines.push(`| ${r.shape} | ${r.dtype} | ${r.ms.toFixed(2)} |`);
+}
+const forced = rows.filter((r) => r.forced);
+if (forced.length) {
+  lines.push('', '| tuning run | dtype | forced | plan | ms | TFLOP/s | GB/s |', '| --- | --- | --- | --- | ---: | ---: | ---: |');
+  for (const r of forced) lines.push(`| ${r.shape} | ${r.dtype} | ${r.forced} | ${r.plan} | ${r.ms.toFixed(3)} | ${r.tflops.toFixed(0)} | ${r.gbps.toFixed(0)} |`);
+}
+console.log(lines.join('\n'));

@@ -1,0 +1,165 @@
+// The CUDA engine's own tests: loading and its reasons, device tensors (upload, download,
+// dispose, finalizer-owned memory), CUDA errors as JS errors, the timing hook, and every kernel
+// path (split-KV on/off, both tiles) on the shared cases plus larger ones. The shared
+// conformance cases on host and device tensors run in conformance.test.ts. Without a GPU
+// (or without the addon built) only the loader tests run; the rest skip with the loader's reason.
+import v8 from 'node:v8';
+import vm from 'node:vm';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { Case } from '../src/conformance/cases.js';
+import { caseId, cases } from '../src/conformance/cases.js';
+import { freshSeed } from '../src/conformance/random.js';
+import { runCase } from '../src/conformance/run.js';
+import { addonCandidates, cudaAddon, loadCudaBackend } from '../src/cuda/backend.js';
+import { encode, decode } from '../src/half.js';
+import { createEngine } from '../src/node.js';
+import type { Engine, Tensor } from '../src/types.js';
+import { validateVarlen } from '../src/validate.js';
+
+let reason = '';
+let engine: Engine | null = null;
+try {
+  await loadCudaBackend();
+  engine = await createEngine({ backend: 'cuda' });
+} catch (e) {
+  reason = (e as Error).message;
+  console.log(`[flashattn] cuda engine tests skipped: ${reason}`);
+}
+const gpu = engine !== null;
+const seed = freshSeed();
+
+afterAll(async () => { await engine?.dispose(); });
+
+describe('cuda loader', () => {
+  it.skipIf(gpu)('says what it tried and why it cannot run', async () => {
+    expect(reason).toMatch(/could not be loaded|no CUDA device|no usable CUDA device/);
+    if (/could not be loaded/.test(reason)) for (const c of addonCandidates()) expect(reason).toContain(c.path);
+    await expect(createEngine({ backend: 'cuda' })).rejects.toThrow(/backend 'cuda' could not be loaded/);
+  });
+
+  it.skipIf(gpu)('a built addon loads and reports the missing device instead of crashing', () => {
+    let addon;
+    try { addon = cudaAddon(); } catch { return; } // not built here: nothing more to check
+    const info = addon.deviceInfo();
+    expect(info.error).toMatch(/cudaGetDeviceCount|no CUDA device/);
+    expect(reason).toMatch(/no CUDA device/);
+  });
+});
+
+const mk = (o: Partial<Case>): Case => ({
+  seqlensQ: [37], seqlensK: [53], numHeads: 2, dtype: 'float32', returnLse: true, headDim: 64,
+  ...o, numKvHeads: o.numKvHeads ?? o.numHeads ?? 2, headDimV: o.headDimV ?? o.headDim ?? 64,
+});
+
+/** Larger than the shared cases: many key tiles, several query blocks, grouped heads, every class. */
+const bigCases: Case[] = [
+  mk({ seqlensQ: [1, 1, 1, 1], seqlensK: [4100, 700, 1, 2049], numHeads: 32, numKvHeads: 8, headDim: 128, dtype: 'bfloat16', causal: true }),
+  mk({ seqlensQ: [300, 0, 517, 64], seqlensK: [300, 77, 900, 64], numHeads: 4, numKvHeads: 2, headDim: 128, dtype: 'float16', causal: true }),
+  mk({ seqlensQ: [700], seqlensK: [650], numHeads: 2, headDim: 64, dtype: 'bfloat16', window: [100, 40] }),
+  mk({ seqlensQ: [260, 3], seqlensK: [300, 1000], numHeads: 2, headDim: 256, dtype: 'float16', causal: true, alibi: true }),
+  mk({ seqlensQ: [200], seqlensK: [1500], numHeads: 6, numKvHeads: 3, headDim: 96, headDimV: 72, softcap: 15, qScale: 3 }),
+  mk({ seqlensQ: [5, 600], seqlensK: [2000, 600], numHeads: 4, numKvHeads: 1, headDim: 200, dtype: 'bfloat16', causal: true, nanIn: 'k' }),
+];
+
+describe.skipIf(!gpu)(`cuda engine${gpu ? '' : ` (skipped: ${reason})`}`, () => {
+  const e = () => engine!;
+
+  it('round-trips tensors through the device and frees them on dispose', async () => {
+    for (const dtype of ['float32', 'float16', 'bfloat16'] as const) {
+      const values = Float32Array.from({ length: 3 * 5 * 7 }, (_, i) => Math.sin(i) * 100);
+      const t: Tensor = { data: encode(values, dtype), shape: [3, 5, 7], dtype };
+      const d = await e().upload(t);
+      expect(d.location).toBe('cuda');
+      expect(d.shape).toEqual([3, 5, 7]);
+      const back = await e().download(d);
+      expect(back.dtype).toBe(dtype);
+      expect(Array.from(decode(back.data, dtype))).toEqual(Array.from(decode(t.data, dtype)));
+      const live = cudaAddon().liveBytes();
+      d.dispose();
+      expect(cudaAddon().liveBytes()).toBe(live - values.length * (dtype === 'float32' ? 4 : 2));
+      await expect(e().download(d)).rejects.toThrow(/disposed/);
+      await expect(e().download({ ...d })).rejects.toThrow(/device tensor made by this engine/);
+    }
+    const empty = await e().upload({ data: new Float32Array(0), shape: [0, 4], dtype: 'float32' });
+    expect((await e().download(empty)).data.length).toBe(0);
+  });
+
+  it('leaves forgotten device tensors to the finalizer', async () => {
+    v8.setFlagsFromString('--expose_gc');
+    const gc = vm.runInNewContext('gc') as () => void;
+    const before = cudaAddon().liveBytes();
+    for (let i = 0; i < 8; i++) await e().upload({ data: new Float32Array(4 << 20), shape: [4 << 20], dtype: 'float32' });
+    expect(cudaAddon().liveBytes()).toBeGreaterThanOrEqual(before + 8 * (16 << 20));
+    for (let i = 0; i < 5 && cudaAddon().liveBytes() > before; i++) {
+      gc();
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(cudaAddon().liveBytes()).toBe(before);
+  });
+
+  it('turns CUDA errors into rejected promises with the CUDA message', async () => {
+    await expect(cudaAddon().allocDevice(2 ** 52)).rejects.toThrow(/cudaErrorMemoryAllocation|out of memory/);
+    // The engine still works afterwards.
+    const r = await runCase(e(), cases[0]!, seed);
+    expect(r.ok, r.detail).toBe(true);
+  });
+
+  it('returns device tensors for device inputs', async () => {
+    const c = mk({ dtype: 'float16' });
+    const q = await e().upload({ data: encode(new Float32Array(37 * 2 * 64).fill(0.5), 'float16'), shape: [37, 2, 64], dtype: 'float16' });
+    const k = await e().upload({ data: encode(new Float32Array(53 * 2 * 64).fill(0.25), 'float16'), shape: [53, 2, 64], dtype: 'float16' });
+    const v = await e().upload({ data: encode(new Float32Array(53 * 2 * 64).fill(2), 'float16'), shape: [53, 2, 64], dtype: 'float16' });
+    const r = await e().attentionVarlen(q, k, v, { cuSeqlensQ: Int32Array.of(0, 37), cuSeqlensK: Int32Array.of(0, 53), returnLse: true });
+    expect(r.out.location).toBe('cuda');
+    expect(r.lse?.location).toBe('cuda');
+    const out = decode((await e().download(r.out)).data, 'float16');
+    expect(out.every((x) => x === 2)).toBe(true); // constant V: every weight average is 2
+    for (const t of [q, k, v, r.out, r.lse!]) t.dispose();
+    expect(caseId(c)).toContain('float16');
+  });
+
+  it('times the kernel through the addon hook', async () => {
+    const backend = await loadCudaBackend();
+    const n = 1024, h = 8, d = 128;
+    const data = encode(Float32Array.from({ length: n * h * d }, (_, i) => Math.cos(i)), 'bfloat16');
+    const t = await e().upload({ data, shape: [n, h, d], dtype: 'bfloat16' });
+    const p = validateVarlen(t, t, t, { cuSeqlensQ: Int32Array.of(0, n), cuSeqlensK: Int32Array.of(0, n), causal: true });
+    const info = await backend.time(p, 5);
+    expect(info.kernelMs).toBeGreaterThan(0);
+    expect(info.headDimClass).toBe(128);
+    t.dispose();
+  });
+
+  // Every kernel path on the shared cases: the default plan, no split, forced splits, each tile.
+  const paths: [string, Record<string, string>][] = [
+    ['no split', { FLASHATTN_CUDA_SPLITS: '1' }],
+    ['3 splits', { FLASHATTN_CUDA_SPLITS: '3' }],
+    ['small tile', { FLASHATTN_CUDA_TILE: 'small' }],
+    ['main tile', { FLASHATTN_CUDA_TILE: 'main', FLASHATTN_CUDA_SPLITS: '1' }],
+  ];
+  for (const [name, env] of paths) {
+    it(`passes the shared cases with ${name}`, async () => {
+      const saved = { ...process.env };
+      Object.assign(process.env, env);
+      try {
+        const failures: string[] = [];
+        for (let i = 0; i < cases.length; i++) {
+          const r = await runCase(e(), cases[i]!, seed + i, { device: i % 2 === 1 });
+          if (!r.ok) failures.push(`${r.id}: ${r.detail}`);
+        }
+        expect(failures, `seed ${seed}`).toEqual([]);
+      } finally {
+        for (const k of Object.keys(env)) if (saved[k] === undefined) delete process.env[k]; else process.env[k] = saved[k];
+      }
+    });
+  }
+
+  for (const c of bigCases) {
+    it(`larger case ${caseId(c)}`, async () => {
+      const r = await runCase(e(), c, seed);
+      expect(r.ok, `${r.detail}; seed ${seed}`).toBe(true);
+      const rd = await runCase(e(), c, seed + 1, { device: true });
+      expect(rd.ok, `device tensors: ${rd.detail}; seed ${seed + 1}`).toBe(true);
+    }, 120_000);
+  }
+});
