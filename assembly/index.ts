@@ -27,6 +27,10 @@ const BM: i32 = 64; // virtual query rows per item
 const BN: i32 = 64; // keys per tile
 const LOG2E: f32 = 1.4426950408889634;
 const LN2: f64 = 0.6931471805599453;
+// Row strides of the [x][BM] tiles, padded by 16 bytes: with 256-byte rows, 64 rows fall into
+// 16 of L1's 64 sets, and S^T, V and Q^T (16 KiB apart) competed for the same ones.
+const SROW: usize = BM * 4 + 16; // S^T / P^T row (one key)
+const QROW: usize = BM * 4 + 16; // Q^T row (one dim)
 const SLOT_ROWS: i32 = 16; // rows of a split item's partial slot (split items have <= 16 rows)
 // When max_r ||q'_r||_1 * max |k| (log2-domain score units) exceeds this, a float32 dot product
 // can be off by more than the contract allows (1e-4 at scores in the hundreds): the tile's scores
@@ -86,6 +90,7 @@ let gD: i32 = 0;
 let gDp: i32 = 0; // D rounded up to 4
 let gDv: i32 = 0;
 let gDvp: i32 = 0; // Dv rounded up to 8
+let gVROW: usize = 0; // staged V row bytes (padded like SROW)
 let gWl: i32 = -1;
 let gWr: i32 = -1;
 let gQmul: f32 = 1;
@@ -93,6 +98,7 @@ let gCapMul: f32 = 0;
 let gAlibi: usize = 0;
 // scratch regions
 let sQT: usize = 0; // [Dp][BM] pre-scaled Q^T
+let sQR: usize = 0; // [Dp/4][4 rows][4] pre-scaled Q, row-major by 4 dims (items of <= 4 rows)
 let sKI: usize = 0; // [BN/4][Dp][4] K, four keys interleaved
 let sVS: usize = 0; // [BN][Dvp] V
 let sST: usize = 0; // [BN][BM] S^T, then P^T
@@ -104,6 +110,8 @@ let sLO: usize = 0; // [BM] i32 first visible key
 let sHI: usize = 0; // [BM] i32 last visible key
 let sDG: usize = 0; // [BM] f32 diagonal d(i)
 let sSL: usize = 0; // [BM] f32 alibi slope (log2 domain)
+let sGB: usize = 0; // [BM/4][2] i32: keys (relative to the tile) each group of 4 rows sees, first and last
+let sFB: usize = 0; // the same for a full tile: 0 and BN-1 for every group
 
 // @ts-ignore: decorator
 @inline function align(x: u32, a: u32): u32 {
@@ -113,7 +121,7 @@ let sSL: usize = 0; // [BM] f32 alibi slope (log2 domain)
 /** Bytes of scratch one thread needs for head dims D, Dv. */
 export function scratchBytes(D: i32, Dv: i32): u32 {
   const Dp = align(<u32>D, 4), Dvp = align(<u32>Dv, 8);
-  return align((Dp * BM + BN * Dp + BN * Dvp + BN * BM + BM * Dvp + 8 * BM) * 4, 64);
+  return align(Dp * <u32>QROW + Dp * 16 + BN * Dp * 4 + BN * (Dvp * 4 + 16) + BN * <u32>SROW + BM * Dvp * 4 + 8 * BM * 4 + BM * 4, 64);
 }
 
 /** Bytes of one partial slot (m, l and O of SLOT_ROWS rows) of a split item. */
@@ -144,10 +152,12 @@ function setup(params: usize, thread: i32): void {
   gAlibi = load<u32>(params + P_ALIBI);
   let s = load<u32>(params + P_SCRATCH) + <usize>thread * load<u32>(params + P_SCRATCH_STRIDE);
   const Dp = <usize>gDp, Dvp = <usize>gDvp;
-  sQT = s; s += Dp * BM * 4;
+  gVROW = Dvp * 4 + 16;
+  sQT = s; s += Dp * QROW;
+  sQR = s; s += Dp * 16;
   sKI = s; s += BN * Dp * 4;
-  sVS = s; s += BN * Dvp * 4;
-  sST = s; s += BN * BM * 4;
+  sVS = s; s += BN * gVROW;
+  sST = s; s += BN * SROW;
   sO = s; s += BM * Dvp * 4;
   sM = s; s += BM * 4;
   sL = s; s += BM * 4;
@@ -155,7 +165,13 @@ function setup(params: usize, thread: i32): void {
   sLO = s; s += BM * 4;
   sHI = s; s += BM * 4;
   sDG = s; s += BM * 4;
-  sSL = s;
+  sSL = s; s += BM * 4;
+  sGB = s; s += BM / 2 * 4;
+  sFB = s;
+  for (let g = 0; g < BM / 4; g++) {
+    store<i32>(sFB + <usize>g * 8, 0);
+    store<i32>(sFB + <usize>g * 8, BN - 1, 4);
+  }
 }
 
 /** Runs work items until the shared counter is exhausted. Every thread calls this. */
@@ -190,14 +206,19 @@ function item<T>(it: usize): void {
   const group = H / gHk;
   const hk = h0 / group;
 
-  // Rows: visible key range, diagonal, slope; Q^T staged (converted, pre-scaled).
-  memory.fill(sQT, 0, <usize>Dp * BM * 4);
+  // Rows: visible key range, diagonal, slope; Q^T staged (converted, pre-scaled; padding rows
+  // and dims zero). Items of <= 4 rows (decode) compute S straight from K rows and use sQR.
+  const direct = R <= 4;
+  const qRows = direct ? 4 : (R + 7) & ~7;
   let loMin: i32 = i32.MAX_VALUE, loMax: i32 = i32.MIN_VALUE, hiMin: i32 = i32.MAX_VALUE, hiMax: i32 = i32.MIN_VALUE;
   const qbase = <usize>load<u32>(P + P_Q);
   const qmul = gQmul;
   let qn1: f32 = 0; // max over rows of sum |q'|, for the precision check
   for (let r = 0; r < BM; r++) {
     if (r >= R) {
+      if (r < qRows) {
+        for (let dd = 0; dd < Dp; dd++) store<f32>(sQT + <usize>dd * QROW + <usize>r * 4, 0);
+      }
       store<i32>(sLO + <usize>r * 4, 1);
       store<i32>(sHI + <usize>r * 4, 0);
       store<f32>(sDG + <usize>r * 4, 0);
@@ -220,17 +241,25 @@ function item<T>(it: usize): void {
     let n1: f32 = 0;
     for (let dd = 0; dd < D; dd++) {
       const x = ld<T>(qrow + <usize>dd * esize) * qmul;
-      store<f32>(sQT + (<usize>dd * BM + <usize>r) * 4, x);
+      store<f32>(sQT + <usize>dd * QROW + <usize>r * 4, x);
       n1 += abs(x);
     }
+    for (let dd = D; dd < Dp; dd++) store<f32>(sQT + <usize>dd * QROW + <usize>r * 4, 0);
     qn1 = max(qn1, n1);
+  }
+  if (direct) {
+    for (let r = 0; r < 4; r++) {
+      for (let dd = 0; dd < Dp; dd++) {
+        store<f32>(sQR + <usize>(((dd >> 2) << 4) + (r << 2) + (dd & 3)) * 4, load<f32>(sQT + <usize>dd * QROW + <usize>r * 4));
+      }
+    }
   }
   const qBound = qn1 * (gCapMul != 0 ? gCapMul : <f32>1);
   for (let r = 0; r < BM; r++) {
     store<f32>(sM + <usize>r * 4, -Infinity);
     store<f32>(sL + <usize>r * 4, 0);
   }
-  memory.fill(sO, 0, <usize>BM * <usize>Dvp * 4);
+  memory.fill(sO, 0, <usize>((R + 3) & ~3) * <usize>Dvp * 4);
 
   // Key tiles of [ks, ke) that some row sees.
   const kb = <usize>load<u32>(P + P_K), vb = <usize>load<u32>(P + P_V);
@@ -240,21 +269,38 @@ function item<T>(it: usize): void {
   const jStart = max(ks, loMin), jEnd = min(ke, hiMax + 1);
   const rv = (R + 3) >> 2;
   const flags = (gCapMul != 0 ? 1 : 0) | (gAlibi != 0 ? 2 : 0);
+  // f32 values whose rows need no padding are read in place by P V on full tiles.
+  const directV = isFloat<T>() && (gDv & 7) == 0;
   for (let j0 = jStart; j0 < jEnd; j0 += BN) {
     const n = min(BN, jEnd - j0);
     const full = n == BN && loMax <= j0 && hiMin >= j0 + BN - 1;
-    const kmax = stageK<T>(kHead + <usize>j0 * kStride, kStride, n);
-    const vnan = stageV<T>(vHead + <usize>j0 * vStride, vStride, n, !full);
     const nkg = (n + 3) >> 2;
-    if (qBound * kmax > PRECISE_BOUND) qkPrecise(rv << 2, nkg);
-    else if (R <= 4) qk4(nkg);
-    else qk8((R + 7) >> 3, nkg);
+    const kTile = kHead + <usize>j0 * kStride;
+    // Keys each group of 4 rows sees in this tile: boundary tiles skip what a group cannot see
+    // (half of a causal diagonal tile).
+    const gb = full ? sFB : groupBounds(rv, j0, n);
+    if (direct) {
+      const kmax = qkDirect<T>(kTile, kStride, n);
+      if (qBound * kmax > PRECISE_BOUND) {
+        stageK<T>(kTile, kStride, n);
+        qkPrecise(4, nkg);
+      }
+    } else {
+      const kmax = stageK<T>(kTile, kStride, n);
+      if (qBound * kmax > PRECISE_BOUND) qkPrecise(rv << 2, nkg);
+      else qk8((R + 7) >> 3, nkg, gb);
+    }
     if (flags == 0) {
       if (full) softmaxPlain(rv, j0, n);
       else softmaxMasked(rv, j0, n);
     } else softmaxGeneral(rv, j0, n, !full, flags);
-    if (vnan) pvSafe(R, j0, n);
-    else pv(rv, nkg << 2);
+    if (full && directV) {
+      pv(rv, vHead + <usize>j0 * vStride, vStride, gb);
+    } else if (stageV<T>(vHead + <usize>j0 * vStride, vStride, n, !full)) {
+      pvSafe(R, j0, n);
+    } else {
+      pv(rv, sVS, gVROW, gb);
+    }
   }
 
   const parent = load<i32>(it + I_PARENT);
@@ -363,6 +409,22 @@ function log2(x: f64): f64 {
   return <f64>e + 2 * z * s * 1.4426950408889634;
 }
 
+/** Per group of 4 rows: the first and last key of the tile (relative to j0) some row of it sees. */
+function groupBounds(rv: i32, j0: i32, n: i32): usize {
+  for (let g = 0; g < ((rv + 1) & ~1); g++) { // qk8 reads pairs of groups
+    let lo: i32 = n, hi: i32 = -1;
+    for (let r = g << 2; r < (g << 2) + 4; r++) {
+      const l = load<i32>(sLO + <usize>r * 4), h = load<i32>(sHI + <usize>r * 4);
+      if (h < l) continue; // sees nothing (or padding)
+      lo = min(lo, max(l - j0, 0));
+      hi = max(hi, min(h - j0, n - 1));
+    }
+    store<i32>(sGB + <usize>g * 8, lo);
+    store<i32>(sGB + <usize>g * 8, hi, 4);
+  }
+  return sGB;
+}
+
 // ---- staging ------------------------------------------------------------------------------
 
 /**
@@ -433,7 +495,7 @@ function stageV<T>(src: usize, stride: usize, n: i32, checkNaN: bool): bool {
   const Dv = gDv, Dvp = gDvp;
   const Dv4 = Dv & ~3;
   const es = <usize>sizeof<T>();
-  const rowBytes = <usize>Dvp * 4;
+  const rowBytes = gVROW;
   let nan = i32x4.splat(0);
   for (let c = 0; c < n; c++) {
     const p = src + <usize>c * stride;
@@ -459,64 +521,98 @@ function stageV<T>(src: usize, stride: usize, n: i32, checkNaN: bool): bool {
 // ---- S^T = K Q^T --------------------------------------------------------------------------
 
 /** 8 rows x 4 keys register tile; rg8 groups of 8 rows, nkg groups of 4 keys. */
-function qk8(rg8: i32, nkg: i32): void {
+function qk8(rg8: i32, nkg: i32, gb: usize): void {
   const Dp = gDp;
   const gbytes = <usize>Dp * 16;
   for (let kg = 0; kg < nkg; kg++) {
     const kbase = sKI + <usize>kg * gbytes;
-    const sbase = sST + <usize>kg * 4 * BM * 4;
+    const sbase = sST + <usize>kg * 4 * SROW;
     for (let g = 0; g < rg8; g++) {
+      // skip 4 keys no row of the 8 sees (their scores are masked, P is 0)
+      const b = gb + <usize>g * 16;
+      const lo = min(load<i32>(b), load<i32>(b, 8)), hi = max(load<i32>(b, 4), load<i32>(b, 12));
+      if ((kg << 2) > hi || (kg << 2) + 3 < lo) continue;
       let a00 = f32x4.splat(0), a01 = f32x4.splat(0), a10 = f32x4.splat(0), a11 = f32x4.splat(0);
       let a20 = f32x4.splat(0), a21 = f32x4.splat(0), a30 = f32x4.splat(0), a31 = f32x4.splat(0);
       let qp = sQT + <usize>g * 32, kp = kbase;
       // One d per iteration: unrolling lets binaryen chain each accumulator's updates, which
       // keeps more q vectors live than x64's 16 vector registers hold (V8 then spills).
-      for (let d = 0; d < Dp; d += 2) {
+      for (let d = 0; d < Dp; d++) {
         const q0 = v128.load(qp), q1 = v128.load(qp, 16);
-        const r0 = v128.load(qp, 256), r1 = v128.load(qp, 272);
-        a00 = madd(r0, v128.load32_splat(kp, 16), madd(q0, v128.load32_splat(kp), a00));
-        a01 = madd(r1, v128.load32_splat(kp, 16), madd(q1, v128.load32_splat(kp), a01));
-        a10 = madd(r0, v128.load32_splat(kp, 20), madd(q0, v128.load32_splat(kp, 4), a10));
-        a11 = madd(r1, v128.load32_splat(kp, 20), madd(q1, v128.load32_splat(kp, 4), a11));
-        a20 = madd(r0, v128.load32_splat(kp, 24), madd(q0, v128.load32_splat(kp, 8), a20));
-        a21 = madd(r1, v128.load32_splat(kp, 24), madd(q1, v128.load32_splat(kp, 8), a21));
-        a30 = madd(r0, v128.load32_splat(kp, 28), madd(q0, v128.load32_splat(kp, 12), a30));
-        a31 = madd(r1, v128.load32_splat(kp, 28), madd(q1, v128.load32_splat(kp, 12), a31));
-        qp += 2 * BM * 4; kp += 32;
+        let k = v128.load32_splat(kp); a00 = madd(q0, k, a00); a01 = madd(q1, k, a01);
+        k = v128.load32_splat(kp, 4); a10 = madd(q0, k, a10); a11 = madd(q1, k, a11);
+        k = v128.load32_splat(kp, 8); a20 = madd(q0, k, a20); a21 = madd(q1, k, a21);
+        k = v128.load32_splat(kp, 12); a30 = madd(q0, k, a30); a31 = madd(q1, k, a31);
+        qp += QROW; kp += 16;
       }
       const sp = sbase + <usize>g * 32;
       v128.store(sp, a00); v128.store(sp, a01, 16);
-      v128.store(sp, a10, 256); v128.store(sp, a11, 272);
-      v128.store(sp, a20, 512); v128.store(sp, a21, 528);
-      v128.store(sp, a30, 768); v128.store(sp, a31, 784);
+      v128.store(sp, a10, SROW); v128.store(sp, a11, SROW + 16);
+      v128.store(sp, a20, 2 * SROW); v128.store(sp, a21, 2 * SROW + 16);
+      v128.store(sp, a30, 3 * SROW); v128.store(sp, a31, 3 * SROW + 16);
     }
   }
 }
 
-/** 4 rows x 8 keys register tile, for items of at most 4 rows (decode). */
-function qk4(nkg: i32): void {
-  const Dp = gDp;
-  const gbytes = <usize>Dp * 16;
-  for (let kg = 0; kg < nkg; kg += 2) {
-    let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
-    let a4 = f32x4.splat(0), a5 = f32x4.splat(0), a6 = f32x4.splat(0), a7 = f32x4.splat(0);
-    let qp = sQT, kp = sKI + <usize>kg * gbytes, kq = kp + gbytes; // kg + 1 exists: BN / 4 is even
-    for (let d = 0; d < Dp; d++) {
-      const q = v128.load(qp);
-      a0 = madd(q, v128.load32_splat(kp), a0);
-      a1 = madd(q, v128.load32_splat(kp, 4), a1);
-      a2 = madd(q, v128.load32_splat(kp, 8), a2);
-      a3 = madd(q, v128.load32_splat(kp, 12), a3);
-      a4 = madd(q, v128.load32_splat(kq), a4);
-      a5 = madd(q, v128.load32_splat(kq, 4), a5);
-      a6 = madd(q, v128.load32_splat(kq, 8), a6);
-      a7 = madd(q, v128.load32_splat(kq, 12), a7);
-      qp += BM * 4; kp += 16; kq += 16;
+/**
+ * S^T for items of at most 4 rows (decode), straight from the K rows in memory (halves converted
+ * as loaded): 4 rows x 2 keys of partial dot products over d, reduced across lanes at the end.
+ * Keys are read once and never staged. Returns max |k| (NaN ignored) for the precision check.
+ */
+function qkDirect<T>(src: usize, stride: usize, n: i32): f32 {
+  const D = gD;
+  const D4 = D & ~3;
+  const es = <usize>sizeof<T>();
+  let km = f32x4.splat(0);
+  for (let c = 0; c < n; c += 2) {
+    const p0 = src + <usize>c * stride;
+    const p1 = c + 1 < n ? p0 + stride : p0; // an odd tail repeats the last key (masked anyway)
+    let a00 = f32x4.splat(0), a01 = f32x4.splat(0), a10 = f32x4.splat(0), a11 = f32x4.splat(0);
+    let a20 = f32x4.splat(0), a21 = f32x4.splat(0), a30 = f32x4.splat(0), a31 = f32x4.splat(0);
+    let qp = sQR;
+    let d = 0;
+    for (; d < D4; d += 4) {
+      const k0 = ld4<T>(p0 + <usize>d * es), k1 = ld4<T>(p1 + <usize>d * es);
+      km = f32x4.pmax(km, f32x4.pmax(f32x4.abs(k0), f32x4.abs(k1)));
+      let x = v128.load(qp); a00 = madd(x, k0, a00); a01 = madd(x, k1, a01);
+      x = v128.load(qp, 16); a10 = madd(x, k0, a10); a11 = madd(x, k1, a11);
+      x = v128.load(qp, 32); a20 = madd(x, k0, a20); a21 = madd(x, k1, a21);
+      x = v128.load(qp, 48); a30 = madd(x, k0, a30); a31 = madd(x, k1, a31);
+      qp += 64;
     }
-    const sp = sST + <usize>kg * 4 * BM * 4;
-    v128.store(sp, a0); v128.store(sp, a1, 256); v128.store(sp, a2, 512); v128.store(sp, a3, 768);
-    v128.store(sp, a4, 1024); v128.store(sp, a5, 1280); v128.store(sp, a6, 1536); v128.store(sp, a7, 1792);
+    if (d < D) { // last 1..3 dims: never read past the row
+      let k0 = f32x4.splat(0), k1 = f32x4.splat(0);
+      k0 = f32x4.replace_lane(k0, 0, ld<T>(p0 + <usize>d * es));
+      k1 = f32x4.replace_lane(k1, 0, ld<T>(p1 + <usize>d * es));
+      if (d + 1 < D) {
+        k0 = f32x4.replace_lane(k0, 1, ld<T>(p0 + <usize>(d + 1) * es));
+        k1 = f32x4.replace_lane(k1, 1, ld<T>(p1 + <usize>(d + 1) * es));
+      }
+      if (d + 2 < D) {
+        k0 = f32x4.replace_lane(k0, 2, ld<T>(p0 + <usize>(d + 2) * es));
+        k1 = f32x4.replace_lane(k1, 2, ld<T>(p1 + <usize>(d + 2) * es));
+      }
+      km = f32x4.pmax(km, f32x4.pmax(f32x4.abs(k0), f32x4.abs(k1)));
+      let x = v128.load(qp); a00 = madd(x, k0, a00); a01 = madd(x, k1, a01);
+      x = v128.load(qp, 16); a10 = madd(x, k0, a10); a11 = madd(x, k1, a11);
+      x = v128.load(qp, 32); a20 = madd(x, k0, a20); a21 = madd(x, k1, a21);
+      x = v128.load(qp, 48); a30 = madd(x, k0, a30); a31 = madd(x, k1, a31);
+    }
+    const sp = sST + <usize>c * SROW;
+    v128.store(sp, hsum4(a00, a10, a20, a30));
+    v128.store(sp, hsum4(a01, a11, a21, a31), SROW);
   }
+  km = f32x4.pmax(km, v128.shuffle<f32>(km, km, 2, 3, 0, 1));
+  km = f32x4.pmax(km, v128.shuffle<f32>(km, km, 1, 0, 3, 2));
+  return f32x4.extract_lane(km, 0);
+}
+
+/** [sum(a), sum(b), sum(c), sum(d)] of four vectors. */
+// @ts-ignore: decorator
+@inline function hsum4(a: v128, b: v128, c: v128, d: v128): v128 {
+  const ab = f32x4.add(v128.shuffle<f32>(a, b, 0, 4, 1, 5), v128.shuffle<f32>(a, b, 2, 6, 3, 7)); // a0+a2 b0+b2 a1+a3 b1+b3
+  const cd = f32x4.add(v128.shuffle<f32>(c, d, 0, 4, 1, 5), v128.shuffle<f32>(c, d, 2, 6, 3, 7));
+  return f32x4.add(v128.shuffle<f32>(ab, cd, 0, 1, 4, 5), v128.shuffle<f32>(ab, cd, 2, 3, 6, 7));
 }
 
 /** S^T accumulated in float64 (rows multiple of 4), for tiles whose scores are too large for float32 sums. */
@@ -525,7 +621,7 @@ function qkPrecise(rows: i32, nkg: i32): void {
   const gbytes = <usize>Dp * 16;
   for (let kg = 0; kg < nkg; kg++) {
     const kbase = sKI + <usize>kg * gbytes;
-    const sp = sST + <usize>kg * 4 * BM * 4;
+    const sp = sST + <usize>kg * 4 * SROW;
     for (let r = 0; r < rows; r++) {
       let a0 = f64x2.splat(0), a1 = f64x2.splat(0);
       let qp = sQT + <usize>r * 4, kp = kbase;
@@ -534,14 +630,14 @@ function qkPrecise(rows: i32, nkg: i32): void {
         const q = f64x2.splat(<f64>load<f32>(qp));
         a0 = f64x2.add(a0, f64x2.mul(q, f64x2.promote_low_f32x4(k4)));
         a1 = f64x2.add(a1, f64x2.mul(q, f64x2.promote_low_f32x4(v128.shuffle<f32>(k4, k4, 2, 3, 0, 1))));
-        qp += BM * 4; kp += 16;
+        qp += QROW; kp += 16;
       }
       const s = v128.shuffle<f32>(f32x4.demote_f64x2_zero(a0), f32x4.demote_f64x2_zero(a1), 0, 1, 4, 5);
       const o = sp + <usize>r * 4;
       store<f32>(o, f32x4.extract_lane(s, 0));
-      store<f32>(o, f32x4.extract_lane(s, 1), BM * 4);
-      store<f32>(o, f32x4.extract_lane(s, 2), BM * 8);
-      store<f32>(o, f32x4.extract_lane(s, 3), BM * 12);
+      store<f32>(o, f32x4.extract_lane(s, 1), SROW);
+      store<f32>(o, f32x4.extract_lane(s, 2), 2 * SROW);
+      store<f32>(o, f32x4.extract_lane(s, 3), 3 * SROW);
     }
   }
 }
@@ -567,7 +663,7 @@ function qkPrecise(rows: i32, nkg: i32): void {
     let mx0 = negInf, mx1 = negInf;
     let sp = sST + ro;
     for (let j = 0; j < nj; j += 2) {
-      let s0 = v128.load(sp), s1 = v128.load(sp, 256);
+      let s0 = v128.load(sp), s1 = v128.load(sp, SROW);
       if (cap) {
         s0 = f32x4.mul(capMul, tanhv(s0));
         s1 = f32x4.mul(capMul, tanhv(s1));
@@ -584,11 +680,11 @@ function qkPrecise(rows: i32, nkg: i32): void {
       }
       if (cap || alibi || masked) {
         v128.store(sp, s0);
-        v128.store(sp, s1, 256);
+        v128.store(sp, s1, SROW);
       }
       mx0 = f32x4.pmax(mx0, s0);
       mx1 = f32x4.pmax(mx1, s1);
-      sp += 512;
+      sp += 2 * SROW;
     }
     const mnew = f32x4.pmax(mold, f32x4.pmax(mx0, mx1));
     const mu = v128.andnot(mnew, f32x4.eq(mnew, negInf)); // -inf -> 0 so that -inf - mu = -inf
@@ -597,12 +693,12 @@ function qkPrecise(rows: i32, nkg: i32): void {
     sp = sST + ro;
     for (let j = 0; j < nj; j += 2) {
       const p0 = exp2v(f32x4.sub(v128.load(sp), mu));
-      const p1 = exp2v(f32x4.sub(v128.load(sp, 256), mu));
+      const p1 = exp2v(f32x4.sub(v128.load(sp, SROW), mu));
       v128.store(sp, p0);
-      v128.store(sp, p1, 256);
+      v128.store(sp, p1, SROW);
       l0 = f32x4.add(l0, p0);
       l1 = f32x4.add(l1, p1);
-      sp += 512;
+      sp += 2 * SROW;
     }
     v128.store(sL + ro, madd(v128.load(sL + ro), alpha, f32x4.add(l0, l1)));
     v128.store(sM + ro, mnew);
@@ -633,13 +729,17 @@ function softmaxGeneral(rv: i32, j0: i32, n: i32, masked: bool, flags: i32): voi
 
 // ---- O = alpha O + P V ------------------------------------------------------------------------
 
-/** 4 rows x 8 dims register tile; rg4 groups of 4 rows, nj keys (a multiple of 4). */
-function pv(rg4: i32, nj: i32): void {
+/**
+ * 4 rows x 8 dims register tile; rg4 groups of 4 rows, each over the keys `gb` says it sees.
+ * V rows are read from `vsrc`, `vstride` bytes apart: the staged tile, or the input itself.
+ */
+function pv(rg4: i32, vsrc: usize, vstride: usize, gb: usize): void {
   const Dvp = gDvp;
   const ostride = <usize>Dvp * 4;
   for (let g = 0; g < rg4; g++) {
     const orow = sO + <usize>g * 4 * ostride;
     const ap = sA + <usize>g * 16;
+    const jlo = load<i32>(gb + <usize>g * 8), jhi = load<i32>(gb + <usize>g * 8, 4);
     for (let dg = 0; dg < Dvp; dg += 8) {
       const op = orow + <usize>dg * 4;
       let al = v128.load32_splat(ap);
@@ -650,14 +750,14 @@ function pv(rg4: i32, nj: i32): void {
       let a20 = f32x4.mul(v128.load(op + 2 * ostride), al), a21 = f32x4.mul(v128.load(op + 2 * ostride, 16), al);
       al = v128.load32_splat(ap, 12);
       let a30 = f32x4.mul(v128.load(op + 3 * ostride), al), a31 = f32x4.mul(v128.load(op + 3 * ostride, 16), al);
-      let pp = sST + <usize>g * 16, vp = sVS + <usize>dg * 4;
-      for (let j = 0; j < nj; j++) {
+      let pp = sST + <usize>g * 16 + <usize>jlo * SROW, vp = vsrc + <usize>dg * 4 + <usize>jlo * vstride;
+      for (let j = jlo; j <= jhi; j++) {
         const v0 = v128.load(vp), v1 = v128.load(vp, 16);
         let p = v128.load32_splat(pp); a00 = madd(p, v0, a00); a01 = madd(p, v1, a01);
         p = v128.load32_splat(pp, 4); a10 = madd(p, v0, a10); a11 = madd(p, v1, a11);
         p = v128.load32_splat(pp, 8); a20 = madd(p, v0, a20); a21 = madd(p, v1, a21);
         p = v128.load32_splat(pp, 12); a30 = madd(p, v0, a30); a31 = madd(p, v1, a31);
-        vp += ostride; pp += BM * 4;
+        vp += vstride; pp += SROW;
       }
       v128.store(op, a00); v128.store(op, a01, 16);
       v128.store(op + ostride, a10); v128.store(op + ostride, a11, 16);
@@ -681,8 +781,8 @@ function pvSafe(R: i32, j0: i32, n: i32): void {
     const lo = max(load<i32>(sLO + <usize>r * 4) - j0, 0);
     const hi = min(load<i32>(sHI + <usize>r * 4) - j0, n - 1);
     for (let j = lo; j <= hi; j++) {
-      const p = v128.load32_splat(sST + (<usize>j * BM + <usize>r) * 4);
-      const vr = sVS + <usize>j * ostride;
+      const p = v128.load32_splat(sST + <usize>j * SROW + <usize>r * 4);
+      const vr = sVS + <usize>j * gVROW;
       for (let d = 0; d < Dvp; d += 4) {
         v128.store(o + <usize>d * 4, madd(p, v128.load(vr + <usize>d * 4), v128.load(o + <usize>d * 4)));
       }
