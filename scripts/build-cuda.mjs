@@ -6,7 +6,7 @@
 //   node scripts/build-cuda.mjs --force    clean rebuild; any failure exits non-zero
 //   --ptxas-verbose                        print ptxas register/spill reports
 import { spawnSync } from 'node:child_process';
-import { existsSync, accessSync, constants } from 'node:fs';
+import { existsSync, accessSync, constants, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
@@ -50,7 +50,11 @@ try {
   fail('cmake-js is not installed (it is a devDependency: run npm install)');
 }
 
-const cmd = [cmakeJs, force ? 'rebuild' : 'build', '--directory', root, '--out', path.join(root, 'build')];
+// CMake works in build/cuda (only that folder is cleaned by --force: build/ also holds the wasm
+// engine's output); CMakeLists.txt puts the addon itself in build/Release.
+const work = path.join(root, 'build', 'cuda');
+if (force) rmSync(work, { recursive: true, force: true });
+const cmd = [cmakeJs, 'build', '--directory', root, '--out', work];
 if (args.has('--ptxas-verbose')) cmd.push('--CDFLASHATTN_PTXAS_VERBOSE=ON');
 const env = {
   ...process.env,
