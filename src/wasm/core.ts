@@ -16,6 +16,14 @@ export interface WasmFiles {
   relaxed: URL;
 }
 
+/** A kernel the host compiled itself (the browser entry: compileStreaming, or a module the user passed), in place of files. */
+export interface CompiledKernel {
+  module: WebAssembly.Module;
+  simd: 'relaxed' | 'baseline';
+  /** Where it came from (info.wasm). */
+  source: string;
+}
+
 export interface WasmBackendOptions {
   /** Threads to compute on; default: the available cores. 1 runs on the calling thread, with no worker. */
   threads?: number;
@@ -24,6 +32,11 @@ export interface WasmBackendOptions {
    * engine validates it, else the baseline build. 'relaxed' fails where it does not validate.
    */
   simd?: 'auto' | 'relaxed' | 'baseline';
+  /**
+   * false: a memory of the calling thread only, for hosts without SharedArrayBuffer; needs threads = 1
+   * and a kernel compiled to import an unshared memory (unshare.ts). Default true.
+   */
+  sharedMemory?: boolean;
 }
 
 interface KernelExports {
@@ -43,10 +56,21 @@ function envSimd(): string | undefined {
   return typeof process !== 'undefined' ? process.env?.FLASHATTN_WASM_SIMD : undefined;
 }
 
-export async function createWasmBackendWith(platform: Platform, files: WasmFiles, opts: WasmBackendOptions = {}): Promise<Backend> {
+export async function createWasmBackendWith(platform: Platform, files: WasmFiles | CompiledKernel, opts: WasmBackendOptions = {}): Promise<Backend> {
   const threads = opts.threads ?? platform.defaultThreads();
   if (!Number.isInteger(threads) || threads < 1) throw new RangeError(`Expected an integer >= 1 for threads but received ${String(threads)}`);
-  const want = opts.simd ?? (envSimd() as WasmBackendOptions['simd']) ?? 'auto';
+  const shared = opts.sharedMemory ?? true;
+  if (!shared && threads > 1) throw new RangeError(`Expected threads = 1 with an unshared memory but received ${threads}`);
+  const { module, simd, source } = 'module' in files ? files : await compileKernel(platform, files, opts.simd);
+  const memory = new WebAssembly.Memory({ initial: 64, maximum: MAX_PAGES, shared });
+  const instance = await WebAssembly.instantiate(module, { env: { memory } });
+  const exports = instance.exports as unknown as KernelExports;
+  const pool = threads > 1 ? await WorkerPool.start(platform, module, memory, threads) : null;
+  return new WasmBackend(exports, memory, pool, threads, { simd, threads, wasm: source });
+}
+
+async function compileKernel(platform: Platform, files: WasmFiles, simdOption: WasmBackendOptions['simd']): Promise<CompiledKernel> {
+  const want = simdOption ?? (envSimd() as WasmBackendOptions['simd']) ?? 'auto';
   if (want !== 'auto' && want !== 'relaxed' && want !== 'baseline')
     throw new RangeError(`Expected 'auto', 'relaxed' or 'baseline' for simd but received ${JSON.stringify(want)}`);
 
@@ -63,12 +87,7 @@ export async function createWasmBackendWith(platform: Platform, files: WasmFiles
     bytes = await platform.readBytes(files.baseline);
     if (!WebAssembly.validate(bytes)) throw new Error('this WebAssembly engine does not support SIMD with shared memory (threads)');
   }
-  const module = await WebAssembly.compile(bytes);
-  const memory = new WebAssembly.Memory({ initial: 64, maximum: MAX_PAGES, shared: true });
-  const instance = await WebAssembly.instantiate(module, { env: { memory } });
-  const exports = instance.exports as unknown as KernelExports;
-  const pool = threads > 1 ? await WorkerPool.start(platform, module, memory, threads) : null;
-  return new WasmBackend(exports, memory, pool, threads, { simd, threads, wasm: url.href });
+  return { module: await WebAssembly.compile(bytes), simd, source: url.href };
 }
 
 interface Prepared {
