@@ -432,7 +432,7 @@ function groupBounds(rv: i32, j0: i32, n: i32): usize {
  * Returns max |k| of the tile (NaN ignored) for the precision check.
  */
 function stageK<T>(src: usize, stride: usize, n: i32): f32 {
-  let km = f32x4.splat(0);
+  let kx = f32x4.splat(0), kn = f32x4.splat(0);
   let kms: f32 = 0;
   const D = gD, Dp = gDp;
   const D4 = D & ~3;
@@ -446,7 +446,8 @@ function stageK<T>(src: usize, stride: usize, n: i32): f32 {
       for (let d = 0; d < D4; d += 4) {
         const o = <usize>d * es;
         const r0 = ld4<T>(p0 + o), r1 = ld4<T>(p1 + o), r2 = ld4<T>(p2 + o), r3 = ld4<T>(p3 + o);
-        km = f32x4.pmax(km, f32x4.pmax(f32x4.pmax(f32x4.abs(r0), f32x4.abs(r1)), f32x4.pmax(f32x4.abs(r2), f32x4.abs(r3))));
+        kx = f32x4.pmax(kx, f32x4.pmax(f32x4.pmax(r0, r1), f32x4.pmax(r2, r3)));
+        kn = f32x4.pmin(kn, f32x4.pmin(f32x4.pmin(r0, r1), f32x4.pmin(r2, r3)));
         const t0 = v128.shuffle<f32>(r0, r1, 0, 4, 1, 5);
         const t1 = v128.shuffle<f32>(r2, r3, 0, 4, 1, 5);
         const t2 = v128.shuffle<f32>(r0, r1, 2, 6, 3, 7);
@@ -484,9 +485,7 @@ function stageK<T>(src: usize, stride: usize, n: i32): f32 {
       memory.fill(dst, 0, gbytes);
     }
   }
-  km = f32x4.pmax(km, v128.shuffle<f32>(km, km, 2, 3, 0, 1));
-  km = f32x4.pmax(km, v128.shuffle<f32>(km, km, 1, 0, 3, 2));
-  const k = f32x4.extract_lane(km, 0);
+  const k = vabsmax(kx, kn);
   return kms > k ? kms : k; // NaN ignored
 }
 
@@ -535,9 +534,11 @@ function qk8(rg8: i32, nkg: i32, gb: usize): void {
       let a00 = f32x4.splat(0), a01 = f32x4.splat(0), a10 = f32x4.splat(0), a11 = f32x4.splat(0);
       let a20 = f32x4.splat(0), a21 = f32x4.splat(0), a30 = f32x4.splat(0), a31 = f32x4.splat(0);
       let qp = sQT + <usize>g * 32, kp = kbase;
+      const kend = kbase + gbytes;
       // One d per iteration: unrolling lets binaryen chain each accumulator's updates, which
-      // keeps more q vectors live than x64's 16 vector registers hold (V8 then spills).
-      for (let d = 0; d < Dp; d++) {
+      // keeps more q vectors live than x64's 16 vector registers hold (V8 then spills). The loop
+      // runs on the K pointer (no separate counter).
+      for (; kp < kend;) {
         const q0 = v128.load(qp), q1 = v128.load(qp, 16);
         let k = v128.load32_splat(kp); a00 = madd(q0, k, a00); a01 = madd(q1, k, a01);
         k = v128.load32_splat(kp, 4); a10 = madd(q0, k, a10); a11 = madd(q1, k, a11);
@@ -563,7 +564,8 @@ function qkDirect<T>(src: usize, stride: usize, n: i32): f32 {
   const D = gD;
   const D4 = D & ~3;
   const es = <usize>sizeof<T>();
-  let km = f32x4.splat(0);
+  // max |k| as max(kx, -kn): pmax / pmin are one instruction each (abs is three on x64)
+  let kx = f32x4.splat(0), kn = f32x4.splat(0);
   for (let c = 0; c < n; c += 2) {
     const p0 = src + <usize>c * stride;
     const p1 = c + 1 < n ? p0 + stride : p0; // an odd tail repeats the last key (masked anyway)
@@ -573,7 +575,8 @@ function qkDirect<T>(src: usize, stride: usize, n: i32): f32 {
     let d = 0;
     for (; d < D4; d += 4) {
       const k0 = ld4<T>(p0 + <usize>d * es), k1 = ld4<T>(p1 + <usize>d * es);
-      km = f32x4.pmax(km, f32x4.pmax(f32x4.abs(k0), f32x4.abs(k1)));
+      kx = f32x4.pmax(kx, f32x4.pmax(k0, k1));
+      kn = f32x4.pmin(kn, f32x4.pmin(k0, k1));
       let x = v128.load(qp); a00 = madd(x, k0, a00); a01 = madd(x, k1, a01);
       x = v128.load(qp, 16); a10 = madd(x, k0, a10); a11 = madd(x, k1, a11);
       x = v128.load(qp, 32); a20 = madd(x, k0, a20); a21 = madd(x, k1, a21);
@@ -592,7 +595,8 @@ function qkDirect<T>(src: usize, stride: usize, n: i32): f32 {
         k0 = f32x4.replace_lane(k0, 2, ld<T>(p0 + <usize>(d + 2) * es));
         k1 = f32x4.replace_lane(k1, 2, ld<T>(p1 + <usize>(d + 2) * es));
       }
-      km = f32x4.pmax(km, f32x4.pmax(f32x4.abs(k0), f32x4.abs(k1)));
+      kx = f32x4.pmax(kx, f32x4.pmax(k0, k1));
+      kn = f32x4.pmin(kn, f32x4.pmin(k0, k1));
       let x = v128.load(qp); a00 = madd(x, k0, a00); a01 = madd(x, k1, a01);
       x = v128.load(qp, 16); a10 = madd(x, k0, a10); a11 = madd(x, k1, a11);
       x = v128.load(qp, 32); a20 = madd(x, k0, a20); a21 = madd(x, k1, a21);
@@ -602,9 +606,16 @@ function qkDirect<T>(src: usize, stride: usize, n: i32): f32 {
     v128.store(sp, hsum4(a00, a10, a20, a30));
     v128.store(sp, hsum4(a01, a11, a21, a31), SROW);
   }
-  km = f32x4.pmax(km, v128.shuffle<f32>(km, km, 2, 3, 0, 1));
-  km = f32x4.pmax(km, v128.shuffle<f32>(km, km, 1, 0, 3, 2));
-  return f32x4.extract_lane(km, 0);
+  return vabsmax(kx, kn);
+}
+
+/** max over lanes of max(x, -n), for x >= 0 >= n (running max and min). */
+// @ts-ignore: decorator
+@inline function vabsmax(x: v128, n: v128): f32 {
+  let m = f32x4.pmax(x, f32x4.neg(n));
+  m = f32x4.pmax(m, v128.shuffle<f32>(m, m, 2, 3, 0, 1));
+  m = f32x4.pmax(m, v128.shuffle<f32>(m, m, 1, 0, 3, 2));
+  return f32x4.extract_lane(m, 0);
 }
 
 /** [sum(a), sum(b), sum(c), sum(d)] of four vectors. */
@@ -751,7 +762,8 @@ function pv(rg4: i32, vsrc: usize, vstride: usize, gb: usize): void {
       al = v128.load32_splat(ap, 12);
       let a30 = f32x4.mul(v128.load(op + 3 * ostride), al), a31 = f32x4.mul(v128.load(op + 3 * ostride, 16), al);
       let pp = sST + <usize>g * 16 + <usize>jlo * SROW, vp = vsrc + <usize>dg * 4 + <usize>jlo * vstride;
-      for (let j = jlo; j <= jhi; j++) {
+      const pend = sST + <usize>g * 16 + <usize>(jhi + 1) * SROW;
+      for (; pp < pend;) { // runs on the P pointer (no separate counter)
         const v0 = v128.load(vp), v1 = v128.load(vp, 16);
         let p = v128.load32_splat(pp); a00 = madd(p, v0, a00); a01 = madd(p, v1, a01);
         p = v128.load32_splat(pp, 4); a10 = madd(p, v0, a10); a11 = madd(p, v1, a11);
