@@ -1,6 +1,6 @@
 export type {
   AnyTensor, AttentionOptions, AttentionResult, BackendName, DType, DeviceTensor, Engine, EngineOptions, HostData, Tensor,
-  VarlenOptions,
+  VarlenOptions, WasmSource, WasmSources,
 } from './types.js';
 export { createEngine } from './node.js';
 export { tensor } from './tensor.js';

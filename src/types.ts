@@ -53,11 +53,30 @@ export interface AttentionResult<T extends AnyTensor = Tensor> {
   lse?: T;
 }
 
+/** One build of the WebAssembly kernel: its URL, its bytes, or the module compiled from them. */
+export type WasmSource = string | URL | ArrayBuffer | ArrayBufferView | WebAssembly.Module;
+
+export interface WasmSources {
+  /** build/wasm/flashattn.wasm (runs wherever WebAssembly SIMD does). */
+  baseline: WasmSource;
+  /** build/wasm/flashattn-relaxed.wasm, used where relaxed SIMD validates. */
+  relaxed?: WasmSource;
+}
+
 export interface EngineOptions {
   /** 'auto' (default) picks cuda when the addon loads and sees a GPU, else wasm. */
   backend?: 'auto' | BackendName;
-  /** Worker threads for the wasm engine; defaults to the available cores. 1 runs on the calling thread. */
+  /**
+   * Worker threads for the wasm engine; defaults to the available cores. 1 runs on the calling thread
+   * (in a browser: in one Web Worker). More than 1 in a browser needs a cross-origin isolated page.
+   */
   threads?: number;
+  /**
+   * Browser entry only: where the wasm kernel comes from when the files next to the package cannot be
+   * fetched (a bundled app, an edge runtime without fetch or file system). Default: fetched from
+   * `../build/wasm/` relative to dist/browser.js. The Node entry reads the files from the package.
+   */
+  wasm?: WasmSources;
 }
 
 export interface Engine {
