@@ -32,6 +32,8 @@ for (const v of variants) {
   const args = [...common, ...v.flags, '-o', join(out, `${v.name}.wasm`)];
   if (wat) args.push('-t', join(out, `${v.name}.wat`));
   const { error, stderr } = await asc.main(args);
+  const diagnostics = stderr.toString().trim();
+  if (diagnostics && !error) console.warn(diagnostics);
   if (error) {
     console.error(stderr.toString());
     console.error(`build-wasm: ${v.name} failed: ${error.message}`);

@@ -39,7 +39,10 @@ const cases: Case[] = [
   // halves
   mk({ seqlensQ: [200, 77], seqlensK: [200, 77], numHeads: 4, numKvHeads: 1, headDim: 80, dtype: 'float16', window: [30, 5], alibi: true }),
   mk({ seqlensQ: [1, 90], seqlensK: [2500, 90], numHeads: 4, numKvHeads: 2, headDim: 96, dtype: 'bfloat16', softcap: 20, causal: true }),
-  mk({ seqlensQ: [1], seqlensK: [3000], numHeads: 8, numKvHeads: 2, headDim: 128, dtype: 'float16', causal: true }),
+  mk({ seqlensQ: [1], seqlensK: [3000], numHeads: 8, numKvHeads: 2, headDim: 128, headDimV: 128, dtype: 'float16', causal: true }),
+  // decode with head dims that are not multiples of 4 / 8 (dot product tails, padded V)
+  mk({ seqlensQ: [1, 1], seqlensK: [700, 1500], numHeads: 6, numKvHeads: 2, headDim: 13, headDimV: 7, dtype: 'float16', causal: true }),
+  mk({ seqlensQ: [1, 2], seqlensK: [1300, 90], numHeads: 4, numKvHeads: 4, headDim: 30, headDimV: 12, softcap: 10, alibi: true }),
 ];
 
 const bytes = (t: { data: ArrayBufferView }) => new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
@@ -86,6 +89,24 @@ describe('wasm engine', () => {
       expect(firstDiff(r2.lse!, r1.lse!)).toBe(-1);
       expect(firstDiff(r3.lse!, r1.lse!)).toBe(-1);
     });
+  });
+
+  it('a NaN in V reaches only the rows that see its key', async () => {
+    // causal, so only the last row of sequence 0 sees its last key; the tile holding it is a boundary tile
+    const c = mk({ seqlensQ: [100, 30], seqlensK: [100, 30], numHeads: 2, numKvHeads: 1, causal: true });
+    const x = buildInputs(c, 5);
+    (x.v.data as Float32Array)[99 * 64 + 3] = NaN;
+    for (const t of [1, 2]) {
+      const r = await runEngine(engines.get(t)!, x);
+      const out = r.out.data as Float32Array;
+      for (let row = 0; row < 130; row++) {
+        for (let h = 0; h < 2; h++) {
+          for (let d = 0; d < 64; d++) {
+            expect(Number.isNaN(out[(row * 2 + h) * 64 + d]!), `row ${row} head ${h} dim ${d}`).toBe(row === 99 && d === 3);
+          }
+        }
+      }
+    }
   });
 
   it('refuses device tensors and calls beyond 4 GiB, before any work', async () => {
