@@ -31,7 +31,7 @@ struct ForwardArgs {
   int fixedSeqlenQ = 0;                     // 0 = packed lse layout
   bool poison = false;                      // fill outputs with 0xFF (NaN) first
   int forceSplits = 0;                      // 0 = heuristic (benchmarks may force)
-  int forceTile = 0;                        // 0 = auto, 1 = main, 2 = small
+  int forceTile = 0;                        // 0 = auto, else a Tile value
 };
 
 struct PlanInfo {

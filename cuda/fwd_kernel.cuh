@@ -244,6 +244,18 @@ __device__ __forceinline__ void fwdBody(const FwdParams& p, unsigned char* smem)
         rowSum[mt][hr] = sum;  // this thread's partial; the quad is reduced once, at the end
       }
 
+    // P to the A operand layout now: half the registers of the float scores during P V.
+    uint32_t pk[C::kMT][C::kBN / 16][4];
+#pragma unroll
+    for (int mt = 0; mt < C::kMT; ++mt)
+#pragma unroll
+      for (int kk = 0; kk < C::kBN / 16; ++kk) {
+        pk[mt][kk][0] = pack2<T>(s[mt][2 * kk][0], s[mt][2 * kk][1]);
+        pk[mt][kk][1] = pack2<T>(s[mt][2 * kk][2], s[mt][2 * kk][3]);
+        pk[mt][kk][2] = pack2<T>(s[mt][2 * kk + 1][0], s[mt][2 * kk + 1][1]);
+        pk[mt][kk][3] = pack2<T>(s[mt][2 * kk + 1][2], s[mt][2 * kk + 1][3]);
+      }
+
     cpAsyncWait<0>();
     __syncthreads();  // V(nb) landed; every warp is done reading K(nb)
     if (nb > nLo) loadKV(sKa, kBase, p.kRowStride, (int64_t)hk * p.kHeadStride, p.d, nb - 1);
@@ -252,14 +264,6 @@ __device__ __forceinline__ void fwdBody(const FwdParams& p, unsigned char* smem)
 
 #pragma unroll
     for (int kk = 0; kk < C::kBN / 16; ++kk) {
-      uint32_t a[C::kMT][4];
-#pragma unroll
-      for (int mt = 0; mt < C::kMT; ++mt) {
-        a[mt][0] = pack2<T>(s[mt][2 * kk][0], s[mt][2 * kk][1]);
-        a[mt][1] = pack2<T>(s[mt][2 * kk][2], s[mt][2 * kk][3]);
-        a[mt][2] = pack2<T>(s[mt][2 * kk + 1][0], s[mt][2 * kk + 1][1]);
-        a[mt][3] = pack2<T>(s[mt][2 * kk + 1][2], s[mt][2 * kk + 1][3]);
-      }
 #pragma unroll
       for (int dn = 0; dn < C::kD / 16; ++dn) {
         if (kFull || dn * 16 < p.dv) {
@@ -267,8 +271,8 @@ __device__ __forceinline__ void fwdBody(const FwdParams& p, unsigned char* smem)
           ldsm4t(b, swz(vBase, 2 * dn) + kk * 16 * kRowBytes);
 #pragma unroll
           for (int mt = 0; mt < C::kMT; ++mt) {
-            mma16816<T>(o[mt][2 * dn], a[mt], b[0], b[1]);
-            mma16816<T>(o[mt][2 * dn + 1], a[mt], b[2], b[3]);
+            mma16816<T>(o[mt][2 * dn], pk[mt][kk], b[0], b[1]);
+            mma16816<T>(o[mt][2 * dn + 1], pk[mt][kk], b[2], b[3]);
           }
         }
       }

@@ -7,7 +7,8 @@
 
 namespace fa {
 
-enum class Tile : int { Main = 1, Small = 2 };
+// Alt / Alt2: candidate d64 tiles timed against Main (other classes map them to Main).
+enum class Tile : int { Main = 1, Small = 2, Alt = 3, Alt2 = 4 };
 
 template <int D_, int BM_, int BN_, int W_, int MinBlocks_>
 struct TileCfg {
@@ -38,6 +39,8 @@ template <> struct MainTileOf<128> { using type = TileCfg<128, 128, 64, 4, 2>; }
 template <> struct MainTileOf<256> { using type = TileCfg<256, 128, 64, 8, 1>; };
 template <int D> using MainTile = typename MainTileOf<D>::type;
 template <int D> using SmallTile = TileCfg<D, 16, 64, 1, 4>;
+template <int D> struct AltTileOf { using type = MainTile<D>; using type2 = MainTile<D>; };
+template <> struct AltTileOf<64> { using type = TileCfg<64, 128, 128, 4, 2>; using type2 = TileCfg<64, 128, 128, 8, 1>; };
 
 struct TileInfo {
   int bm, bn, threads, smemBytes, blocksPerSm;

@@ -44,7 +44,7 @@ export interface NativeRunInfo {
   kernelMs: number;
   minMs: number;
   splits: number;
-  tile: 'main' | 'small';
+  tile: TileName;
   headDimClass: number;
   numWork: number;
   blocksPerSm: number;
@@ -79,10 +79,14 @@ interface NativeArgs {
   timeIters?: number;
 }
 
-/** Tuning knobs for benchmarks: force the split count or the tile ('main' | 'small'). */
+/** Kernel tiles (cuda/tile.h); 'alt' and 'alt2' are candidate d64 tiles for tuning runs. */
+export type TileName = 'main' | 'small' | 'alt' | 'alt2';
+const TILES: readonly TileName[] = ['main', 'small', 'alt', 'alt2'];
+
+/** Tuning knobs for benchmarks: force the split count or the tile. */
 export interface RunOverrides {
   splits?: number;
-  tile?: 'main' | 'small';
+  tile?: TileName;
 }
 
 export interface CudaBackend extends Backend {
@@ -97,14 +101,14 @@ const MAX_SEQLEN = 2 ** 28;
 
 /**
  * Debug knobs, so one test run can drive every kernel path with the shared cases:
- * FLASHATTN_CUDA_SPLITS=<n> forces the split-KV count, FLASHATTN_CUDA_TILE=main|small the tile.
+ * FLASHATTN_CUDA_SPLITS=<n> forces the split-KV count, FLASHATTN_CUDA_TILE=main|small|alt|alt2 the tile.
  */
 function envOverrides(): Partial<NativeArgs> {
   const o: Partial<NativeArgs> = {};
   const splits = Number(process.env.FLASHATTN_CUDA_SPLITS);
   if (Number.isInteger(splits) && splits > 0) o.forceSplits = splits;
-  const tile = process.env.FLASHATTN_CUDA_TILE;
-  if (tile === 'main' || tile === 'small') o.forceTile = tile === 'main' ? 1 : 2;
+  const tile = TILES.indexOf(process.env.FLASHATTN_CUDA_TILE as TileName);
+  if (tile >= 0) o.forceTile = tile + 1;
   return o;
 }
 
@@ -253,7 +257,7 @@ class CudaEngine implements CudaBackend {
     const [q, k, v] = this.operands(p);
     const extra: Partial<NativeArgs> = { timeIters: Math.max(1, Math.floor(iters)), poison: false };
     if (overrides.splits) extra.forceSplits = overrides.splits;
-    if (overrides.tile) extra.forceTile = overrides.tile === 'main' ? 1 : 2;
+    if (overrides.tile) extra.forceTile = TILES.indexOf(overrides.tile) + 1;
     const r = await this.addon.attention(this.args(p, extra), q, k, v);
     r.out?.dispose();
     r.lse?.dispose();
