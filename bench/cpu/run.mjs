@@ -5,7 +5,7 @@
  *
  *   npm run build && node bench/cpu/run.mjs --threads 1,2 --json bench/cpu/results.json
  *
- * Same as `npx flashattn bench ...`. Options: --threads 1,2  --only A,C  --quick  --json FILE  --seed N
+ * Same as `npx flashattn bench ...`. Options: --threads 1,2  --only A,C  --quick  --json FILE  --seed N  --retries N
  */
 import { runBench } from '../../dist/cli/bench.js';
 

@@ -27,3 +27,17 @@ export function othersCores(): () => number {
 
 /** Above this many cores used by others during a measurement, the result is flagged as disturbed. */
 export const BUSY_CORES = 0.15;
+
+/**
+ * Waits until other processes use less than `threshold` cores over a `windowMs` window (this
+ * process idle meanwhile), for at most `maxMs`. Resolves whether the machine became quiet.
+ */
+export async function waitQuiet(maxMs: number, threshold = 0.1, windowMs = 2000): Promise<boolean> {
+  const t0 = performance.now();
+  while (performance.now() - t0 < maxMs) {
+    const w = othersCores();
+    await new Promise((r) => setTimeout(r, windowMs));
+    if (w() < threshold) return true;
+  }
+  return false;
+}
