@@ -1,6 +1,6 @@
 // The shared conformance cases in headless Chromium, run by dist/conformance/run.js inside the page
 // against dist/browser.js: on one worker where the page is not cross-origin isolated (threads = 1,
-// with the reason), and on 2 threads sharing one memory where it is. FLASHATTN_SEED=<n> replays.
+// with the reason), and on 1 and 2 worker threads sharing one memory where it is. FLASHATTN_SEED=<n> replays.
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { caseId, cases } from '../src/conformance/cases.js';
@@ -51,8 +51,9 @@ function timerDuringCall(page: Page) {
 }
 
 const modes = [
-  { name: 'not cross-origin isolated: one worker', isolated: false, threads: 2, expect: 1, runsOn: 'one worker', reason: /cross-origin isolated/ },
-  { name: 'cross-origin isolated: 2 threads', isolated: true, threads: 2, expect: 2, runsOn: 'workers', reason: /share one memory/ },
+  { name: 'not cross-origin isolated: one worker', isolated: false, threads: 2, expect: 1, runsOn: 'one worker', reason: /needs a cross-origin isolated page/ },
+  { name: 'cross-origin isolated: 2 threads', isolated: true, threads: 2, expect: 2, runsOn: 'workers', reason: /cross-origin isolated: 2 workers compute/ },
+  { name: 'cross-origin isolated: 1 thread', isolated: true, threads: 1, expect: 1, runsOn: 'workers', reason: /cross-origin isolated: threads: 1 was asked; one worker computes/ },
 ] as const;
 
 describeBrowser('conformance in Chromium', () => {
@@ -105,7 +106,7 @@ describeBrowser('conformance in Chromium', () => {
         const what = `a ${ms.toFixed(0)} ms call (${syncMs.toFixed(0)} ms of it on the main thread before it returned): ` +
           `the 4 ms timer ticked ${ticks} times, longest stall ${maxGap.toFixed(0)} ms`;
         console.log(`[flashattn] ${mode.name}: ${what}`);
-        expect(ms, `too short to tell: ${what}`).toBeGreaterThan(150);
+        expect(ms, `too short to tell: ${what}`).toBeGreaterThan(80);
         expect(maxGap, what).toBeLessThan(ms / 3);
         expect(ticks, what).toBeGreaterThan(ms / 40);
         expect(errors).toEqual([]);

@@ -1,8 +1,9 @@
 /**
- * The wasm engine in a browser or an edge runtime. Where threads > 1 can run (a cross-origin
- * isolated page, so SharedArrayBuffer), the page drives core.ts and Web Workers compute on one
- * shared memory; otherwise the whole engine runs in one worker, or, in a runtime without workers,
- * on the calling thread. `info.threadsReason` says which and why.
+ * The wasm engine in a browser or an edge runtime. On a cross-origin isolated page (so
+ * SharedArrayBuffer), the page drives core.ts and Web Workers compute on one shared memory, with
+ * no copy beyond core's own, whatever the thread count; elsewhere one thread: the whole engine in
+ * one worker (inputs and outputs cross by postMessage), or, in a runtime without workers, on the
+ * calling thread. `info.threadsReason` says which and why.
  */
 import type { Backend } from '../backend.js';
 import type { WasmSources } from '../types.js';
@@ -19,27 +20,24 @@ export interface BrowserWasmOptions {
 type Plan = { threads: number; runsOn: 'workers' | 'one worker' | 'calling thread'; reason: string };
 
 function planThreads(asked: number | undefined): Plan {
-  const isolated = globalThis.crossOriginIsolated === true;
   const want = asked ?? browserPlatform.defaultThreads();
   if (typeof Worker !== 'function')
     return { threads: 1, runsOn: 'calling thread', reason: 'this runtime has no Web Workers, so the engine computes on the calling thread' };
-  if (want > 1 && !isolated) {
-    return {
-      threads: 1, runsOn: 'one worker',
-      reason: `${want} threads need SharedArrayBuffer, which needs a cross-origin isolated page (headers ` +
-        'Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy: require-corp); computing in one worker',
-    };
+  if (globalThis.crossOriginIsolated === true) {
+    const n = want === 1 ? (asked === 1 ? 'threads: 1 was asked; one worker computes' : 'one core; one worker computes') : `${want} workers compute`;
+    return { threads: want, runsOn: 'workers', reason: `cross-origin isolated: ${n} on the page's shared memory` };
   }
-  if (want === 1) {
-    return { threads: 1, runsOn: 'one worker', reason: asked === 1 ? 'threads: 1 was asked; computing in one worker' : 'one core; computing in one worker' };
-  }
-  return { threads: want, runsOn: 'workers', reason: `cross-origin isolated: ${want} workers share one memory` };
+  const why = want > 1
+    ? `${want} threads need SharedArrayBuffer, which needs a cross-origin isolated page (headers ` +
+      'Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy: require-corp)'
+    : asked === 1 ? 'threads: 1 was asked' : 'one core';
+  return { threads: 1, runsOn: 'one worker', reason: `${why}; the engine computes in one worker, inputs and outputs copied by postMessage` };
 }
 
 export async function createBrowserWasmBackend(o: BrowserWasmOptions): Promise<Backend> {
   const plan = planThreads(o.threads);
-  const kernel = await loadKernel(o.wasm, plan.threads === 1);
-  const impl = plan.runsOn === 'workers' ? await createWasmBackendWith(browserPlatform, kernel, { threads: plan.threads })
+  const kernel = await loadKernel(o.wasm, plan.runsOn !== 'workers');
+  const impl = plan.runsOn === 'workers' ? await createWasmBackendWith(browserPlatform, kernel, { threads: plan.threads, offThread: true })
     : plan.runsOn === 'one worker' ? await WorkerEngine.start(kernel)
       : await createWasmBackendWith(browserPlatform, kernel, { threads: 1, sharedMemory: kernel.shared });
   const info = {

@@ -37,6 +37,8 @@ export interface WasmBackendOptions {
    * and a kernel compiled to import an unshared memory (unshare.ts). Default true.
    */
   sharedMemory?: boolean;
+  /** Compute on workers even for one thread (a page's main thread must not compute). Default false. */
+  offThread?: boolean;
 }
 
 interface KernelExports {
@@ -60,13 +62,21 @@ export async function createWasmBackendWith(platform: Platform, files: WasmFiles
   const threads = opts.threads ?? platform.defaultThreads();
   if (!Number.isInteger(threads) || threads < 1) throw new RangeError(`Expected an integer >= 1 for threads but received ${String(threads)}`);
   const shared = opts.sharedMemory ?? true;
-  if (!shared && threads > 1) throw new RangeError(`Expected threads = 1 with an unshared memory but received ${threads}`);
+  if (!shared && (threads > 1 || opts.offThread)) throw new RangeError('Expected threads = 1 on the calling thread with an unshared memory');
   const { module, simd, source } = 'module' in files ? files : await compileKernel(platform, files, opts.simd);
   const memory = new WebAssembly.Memory({ initial: 64, maximum: MAX_PAGES, shared });
   const instance = await WebAssembly.instantiate(module, { env: { memory } });
   const exports = instance.exports as unknown as KernelExports;
-  const pool = threads > 1 ? await WorkerPool.start(platform, module, memory, threads) : null;
+  const pool = threads > 1 || opts.offThread ? await WorkerPool.start(platform, module, memory, threads) : null;
   return new WasmBackend(exports, memory, pool, threads, { simd, threads, wasm: source });
+}
+
+async function readKernel(platform: Platform, url: URL): Promise<Uint8Array<ArrayBuffer>> {
+  try {
+    return await platform.readBytes(url);
+  } catch (e) {
+    throw new Error(`cannot read the wasm kernel ${url.href} (build it with \`npm run build:wasm\`): ${(e as Error).message}`, { cause: e });
+  }
 }
 
 async function compileKernel(platform: Platform, files: WasmFiles, simdOption: WasmBackendOptions['simd']): Promise<CompiledKernel> {
@@ -78,13 +88,14 @@ async function compileKernel(platform: Platform, files: WasmFiles, simdOption: W
   let url = files.baseline;
   let bytes: Uint8Array<ArrayBuffer> | null = null;
   if (want !== 'baseline') {
-    const relaxed = await platform.readBytes(files.relaxed);
-    if (WebAssembly.validate(relaxed)) { simd = 'relaxed'; url = files.relaxed; bytes = relaxed; }
+    // 'auto' falls back to the baseline build when the relaxed one is missing or rejected
+    const relaxed = want === 'relaxed' ? await readKernel(platform, files.relaxed) : await readKernel(platform, files.relaxed).catch(() => null);
+    if (relaxed && WebAssembly.validate(relaxed)) { simd = 'relaxed'; url = files.relaxed; bytes = relaxed; }
     else if (want === 'relaxed')
       throw new Error('this WebAssembly engine rejects relaxed SIMD (Node 20 needs --experimental-wasm-relaxed-simd); use simd: \'auto\'');
   }
   if (!bytes) {
-    bytes = await platform.readBytes(files.baseline);
+    bytes = await readKernel(platform, files.baseline);
     if (!WebAssembly.validate(bytes)) throw new Error('this WebAssembly engine does not support SIMD with shared memory (threads)');
   }
   return { module: await WebAssembly.compile(bytes), simd, source: url.href };
