@@ -1,0 +1,139 @@
+#!/usr/bin/env node
+/**
+ * Workload A (causal prefill, 8 heads, 1024 x 1024, d 64, float32) on the wasm engine in headless
+ * Chromium and in Node, same machine, same run, thread counts interleaved. Needs the built package
+ * and the system's Chromium (scripts/chromium.mjs). Command used for BENCHMARKS.md:
+ *
+ *   npm run build && node bench/browser/run.mjs --threads 1,2 --json build/bench-browser.json
+ *
+ * Options: --threads 1,2  --quick  --json FILE  --seed N. The page is cross-origin isolated (as
+ * `flashattn serve-demo` serves it), so every thread count computes on workers sharing one memory;
+ * --plain adds a row for a page without COOP/COEP (one worker, inputs and outputs copied by postMessage).
+ * "busy cores" is the whole machine's average during the row (this process, Chromium and everyone
+ * else): well above the row's thread count means others were computing too.
+ * GFLOP/s = attentionFlops (src/problem.ts: 4 * kept (query, key) pairs * heads * d) / median time.
+ * Every result is checked against the float64 reference (SEMANTICS.md's float32 tolerance).
+ */
+import { execSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { createEngine } from '../../dist/index.js';
+import { startServer } from '../../dist/cli/serve.js';
+import { parseFlags } from '../../dist/cli/args.js';
+import { FULL, QUICK, measure } from '../../dist/bench/timing.js';
+import { WORKLOADS, makeWorkloadData } from '../../dist/bench/workloads.js';
+import { checkAgainst } from '../../dist/bench/verify.js';
+import { referenceProblem } from '../../dist/reference.js';
+import { chromiumMissing, launchChromium } from '../../scripts/chromium.mjs';
+
+const flags = parseFlags(process.argv.slice(2));
+const threadList = (flags.get('threads') ?? '1,2').split(',').map(Number);
+const quick = flags.has('quick');
+const policy = quick ? QUICK : FULL;
+const seed = Number(flags.get('seed') ?? 1234);
+const log = (s) => console.log(s);
+
+const missing = chromiumMissing();
+if (missing) { console.error(`bench/browser: ${missing}`); process.exit(1); }
+
+/** Average busy cores of the whole machine over a window (every process: this one, Chromium, others). */
+function busyCores() {
+  const busy = () => os.cpus().reduce((s, c) => s + c.times.user + c.times.nice + c.times.sys + c.times.irq, 0);
+  const b0 = busy(), t0 = performance.now();
+  return () => (busy() - b0) / (performance.now() - t0);
+}
+
+const w = WORKLOADS.find((x) => x.id === 'A');
+const data = makeWorkloadData(w, seed);
+const ref = referenceProblem(data.problem);
+const options = { cuSeqlensQ: data.cuSeqlensQ, cuSeqlensK: data.cuSeqlensK, causal: w.causal };
+const gflops = (ms) => data.flops / (ms * 1e6);
+const started = new Date();
+const loadBefore = execSync('uptime').toString().trim();
+
+const rows = [];
+function record(row, out) {
+  const check = checkAgainst(out, ref.out);
+  rows.push({ ...row, gflops: gflops(row.medianMs), check: check.ok ? 'ok' : `FAIL ${check.worst}`, maxErr: check.maxErr });
+  const r = rows.at(-1);
+  log(`  ${r.host.padEnd(18)} threads ${r.threads}  ${r.runsOn.padEnd(10)} ${r.simd.padEnd(8)} median ${r.medianMs.toFixed(1)} ms  ` +
+    `min ${r.minMs.toFixed(1)} ms  ${r.gflops.toFixed(2)} GFLOP/s  busy cores ${r.busyCores.toFixed(2)}  check ${r.check}`);
+}
+
+async function runNode(threads) {
+  const engine = await createEngine({ backend: 'wasm', threads });
+  const tensors = ['q', 'k', 'v'].map((n) => ({ data: data[n], shape: data.problem[n].shape, dtype: 'float32' }));
+  const busy = busyCores();
+  const { timing, result } = await measure(() => engine.attentionVarlen(...tensors, options), policy);
+  record({
+    host: `Node ${process.versions.node}`, threads, runsOn: threads > 1 ? 'workers' : 'calling thread', simd: engine.info.simd,
+    medianMs: timing.medianMs, minMs: timing.minMs, iterations: timing.times.length, busyCores: busy(),
+  }, result.out.data);
+  await engine.dispose();
+}
+
+async function runChromium(page, threads) {
+  const r = await page.evaluate(async ({ threads, seed, quick }) => {
+    const load = (u) => import(u);
+    const [{ createEngine }, { WORKLOADS, makeWorkloadData }, { FULL, QUICK, measure }] =
+      await Promise.all([load('/dist/browser.js'), load('/dist/bench/workloads.js'), load('/dist/bench/timing.js')]);
+    const d = makeWorkloadData(WORKLOADS.find((x) => x.id === 'A'), seed);
+    const engine = await createEngine({ threads });
+    const tensors = ['q', 'k', 'v'].map((n) => ({ data: d[n], shape: d.problem[n].shape, dtype: 'float32' }));
+    const opts = { cuSeqlensQ: d.cuSeqlensQ, cuSeqlensK: d.cuSeqlensK, causal: true };
+    const { timing, result } = await measure(() => engine.attentionVarlen(...tensors, opts), quick ? QUICK : FULL);
+    const info = { ...engine.info, threads: engine.threads };
+    await engine.dispose();
+    return { timing, out: result.out.data, info };
+  }, { threads, seed, quick });
+  return r;
+}
+
+const browser = await launchChromium();
+const servers = { isolated: await startServer(0, true), plain: flags.has('plain') ? await startServer(0, false) : null };
+const pages = {};
+for (const [name, server] of Object.entries(servers)) {
+  if (!server) continue;
+  pages[name] = await browser.context.newPage();
+  await pages[name].goto(`${server.url}web/blank.html`);
+}
+
+log(`bench/browser: workload A (${w.title}), ${(data.flops / 1e9).toFixed(3)} GFLOP per call; ${quick ? 'quick' : 'full'} timing policy`);
+log(`Chromium ${browser.version}, Node ${process.versions.node}, ${os.cpus()[0]?.model ?? 'cpu'} x ${os.cpus().length}`);
+log(loadBefore);
+try {
+  for (const threads of threadList) {
+    await runNode(threads);
+    for (const [name, page] of Object.entries(pages)) {
+      if (name === 'plain' && threads !== threadList[0]) continue; // one worker whatever is asked
+      const busy = busyCores();
+      const r = await runChromium(page, threads);
+      record({
+        host: `Chromium ${browser.version.split('.')[0]}${name === 'plain' ? ' (no COOP/COEP)' : ''}`, threads: r.info.threads,
+        runsOn: r.info.runsOn, simd: r.info.simd, medianMs: r.timing.medianMs, minMs: r.timing.minMs,
+        iterations: r.timing.times.length, busyCores: busy(),
+      }, r.out);
+    }
+  }
+} finally {
+  await browser.close();
+  for (const s of Object.values(servers)) await s?.close();
+}
+const loadAfter = execSync('uptime').toString().trim();
+log(loadAfter);
+
+log('\n| host | threads | runs on | SIMD | median ms | min ms | GFLOP/s | busy cores | check |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |');
+for (const r of rows) {
+  log(`| ${r.host} | ${r.threads} | ${r.runsOn} | ${r.simd} | ${r.medianMs.toFixed(1)} | ${r.minMs.toFixed(1)} | ${r.gflops.toFixed(2)} | ${r.busyCores.toFixed(2)} | ${r.check} |`);
+}
+
+const json = flags.get('json');
+if (json) {
+  writeFileSync(json, JSON.stringify({
+    date: started.toISOString(), command: `node bench/browser/run.mjs ${process.argv.slice(2).join(' ')}`.trim(),
+    uptimeBefore: loadBefore, uptimeAfter: loadAfter, chromium: browser.version, node: process.versions.node,
+    cpu: os.cpus()[0]?.model, cores: os.cpus().length, workload: w, gflopPerCall: data.flops / 1e9, policy, rows,
+  }, null, 2));
+  log(`\nwrote ${json}`);
+}
+if (rows.some((r) => r.check !== 'ok')) process.exitCode = 1;
