@@ -212,13 +212,8 @@ function item<T>(it: usize): void {
   const qRows = direct ? 4 : (R + 7) & ~7;
   let loMin: i32 = i32.MAX_VALUE, loMax: i32 = i32.MIN_VALUE, hiMin: i32 = i32.MAX_VALUE, hiMax: i32 = i32.MIN_VALUE;
   const qbase = <usize>load<u32>(P + P_Q);
-  const qmul = gQmul;
-  let qn1: f32 = 0; // max over rows of sum |q'|, for the precision check
   for (let r = 0; r < BM; r++) {
     if (r >= R) {
-      if (r < qRows) {
-        for (let dd = 0; dd < Dp; dd++) store<f32>(sQT + <usize>dd * QROW + <usize>r * 4, 0);
-      }
       store<i32>(sLO + <usize>r * 4, 1);
       store<i32>(sHI + <usize>r * 4, 0);
       store<f32>(sDG + <usize>r * 4, 0);
@@ -237,16 +232,9 @@ function item<T>(it: usize): void {
       loMin = min(loMin, lo); loMax = max(loMax, lo);
       hiMin = min(hiMin, hi); hiMax = max(hiMax, hi);
     }
-    const qrow = qbase + ((<usize>(q0 + i) * <usize>H + <usize>h) * <usize>D) * esize;
-    let n1: f32 = 0;
-    for (let dd = 0; dd < D; dd++) {
-      const x = ld<T>(qrow + <usize>dd * esize) * qmul;
-      store<f32>(sQT + <usize>dd * QROW + <usize>r * 4, x);
-      n1 += abs(x);
-    }
-    for (let dd = D; dd < Dp; dd++) store<f32>(sQT + <usize>dd * QROW + <usize>r * 4, 0);
-    qn1 = max(qn1, n1);
   }
+  // Q^T, four rows at a time: 4 x 4 blocks loaded along d, transposed, stored along rows.
+  const qn1 = stageQ<T>(qbase, q0, i0, h0, nr, R, qRows);
   if (direct) {
     for (let r = 0; r < 4; r++) {
       for (let dd = 0; dd < Dp; dd++) {
@@ -426,6 +414,68 @@ function groupBounds(rv: i32, j0: i32, n: i32): usize {
 }
 
 // ---- staging ------------------------------------------------------------------------------
+
+/** Address of virtual row r's q vector, or 0 for a padding row. */
+// @ts-ignore: decorator
+@inline function qRow(qbase: usize, q0: i32, i0: i32, h0: i32, nr: i32, R: i32, r: i32, es: usize): usize {
+  if (r >= R) return 0;
+  return qbase + ((<usize>(q0 + i0 + r % nr) * <usize>gH + <usize>(h0 + r / nr)) * <usize>gD) * es;
+}
+
+/** A row's 4 elements at d (d + 4 <= D), scaled; zero for a padding row. */
+// @ts-ignore: decorator
+@inline function ldq<T>(row: usize, d: i32, es: usize, qmul: v128): v128 {
+  return row != 0 ? f32x4.mul(ld4<T>(row + <usize>d * es), qmul) : f32x4.splat(0);
+}
+
+/**
+ * Q rows of the item -> sQT as [d][row] (pre-scaled, converted; padding rows up to qRows and
+ * dims up to Dp zero). Returns max over rows of sum |q'| for the precision check.
+ */
+function stageQ<T>(qbase: usize, q0: i32, i0: i32, h0: i32, nr: i32, R: i32, qRows: i32): f32 {
+  const D = gD, Dp = gDp;
+  const D4 = D & ~3;
+  const es = <usize>sizeof<T>();
+  const qm = gQmul;
+  const qmul = f32x4.splat(qm);
+  let qn1: f32 = 0;
+  for (let r = 0; r < qRows; r += 4) {
+    const p0 = qRow(qbase, q0, i0, h0, nr, R, r, es), p1 = qRow(qbase, q0, i0, h0, nr, R, r + 1, es);
+    const p2 = qRow(qbase, q0, i0, h0, nr, R, r + 2, es), p3 = qRow(qbase, q0, i0, h0, nr, R, r + 3, es);
+    let n0 = f32x4.splat(0), n1 = f32x4.splat(0), n2 = f32x4.splat(0), n3 = f32x4.splat(0);
+    const dst = sQT + <usize>r * 4;
+    let d = 0;
+    for (; d < D4; d += 4) {
+      const r0 = ldq<T>(p0, d, es, qmul), r1 = ldq<T>(p1, d, es, qmul), r2 = ldq<T>(p2, d, es, qmul), r3 = ldq<T>(p3, d, es, qmul);
+      n0 = f32x4.add(n0, f32x4.abs(r0)); n1 = f32x4.add(n1, f32x4.abs(r1));
+      n2 = f32x4.add(n2, f32x4.abs(r2)); n3 = f32x4.add(n3, f32x4.abs(r3));
+      const t0 = v128.shuffle<f32>(r0, r1, 0, 4, 1, 5), t1 = v128.shuffle<f32>(r2, r3, 0, 4, 1, 5);
+      const t2 = v128.shuffle<f32>(r0, r1, 2, 6, 3, 7), t3 = v128.shuffle<f32>(r2, r3, 2, 6, 3, 7);
+      const q = dst + <usize>d * QROW;
+      v128.store(q, v128.shuffle<f32>(t0, t1, 0, 1, 4, 5));
+      v128.store(q, v128.shuffle<f32>(t0, t1, 2, 3, 6, 7), QROW);
+      v128.store(q, v128.shuffle<f32>(t2, t3, 0, 1, 4, 5), 2 * QROW);
+      v128.store(q, v128.shuffle<f32>(t2, t3, 2, 3, 6, 7), 3 * QROW);
+    }
+    for (; d < Dp; d++) { // last dims one by one; zero up to Dp
+      const q = dst + <usize>d * QROW;
+      if (d < D) {
+        const o = <usize>d * es;
+        const x0: f32 = p0 != 0 ? ld<T>(p0 + o) * qm : 0, x1: f32 = p1 != 0 ? ld<T>(p1 + o) * qm : 0;
+        const x2: f32 = p2 != 0 ? ld<T>(p2 + o) * qm : 0, x3: f32 = p3 != 0 ? ld<T>(p3 + o) * qm : 0;
+        n0 = f32x4.replace_lane(n0, 0, f32x4.extract_lane(n0, 0) + abs(x0));
+        n1 = f32x4.replace_lane(n1, 0, f32x4.extract_lane(n1, 0) + abs(x1));
+        n2 = f32x4.replace_lane(n2, 0, f32x4.extract_lane(n2, 0) + abs(x2));
+        n3 = f32x4.replace_lane(n3, 0, f32x4.extract_lane(n3, 0) + abs(x3));
+        store<f32>(q, x0); store<f32>(q, x1, 4); store<f32>(q, x2, 8); store<f32>(q, x3, 12);
+      } else v128.store(q, f32x4.splat(0));
+    }
+    // sum |q'| of each row (lanes of hsum4), max over rows
+    const sums = hsum4(n0, n1, n2, n3);
+    qn1 = max(qn1, max(max(f32x4.extract_lane(sums, 0), f32x4.extract_lane(sums, 1)), max(f32x4.extract_lane(sums, 2), f32x4.extract_lane(sums, 3))));
+  }
+  return qn1;
+}
 
 /**
  * K rows j0..j0+n-1 -> sKI as [key/4][d][4 keys], zero padded (keys >= n, dims >= D).
