@@ -1,6 +1,7 @@
 // The browser loader's pieces that do not need a browser, run in Node: the memory-import rewrite
 // that lets one thread run without a shared memory, the relaxed-SIMD probe, the options.wasm checks,
-// and core.ts driving a CompiledKernel on an unshared memory through a few conformance cases.
+// core.ts driving a CompiledKernel on an unshared memory through a few conformance cases, and the
+// built browser entry in a runtime without Web Workers (Node has no global Worker: an edge runtime).
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { cases } from '../src/conformance/cases.js';
@@ -49,5 +50,27 @@ describe('the wasm kernel for browsers', () => {
       expect(r.ok, `${r.id}: ${r.detail}`).toBe(true);
     }
     await engine.dispose();
+  });
+
+  it('the built browser entry without Web Workers computes on the calling thread, from bytes or a module', async () => {
+    const entry = await import('../dist/browser.js');
+    const [q, k, v] = [1, 2, 3].map((s) => entry.tensor(Float32Array.from({ length: 70 * 2 * 64 }, (_, i) => Math.sin(i * 0.1 + s)), [1, 70, 2, 64]));
+    const baseline = file('flashattn.wasm');
+    for (const wasm of [{ baseline }, { baseline: new WebAssembly.Module(baseline) }]) {
+      const engine = await entry.createEngine({ wasm });
+      expect(engine.backend).toBe('wasm');
+      expect(engine.threads).toBe(1);
+      expect(engine.info).toMatchObject({ runsOn: 'calling thread', sharedMemory: wasm.baseline instanceof WebAssembly.Module });
+      expect(engine.info['threadsReason']).toMatch(/no Web Workers/);
+      expect(engine.fallbackReason).toMatch(/cuda engine needs Node/);
+      const got = await engine.attention(q, k, v, { causal: true });
+      const ref = entry.referenceAttention(q, k, v, { causal: true });
+      const err = ref.out64.reduce((m, r, i) => Math.max(m, Math.abs((got.out.data[i] as number) - r)), 0);
+      expect(err).toBeLessThan(1e-4);
+      await engine.dispose();
+    }
+    // The default is the files next to the package, which Node's fetch cannot read (file:): the error says what to do.
+    await expect(entry.createEngine({ backend: 'wasm' })).rejects.toThrow(/build\/wasm\/flashattn\.wasm.*pass createEngine\(\{ wasm/);
+    await expect(entry.createEngine({ wasm: { baseline: 7 } as never })).rejects.toThrow(TypeError);
   });
 });
