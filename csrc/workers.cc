@@ -202,8 +202,7 @@ class AttentionWorker : public PromiseWorker {
     r.Set("kernelMs", kernelMs_);
     r.Set("minMs", minMs_);
     r.Set("splits", info_.splits);
-    static const char* names[] = {"auto", "main", "small", "alt", "alt2"};
-    r.Set("tile", names[info_.tile >= 0 && info_.tile <= 4 ? info_.tile : 0]);
+    r.Set("tile", info_.tile == int(fa::Tile::Small) ? "small" : "main");
     r.Set("headDimClass", info_.headDimClass);
     r.Set("numWork", info_.numWork);
     r.Set("blocksPerSm", info_.blocksPerSm);

@@ -89,7 +89,7 @@ std::string Forward::prepare(const ForwardArgs& a, const Uploader& upload) {
   const int cls = widest <= 64 ? 64 : widest <= 128 ? 128 : 256;
   // float32 inputs are computed in float16 (10-bit mantissa, like the half engines' inputs).
   const DType ct = a.dtype == DType::BF16 ? DType::BF16 : DType::F16;
-  const Tile tile = a.forceTile >= 1 && a.forceTile <= 4 ? Tile(a.forceTile)
+  const Tile tile = a.forceTile == 1 || a.forceTile == 2 ? Tile(a.forceTile)
                     : (long long)a.maxSeqlenQ * G <= 16 ? Tile::Small : Tile::Main;
   TileInfo ti{};
   FA_TRY(ct == DType::BF16 ? dispatchInfo<__nv_bfloat16>(cls, tile, &ti) : dispatchInfo<__half>(cls, tile, &ti),

@@ -33,22 +33,12 @@ cudaError_t tileInfoOf(TileInfo* info) {
 
 template <typename T, int D>
 cudaError_t runFwd(const FwdParams& p, Tile tile, cudaStream_t stream) {
-  switch (tile) {
-    case Tile::Small: return launchTile<SmallTile<D>, T>(p, stream);
-    case Tile::Alt: return launchTile<typename AltTileOf<D>::type, T>(p, stream);
-    case Tile::Alt2: return launchTile<typename AltTileOf<D>::type2, T>(p, stream);
-    default: return launchTile<MainTile<D>, T>(p, stream);
-  }
+  return tile == Tile::Small ? launchTile<SmallTile<D>, T>(p, stream) : launchTile<MainTile<D>, T>(p, stream);
 }
 
 template <typename T, int D>
 cudaError_t fwdTileInfo(Tile tile, TileInfo* info) {
-  switch (tile) {
-    case Tile::Small: return tileInfoOf<SmallTile<D>, T>(info);
-    case Tile::Alt: return tileInfoOf<typename AltTileOf<D>::type, T>(info);
-    case Tile::Alt2: return tileInfoOf<typename AltTileOf<D>::type2, T>(info);
-    default: return tileInfoOf<MainTile<D>, T>(info);
-  }
+  return tile == Tile::Small ? tileInfoOf<SmallTile<D>, T>(info) : tileInfoOf<MainTile<D>, T>(info);
 }
 
 #define FA_INSTANTIATE(T, D)                                                            \

@@ -1,5 +1,7 @@
 // Tile shapes: one kernel template, two tiles per head-dim class. `Main` follows FlashAttention-2's
-// forward choices for sm80/sm90 (128 query rows; 4 warps for d <= 128, 8 for 256). `Small` has
+// forward choices for sm80/sm90 (128 query rows; 4 warps for d <= 128, 8 for 256; 128 keys per
+// tile for d64, 64 otherwise). For d64, 128 keys beat 64 by 3-10% on an H100 despite ~140 bytes
+// of register spills, and 8 warps x 16 rows lost 25% (notes/cuda-kernel.md). `Small` has
 // 16 rows and one warp: for decode-like calls (query rows x grouped heads <= 16) where a
 // 128-row tile would spend its tensor-core time on padding; with split-KV it keeps enough key
 // tiles in flight to run at memory speed.
@@ -7,8 +9,7 @@
 
 namespace fa {
 
-// Alt / Alt2: candidate d64 tiles timed against Main (other classes map them to Main).
-enum class Tile : int { Main = 1, Small = 2, Alt = 3, Alt2 = 4 };
+enum class Tile : int { Main = 1, Small = 2 };
 
 template <int D_, int BM_, int BN_, int W_, int MinBlocks_>
 struct TileCfg {
@@ -34,13 +35,11 @@ struct TileCfg {
 };
 
 template <int D> struct MainTileOf;
-template <> struct MainTileOf<64> { using type = TileCfg<64, 128, 64, 4, 2>; };
+template <> struct MainTileOf<64> { using type = TileCfg<64, 128, 128, 4, 2>; };
 template <> struct MainTileOf<128> { using type = TileCfg<128, 128, 64, 4, 2>; };
 template <> struct MainTileOf<256> { using type = TileCfg<256, 128, 64, 8, 1>; };
 template <int D> using MainTile = typename MainTileOf<D>::type;
 template <int D> using SmallTile = TileCfg<D, 16, 64, 1, 4>;
-template <int D> struct AltTileOf { using type = MainTile<D>; using type2 = MainTile<D>; };
-template <> struct AltTileOf<64> { using type = TileCfg<64, 128, 128, 4, 2>; using type2 = TileCfg<64, 128, 128, 8, 1>; };
 
 struct TileInfo {
   int bm, bn, threads, smemBytes, blocksPerSm;

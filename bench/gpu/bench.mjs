@@ -62,7 +62,6 @@ for (const s of shapes) {
   const p = validateVarlen(q, k, v, options);
   const plans = [{}];
   if (variants && s.kind === 'decode') plans.push({ splits: 1 }, { splits: 2 }, { splits: 4 }, { splits: 8 }, { splits: 16 });
-  if (variants && s.headDim === 64) plans.push({ tile: 'alt' }, { tile: 'alt2' });
   for (const plan of plans) {
     await backend.time(p, 3, plan); // warm-up: module load, smem opt-in, pool growth
     const r = await backend.time(p, iters, plan);

@@ -79,9 +79,9 @@ interface NativeArgs {
   timeIters?: number;
 }
 
-/** Kernel tiles (cuda/tile.h); 'alt' and 'alt2' are candidate d64 tiles for tuning runs. */
-export type TileName = 'main' | 'small' | 'alt' | 'alt2';
-const TILES: readonly TileName[] = ['main', 'small', 'alt', 'alt2'];
+/** Kernel tiles (cuda/tile.h): 128 query rows, or 16 for decode-like calls. */
+export type TileName = 'main' | 'small';
+const TILES: readonly TileName[] = ['main', 'small'];
 
 /** Tuning knobs for benchmarks: force the split count or the tile. */
 export interface RunOverrides {
@@ -101,7 +101,7 @@ const MAX_SEQLEN = 2 ** 28;
 
 /**
  * Debug knobs, so one test run can drive every kernel path with the shared cases:
- * FLASHATTN_CUDA_SPLITS=<n> forces the split-KV count, FLASHATTN_CUDA_TILE=main|small|alt|alt2 the tile.
+ * FLASHATTN_CUDA_SPLITS=<n> forces the split-KV count, FLASHATTN_CUDA_TILE=main|small the tile.
  */
 function envOverrides(): Partial<NativeArgs> {
   const o: Partial<NativeArgs> = {};
