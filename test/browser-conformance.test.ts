@@ -101,6 +101,33 @@ describeBrowser('conformance in Chromium', () => {
         });
       });
 
+      it('concurrent calls of different sizes and dtypes each get their own answer', async () => {
+        const errs = await page.evaluate(async () => {
+          const { entry, engine } = (globalThis as any).__fa;
+          const make = (L: number, H: number, D: number, dtype: string, seed: number) => {
+            const f = Float32Array.from({ length: L * H * D }, (_, i) => Math.sin(i * 0.7 + seed));
+            return entry.tensor(dtype === 'float32' ? f : entry.encode(f, dtype), [1, L, H, D], dtype);
+          };
+          const calls = [[300, 4, 64, 'float32'], [40, 2, 128, 'float16'], [700, 2, 32, 'float32'], [5, 1, 16, 'bfloat16']].map(([L, H, D, dt], i) => {
+            const [q, k, v] = [1, 2, 3].map((s) => make(L as number, H as number, D as number, dt as string, s + 10 * i));
+            return { q, k, v, dtype: dt as string, got: engine.attention(q, k, v, { causal: true }) };
+          });
+          const out = [];
+          for (const c of calls) {
+            const got = entry.decode((await c.got).out.data, c.dtype);
+            const ref = entry.referenceAttention(c.q, c.k, c.v, { causal: true }).out64;
+            let e = 0;
+            for (let i = 0; i < ref.length; i++) e = Math.max(e, Math.abs(got[i] - ref[i]));
+            out.push(e);
+          }
+          return out;
+        });
+        expect(errs[0]).toBeLessThan(1e-4);
+        expect(errs[1]).toBeLessThan(1e-2);
+        expect(errs[2]).toBeLessThan(1e-4);
+        expect(errs[3]).toBeLessThan(5e-2);
+      });
+
       it('a long call leaves the page responsive (compute is off the main thread)', async () => {
         const { ms, syncMs, maxGap, ticks } = await timerDuringCall(page);
         const what = `a ${ms.toFixed(0)} ms call (${syncMs.toFixed(0)} ms of it on the main thread before it returned): ` +

@@ -3,7 +3,8 @@
  *  - 'pool': a thread of a cross-origin isolated engine. It instantiates the kernel on the page's
  *    shared memory and answers each 'run' like the Node pool worker (platform.ts's protocol).
  *  - 'host': the whole single-threaded engine (core.ts with its own, unshared memory), so that the
- *    page's main thread never computes. It answers each 'call' (a validated Problem) with the output.
+ *    page's main thread never computes. It answers each 'call' (a validated Problem whose q, k and v
+ *    lie in one transferred staging buffer) with the output and the staging buffer.
  * scripts/build-browser.mjs bundles this file into one classic script (dist/wasm/worker-source.js),
  * which the page starts from a Blob URL: nothing has to be found next to the page or a bundle.
  */
@@ -22,8 +23,8 @@ export type ToWorker =
 
 export type FromHost =
   | { type: 'ready' }
-  | { type: 'result'; id: number; out: Tensor; lse: Tensor | null }
-  | { type: 'error'; id?: number; name: string; message: string };
+  | { type: 'result'; id: number; out: Tensor; lse: Tensor | null; staging: ArrayBuffer }
+  | { type: 'error'; id?: number; name: string; message: string; staging?: ArrayBuffer };
 
 interface Scope {
   onmessage: ((e: MessageEvent) => void) | null;
@@ -83,13 +84,15 @@ async function startHost(m: { kernel: CompiledKernel; sharedMemory: boolean }): 
   next = (c) => {
     if (c.type !== 'call') return;
     queue = queue.then(async () => {
+      // The page's staging buffer (q, k and v) goes back with the answer, for its next call.
+      const staging = c.problem.q.data.buffer as ArrayBuffer;
       try {
         debug.poisonOutputs = c.poison;
         const r = await engine.run(c.problem);
         const out = r.out as Tensor, lse = r.lse as Tensor | null;
-        post({ type: 'result', id: c.id, out, lse }, lse ? [out.data.buffer, lse.data.buffer] : [out.data.buffer]);
+        post({ type: 'result', id: c.id, out, lse, staging }, [staging, out.data.buffer, ...(lse ? [lse.data.buffer] : [])]);
       } catch (e) {
-        post({ type: 'error', id: c.id, ...describe(e) });
+        post({ type: 'error', id: c.id, ...describe(e), staging }, [staging]);
       }
     });
   };
