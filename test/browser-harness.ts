@@ -5,13 +5,12 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { BrowserContext, Page } from 'playwright-core';
 import { describe } from 'vitest';
-// @ts-expect-error: a plain .mjs helper shared with bench/browser/run.mjs
-import { chromiumMissing, launchChromium } from '../scripts/chromium.mjs';
+import { chromiumMissing, launchChromium } from '../scripts/chromium.mjs'; // shared with bench/browser/run.mjs
 import { packageRoot } from '../src/cli/serve.js';
 
 export { startServer } from '../src/cli/serve.js';
 
-const chromiumAbsent: string | null = chromiumMissing();
+const chromiumAbsent = chromiumMissing();
 
 const BUILT = ['dist/browser.js', 'dist/wasm/worker-source.js', 'dist/wasm-inline.js', 'build/wasm/flashattn.wasm', 'build/wasm/flashattn-relaxed.wasm'];
 
@@ -36,7 +35,7 @@ export interface Browser { context: BrowserContext; version: string | null; clos
 export async function openBrowser(): Promise<Browser> {
   const why = chromiumAbsent ?? buildMissing();
   if (why) throw new Error(`the browser tests cannot run: ${why}`);
-  return launchChromium() as Promise<Browser>;
+  return launchChromium();
 }
 
 /** A page at `url`, collecting its uncaught errors; in it, `load(url)` imports a module. */
