@@ -258,7 +258,7 @@ function item<T>(it: usize): void {
   const rv = (R + 3) >> 2;
   const flags = (gCapMul != 0 ? 1 : 0) | (gAlibi != 0 ? 2 : 0);
   // f32 values whose rows need no padding are read in place by P V on full tiles.
-  const directV = isFloat<T>() && (gDv & 7) == 0;
+  const directV = isFloat<T>() && (gDv & 7) == 0 && direct;
   for (let j0 = jStart; j0 < jEnd; j0 += BN) {
     const n = min(BN, jEnd - j0);
     const full = n == BN && loMax <= j0 && hiMin >= j0 + BN - 1;
