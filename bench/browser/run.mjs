@@ -6,16 +6,17 @@
  *
  *   npm run build && node bench/browser/run.mjs --threads 1,2 --json build/bench-browser.json
  *
- * Options: --threads 1,2  --quick  --json FILE  --seed N. The page is cross-origin isolated (as
+ * Options: --threads 1,2  --quick  --json FILE  --seed N  --retries N  --plain. The page is cross-origin isolated (as
  * `flashattn serve-demo` serves it), so every thread count computes on workers sharing one memory;
  * --plain adds a row for a page without COOP/COEP (one worker, inputs and outputs copied by postMessage).
- * "busy cores" is the whole machine's average during the row (this process, Chromium and everyone
- * else): well above the row's thread count means others were computing too.
+ * "others" is the cores that processes other than this one and its Chromium used during the row
+ * (from /proc); a row above BUSY_CORES (src/bench/interference.ts) is measured again, up to
+ * --retries N times (default 3), keeping the least disturbed attempt, and flagged if still above.
  * GFLOP/s = attentionFlops (src/problem.ts: 4 * kept (query, key) pairs * heads * d) / median time.
  * Every result is checked against the float64 reference (SEMANTICS.md's float32 tolerance).
  */
 import { execSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { createEngine } from '../../dist/index.js';
 import { startServer } from '../../dist/cli/serve.js';
@@ -23,6 +24,7 @@ import { parseFlags } from '../../dist/cli/args.js';
 import { FULL, QUICK, measure } from '../../dist/bench/timing.js';
 import { WORKLOADS, makeWorkloadData } from '../../dist/bench/workloads.js';
 import { checkAgainst } from '../../dist/bench/verify.js';
+import { BUSY_CORES } from '../../dist/bench/interference.js';
 import { referenceProblem } from '../../dist/reference.js';
 import { chromiumMissing, launchChromium } from '../../scripts/chromium.mjs';
 
@@ -31,16 +33,49 @@ const threadList = (flags.get('threads') ?? '1,2').split(',').map(Number);
 const quick = flags.has('quick');
 const policy = quick ? QUICK : FULL;
 const seed = Number(flags.get('seed') ?? 1234);
+const retries = Number(flags.get('retries') ?? 3);
 const log = (s) => console.log(s);
 
 const missing = chromiumMissing();
 if (missing) { console.error(`bench/browser: ${missing}`); process.exit(1); }
 
-/** Average busy cores of the whole machine over a window (every process: this one, Chromium, others). */
-function busyCores() {
+/** CPU milliseconds of this process's descendants (Chromium's processes), from /proc; 0 where there is none. */
+function childrenCpuMs() {
+  let entries;
+  try { entries = readdirSync('/proc').filter((d) => /^\d+$/.test(d)); } catch { return 0; }
+  const parent = new Map(), ticks = new Map();
+  for (const pid of entries) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // fields from 3 (state) on
+      parent.set(pid, f[1]);
+      ticks.set(pid, Number(f[11]) + Number(f[12])); // utime + stime
+    } catch { /* gone */ }
+  }
+  const mine = new Set([String(process.pid)]);
+  let grew = true;
+  while (grew) {
+    grew = false;
+    for (const [pid, pp] of parent) if (!mine.has(pid) && mine.has(pp)) { mine.add(pid); grew = true; }
+  }
+  mine.delete(String(process.pid));
+  let sum = 0;
+  for (const pid of mine) sum += ticks.get(pid) ?? 0;
+  return sum * 10; // USER_HZ = 100 on Linux
+}
+
+/**
+ * A measurement window: the machine's busy cores, and the cores that processes other than this one
+ * and its Chromium used meanwhile (others > BUSY_CORES: the row is re-measured, then flagged).
+ */
+function window() {
   const busy = () => os.cpus().reduce((s, c) => s + c.times.user + c.times.nice + c.times.sys + c.times.irq, 0);
-  const b0 = busy(), t0 = performance.now();
-  return () => (busy() - b0) / (performance.now() - t0);
+  const own = () => { const u = process.cpuUsage(); return (u.user + u.system) / 1000 + childrenCpuMs(); };
+  const b0 = busy(), o0 = own(), t0 = performance.now();
+  return () => {
+    const wall = performance.now() - t0, b = busy() - b0, o = own() - o0;
+    return { busyCores: b / wall, othersCores: Math.max(0, (b - o) / wall) };
+  };
 }
 
 const w = WORKLOADS.find((x) => x.id === 'A');
@@ -52,27 +87,46 @@ const started = new Date();
 const loadBefore = execSync('uptime').toString().trim();
 
 const rows = [];
-function record(row, out) {
-  const check = checkAgainst(out, ref.out);
-  rows.push({ ...row, gflops: gflops(row.medianMs), check: check.ok ? 'ok' : `FAIL ${check.worst}`, maxErr: check.maxErr });
-  const r = rows.at(-1);
+
+/**
+ * Measures one row (`run` returns { row, out }) until other processes stayed under BUSY_CORES, at
+ * most 1 + retries times; keeps the least disturbed attempt, checks its output, and logs it.
+ */
+async function measureRow(run) {
+  let best = null;
+  for (let attempt = 0; attempt <= retries; attempt++) {
+    const win = window();
+    const got = await run();
+    Object.assign(got.row, win());
+    if (!best || got.row.othersCores < best.row.othersCores) best = got;
+    if (best.row.othersCores <= BUSY_CORES) break;
+    log(`  (others used ${got.row.othersCores.toFixed(2)} cores during ${got.row.host} threads ${got.row.threads}; measuring again)`);
+  }
+  const check = checkAgainst(best.out, ref.out);
+  const r = {
+    ...best.row, gflops: gflops(best.row.medianMs), disturbed: best.row.othersCores > BUSY_CORES,
+    check: check.ok ? 'ok' : `FAIL ${check.worst}`, maxErr: check.maxErr,
+  };
+  rows.push(r);
   log(`  ${r.host.padEnd(18)} threads ${r.threads}  ${r.runsOn.padEnd(10)} ${r.simd.padEnd(8)} median ${r.medianMs.toFixed(1)} ms  ` +
-    `min ${r.minMs.toFixed(1)} ms  ${r.gflops.toFixed(2)} GFLOP/s  busy cores ${r.busyCores.toFixed(2)}  check ${r.check}`);
+    `min ${r.minMs.toFixed(1)} ms  ${r.gflops.toFixed(2)} GFLOP/s  others ${r.othersCores.toFixed(2)} cores  check ${r.check}`);
 }
 
 async function runNode(threads) {
   const engine = await createEngine({ backend: 'wasm', threads });
   const tensors = ['q', 'k', 'v'].map((n) => ({ data: data[n], shape: data.problem[n].shape, dtype: 'float32' }));
-  const busy = busyCores();
   const { timing, result } = await measure(() => engine.attentionVarlen(...tensors, options), policy);
-  record({
-    host: `Node ${process.versions.node}`, threads, runsOn: threads > 1 ? 'workers' : 'calling thread', simd: engine.info.simd,
-    medianMs: timing.medianMs, minMs: timing.minMs, iterations: timing.times.length, busyCores: busy(),
-  }, result.out.data);
   await engine.dispose();
+  return {
+    row: {
+      host: `Node ${process.versions.node}`, threads, runsOn: threads > 1 ? 'workers' : 'calling thread', simd: engine.info.simd,
+      medianMs: timing.medianMs, minMs: timing.minMs, iterations: timing.times.length,
+    },
+    out: result.out.data,
+  };
 }
 
-async function runChromium(page, threads) {
+async function runChromium(page, threads, label) {
   const r = await page.evaluate(async ({ threads, seed, quick }) => {
     const load = (u) => import(u);
     const [{ createEngine }, { WORKLOADS, makeWorkloadData }, { FULL, QUICK, measure }] =
@@ -86,7 +140,13 @@ async function runChromium(page, threads) {
     await engine.dispose();
     return { timing, out: result.out.data, info };
   }, { threads, seed, quick });
-  return r;
+  return {
+    row: {
+      host: label, threads: r.info.threads, runsOn: r.info.runsOn, simd: r.info.simd,
+      medianMs: r.timing.medianMs, minMs: r.timing.minMs, iterations: r.timing.times.length,
+    },
+    out: r.out,
+  };
 }
 
 const browser = await launchChromium();
@@ -103,16 +163,11 @@ log(`Chromium ${browser.version}, Node ${process.versions.node}, ${os.cpus()[0]?
 log(loadBefore);
 try {
   for (const threads of threadList) {
-    await runNode(threads);
+    await measureRow(() => runNode(threads));
     for (const [name, page] of Object.entries(pages)) {
       if (name === 'plain' && threads !== threadList[0]) continue; // one worker whatever is asked
-      const busy = busyCores();
-      const r = await runChromium(page, threads);
-      record({
-        host: `Chromium ${browser.version.split('.')[0]}${name === 'plain' ? ' (no COOP/COEP)' : ''}`, threads: r.info.threads,
-        runsOn: r.info.runsOn, simd: r.info.simd, medianMs: r.timing.medianMs, minMs: r.timing.minMs,
-        iterations: r.timing.times.length, busyCores: busy(),
-      }, r.out);
+      const label = `Chromium ${browser.version.split('.')[0]}${name === 'plain' ? ' (no COOP/COEP)' : ''}`;
+      await measureRow(() => runChromium(page, threads, label));
     }
   }
 } finally {
@@ -122,9 +177,10 @@ try {
 const loadAfter = execSync('uptime').toString().trim();
 log(loadAfter);
 
-log('\n| host | threads | runs on | SIMD | median ms | min ms | GFLOP/s | busy cores | check |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |');
+log('\n| host | threads | runs on | SIMD | median ms | min ms | GFLOP/s (median) | others (cores) | check |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |');
 for (const r of rows) {
-  log(`| ${r.host} | ${r.threads} | ${r.runsOn} | ${r.simd} | ${r.medianMs.toFixed(1)} | ${r.minMs.toFixed(1)} | ${r.gflops.toFixed(2)} | ${r.busyCores.toFixed(2)} | ${r.check} |`);
+  log(`| ${r.host} | ${r.threads} | ${r.runsOn} | ${r.simd} | ${r.medianMs.toFixed(1)} | ${r.minMs.toFixed(1)} | ${r.gflops.toFixed(2)} | ` +
+    `${r.othersCores.toFixed(2)}${r.disturbed ? ' (disturbed)' : ''} | ${r.check} |`);
 }
 
 const json = flags.get('json');
