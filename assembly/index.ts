@@ -257,8 +257,8 @@ function item<T>(it: usize): void {
   const jStart = max(ks, loMin), jEnd = min(ke, hiMax + 1);
   const rv = (R + 3) >> 2;
   const flags = (gCapMul != 0 ? 1 : 0) | (gAlibi != 0 ? 2 : 0);
-  // f32 values whose rows need no padding are read in place by P V on full tiles.
-  const directV = isFloat<T>() && (gDv & 7) == 0 && direct;
+  // f32 values whose rows need no padding are staged by plain row copies on full tiles.
+  const copyV = isFloat<T>() && (gDv & 7) == 0;
   for (let j0 = jStart; j0 < jEnd; j0 += BN) {
     const n = min(BN, jEnd - j0);
     const full = n == BN && loMax <= j0 && hiMin >= j0 + BN - 1;
@@ -282,8 +282,12 @@ function item<T>(it: usize): void {
       if (full) softmaxPlain(rv, j0, n);
       else softmaxMasked(rv, j0, n);
     } else softmaxGeneral(rv, j0, n, !full, flags);
-    if (full && directV) {
-      pv(rv, vHead + <usize>j0 * vStride, vStride, gb);
+    if (full && copyV) {
+      // rows of V copied whole into the padded tile: P V walks 32-byte slices of them, which
+      // at the input's stride (Hk * Dv * 4, often 2-4 KiB) would share a few L1 sets
+      const vt = vHead + <usize>j0 * vStride, vb = <usize>gDv * 4;
+      for (let c = 0; c < BN; c++) memory.copy(sVS + <usize>c * gVROW, vt + <usize>c * vStride, vb);
+      pv(rv, sVS, gVROW, gb);
     } else if (stageV<T>(vHead + <usize>j0 * vStride, vStride, n, !full)) {
       pvSafe(R, j0, n);
     } else {
