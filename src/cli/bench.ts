@@ -173,12 +173,12 @@ export async function bench(args: string[], log: (line: string) => void): Promis
 
   /** Measures again, after waiting for a quiet machine, while other processes disturbed the measurement. */
   const steady = async (produce: () => Promise<BenchResult>, tag: string): Promise<BenchResult> => {
-    let best = await produce();
+    let best = await produce(), last = best;
     for (let i = 0; i < opt.retries && best.othersCores > BUSY_CORES; i++) {
-      log(`${tag}… disturbed (other processes used ${fmt(best.othersCores, 2)} cores): waiting for a quiet machine, then measuring again`);
+      log(`${tag}… disturbed (other processes used ${fmt(last.othersCores, 2)} cores): waiting for a quiet machine, then measuring again`);
       await waitQuiet(180_000);
-      const r = await produce();
-      if (r.othersCores < best.othersCores) best = r;
+      last = await produce();
+      if (last.othersCores < best.othersCores) best = last;
     }
     return best;
   };
