@@ -104,7 +104,12 @@ async function compileKernel(platform: Platform, files: WasmFiles, simdOption: W
 interface Prepared {
   plan: ItemPlan;
   lay: Layout;
+  /** The same with the inputs in a second place, or null (one thread, or inputs over 64 MiB). */
+  moved: Layout | null;
 }
+
+/** Inputs up to this size alternate between two places on calls with workers. */
+const ALTERNATE_INPUTS = 64 * 2 ** 20;
 
 class WasmBackend implements Backend {
   readonly name = 'wasm' as const;
@@ -112,6 +117,7 @@ class WasmBackend implements Backend {
   private readonly prepared = new WeakMap<object, Prepared>();
   private readonly sizes: KernelSizes;
   private disposed = false;
+  private flip = false;
 
   constructor(
     private readonly kernel: KernelExports,
@@ -156,7 +162,12 @@ class WasmBackend implements Backend {
     if (!prep) {
       const plan = planItems(p);
       const lay = layout(p, this.sizes, this.threads, plan.count, plan.parentCount, plan.slotCount);
-      prep = { plan, lay };
+      let moved: Layout | null = null;
+      if (this.pool && lay.out - lay.q <= ALTERNATE_INPUTS) {
+        moved = layout(p, this.sizes, this.threads, plan.count, plan.parentCount, plan.slotCount, true);
+        if (moved.end > MAX_BYTES) moved = null;
+      }
+      prep = { plan, lay, moved };
       this.prepared.set(p, prep);
     }
     return prep;
@@ -164,7 +175,10 @@ class WasmBackend implements Backend {
 
   private async runNow(p: Problem<Tensor>): Promise<BackendOutput> {
     if (this.disposed) throw new Error('flashattn: the wasm engine was disposed');
-    const { plan, lay } = this.prepare(p);
+    const prep = this.prepare(p);
+    const { plan } = prep;
+    this.flip = !this.flip;
+    const lay = this.flip && prep.moved ? prep.moved : prep.lay;
     if (lay.end > MAX_BYTES) throw new RangeError(this.unsupported(p) ?? 'too big');
     const have = this.memory.buffer.byteLength;
     if (lay.end > have) this.memory.grow(Math.ceil((lay.end - have) / PAGE));

@@ -121,8 +121,14 @@ export interface KernelSizes {
 
 type Dims = Pick<Problem<unknown>, 'dtype' | 'totalQ' | 'totalK' | 'numHeads' | 'numKvHeads' | 'headDim' | 'headDimV' | 'returnLse'> & { alibiSlopes: unknown };
 
-/** Byte offsets of one call in the wasm memory; `end` is the memory it needs. */
-export function layout(p: Dims, k: KernelSizes, threads: number, itemCount: number, parentCount: number, slotCount: number): Layout {
+/**
+ * Byte offsets of one call in the wasm memory; `end` is the memory it needs. `moveInputs` puts
+ * q, k and v after everything else instead (the driver alternates the two places between calls
+ * with workers, so the calling thread does not write inputs into lines the workers still cache).
+ */
+export function layout(
+  p: Dims, k: KernelSizes, threads: number, itemCount: number, parentCount: number, slotCount: number, moveInputs = false,
+): Layout {
   const es = p.dtype === 'float32' ? 4 : 2;
   let at = align(k.heapBase);
   const take = (bytes: number) => { const o = at; at = align(at + bytes); return o; };
@@ -139,5 +145,11 @@ export function layout(p: Dims, k: KernelSizes, threads: number, itemCount: numb
   const scratch = take(threads * scratchStride);
   const slotBytes = k.slotBytes(p.headDimV);
   const partial = take(slotCount * slotBytes);
+  if (moveInputs) {
+    const q2 = take(p.totalQ * p.numHeads * p.headDim * es);
+    const k2 = take(p.totalK * p.numKvHeads * p.headDim * es);
+    const v2 = take(p.totalK * p.numKvHeads * p.headDimV * es);
+    return { params, items, parents, alibi, q: q2, k: k2, v: v2, out, lse, scratch, scratchStride, partial, slotBytes, end: at };
+  }
   return { params, items, parents, alibi, q, k: kk, v, out, lse, scratch, scratchStride, partial, slotBytes, end: at };
 }
