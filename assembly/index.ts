@@ -235,13 +235,6 @@ function item<T>(it: usize): void {
   }
   // Q^T, four rows at a time: 4 x 4 blocks loaded along d, transposed, stored along rows.
   const qn1 = stageQ<T>(qbase, q0, i0, h0, nr, R, qRows);
-  if (direct) {
-    for (let r = 0; r < 4; r++) {
-      for (let dd = 0; dd < Dp; dd++) {
-        store<f32>(sQR + <usize>(((dd >> 2) << 4) + (r << 2) + (dd & 3)) * 4, load<f32>(sQT + <usize>dd * QROW + <usize>r * 4));
-      }
-    }
-  }
   const qBound = qn1 * (gCapMul != 0 ? gCapMul : <f32>1);
   for (let r = 0; r < BM; r++) {
     store<f32>(sM + <usize>r * 4, -Infinity);
@@ -455,6 +448,10 @@ function stageQ<T>(qbase: usize, q0: i32, i0: i32, h0: i32, nr: i32, R: i32, qRo
       n2 = f32x4.add(n2, f32x4.abs(r2)); n3 = f32x4.add(n3, f32x4.abs(r3));
       const t0 = v128.shuffle<f32>(r0, r1, 0, 4, 1, 5), t1 = v128.shuffle<f32>(r2, r3, 0, 4, 1, 5);
       const t2 = v128.shuffle<f32>(r0, r1, 2, 6, 3, 7), t3 = v128.shuffle<f32>(r2, r3, 2, 6, 3, 7);
+      if (qRows == 4) { // items of <= 4 rows also keep Q row-major by 4 dims (sQR) for qkDirect
+        const qr = sQR + <usize>d * 16;
+        v128.store(qr, r0); v128.store(qr, r1, 16); v128.store(qr, r2, 32); v128.store(qr, r3, 48);
+      }
       const q = dst + <usize>d * QROW;
       v128.store(q, v128.shuffle<f32>(t0, t1, 0, 1, 4, 5));
       v128.store(q, v128.shuffle<f32>(t0, t1, 2, 3, 6, 7), QROW);
@@ -472,7 +469,17 @@ function stageQ<T>(qbase: usize, q0: i32, i0: i32, h0: i32, nr: i32, R: i32, qRo
         n2 = f32x4.replace_lane(n2, 0, f32x4.extract_lane(n2, 0) + abs(x2));
         n3 = f32x4.replace_lane(n3, 0, f32x4.extract_lane(n3, 0) + abs(x3));
         store<f32>(q, x0); store<f32>(q, x1, 4); store<f32>(q, x2, 8); store<f32>(q, x3, 12);
-      } else v128.store(q, f32x4.splat(0));
+        if (qRows == 4) {
+          const qr = sQR + <usize>((d >> 2) << 6) + <usize>(d & 3) * 4;
+          store<f32>(qr, x0); store<f32>(qr, x1, 16); store<f32>(qr, x2, 32); store<f32>(qr, x3, 48);
+        }
+      } else {
+        v128.store(q, f32x4.splat(0));
+        if (qRows == 4) {
+          const qr = sQR + <usize>((d >> 2) << 6) + <usize>(d & 3) * 4;
+          store<f32>(qr, 0); store<f32>(qr, 0, 16); store<f32>(qr, 0, 32); store<f32>(qr, 0, 48);
+        }
+      }
     }
     // sum |q'| of each row (lanes of hsum4), max over rows
     const sums = hsum4(n0, n1, n2, n3);
