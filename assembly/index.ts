@@ -4,8 +4,11 @@
 // kv head, a block of up to BM query rows, a range of keys). Its "virtual rows" r = g * nr + ri
 // stack the group's heads, so a decode step (Lq = 1) with 4 query heads per kv head is one
 // 4-row item that reads K and V once. For each key tile of BN keys the kernel
-//   1. stages K (converted to float32 as it is loaded) as [key/4][d][4 keys] and V as [key][dv],
-//   2. computes S^T = K Q^T into a [key][row] tile (8 rows x 4 keys register micro-tile),
+//   1. stages K (converted to float32 as it is loaded) as [key/4][d][4 keys] and V as [key][dv]
+//      (float32 V by row copies on full tiles),
+//   2. computes S^T = K Q^T into a [key][row] tile (8 rows x 4 keys register micro-tile; items
+//      of <= 4 rows instead take dot products straight from the K rows, unstaged; a tile whose
+//      scores are too large for float32 sums is redone in float64),
 //   3. applies softcap / ALiBi / the mask (bitselect, boundary tiles only) and the online softmax
 //      in the log2 domain, four rows per vector (running max m, sum l, rescale factor alpha),
 //   4. adds P V into the row-major accumulator O (4 rows x 8 dims micro-tile), rescaled by alpha.
@@ -14,7 +17,7 @@
 // their fixed order). Nothing of size Lq x Lk exists; scratch is O(tile) per thread.
 //
 // Variants come from this one body: the dtype (generic T: f32, u16 = float16, i16 = bfloat16),
-// the row micro-tile (8 or 4 rows), masked or full tiles and the score transforms (constant
+// the S path (8-row tile or direct dot products), masked or full tiles, the score transforms (constant
 // arguments of @inline functions), and baseline vs relaxed SIMD (ASC_FEATURE_RELAXED_SIMD).
 //
 // The kernel allocates nothing: the host lays out params, items, inputs, outputs and per-thread
@@ -25,7 +28,6 @@ import { exp2v, ld, ld4, madd, st, tanhv } from './simd';
 
 const BM: i32 = 64; // virtual query rows per item
 const BN: i32 = 64; // keys per tile
-const LOG2E: f32 = 1.4426950408889634;
 const LN2: f64 = 0.6931471805599453;
 // Row strides of the [x][BM] tiles, padded by 16 bytes: with 256-byte rows, 64 rows fall into
 // 16 of L1's 64 sets, and S^T, V and Q^T (16 KiB apart) competed for the same ones.
