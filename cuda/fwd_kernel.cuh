@@ -27,15 +27,17 @@ namespace fa {
 constexpr float kLog2e = 1.4426950408889634f;
 constexpr float kLn2 = 0.6931471805599453f;
 
-// kFull: the head dims fill the class (d == dv == kD), so the k-slice loops need no guards and
-// the compiler can software-pipeline ldmatrix across them. Padded dims take the guarded copy.
+// kFull: the fast copy of the loop, for the common call: the head dims fill the class
+// (d == dv == kD, so the k-slice loops need no guards and the compiler can software-pipeline
+// ldmatrix across them), no softcap, no ALiBi and a positive scale. Its scores stay unscaled
+// until the exponent, exp2(s * scale - max * scale), one FFMA per score as in FlashAttention-2
+// (a positive scale keeps the max where it is). Every other call takes the general copy.
 template <class C, typename T, bool kFull>
 __device__ __forceinline__ void fwdBody(const FwdParams& p, unsigned char* smem) {
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int hk = blockIdx.x % p.numKvHeads;
   const WorkItem w = p.work[blockIdx.x / p.numKvHeads];
-  const int qStart = p.cuSeqlensQ[w.b], lq = p.cuSeqlensQ[w.b + 1] - qStart;
-  const int kStart = p.cuSeqlensK[w.b], lk = p.cuSeqlensK[w.b + 1] - kStart;
+  const int qStart = w.qStart, lq = w.lq, kStart = w.kStart, lk = w.lk;
   const int G = p.group;
   const int m0 = w.mBlock * C::kBM;
   const int rowsTotal = lq * G;
@@ -159,7 +161,9 @@ __device__ __forceinline__ void fwdBody(const FwdParams& p, unsigned char* smem)
     // (never adds to) the score, so a NaN under the mask cannot leak into the row.
     const int n0 = nb * C::kBN;
     const int colBase = n0 + (lane & 3) * 2;
-    if (p.softcapInv != 0.f) {
+    if (kFull) {
+      // scores stay unscaled: the scale is applied in the exponent below
+    } else if (p.softcapInv != 0.f) {
 #pragma unroll
       for (int mt = 0; mt < C::kMT; ++mt)
 #pragma unroll
@@ -174,7 +178,7 @@ __device__ __forceinline__ void fwdBody(const FwdParams& p, unsigned char* smem)
 #pragma unroll
           for (int e = 0; e < 4; ++e) s[mt][nt][e] *= p.scaleLog2;
     }
-    if (p.alibiSlopes) {
+    if (!kFull && p.alibiSlopes) {
       float slope[C::kMT][2];
 #pragma unroll
       for (int mt = 0; mt < C::kMT; ++mt)
@@ -214,35 +218,42 @@ __device__ __forceinline__ void fwdBody(const FwdParams& p, unsigned char* smem)
         }
     }
 
-    // Online softmax. A row that has seen only masked keys keeps max -inf; it is exponentiated
-    // against 0 instead, so its probabilities are exactly 0 and never NaN.
+    // Online softmax in the log2 domain: row max and sum are of s * sc (sc = 1 when the scores
+    // are already scaled). A row that has seen only masked keys keeps max -inf; it is
+    // exponentiated against 0 instead, so its probabilities are exactly 0 and never NaN.
+    const float sc = kFull ? p.scaleLog2 : 1.f;
+    float corr[C::kMT][2];
 #pragma unroll
     for (int mt = 0; mt < C::kMT; ++mt)
 #pragma unroll
       for (int hr = 0; hr < 2; ++hr) {
-        float mx = rowMax[mt][hr];
+        float mx = fmaxf(s[mt][0][hr * 2], s[mt][0][hr * 2 + 1]);
 #pragma unroll
-        for (int nt = 0; nt < C::kNT; ++nt) mx = fmaxf(mx, fmaxf(s[mt][nt][hr * 2], s[mt][nt][hr * 2 + 1]));
+        for (int nt = 1; nt < C::kNT; ++nt) mx = fmaxf(mx, fmaxf(s[mt][nt][hr * 2], s[mt][nt][hr * 2 + 1]));
         mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
         mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+        mx = fmaxf(rowMax[mt][hr], mx * sc);
         const float mUse = mx == -INFINITY ? 0.f : mx;
-        const float corr = ex2(rowMax[mt][hr] - mUse);
+        corr[mt][hr] = ex2(rowMax[mt][hr] - mUse);
         rowMax[mt][hr] = mx;
-        float sum = rowSum[mt][hr] * corr;
-#pragma unroll
-        for (int dt = 0; dt < C::kOT; ++dt) {
-          o[mt][dt][hr * 2] *= corr;
-          o[mt][dt][hr * 2 + 1] *= corr;
-        }
+        float sum = rowSum[mt][hr] * corr[mt][hr];
 #pragma unroll
         for (int nt = 0; nt < C::kNT; ++nt) {
-          const float p0 = ex2(s[mt][nt][hr * 2] - mUse), p1 = ex2(s[mt][nt][hr * 2 + 1] - mUse);
+          const float p0 = ex2(fmaf(s[mt][nt][hr * 2], sc, -mUse)), p1 = ex2(fmaf(s[mt][nt][hr * 2 + 1], sc, -mUse));
           s[mt][nt][hr * 2] = p0;
           s[mt][nt][hr * 2 + 1] = p1;
           sum += p0 + p1;
         }
         rowSum[mt][hr] = sum;  // this thread's partial; the quad is reduced once, at the end
       }
+    if (nb != nHi - 1) {  // O is still 0 after the first tile: nothing to rescale
+#pragma unroll
+      for (int mt = 0; mt < C::kMT; ++mt)
+#pragma unroll
+        for (int dt = 0; dt < C::kOT; ++dt)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) o[mt][dt][e] *= corr[mt][e >> 1];
+    }
 
     // P to the A operand layout now: half the registers of the float scores during P V.
     uint32_t pk[C::kMT][C::kBN / 16][4];
@@ -280,7 +291,13 @@ __device__ __forceinline__ void fwdBody(const FwdParams& p, unsigned char* smem)
   }
 
   // Epilogue. sum == 0 means the row saw no key: out 0, lse -inf. A NaN sum propagates.
+  // Output stores: by default each thread stores its 4-byte pairs straight from registers. With
+  // p.stagedOut (a tuning knob) each warp stages its rows of O in its own rows of the Q tile (no
+  // other warp reads them) and stores whole 16-byte chunks instead; on an H100 that measured
+  // 1-4% slower (the extra shared-memory round trip outweighs the wider stores).
   const int H = p.numHeads;
+  const bool direct = p.numSplits == 1, staged = direct && p.stagedOut;
+  if (staged) __syncwarp();  // every lane's last ldmatrix of Q is done before Q is overwritten
 #pragma unroll
   for (int mt = 0; mt < C::kMT; ++mt)
 #pragma unroll
@@ -288,15 +305,24 @@ __device__ __forceinline__ void fwdBody(const FwdParams& p, unsigned char* smem)
       float sum = rowSum[mt][hr];
       sum += __shfl_xor_sync(0xffffffffu, sum, 1);
       sum += __shfl_xor_sync(0xffffffffu, sum, 2);
-      const int rr = myRow + mt * 16 + hr * 8;
-      if (rr >= rowsTotal) continue;
-      const int i = rr / G, h = hk * G + (rr - i * G);
+      const int lr = warpRow + mt * 16 + hr * 8 + (lane >> 2);  // row in the block
+      const int rr = m0 + lr;
       const bool empty = sum == 0.f;
       const float inv = empty ? 0.f : 1.f / sum;
+      if (staged) {
+        const uint32_t rowAddr = sQa + lr * kRowBytes + ((lane & 3) << 2);
+#pragma unroll
+        for (int dt = 0; dt < C::kOT; ++dt)
+          if (kFull || dt * 8 < p.dv)
+            stShared32(swz(rowAddr ^ ((lr & 7) << 4), dt),
+                       empty ? 0u : pack2<T>(o[mt][dt][hr * 2] * inv, o[mt][dt][hr * 2 + 1] * inv));
+      }
+      if (rr >= rowsTotal) continue;
+      const int i = rr / G, h = hk * G + (rr - i * G);
       const float mUse = rowMax[mt][hr] == -INFINITY ? 0.f : rowMax[mt][hr];
       const float lse = empty ? -INFINITY : (mUse + log2f(sum)) * kLn2;
       const int64_t row = (int64_t)(qStart + i) * H + h;
-      if (p.numSplits > 1) {
+      if (!direct) {
         const int64_t rows = (int64_t)p.totalQ * H;
         float* dst = p.oAccum + ((int64_t)w.split * rows + row) * p.dv + (lane & 3) * 2;
 #pragma unroll
@@ -306,27 +332,49 @@ __device__ __forceinline__ void fwdBody(const FwdParams& p, unsigned char* smem)
                 empty ? make_float2(0.f, 0.f) : make_float2(o[mt][dt][hr * 2] * inv, o[mt][dt][hr * 2 + 1] * inv);
         if ((lane & 3) == 0) p.lseAccum[(int64_t)w.split * rows + row] = lse;
       } else {
-        T* dst = static_cast<T*>(p.out) + (int64_t)(qStart + i) * p.oRowStride + (int64_t)h * p.oHeadStride + (lane & 3) * 2;
+        if (!staged) {
+          T* dst = static_cast<T*>(p.out) + (int64_t)(qStart + i) * p.oRowStride + (int64_t)h * p.oHeadStride + (lane & 3) * 2;
 #pragma unroll
-        for (int dt = 0; dt < C::kOT; ++dt)
-          if (kFull || dt * 8 < p.dv)
-            *reinterpret_cast<uint32_t*>(dst + dt * 8) =
-                empty ? 0u : pack2<T>(o[mt][dt][hr * 2] * inv, o[mt][dt][hr * 2 + 1] * inv);
+          for (int dt = 0; dt < C::kOT; ++dt)
+            if (kFull || dt * 8 < p.dv)
+              *reinterpret_cast<uint32_t*>(dst + dt * 8) =
+                  empty ? 0u : pack2<T>(o[mt][dt][hr * 2] * inv, o[mt][dt][hr * 2 + 1] * inv);
+        }
         if (p.lse && (lane & 3) == 0) {
           const int64_t at = p.lseFixedS > 0 ? (int64_t)(w.b * H + h) * p.lseFixedS + i : (int64_t)h * p.totalQ + qStart + i;
           p.lse[at] = lse;
         }
       }
     }
+  if (staged) {
+    __syncwarp();
+    constexpr int kWarpChunks = C::kMT * 16 * C::kChunks;  // 16-byte chunks in a warp's rows
+#pragma unroll
+    for (int k = 0; k < kWarpChunks / 32; ++k) {
+      const int idx = k * 32 + lane, lr = warpRow + idx / C::kChunks, c = idx % C::kChunks;
+      const int rr = m0 + lr;
+      if (rr < rowsTotal && (kFull || c * 8 < p.dv)) {
+        const uint4 val = ldShared128(sQa + lr * kRowBytes + ((c ^ (lr & 7)) << 4));
+        const int i = G == 1 ? rr : rr / G, h = hk * G + (rr - i * G);
+        T* dst = static_cast<T*>(p.out) + (int64_t)(qStart + i) * p.oRowStride + (int64_t)h * p.oHeadStride + c * 8;
+        *reinterpret_cast<uint4*>(dst) = val;
+      }
+    }
+  }
 }
 
-template <class C, typename T>
+// Whether a call can take the fast copy (kFull) of the loop.
+FA_HD bool fullPath(const FwdParams& p, int headDimClass) {
+  return p.d == headDimClass && p.dv == headDimClass && p.softcapInv == 0.f && !p.alibiSlopes && p.scaleLog2 > 0.f;
+}
+
+// The two copies are two kernels, not two branches of one: in one function ptxas allocates
+// registers for both at once and the d64 128x128 tile spilled 108-140 bytes; apart, neither
+// copy of any tile spills.
+template <class C, typename T, bool kFull>
 __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks) fwdKernel(const __grid_constant__ FwdParams p) {
   extern __shared__ __align__(1024) unsigned char smem[];
-  if (p.d == C::kD && p.dv == C::kD)
-    fwdBody<C, T, true>(p, smem);
-  else
-    fwdBody<C, T, false>(p, smem);
+  fwdBody<C, T, kFull>(p, smem);
 }
 
 }  // namespace fa

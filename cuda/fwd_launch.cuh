@@ -8,7 +8,11 @@ namespace fa {
 template <class C, typename T>
 cudaError_t prepareTile() {
   // Opt in to more than 48 KB of dynamic shared memory once per kernel (cheap to repeat).
-  static cudaError_t done = cudaFuncSetAttribute(fwdKernel<C, T>, cudaFuncAttributeMaxDynamicSharedMemorySize, C::kSmemBytes);
+  static cudaError_t done = [] {
+    cudaError_t e = cudaFuncSetAttribute(fwdKernel<C, T, true>, cudaFuncAttributeMaxDynamicSharedMemorySize, C::kSmemBytes);
+    return e != cudaSuccess ? e
+                            : cudaFuncSetAttribute(fwdKernel<C, T, false>, cudaFuncAttributeMaxDynamicSharedMemorySize, C::kSmemBytes);
+  }();
   return done;
 }
 
@@ -18,15 +22,21 @@ cudaError_t launchTile(const FwdParams& p, cudaStream_t stream) {
   const long long blocks = (long long)p.numWork * p.numKvHeads;
   if (blocks == 0) return cudaSuccess;
   if (blocks > 0x7fffffffLL) return cudaErrorInvalidConfiguration;
-  fwdKernel<C, T><<<(unsigned)blocks, C::kThreads, C::kSmemBytes, stream>>>(p);
+  if (fullPath(p, C::kD))
+    fwdKernel<C, T, true><<<(unsigned)blocks, C::kThreads, C::kSmemBytes, stream>>>(p);
+  else
+    fwdKernel<C, T, false><<<(unsigned)blocks, C::kThreads, C::kSmemBytes, stream>>>(p);
   return cudaGetLastError();
 }
 
 template <class C, typename T>
 cudaError_t tileInfoOf(TileInfo* info) {
   if (cudaError_t e = prepareTile<C, T>(); e != cudaSuccess) return e;
-  int occ = 0;
-  cudaError_t e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, fwdKernel<C, T>, C::kThreads, C::kSmemBytes);
+  int occ = 0, occ2 = 0;
+  cudaError_t e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, fwdKernel<C, T, true>, C::kThreads, C::kSmemBytes);
+  if (e == cudaSuccess)
+    e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ2, fwdKernel<C, T, false>, C::kThreads, C::kSmemBytes);
+  occ = occ2 < occ ? occ2 : occ;
   *info = TileInfo{C::kBM, C::kBN, C::kThreads, C::kSmemBytes, occ > 0 ? occ : 1};
   return e;
 }

@@ -16,9 +16,12 @@ namespace fa {
 constexpr int kUnbounded = 1 << 29;
 constexpr int kMaxSeqlen = 1 << 28;
 
-// One thread block's share: sequence b, query-row block mBlock, key split `split`.
-// Heads are not in the item; the grid runs every item for each kv head.
-struct WorkItem {
+// One thread block's share: sequence b, query-row block mBlock, key split `split`, with the
+// sequence's offsets and lengths copied in (one 32-byte load per block instead of a load of
+// the item and then dependent loads of cuSeqlens). Heads are not in the item; the grid runs
+// every item for each kv head. `cost` (key tiles visited) is for the host's ordering only.
+struct alignas(16) WorkItem {
+  int qStart, lq, kStart, lk;
   int b, mBlock, split, cost;
 };
 
@@ -30,8 +33,6 @@ struct FwdParams {
   float* lse;              // final lse (nullable); unused when numSplits > 1
   float* oAccum;           // numSplits > 1: [split][totalQ*H][dv] float32 partial outputs
   float* lseAccum;         // numSplits > 1: [split][totalQ*H] partial lse
-  const int* cuSeqlensQ;   // device
-  const int* cuSeqlensK;   // device
   const WorkItem* work;    // device, numWork items
   const float* alibiSlopes;  // device [H] or null
   int64_t qRowStride, kRowStride, vRowStride, oRowStride;  // elements between tokens
@@ -46,6 +47,7 @@ struct FwdParams {
   int lseFixedS;           // 0: packed lse [H][totalQ]; S: fixed lse [batch][H][S]
   int numSplits;
   int numWork;
+  int stagedOut;           // numSplits == 1: 0 = direct 4-byte stores (default); 1 = O staged in smem, 16-byte stores
 };
 
 // Key blocks [nLo, nHi) that rows [mBlock*bm, ...) of a sequence (lq, lk) can see. Rows of a

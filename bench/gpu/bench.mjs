@@ -4,8 +4,11 @@
 // from typed arrays (wall clock, copies included) for a few shapes. Writes JSON lines to
 // --out (default stdout only) for table.mjs.
 //
-//   node bench/gpu/bench.mjs [--out file.jsonl] [--iters 20] [--only substring] [--variants]
+//   node bench/gpu/bench.mjs [--out file.jsonl] [--append] [--iters 20] [--only substring]
+//                            [--match regex] [--dtype bfloat16] [--impl name] [--no-e2e] [--variants]
 // --variants also times forced split counts / tiles on the decode shapes (tuning runs).
+// --impl labels the rows (default flashattn): an A/B run times another build of the addon
+// (FLASHATTN_CUDA_ADDON=path) as `--impl "flashattn base"`, and table.mjs adds its column.
 import { randomFillSync } from 'node:crypto';
 import { appendFileSync, writeFileSync } from 'node:fs';
 import { loadCudaBackend } from '../../dist/cuda/backend.js';
@@ -19,11 +22,15 @@ const out = opt('--out', null);
 const iters = Number(opt('--iters', 20));
 const only = opt('--only', null);
 const variants = argv.includes('--variants');
-if (out) writeFileSync(out, '');
+const dtypeOnly = opt('--dtype', null);
+const impl = opt('--impl', 'flashattn');
+const e2e = !argv.includes('--no-e2e');
+const match = opt('--match', null);
+if (out && !argv.includes('--append')) writeFileSync(out, '');
 
 const backend = await loadCudaBackend();
 const engine = await createEngine({ backend: 'cuda' });
-console.log(`device: ${backend.info.device} (cc ${backend.info.computeCapability}, ${backend.info.multiprocessors} SMs)`);
+console.log(`device: ${backend.info.device} (cc ${backend.info.computeCapability}, ${backend.info.multiprocessors} SMs), addon ${backend.info.addon}`);
 
 /** Random half-precision bits in ±[0.5, 1) (never zeros: zeros can run faster than real data). */
 function randomHalf(n, dtype) {
@@ -57,6 +64,8 @@ function record(row) {
 const e2eNames = new Set(['dense d128 causal 4096', 'varlen [512..7000] d128 causal', 'decode 32/8 heads 4k keys b32']);
 for (const s of shapes) {
   if (only && !s.name.includes(only)) continue;
+  if (dtypeOnly && s.dtype !== dtypeOnly) continue;
+  if (match && !new RegExp(match).test(s.name)) continue;
   const { host, options } = await inputs(s);
   const [q, k, v] = await Promise.all([engine.upload(host.q), engine.upload(host.k), engine.upload(host.v)]);
   const p = validateVarlen(q, k, v, options);
@@ -66,14 +75,14 @@ for (const s of shapes) {
     await backend.time(p, 3, plan); // warm-up: module load, smem opt-in, pool growth
     const r = await backend.time(p, iters, plan);
     const row = {
-      impl: 'flashattn', shape: s.name, dtype: s.dtype, kind: s.kind, ms: r.kernelMs, minMs: r.minMs,
+      impl, shape: s.name, dtype: s.dtype, kind: s.kind, ms: r.kernelMs, minMs: r.minMs,
       tflops: flops(s) / (r.kernelMs * 1e9), gbps: kvBytes(s) / (r.kernelMs * 1e6),
       plan: `${r.tile} d${r.headDimClass} splits=${r.splits} work=${r.numWork} occ=${r.blocksPerSm}`,
-      forced: Object.keys(plan).length ? JSON.stringify(plan) : undefined,
+      forced: Object.keys(plan).length ? JSON.stringify(plan) : undefined, addon: backend.info.addon,
     };
     record(row);
   }
-  if (e2eNames.has(s.name)) {
+  if (e2e && e2eNames.has(s.name)) {
     const times = [];
     for (let i = 0; i < 5; i++) {
       const t0 = performance.now();

@@ -39,7 +39,10 @@ const paths = [
   ['3 splits', { FLASHATTN_CUDA_SPLITS: '3' }],
   ['small tile', { FLASHATTN_CUDA_TILE: 'small' }],
   ['main tile', { FLASHATTN_CUDA_TILE: 'main', FLASHATTN_CUDA_SPLITS: '1' }],
+  // The kernel's other output path (O staged in shared memory; the default stores from registers).
+  ['staged epilogue', { FLASHATTN_CUDA_EPILOGUE: 'staged', FLASHATTN_CUDA_SPLITS: '1' }],
 ];
+const knobs = ['FLASHATTN_CUDA_SPLITS', 'FLASHATTN_CUDA_TILE', 'FLASHATTN_CUDA_EPILOGUE'];
 
 let passed = 0, failed = 0;
 const fail = (what) => { failed++; console.log(`FAIL ${what}`); };
@@ -56,7 +59,7 @@ console.log(`device: ${JSON.stringify(engine.info)}; seed ${seed}${quick ? ' (qu
 
 const shared = tiny ? [cases[0], cases[4], cases[7], cases[31]] : quick ? cases.filter((_, i) => i % 4 === 0) : cases;
 for (const [name, env] of tiny ? paths.slice(0, 2) : quick ? paths.slice(0, 3) : paths) {
-  for (const k of ['FLASHATTN_CUDA_SPLITS', 'FLASHATTN_CUDA_TILE']) delete process.env[k];
+  for (const k of knobs) delete process.env[k];
   Object.assign(process.env, env);
   let p = 0, f = 0;
   for (const device of [false, true]) {
@@ -75,7 +78,7 @@ for (const [name, env] of tiny ? paths.slice(0, 2) : quick ? paths.slice(0, 3) :
   passed += p;
   console.log(`shared cases, ${name}: ${p} passed, ${f} failed`);
 }
-for (const k of ['FLASHATTN_CUDA_SPLITS', 'FLASHATTN_CUDA_TILE']) delete process.env[k];
+for (const k of knobs) delete process.env[k];
 
 for (const c of tiny ? [] : quick ? bigCases.slice(0, 2) : bigCases) {
   for (const device of [false, true]) {

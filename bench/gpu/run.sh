@@ -3,7 +3,9 @@
 # a reduced set, this engine's benchmark, PyTorch's peers on the same shapes, the joined table
 # last. Logs and JSON go to $OUT (or ./gpu-out). Assumes `source .device/node-env.sh` ran and
 # dist/ and build/Release/ came along.
-#   bench/gpu/run.sh [check|sanitize|bench|torch|all]...   (default: all)
+#   bench/gpu/run.sh [check|sass|sanitize|bench|base|torch|all]...   (default: all)
+# base (A/B runs, not part of all): times another build of the addon, BASE_ADDON=path, with
+# BASE_ARGS (e.g. --dtype bfloat16), into base.jsonl; the table then has its column.
 set -uo pipefail
 out=${OUT:-gpu-out}
 mkdir -p "$out"
@@ -11,11 +13,13 @@ steps=${*:-all}
 has() { [[ " $steps " == *" $1 "* || " $steps " == *" all "* ]]; }
 export PYTHONUNBUFFERED=1
 # At most 8 files come back from the GPU machine: check.log, memcheck.log, racecheck.log,
-# bench.log, ours.jsonl, torch.jsonl, torch.log, table.md.
+# bench.log, ours.jsonl, torch.jsonl, torch.log, table.md (an A/B run: base.jsonl, and no
+# sanitizer logs).
+step() { echo "== $1 (t=${SECONDS}s)"; }
 nvidia-smi --query-gpu=name,clocks.sm,clocks.mem,power.draw,temperature.gpu --format=csv | tee -a "$out/check.log"
 
 if has check; then
-  echo "== check"; timeout ${CHECK_S:-150} node --expose-gc bench/gpu/check.mjs 2>&1 | tee -a "$out/check.log" | grep -v '^large ok' | tail -40
+  step check; timeout ${CHECK_S:-150} node --expose-gc bench/gpu/check.mjs 2>&1 | tee -a "$out/check.log" | grep -v '^large ok' | tail -40
 fi
 if has sass; then
   # Instruction mix of the d128 main kernels (bf16): tensor-core ops, ldmatrix, local memory.
@@ -32,11 +36,16 @@ if has sanitize; then
   echo "racecheck exit $?"; grep -E "^check:|RACECHECK SUMMARY|ERROR SUMMARY|hazard" "$out/racecheck.log" | head -8
 fi
 if has bench; then
-  echo "== flashattn benchmark"
+  step "flashattn benchmark"
   timeout ${BENCH_S:-120} node bench/gpu/bench.mjs --out "$out/ours.jsonl" ${BENCH_ARGS:-} > "$out/bench.log" 2>&1; echo "bench exit $?"; tail -2 "$out/bench.log"
 fi
+if [[ " $steps " == *" base "* ]]; then
+  step "flashattn base build ($BASE_ADDON)"
+  FLASHATTN_CUDA_ADDON="$BASE_ADDON" timeout ${BASE_S:-120} node bench/gpu/bench.mjs --out "$out/base.jsonl" --impl "flashattn base" --no-e2e ${BASE_ARGS:-} >> "$out/bench.log" 2>&1; echo "base exit $?"; grep "^device" "$out/bench.log" | tail -1
+fi
 if has torch; then
-  echo "== torch peers"
+  step "torch peers"
   node bench/gpu/shapes.mjs --json | timeout ${TORCH_S:-120} python3 bench/gpu/torch_bench.py ${TORCH_ONLY:-} > "$out/torch.jsonl" 2> "$out/torch.log"; echo "torch exit $?"; tail -2 "$out/torch.log"
 fi
-node bench/gpu/table.mjs "$out/ours.jsonl" "$out/torch.jsonl" | tee "$out/table.md"
+step table
+node bench/gpu/table.mjs "$out/ours.jsonl" "$out/torch.jsonl" "$out/base.jsonl" | tee "$out/table.md"

@@ -55,6 +55,10 @@ export function kvBytes(s) {
 
 export { shapes };
 
+// --json [--match regex] [--dtype bfloat16]: the shapes (optionally a subset) for torch_bench.py.
 if (process.argv.includes('--json')) {
-  process.stdout.write(JSON.stringify(shapes.map((s) => ({ ...s, flops: flops(s), kvBytes: kvBytes(s) }))));
+  const arg = (name) => { const i = process.argv.indexOf(name); return i >= 0 ? process.argv[i + 1] : null; };
+  const match = arg('--match'), dtype = arg('--dtype');
+  const chosen = shapes.filter((s) => (!match || new RegExp(match).test(s.name)) && (!dtype || s.dtype === dtype));
+  process.stdout.write(JSON.stringify(chosen.map((s) => ({ ...s, flops: flops(s), kvBytes: kvBytes(s) }))));
 }

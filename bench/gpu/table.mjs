@@ -19,8 +19,10 @@ for (const r of rows) {
 const fmt = (r, decode) => (!r ? '' : r.ms == null ? 'n/a' : decode ? r.gbps.toFixed(0) : r.tflops.toFixed(0));
 const lines = [];
 if (dev) lines.push(`${dev.name}, torch ${dev.torch}, device-to-device copy ${dev.copyGBps.toFixed(0)} GB/s (read + write)`, '');
-lines.push('| dtype | shape | flashattn | FA2 sdpa | FA2 varlen | cuDNN sdpa | vs FA2 | flashattn ms |');
-lines.push('| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |');
+// An A/B run (bench.mjs --impl "flashattn base") adds the other build's numbers and new/base.
+const ab = rows.some((r) => r.impl === 'flashattn base');
+lines.push(`| dtype | shape | flashattn | FA2 sdpa | FA2 varlen | cuDNN sdpa | vs FA2 | flashattn ms |${ab ? ' base | base vs FA2 | new/base |' : ''}`);
+lines.push(`| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |${ab ? ' ---: | ---: | ---: |' : ''}`);
 for (const [k, g] of by) {
   const [dtype, shape] = k.split('|');
   const ours = g.flashattn;
@@ -29,7 +31,10 @@ for (const [k, g] of by) {
   const fa2 = [g['FA2 sdpa'], g['FA2 varlen_attn']].filter((r) => r && r.ms != null).sort((a, b) => a.ms - b.ms)[0];
   const ratio = fa2 ? (fa2.ms / ours.ms).toFixed(2) : '';
   const unit = decode ? ' GB/s' : '';
-  lines.push(`| ${dtype === 'bfloat16' ? 'bf16' : 'f16'} | ${shape} | ${fmt(ours, decode)}${unit} | ${fmt(g['FA2 sdpa'], decode)} | ${fmt(g['FA2 varlen_attn'], decode)} | ${fmt(g['cuDNN sdpa'], decode)} | ${ratio} | ${ours.ms.toFixed(3)} |`);
+  const base = g['flashattn base'];
+  const abCols = !ab ? '' : !base ? ' | | |'
+    : ` ${fmt(base, decode)} | ${fa2 ? (fa2.ms / base.ms).toFixed(2) : ''} | ${(base.ms / ours.ms).toFixed(3)} |`;
+  lines.push(`| ${dtype === 'bfloat16' ? 'bf16' : 'f16'} | ${shape} | ${fmt(ours, decode)}${unit} | ${fmt(g['FA2 sdpa'], decode)} | ${fmt(g['FA2 varlen_attn'], decode)} | ${fmt(g['cuDNN sdpa'], decode)} | ${ratio} | ${ours.ms.toFixed(3)} |${abCols}`);
 }
 const e2e = rows.filter((r) => r.impl.startsWith('flashattn e2e'));
 if (e2e.length) {
