@@ -19,6 +19,11 @@ export interface Backend {
    */
   unsupported(p: Problem<AnyTensor>): string | null;
   run(p: Problem<AnyTensor>): Promise<BackendOutput>;
+  /**
+   * Engines that keep resident tensors (location 'wasm') check a problem's: made by this engine and
+   * not disposed, else a TypeError. The façade refuses resident tensors for engines without it.
+   */
+  checkInputs?(p: Problem<AnyTensor>): void;
   upload?(t: Tensor): Promise<DeviceTensor>;
   download?(t: DeviceTensor): Promise<Tensor>;
   dispose(): Promise<void>;

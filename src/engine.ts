@@ -59,12 +59,26 @@ class FacadeEngine implements Engine {
   get threads(): number { return this.impl.threads; }
   get info() { return this.impl.info; }
 
-  async attentionVarlen<T extends AnyTensor>(q: T, k: T, v: T, options: VarlenOptions): Promise<AttentionResult<T>> {
-    return this.run(validateVarlen(q, k, v, options));
+  async attentionVarlen<T extends AnyTensor>(q: T, k: T | DeviceTensor, v: T | DeviceTensor, options: VarlenOptions): Promise<AttentionResult<T>> {
+    this.refuseResident([q, k, v]);
+    return this.run(validateVarlen(q, k as T, v as T, options));
   }
 
-  async attention<T extends AnyTensor>(q: T, k: T, v: T, options: AttentionOptions = {}): Promise<AttentionResult<T>> {
-    return this.run(validateFixed(q, k, v, options));
+  async attention<T extends AnyTensor>(q: T, k: T | DeviceTensor, v: T | DeviceTensor, options: AttentionOptions = {}): Promise<AttentionResult<T>> {
+    this.refuseResident([q, k, v]);
+    return this.run(validateFixed(q, k as T, v as T, options));
+  }
+
+  /** Tensors resident in a wasm engine reach only an engine that keeps such tensors (which checks they are its own). */
+  private refuseResident(ts: unknown[]): void {
+    if (this.impl.checkInputs) return;
+    ts.forEach((t, i) => {
+      if (t !== null && typeof t === 'object' && (t as AnyTensor).location === 'wasm') {
+        const name = ['q', 'k', 'v'][i];
+        const want = this.backend === 'cuda' ? 'a host or cuda tensor' : 'a host tensor (this wasm engine keeps no resident tensors)';
+        throw new TypeError(`Expected ${want} for ${name} but received a tensor resident in a wasm engine; download() it from that engine first`);
+      }
+    });
   }
 
   unsupported(p: Problem<AnyTensor>): string | null {
@@ -72,6 +86,7 @@ class FacadeEngine implements Engine {
   }
 
   private async run<T extends AnyTensor>(p: Problem<T>): Promise<AttentionResult<T>> {
+    this.impl.checkInputs?.(p);
     const why = this.impl.unsupported(p);
     if (why !== null) throw new RangeError(why);
     const r = await this.impl.run(p);
@@ -79,11 +94,15 @@ class FacadeEngine implements Engine {
   }
 
   async upload(t: Tensor): Promise<DeviceTensor> {
+    if (t !== null && typeof t === 'object' && (t as AnyTensor).location === 'wasm')
+      throw new TypeError('Expected a host tensor for upload but received a tensor resident in a wasm engine; download() it from that engine first');
     if (!this.impl.upload) throw new TypeError(`Expected the cuda engine for upload but this engine is '${this.backend}'`);
     return this.impl.upload(t);
   }
 
   async download(t: DeviceTensor): Promise<Tensor> {
+    if (t !== null && typeof t === 'object' && t.location === 'wasm' && !this.impl.checkInputs)
+      throw new TypeError(`Expected a tensor made by this ${this.backend} engine for download but received one resident in a wasm engine; download() it from that engine`);
     if (!this.impl.download) throw new TypeError(`Expected the cuda engine for download but this engine is '${this.backend}'`);
     return this.impl.download(t);
   }

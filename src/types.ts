@@ -13,12 +13,16 @@ export interface Tensor {
   readonly location?: 'cpu' | 'cuda';
 }
 
-/** A tensor whose data lives in GPU memory; made by `engine.upload` or returned by the cuda engine. */
+/**
+ * A tensor whose data lives in an engine's memory, made by `engine.upload`: 'cuda' (GPU memory; the cuda
+ * engine also returns its results so) or 'wasm' (resident in the wasm engine's WebAssembly memory, e.g. a
+ * KV cache reused across calls; the wasm engine's results stay host tensors).
+ */
 export interface DeviceTensor {
   readonly shape: readonly number[];
   readonly dtype: DType;
-  readonly location: 'cuda';
-  /** Frees the GPU memory now; a finalizer frees what is forgotten. */
+  readonly location: 'cuda' | 'wasm';
+  /** Frees the memory now; a finalizer frees what is forgotten. */
   dispose(): void;
 }
 
@@ -87,11 +91,18 @@ export interface Engine {
   readonly threads: number;
   /** Details for `flashattn doctor`: SIMD flavour, device name, ... */
   readonly info: Readonly<Record<string, string | number | boolean>>;
-  attentionVarlen<T extends AnyTensor>(q: T, k: T, v: T, options: VarlenOptions): Promise<AttentionResult<T>>;
-  attention<T extends AnyTensor>(q: T, k: T, v: T, options?: AttentionOptions): Promise<AttentionResult<T>>;
-  /** Copies a host tensor to the GPU (cuda engine only). */
+  /**
+   * Results are on q's side: host tensors for host q, cuda tensors for cuda q. On the wasm engine, k and v
+   * may be resident tensors (`upload`) with host q (a KV cache); its results are always host tensors.
+   */
+  attentionVarlen<T extends AnyTensor>(q: T, k: T | DeviceTensor, v: T | DeviceTensor, options: VarlenOptions): Promise<AttentionResult<T>>;
+  attention<T extends AnyTensor>(q: T, k: T | DeviceTensor, v: T | DeviceTensor, options?: AttentionOptions): Promise<AttentionResult<T>>;
+  /**
+   * Copies a host tensor into the engine: GPU memory (cuda), or the engine's WebAssembly memory (wasm: a
+   * resident tensor that calls of this engine read in place, mixed freely with host tensors).
+   */
   upload(t: Tensor): Promise<DeviceTensor>;
-  /** Copies a device tensor back to the host (cuda engine only). */
+  /** Copies a tensor made by this engine's `upload` (or a cuda result) back to the host. */
   download(t: DeviceTensor): Promise<Tensor>;
   dispose(): Promise<void>;
 }

@@ -39,7 +39,7 @@ function checkTensor(t: AnyTensor, name: string, rank: number): number[] {
   for (const s of shape) if (!isInt(s) || s < 0) throw rangeErr('non-negative integer sizes', `${name}.shape`, shape);
   const dtype = t.dtype;
   if (!DTYPES.includes(dtype)) throw typeErr(`one of ${DTYPES.map((d) => `'${d}'`).join(', ')}`, `${name}.dtype`, dtype);
-  if (t.location === 'cuda') return shape;
+  if (t.location === 'cuda' || t.location === 'wasm') return shape;
   const data = (t as { data?: unknown }).data;
   if (dtype === 'float32' && !(data instanceof Float32Array))
     throw typeErr("a Float32Array (dtype 'float32')", `${name}.data`, data);
@@ -115,9 +115,12 @@ function checkOptions(o: AttentionOptions, numHeads: number, headDim: number) {
 function checkSameDtype(q: AnyTensor, k: AnyTensor, v: AnyTensor): DType {
   if (k.dtype !== q.dtype) throw typeErr(`dtype '${q.dtype}' like q`, 'k.dtype', k.dtype);
   if (v.dtype !== q.dtype) throw typeErr(`dtype '${q.dtype}' like q`, 'v.dtype', v.dtype);
+  // Host tensors and tensors resident in the wasm engine's memory may mix (a KV cache uploaded once, q
+  // from the host); cuda tensors may not mix with host ones.
   const loc = q.location ?? 'cpu';
+  const side = (l: string) => (l === 'wasm' ? 'cpu' : l);
   for (const [t, n] of [[k, 'k'], [v, 'v']] as const)
-    if ((t.location ?? 'cpu') !== loc) throw typeErr(`a tensor on '${loc}' like q`, `${n}.location`, t.location ?? 'cpu');
+    if (side(t.location ?? 'cpu') !== side(loc)) throw typeErr(`a tensor on '${loc}' like q`, `${n}.location`, t.location ?? 'cpu');
   return q.dtype;
 }
 

@@ -18,6 +18,8 @@ export interface Workload {
   causal: boolean;
   /** Also report the GB/s of K and V read (decode). */
   reportBandwidth?: boolean;
+  /** Also measure flashattn with K and V uploaded once (resident in the engine) and q passed per call. */
+  residentKV?: boolean;
 }
 
 export const WORKLOADS: readonly Workload[] = [
@@ -26,7 +28,7 @@ export const WORKLOADS: readonly Workload[] = [
   { id: 'B', title: 'bottom-right causal, 8 heads, 512 q x 2048 k, d 64', numHeads: 8, numKvHeads: 8, headDim: 64, headDimV: 64,
     seqlensQ: [512], seqlensK: [2048], causal: true },
   { id: 'C', title: 'decode, 32 q heads / 8 kv heads, 1 x 4096, d 128', numHeads: 32, numKvHeads: 8, headDim: 128, headDimV: 128,
-    seqlensQ: [1], seqlensK: [4096], causal: true, reportBandwidth: true },
+    seqlensQ: [1], seqlensK: [4096], causal: true, reportBandwidth: true, residentKV: true },
   { id: 'D', title: 'non-causal, 12 heads, 512 x 512, d 64', numHeads: 12, numKvHeads: 12, headDim: 64, headDimV: 64,
     seqlensQ: [512], seqlensK: [512], causal: false },
   { id: 'E', title: 'packed batch, causal, 8 heads, d 64, lengths [37, 512, 129, 1024, 5, 300]', numHeads: 8, numKvHeads: 8,

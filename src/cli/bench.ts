@@ -22,7 +22,7 @@ import { referenceProblem } from '../reference.js';
 import type { Engine, Tensor } from '../types.js';
 import { parseFlags } from './args.js';
 
-export const IMPLS = ['flashattn', 'onnxruntime-node', 'onnxruntime-web', 'naive JS'] as const;
+export const IMPLS = ['flashattn', 'flashattn (resident K/V)', 'onnxruntime-node', 'onnxruntime-web', 'naive JS'] as const;
 export type ImplName = (typeof IMPLS)[number];
 
 export interface BenchResult {
@@ -222,6 +222,30 @@ export async function bench(args: string[], log: (line: string) => void): Promis
             report.failures.push(`${w.id} flashattn ${t}t: ${(err as Error).message}`);
             log(`${tag}${pad('flashattn', 17)} ✗ ERROR ${(err as Error).message}`);
           }
+          // flashattn with K and V resident in the engine (uploaded once, as a KV cache is), q per call
+          if (w.residentKV) {
+            const name = 'flashattn (resident K/V)';
+            const label = `${tag}${pad('flashattn', 17)}`;
+            const [k, v] = await Promise.all([e.upload(tensors.k), e.upload(tensors.v)]).catch((err: Error) => [err, err] as const);
+            try {
+              if (k instanceof Error || v instanceof Error) throw k;
+              const call = () => (tensors.varlen
+                ? e.attentionVarlen(tensors.q, k, v, { cuSeqlensQ: d.cuSeqlensQ, cuSeqlensK: d.cuSeqlensK, causal: w.causal })
+                : e.attention(tensors.q, k, v, { causal: w.causal }));
+              const r = await steady(async () => {
+                const others = othersCores();
+                const { timing, result: out } = await measure(call, policy);
+                return result(d, name, t, timing, checkAgainst((out.out as Tensor).data as Float32Array, ref), others(), 'K, V uploaded once; q per call');
+              }, label);
+              record(r, d, `${tag}${pad('  resident K/V', 17)}`);
+            } catch (err) {
+              report.failures.push(`${w.id} ${name} ${t}t: ${(err as Error).message}`);
+              log(`${tag}${pad('  resident K/V', 17)} ✗ ERROR ${(err as Error).message}`);
+            } finally {
+              if (!(k instanceof Error)) k.dispose();
+              if (!(v instanceof Error)) v.dispose();
+            }
+          }
         }
         // onnxruntime peers
         for (const [impl, m, load] of [
@@ -348,6 +372,13 @@ export function table(report: BenchReport, threads: number[]): string[] {
     for (const t of threads) {
       const fa = get(w.id, 'flashattn', t), on = get(w.id, 'onnxruntime-node', t), ow = get(w.id, 'onnxruntime-web', t);
       lines.push(`| ${w.id} | ${t} | ${cell(fa, bw)} | ${cell(on, bw)} | ${cell(ow, bw)} | ${cell(naive, bw)} | ${ratio(fa, on)} | ${ratio(fa, ow)} | ${ratio(fa, naive)} |`);
+    }
+    // flashattn with K and V resident (uploaded once), against the same peer numbers
+    for (const t of threads) {
+      const fr = get(w.id, 'flashattn (resident K/V)', t);
+      if (!fr) continue;
+      const on = get(w.id, 'onnxruntime-node', t), ow = get(w.id, 'onnxruntime-web', t);
+      lines.push(`| ${w.id}, flashattn (resident K/V) | ${t} | ${cell(fr, bw)} | ${cell(on, bw)} | ${cell(ow, bw)} | ${cell(naive, bw)} | ${ratio(fr, on)} | ${ratio(fr, ow)} | ${ratio(fr, naive)} |`);
     }
   }
   lines.push('', 'Operators the onnxruntime numbers come from (the fastest correct candidate):', '');

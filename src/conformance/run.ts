@@ -7,7 +7,7 @@ import { debug } from '../debug.js';
 import { engineUnsupported } from '../engine.js';
 import { decode, encode } from '../half.js';
 import { referenceProblem } from '../reference.js';
-import type { DType, Engine, Tensor, VarlenOptions } from '../types.js';
+import type { AnyTensor, DType, Engine, Tensor, VarlenOptions } from '../types.js';
 import { validateFixed, validateVarlen } from '../validate.js';
 import { type Case, caseId } from './cases.js';
 import { randn, rng } from './random.js';
@@ -72,9 +72,12 @@ export async function runEngine(engine: Engine, x: Inputs, device = false) {
   const [q, k, v] = await Promise.all([engine.upload(x.q), engine.upload(x.k), engine.upload(x.v)]);
   try {
     const r = x.fixed ? await engine.attention(q, k, v, fixedOptions) : await engine.attentionVarlen(q, k, v, x.options);
-    const out = await engine.download(r.out);
-    const lse = r.lse ? await engine.download(r.lse) : undefined;
-    r.out.dispose(); r.lse?.dispose();
+    // the cuda engine returns device tensors; the wasm engine returns host tensors even for resident inputs
+    const host = async (t: AnyTensor) => ('data' in t ? t : engine.download(t));
+    const out = await host(r.out);
+    const lse = r.lse ? await host(r.lse) : undefined;
+    if (!('data' in r.out)) r.out.dispose();
+    if (r.lse && !('data' in r.lse)) r.lse.dispose();
     return { out, lse };
   } finally {
     q.dispose(); k.dispose(); v.dispose();

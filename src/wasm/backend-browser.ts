@@ -6,7 +6,8 @@
  * calling thread. `info.threadsReason` says which and why.
  */
 import type { Backend } from '../backend.js';
-import type { WasmSources } from '../types.js';
+import type { Problem } from '../problem.js';
+import type { AnyTensor, WasmSources } from '../types.js';
 import { createWasmBackendWith } from './core.js';
 import { loadKernel } from './kernel-browser.js';
 import { browserPlatform } from './platform-browser.js';
@@ -37,17 +38,25 @@ function planThreads(asked: number | undefined): Plan {
 export async function createBrowserWasmBackend(o: BrowserWasmOptions): Promise<Backend> {
   const plan = planThreads(o.threads);
   const kernel = await loadKernel(o.wasm, plan.runsOn !== 'workers');
-  const impl = plan.runsOn === 'workers' ? await createWasmBackendWith(browserPlatform, kernel, { threads: plan.threads, offThread: true })
+  const impl: Backend = plan.runsOn === 'workers' ? await createWasmBackendWith(browserPlatform, kernel, { threads: plan.threads, offThread: true })
     : plan.runsOn === 'one worker' ? await WorkerEngine.start(kernel)
       : await createWasmBackendWith(browserPlatform, kernel, { threads: 1, sharedMemory: kernel.shared });
   const info = {
     ...impl.info, runsOn: plan.runsOn, threadsReason: plan.reason,
     crossOriginIsolated: globalThis.crossOriginIsolated === true, sharedMemory: kernel.shared,
   };
+  // Resident tensors (upload) live in the page's wasm memory; an engine in one worker has none.
+  const noResident = async (): Promise<never> => {
+    throw new TypeError('Expected a cross-origin isolated page (or a runtime without workers) for upload on the wasm engine; ' +
+      'here the engine computes in one worker, so tensors cannot stay resident: pass host tensors');
+  };
   return {
     name: impl.name, threads: impl.threads, info,
     unsupported: (p) => impl.unsupported(p),
     run: (p) => impl.run(p),
+    ...(impl.checkInputs ? { checkInputs: (p: Problem<AnyTensor>) => impl.checkInputs!(p) } : {}),
+    upload: impl.upload ? (t) => impl.upload!(t) : noResident,
+    download: impl.download ? (t) => impl.download!(t) : noResident,
     dispose: () => impl.dispose(),
   };
 }

@@ -6,8 +6,8 @@
 import type { Backend, BackendOutput } from '../backend.js';
 import { debug } from '../debug.js';
 import type { Problem } from '../problem.js';
-import type { AnyTensor, Tensor } from '../types.js';
-import { type ItemPlan, type KernelSizes, type Layout, layout, planItems } from './plan.js';
+import type { AnyTensor, DeviceTensor, DType, Tensor } from '../types.js';
+import { type Block, type ItemPlan, type KernelSizes, type Layout, Regions, type ResidentInputs, layout, planItems } from './plan.js';
 import type { Platform } from './platform.js';
 import { WorkerPool } from './pool.js';
 
@@ -103,9 +103,46 @@ async function compileKernel(platform: Platform, files: WasmFiles, simdOption: W
 
 interface Prepared {
   plan: ItemPlan;
-  lay: Layout;
-  /** The same with the inputs in a second place, or null (one thread, or inputs over 64 MiB). */
-  moved: Layout | null;
+  /** Bytes of the call's own region (its resident inputs excluded). */
+  bytes: number;
+  /** The same with the inputs in a second place, or 0 (one thread, or inputs over 64 MiB). */
+  movedBytes: number;
+}
+
+const bytesOf = (dtype: DType) => (dtype === 'float32' ? 4 : 2);
+const sizeOf = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
+const INPUTS = ['q', 'k', 'v'] as const;
+
+/**
+ * A tensor resident in one wasm engine's memory (`engine.upload`): calls of that engine read it in
+ * place. The block and the engine are private, so a spread copy is not a resident tensor.
+ */
+class WasmTensor implements DeviceTensor {
+  readonly location = 'wasm' as const;
+  readonly #owner: WasmBackend;
+  readonly #block: Block;
+
+  constructor(readonly shape: readonly number[], readonly dtype: DType, owner: WasmBackend, block: Block) {
+    this.shape = Object.freeze([...shape]);
+    this.#owner = owner;
+    this.#block = block;
+  }
+
+  /** The block of a live tensor uploaded to `owner`; a TypeError naming the fix otherwise. */
+  static blockOf(t: AnyTensor, name: string, owner: WasmBackend): Block {
+    if (!(t instanceof WasmTensor)) {
+      if (t.location === 'cuda') throw new TypeError(`Expected a host or wasm-resident tensor for ${name} but received a cuda tensor; download() it first`);
+      throw new TypeError(`Expected a tensor made by this wasm engine's upload() for ${name} but received a plain object with location 'wasm'`);
+    }
+    if (t.#owner !== owner)
+      throw new TypeError(`Expected a tensor resident in this wasm engine for ${name} but received one uploaded to another engine; download() it from that engine (and upload() it to this one)`);
+    if (!t.#block.live) throw new TypeError(`Expected a live resident tensor for ${name} but received one that was disposed`);
+    return t.#block;
+  }
+
+  dispose(): void {
+    this.#owner.release(this.#block, this);
+  }
 }
 
 /** Inputs up to this size alternate between two places on calls with workers. */
@@ -116,6 +153,10 @@ class WasmBackend implements Backend {
   private queue: Promise<unknown> = Promise.resolve();
   private readonly prepared = new WeakMap<object, Prepared>();
   private readonly sizes: KernelSizes;
+  /** Resident tensors' blocks; each call is laid out around them. */
+  private readonly regions: Regions;
+  /** Frees the blocks of resident tensors nobody disposed. */
+  private readonly finalizer = new FinalizationRegistry<Block>((b) => this.regions.free(b));
   private disposed = false;
   private flip = false;
 
@@ -131,24 +172,90 @@ class WasmBackend implements Backend {
       scratchBytes: (D, Dv) => kernel.scratchBytes(D, Dv) >>> 0,
       slotBytes: (Dv) => kernel.slotBytes(Dv) >>> 0,
     };
+    this.regions = new Regions(this.sizes.heapBase);
+  }
+
+  /** Bytes and count of live resident tensors (tests, diagnostics). */
+  get resident(): { bytes: number; count: number } {
+    return { bytes: this.regions.bytes, count: this.regions.count };
+  }
+
+  checkInputs(p: Problem<AnyTensor>): void {
+    for (const n of INPUTS) if (p[n].location === 'wasm') WasmTensor.blockOf(p[n], n, this);
+  }
+
+  /** Copies a host tensor into a block of the wasm memory that stays until dispose() (or the finalizer). */
+  upload(t: Tensor): Promise<DeviceTensor> {
+    if (t === null || typeof t !== 'object' || !ArrayBuffer.isView((t as Tensor).data))
+      return Promise.reject(new TypeError(`Expected a host tensor { data, shape, dtype } for upload but received ${t === null || typeof t !== 'object' ? String(t) : `a tensor on '${(t as AnyTensor).location}'`}`));
+    const want = t.dtype === 'float32' ? Float32Array : t.dtype === 'float16' || t.dtype === 'bfloat16' ? Uint16Array : null;
+    if (!want) return Promise.reject(new TypeError(`Expected one of 'float32', 'float16', 'bfloat16' for dtype but received ${JSON.stringify(t.dtype)}`));
+    if (!(t.data instanceof want))
+      return Promise.reject(new TypeError(`Expected a ${want.name} for a '${t.dtype}' tensor's data but received ${t.data.constructor.name}`));
+    if (!Array.isArray(t.shape) || !t.shape.every((x) => Number.isInteger(x) && x >= 0) || t.data.length !== sizeOf(t.shape))
+      return Promise.reject(new RangeError(`Expected ${sizeOf(t.shape ?? [])} elements (shape [${(t.shape ?? []).join(', ')}]) for data but received ${t.data.length}`));
+    // In the queue: a call in flight may use the memory the block will take.
+    return this.enqueue(() => {
+      if (this.disposed) throw new Error('flashattn: the wasm engine was disposed');
+      const bytes = t.data.byteLength;
+      if (this.regions.fit(bytes) + bytes > MAX_BYTES)
+        throw new RangeError(`Expected a tensor that fits the wasm engine's 4 GiB memory but received ${(bytes / 2 ** 30).toFixed(2)} GiB`);
+      const block = this.regions.take(bytes);
+      this.reserve(block.end);
+      new Uint8Array(this.memory.buffer, block.start, bytes).set(new Uint8Array(t.data.buffer, t.data.byteOffset, bytes));
+      const r = new WasmTensor(t.shape, t.dtype, this, block);
+      this.finalizer.register(r, block, r);
+      return r;
+    });
+  }
+
+  async download(t: DeviceTensor): Promise<Tensor> {
+    if (t === null || typeof t !== 'object') throw new TypeError(`Expected a resident tensor for download but received ${String(t)}`);
+    if (this.disposed) throw new Error('flashattn: the wasm engine was disposed');
+    // results are host tensors even when q was resident: downloading one is a copy
+    const host = t as unknown as Tensor;
+    if (t.location !== 'wasm' && t.location !== 'cuda' && ArrayBuffer.isView(host.data))
+      return { data: host.data.slice(), shape: [...host.shape], dtype: host.dtype, location: 'cpu' };
+    const block = WasmTensor.blockOf(t, 'download', this);
+    const n = sizeOf(t.shape);
+    const data = t.dtype === 'float32' ? new Float32Array(n) : new Uint16Array(n);
+    new Uint8Array(data.buffer).set(new Uint8Array(this.memory.buffer, block.start, n * bytesOf(t.dtype)));
+    return { data, shape: [...t.shape], dtype: t.dtype, location: 'cpu' };
+  }
+
+  /** Frees a resident tensor's block now (its dispose()). */
+  release(block: Block, t: WasmTensor): void {
+    this.finalizer.unregister(t);
+    this.regions.free(block);
+  }
+
+  private reserve(end: number): void {
+    const have = this.memory.buffer.byteLength;
+    if (end > have) this.memory.grow(Math.ceil((end - have) / PAGE));
+  }
+
+  private enqueue<R>(f: () => R | Promise<R>): Promise<R> {
+    // One call at a time: calls and uploads lay themselves out in the memory's free gaps.
+    const r = this.queue.then(f);
+    // the queue must not hold the last result (a resident tensor the finalizer is to free)
+    this.queue = r.then(() => undefined, () => undefined);
+    return r;
   }
 
   unsupported(p: Problem<AnyTensor>): string | null {
     for (const t of [p.q, p.k, p.v])
       if (t.location === 'cuda') return 'Expected host tensors for the wasm engine but received a cuda tensor; download() it first';
-    const { lay } = this.prepare(p);
-    if (lay.end > MAX_BYTES) {
-      const gib = (lay.end / 2 ** 30).toFixed(2);
+    const { bytes } = this.prepare(p);
+    const end = this.regions.fit(bytes) + bytes;
+    if (end > MAX_BYTES) {
+      const gib = (end / 2 ** 30).toFixed(2);
       return `Expected a call that fits the wasm engine's 4 GiB memory (inputs, outputs and work space) but received one that needs ${gib} GiB; split the batch`;
     }
     return null;
   }
 
   run(p: Problem<AnyTensor>): Promise<BackendOutput> {
-    // One call at a time: every call lays itself out at the same place in the memory.
-    const r = this.queue.then(() => this.runNow(p as Problem<Tensor>));
-    this.queue = r.catch(() => undefined);
-    return r;
+    return this.enqueue(() => this.runNow(p));
   }
 
   async dispose(): Promise<void> {
@@ -157,31 +264,48 @@ class WasmBackend implements Backend {
     await this.pool?.terminate();
   }
 
+  /** The layout of a call from `base`, its resident inputs (location 'wasm') left out at offset 0. */
+  private layoutOf(p: Problem<AnyTensor>, plan: ItemPlan, moved: boolean, base: number, resident?: ResidentInputs): Layout {
+    const res: ResidentInputs = { ...resident };
+    for (const n of INPUTS) if (p[n].location === 'wasm') res[n] ??= 0;
+    return layout(p, this.sizes, this.threads, plan.count, plan.parentCount, plan.slotCount, moved, base, res);
+  }
+
   private prepare(p: Problem<AnyTensor>): Prepared {
     let prep = this.prepared.get(p);
     if (!prep) {
       const plan = planItems(p);
-      const lay = layout(p, this.sizes, this.threads, plan.count, plan.parentCount, plan.slotCount);
-      let moved: Layout | null = null;
-      if (this.pool && lay.out - lay.q <= ALTERNATE_INPUTS) {
-        moved = layout(p, this.sizes, this.threads, plan.count, plan.parentCount, plan.slotCount, true);
-        if (moved.end > MAX_BYTES) moved = null;
+      const base = this.sizes.heapBase;
+      const lay = this.layoutOf(p, plan, false, base);
+      const bytes = lay.end - lay.params;
+      let movedBytes = 0;
+      // host inputs (the part of [q, out) that is not resident) small enough to alternate
+      const hostInputs = INPUTS.reduce((n, x) => n + (p[x].location === 'wasm' ? 0 : (p[x] as Tensor).data.byteLength), 0);
+      if (this.pool && hostInputs <= ALTERNATE_INPUTS) {
+        const moved = this.layoutOf(p, plan, true, base);
+        movedBytes = moved.end - moved.params;
       }
-      prep = { plan, lay, moved };
+      prep = { plan, bytes, movedBytes };
       this.prepared.set(p, prep);
     }
     return prep;
   }
 
-  private async runNow(p: Problem<Tensor>): Promise<BackendOutput> {
+  private async runNow(p: Problem<AnyTensor>): Promise<BackendOutput> {
     if (this.disposed) throw new Error('flashattn: the wasm engine was disposed');
+    // resident inputs: checked again here, as one may have been disposed while the call was queued
+    const resident: ResidentInputs = {};
+    for (const n of INPUTS) if (p[n].location === 'wasm') resident[n] = WasmTensor.blockOf(p[n], n, this).start;
     const prep = this.prepare(p);
     const { plan } = prep;
     this.flip = !this.flip;
-    const lay = this.flip && prep.moved ? prep.moved : prep.lay;
-    if (lay.end > MAX_BYTES) throw new RangeError(this.unsupported(p) ?? 'too big');
-    const have = this.memory.buffer.byteLength;
-    if (lay.end > have) this.memory.grow(Math.ceil((lay.end - have) / PAGE));
+    let moved = this.flip && prep.movedBytes > 0;
+    if (moved && this.regions.fit(prep.movedBytes) + prep.movedBytes > MAX_BYTES) moved = false;
+    const bytes = moved ? prep.movedBytes : prep.bytes;
+    const base = this.regions.fit(bytes);
+    if (base + bytes > MAX_BYTES) throw new RangeError(this.unsupported(p) ?? 'too big');
+    const lay = this.layoutOf(p, plan, moved, base, resident);
+    this.reserve(lay.end);
     const buf = this.memory.buffer;
 
     const i32 = new Int32Array(buf, lay.params, 32);
@@ -210,7 +334,7 @@ class WasmBackend implements Backend {
       if (half) new Uint16Array(buf, at, data.length).set(data as Uint16Array);
       else new Float32Array(buf, at, data.length).set(data as Float32Array);
     };
-    put(lay.q, p.q.data); put(lay.k, p.k.data); put(lay.v, p.v.data);
+    for (const n of INPUTS) if (resident[n] === undefined) put(lay[n], (p[n] as Tensor).data);
     const outLen = p.totalQ * p.numHeads * p.headDimV, lseLen = p.totalQ * p.numHeads;
     if (debug.poisonOutputs) {
       if (half) new Uint16Array(buf, lay.out, outLen).fill(NAN16[p.dtype as 'float16' | 'bfloat16']);
