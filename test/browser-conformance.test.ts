@@ -128,6 +128,24 @@ describeBrowser('conformance in Chromium', () => {
         expect(errs[3]).toBeLessThan(5e-2);
       });
 
+      it(mode.isolated ? 'resident K and V give the host path\'s bits' : 'upload is refused with the reason (the engine is in one worker)', async () => {
+        const r = await page.evaluate(async () => {
+          const { entry, engine } = (globalThis as any).__fa;
+          const t = (n: number, H: number, s: number) =>
+            entry.tensor(Float32Array.from({ length: n * H * 64 }, (_, i) => Math.sin(i * 0.37 + s)), [1, n, H, 64]);
+          const q = t(1, 8, 1), k = t(2100, 2, 2), v = t(2100, 2, 3);
+          let kc, vc;
+          try { [kc, vc] = [await engine.upload(k), await engine.upload(v)]; } catch (e) { return { error: `${(e as Error).name}: ${(e as Error).message}` }; }
+          const host = (await engine.attention(q, k, v, { causal: true })).out.data as Float32Array;
+          const res = (await engine.attention(q, kc, vc, { causal: true })).out.data as Float32Array;
+          const back = (await engine.download(kc)).data as Float32Array;
+          kc.dispose(); vc.dispose();
+          return { location: kc.location, same: host.every((x, i) => Object.is(x, res[i])), roundTrip: back.every((x, i) => x === k.data[i]) };
+        });
+        if (mode.isolated) expect(r).toEqual({ location: 'wasm', same: true, roundTrip: true });
+        else expect(r.error).toMatch(/^TypeError: .*cross-origin isolated/);
+      });
+
       it('a long call leaves the page responsive (compute is off the main thread)', async () => {
         const { ms, syncMs, maxGap, ticks } = await timerDuringCall(page);
         const what = `a ${ms.toFixed(0)} ms call (${syncMs.toFixed(0)} ms of it on the main thread before it returned): ` +

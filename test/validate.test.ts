@@ -25,7 +25,13 @@ type Case = [string, () => Promise<unknown>, ErrorConstructor, RegExp];
 const varlen = (qq: unknown, kk: unknown, vv: unknown, o: unknown) => () =>
   engine.attentionVarlen(qq as Tensor, kk as Tensor, vv as Tensor, o as VarlenOptions);
 
+const dev = (t: Tensor, location: 'cuda' | 'wasm') => ({ shape: t.shape, dtype: t.dtype, location, dispose() {} });
+
 const rules: Case[] = [
+  ['cuda k with host q', varlen(q, dev(k, 'cuda'), v, opts()), TypeError, /^Expected a tensor on 'cpu' like q for k.location but received "cuda"$/],
+  ['host v with cuda q', varlen(dev(q, 'cuda'), dev(k, 'cuda'), v, opts()), TypeError, /^Expected a tensor on 'cuda' like q for v.location but received "cpu"$/],
+  // host and wasm-resident tensors mix; an engine keeping no resident tensors refuses them with the fix
+  ['wasm-resident k on an engine without resident tensors', varlen(q, dev(k, 'wasm'), v, opts()), TypeError, /for k but received a tensor resident in a wasm engine; download\(\) it/],
   ['q not a tensor', varlen(null, k, v, opts()), TypeError, /Expected a tensor .* for q but received null/],
   ['shape not an array', varlen({ data: q.data, shape: 'x', dtype: 'float32' }, k, v, opts()), TypeError, /for q.shape/],
   ['wrong rank', varlen(T([6, 32]), k, v, opts()), RangeError, /rank 3 for q.shape/],

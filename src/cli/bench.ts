@@ -19,7 +19,7 @@ import type { WorkloadData } from '../bench/workloads.js';
 import { WORKLOADS, makeWorkloadData } from '../bench/workloads.js';
 import { createEngine } from '../node.js';
 import { referenceProblem } from '../reference.js';
-import type { Engine, Tensor } from '../types.js';
+import type { DeviceTensor, Engine, Tensor } from '../types.js';
 import { parseFlags } from './args.js';
 
 export const IMPLS = ['flashattn', 'flashattn (resident K/V)', 'onnxruntime-node', 'onnxruntime-web', 'naive JS'] as const;
@@ -225,25 +225,25 @@ export async function bench(args: string[], log: (line: string) => void): Promis
           // flashattn with K and V resident in the engine (uploaded once, as a KV cache is), q per call
           if (w.residentKV) {
             const name = 'flashattn (resident K/V)';
-            const label = `${tag}${pad('flashattn', 17)}`;
-            const [k, v] = await Promise.all([e.upload(tensors.k), e.upload(tensors.v)]).catch((err: Error) => [err, err] as const);
+            const label = `${tag}${pad('  resident K/V', 17)}`;
+            let k: DeviceTensor | null = null, v: DeviceTensor | null = null;
             try {
-              if (k instanceof Error || v instanceof Error) throw k;
+              const kk = k = await e.upload(tensors.k), vv = v = await e.upload(tensors.v);
               const call = () => (tensors.varlen
-                ? e.attentionVarlen(tensors.q, k, v, { cuSeqlensQ: d.cuSeqlensQ, cuSeqlensK: d.cuSeqlensK, causal: w.causal })
-                : e.attention(tensors.q, k, v, { causal: w.causal }));
+                ? e.attentionVarlen(tensors.q, kk, vv, { cuSeqlensQ: d.cuSeqlensQ, cuSeqlensK: d.cuSeqlensK, causal: w.causal })
+                : e.attention(tensors.q, kk, vv, { causal: w.causal }));
               const r = await steady(async () => {
                 const others = othersCores();
                 const { timing, result: out } = await measure(call, policy);
                 return result(d, name, t, timing, checkAgainst((out.out as Tensor).data as Float32Array, ref), others(), 'K, V uploaded once; q per call');
               }, label);
-              record(r, d, `${tag}${pad('  resident K/V', 17)}`);
+              record(r, d, label);
             } catch (err) {
               report.failures.push(`${w.id} ${name} ${t}t: ${(err as Error).message}`);
-              log(`${tag}${pad('  resident K/V', 17)} ✗ ERROR ${(err as Error).message}`);
+              log(`${label} ✗ ERROR ${(err as Error).message}`);
             } finally {
-              if (!(k instanceof Error)) k.dispose();
-              if (!(v instanceof Error)) v.dispose();
+              k?.dispose();
+              v?.dispose();
             }
           }
         }
