@@ -14,7 +14,6 @@ import { validateFixed, validateVarlen } from './validate.js';
 export type Loader = (options: EngineOptions) => Promise<Backend>;
 export type Loaders = Record<BackendName, Loader>;
 
-
 function envBackend(): string | undefined {
   return typeof process !== 'undefined' ? process.env?.FLASHATTN_BACKEND : undefined;
 }
@@ -96,14 +95,14 @@ class FacadeEngine implements Engine {
   async upload(t: Tensor): Promise<DeviceTensor> {
     if (t !== null && typeof t === 'object' && (t as AnyTensor).location === 'wasm')
       throw new TypeError('Expected a host tensor for upload but received a tensor resident in a wasm engine; download() it from that engine first');
-    if (!this.impl.upload) throw new TypeError(`Expected the cuda engine for upload but this engine is '${this.backend}'`);
+    if (!this.impl.upload) throw new TypeError(`Expected an engine that keeps tensors (cuda, or wasm on its own thread or a cross-origin isolated page) for upload but this ${this.backend} engine keeps none`);
     return this.impl.upload(t);
   }
 
   async download(t: DeviceTensor): Promise<Tensor> {
     if (t !== null && typeof t === 'object' && t.location === 'wasm' && !this.impl.checkInputs)
       throw new TypeError(`Expected a tensor made by this ${this.backend} engine for download but received one resident in a wasm engine; download() it from that engine`);
-    if (!this.impl.download) throw new TypeError(`Expected the cuda engine for download but this engine is '${this.backend}'`);
+    if (!this.impl.download) throw new TypeError(`Expected an engine that keeps tensors for download but this ${this.backend} engine keeps none`);
     return this.impl.download(t);
   }
 
