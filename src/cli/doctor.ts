@@ -2,12 +2,22 @@
  * `flashattn doctor`: which engines load here and why (not), then the conformance cases on each.
  * It needs only the built package (no test framework): this is how the GPU machine is checked.
  */
-import { caseId, cases } from '../conformance/cases.js';
+import { type Case, caseId, cases } from '../conformance/cases.js';
 import { freshSeed } from '../conformance/random.js';
-import { runCase } from '../conformance/run.js';
+import { buildInputs, runCase } from '../conformance/run.js';
+import { engineUnsupported as unsupported } from '../engine.js';
+import { validateFixed, validateVarlen } from '../validate.js';
+import { badCalls, compareEngines, compareErrors } from '../conformance/cross.js';
 import { createEngine } from '../node.js';
 import type { BackendName, Engine } from '../types.js';
 import { parseFlags } from './args.js';
+
+/** Whether an engine skips a case (the predicate runCase uses). */
+function engineUnsupported(engine: Engine, c: Case, seed: number): boolean {
+  const x = buildInputs(c, seed);
+  const p = x.fixed ? validateFixed(x.q, x.k, x.v, x.options) : validateVarlen(x.q, x.k, x.v, x.options);
+  return unsupported(engine, p) !== null;
+}
 
 export async function doctor(args: string[], log: (s: string) => void): Promise<number> {
   const flags = parseFlags(args);
@@ -55,6 +65,26 @@ export async function doctor(args: string[], log: (s: string) => void): Promise<
     }
     log(`  ${name}: ${p} passed, ${f} failed, ${s} skipped`);
     passed += p; failed += f; skipped += s;
+  }
+  // With two engines: the same inputs must give the same function, the same bad input the same error.
+  const hosts = engines.filter((e) => !e.device);
+  for (let i = 1; i < hosts.length; i++) {
+    const a = hosts[i]!, b = hosts[0]!;
+    const label = `${a.name} vs ${b.name}`;
+    let p = 0, f = 0;
+    for (let j = 0; j < cases.length; j++) {
+      const c = cases[j]!;
+      if (filter && !caseId(c).includes(filter)) continue;
+      if (engineUnsupported(a.engine, c, seed + j) || engineUnsupported(b.engine, c, seed + j)) continue;
+      const r = await compareEngines(a.engine, b.engine, c, seed + j).catch((e: Error) => ({ id: caseId(c), ok: false, detail: `threw ${e.message}` }));
+      if (r.ok) p++; else { f++; log(`  [${label}] FAIL ${r.id}: ${r.detail}`); }
+    }
+    for (const [name, call] of badCalls) {
+      const r = await compareErrors(a.engine, b.engine, call);
+      if (r.ok) p++; else { f++; log(`  [${label}] FAIL bad input '${name}': ${r.detail}`); }
+    }
+    log(`  ${label} (same outputs, same errors word for word): ${p} passed, ${f} failed`);
+    passed += p; failed += f;
   }
   for (const e of new Set(engines.map((x) => x.engine))) await e.dispose();
   if (engines.length === 0) { log('no engine could be loaded'); return 1; }

@@ -84,10 +84,10 @@ export async function runEngine(engine: Engine, x: Inputs, device = false) {
   }
 }
 
-const HALF_TOL: Record<DType, number> = { float32: 0, float16: 2e-3, bfloat16: 1e-2 };
+export const HALF_TOL: Record<DType, number> = { float32: 0, float16: 2e-3, bfloat16: 1e-2 };
 
 /** The precision an engine computes a dtype in (the cuda engine may run float32 inputs as halves). */
-function computeDtype(engine: Engine, dtype: DType): DType {
+export function computeDtype(engine: Engine, dtype: DType): DType {
   const f = engine.info['float32Compute'];
   return dtype === 'float32' && (f === 'float16' || f === 'bfloat16') ? f : dtype;
 }
