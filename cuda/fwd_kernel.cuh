@@ -97,6 +97,10 @@ __device__ __forceinline__ void fwdBody(const FwdParams& p, unsigned char* smem)
     }
     loadKV(sKa, kBase, p.kRowStride, (int64_t)hk * p.kHeadStride, p.d, nHi - 1);
     cpAsyncCommit();
+    // V of the first tile too, as its own group: the first iteration waits for Q + K only, so
+    // V's latency overlaps Q + K's instead of following it (short blocks start all at once).
+    loadKV(sVa, vBase, p.vRowStride, (int64_t)hk * p.vHeadStride, p.dv, nHi - 1);
+    cpAsyncCommit();
   }
 
   // This thread's accumulator rows: m tile mt, half hr holds local row warpRow + mt*16 + lane/4 + hr*8.
@@ -123,10 +127,16 @@ __device__ __forceinline__ void fwdBody(const FwdParams& p, unsigned char* smem)
   }
 
   for (int nb = nHi - 1; nb >= nLo; --nb) {
-    cpAsyncWait<0>();
+    const bool first = nb == nHi - 1;
+    if (first)
+      cpAsyncWait<1>();  // Q + K(nb) landed; V(nb), issued with them, may still be in flight
+    else
+      cpAsyncWait<0>();
     __syncthreads();  // K(nb) (and Q) landed; every warp is done reading V(nb+1)
-    loadKV(sVa, vBase, p.vRowStride, (int64_t)hk * p.vHeadStride, p.dv, nb);
-    cpAsyncCommit();
+    if (!first) {
+      loadKV(sVa, vBase, p.vRowStride, (int64_t)hk * p.vHeadStride, p.dv, nb);
+      cpAsyncCommit();
+    }
     const uint32_t aBase = opaque(sQa + aOff), bBase = opaque(sKa + bOff);
 
     float s[C::kMT][C::kNT][4];
@@ -246,7 +256,7 @@ __device__ __forceinline__ void fwdBody(const FwdParams& p, unsigned char* smem)
         }
         rowSum[mt][hr] = sum;  // this thread's partial; the quad is reduced once, at the end
       }
-    if (nb != nHi - 1) {  // O is still 0 after the first tile: nothing to rescale
+    if (!first) {  // O is still 0 after the first tile: nothing to rescale
 #pragma unroll
       for (int mt = 0; mt < C::kMT; ++mt)
 #pragma unroll
