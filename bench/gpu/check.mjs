@@ -6,7 +6,7 @@
 //
 //   node --expose-gc bench/gpu/check.mjs [--quick] [--seed N]
 // --quick runs a reduced set (for compute-sanitizer memcheck); --tiny a smaller one (racecheck).
-import { caseId, cases } from '../../dist/conformance/cases.js';
+import { caseId, cases, largeCases } from '../../dist/conformance/cases.js';
 import { freshSeed } from '../../dist/conformance/random.js';
 import { runCase } from '../../dist/conformance/run.js';
 import { cudaAddon, loadCudaBackend } from '../../dist/cuda/backend.js';
@@ -19,19 +19,6 @@ const quick = tiny || argv.includes('--quick');
 const seedArg = argv.indexOf('--seed');
 const seed = seedArg >= 0 ? Number(argv[seedArg + 1]) >>> 0 : freshSeed();
 
-const mk = (o) => ({
-  seqlensQ: [37], seqlensK: [53], numHeads: 2, dtype: 'float32', returnLse: true, headDim: 64,
-  ...o, numKvHeads: o.numKvHeads ?? o.numHeads ?? 2, headDimV: o.headDimV ?? o.headDim ?? 64,
-});
-const bigCases = [
-  mk({ seqlensQ: [1, 1, 1, 1], seqlensK: [4100, 700, 1, 2049], numHeads: 32, numKvHeads: 8, headDim: 128, dtype: 'bfloat16', causal: true }),
-  mk({ seqlensQ: [300, 0, 517, 64], seqlensK: [300, 77, 900, 64], numHeads: 4, numKvHeads: 2, headDim: 128, dtype: 'float16', causal: true }),
-  mk({ seqlensQ: [700], seqlensK: [650], numHeads: 2, headDim: 64, dtype: 'bfloat16', window: [100, 40] }),
-  mk({ seqlensQ: [260, 3], seqlensK: [300, 1000], numHeads: 2, headDim: 256, dtype: 'float16', causal: true, alibi: true }),
-  mk({ seqlensQ: [200], seqlensK: [1500], numHeads: 6, numKvHeads: 3, headDim: 96, headDimV: 72, softcap: 15, qScale: 3 }),
-  mk({ seqlensQ: [5, 600], seqlensK: [2000, 600], numHeads: 4, numKvHeads: 1, headDim: 200, dtype: 'bfloat16', causal: true, nanIn: 'k' }),
-  mk({ seqlensQ: [1000, 24], seqlensK: [1000, 3000], numHeads: 2, numKvHeads: 1, headDim: 128, dtype: 'float16', causal: true, window: [300, 0] }),
-];
 
 const paths = [
   ['default', {}],
@@ -80,7 +67,7 @@ for (const [name, env] of tiny ? paths.slice(0, 2) : quick ? paths.slice(0, 3) :
 }
 for (const k of knobs) delete process.env[k];
 
-for (const c of tiny ? [] : quick ? bigCases.slice(0, 2) : bigCases) {
+for (const c of tiny ? [] : quick ? largeCases.slice(0, 2) : largeCases) {
   for (const device of [false, true]) {
     const t0 = Date.now();
     try {

@@ -111,3 +111,17 @@ export const cases: Case[] = [
   mk({ seqlensQ: [20, 30], seqlensK: [40, 30], nanIn: 'q', causal: true }),
   mk({ seqlensQ: [20, 30], seqlensK: [40, 30], nanIn: 'k', causal: true }),
 ];
+
+/**
+ * Larger cases for engines fast enough to run them often (the GPU check and the cuda tests): many
+ * key tiles, several query blocks, grouped heads, every head-dim class, split key ranges.
+ */
+export const largeCases: Case[] = [
+  mk({ seqlensQ: [1, 1, 1, 1], seqlensK: [4100, 700, 1, 2049], numHeads: 32, numKvHeads: 8, headDim: 128, dtype: 'bfloat16', causal: true }),
+  mk({ seqlensQ: [300, 0, 517, 64], seqlensK: [300, 77, 900, 64], numHeads: 4, numKvHeads: 2, headDim: 128, dtype: 'float16', causal: true }),
+  mk({ seqlensQ: [700], seqlensK: [650], numHeads: 2, headDim: 64, dtype: 'bfloat16', window: [100, 40] }),
+  mk({ seqlensQ: [260, 3], seqlensK: [300, 1000], numHeads: 2, headDim: 256, dtype: 'float16', causal: true, alibi: true }),
+  mk({ seqlensQ: [200], seqlensK: [1500], numHeads: 6, numKvHeads: 3, headDim: 96, headDimV: 72, softcap: 15, qScale: 3 }),
+  mk({ seqlensQ: [5, 600], seqlensK: [2000, 600], numHeads: 4, numKvHeads: 1, headDim: 200, dtype: 'bfloat16', causal: true, nanIn: 'k' }),
+  mk({ seqlensQ: [1000, 24], seqlensK: [1000, 3000], numHeads: 2, numKvHeads: 1, headDim: 128, dtype: 'float16', causal: true, window: [300, 0] }),
+];
