@@ -113,12 +113,18 @@ describe.skipIf(!gpu)(`cuda engine${gpu ? '' : ` (skipped: ${reason})`}`, () => 
     t.dispose();
   });
 
-  // Every kernel path on the shared cases: the default plan, no split, forced splits, each tile.
+  // Every kernel path on the shared cases: the default plan, no split, forced splits, each tile,
+  // and grids of a few blocks, each taking many work units in turn (the shared cases are too
+  // small to do that on their own: they fit in one wave), or one block per unit.
   const paths: [string, Record<string, string>][] = [
     ['no split', { FLASHATTN_CUDA_SPLITS: '1' }],
     ['3 splits', { FLASHATTN_CUDA_SPLITS: '3' }],
     ['small tile', { FLASHATTN_CUDA_TILE: 'small' }],
     ['main tile', { FLASHATTN_CUDA_TILE: 'main', FLASHATTN_CUDA_SPLITS: '1' }],
+    ['a grid of 3 blocks', { FLASHATTN_CUDA_GRID: '3', FLASHATTN_CUDA_SPLITS: '1' }],
+    ['a grid of 2 blocks and 3 splits', { FLASHATTN_CUDA_GRID: '2', FLASHATTN_CUDA_SPLITS: '3' }],
+    ['a grid of 1 small-tile block', { FLASHATTN_CUDA_GRID: '1', FLASHATTN_CUDA_TILE: 'small' }],
+    ['one block per unit', { FLASHATTN_CUDA_GRID: 'units' }],
   ];
   for (const [name, env] of paths) {
     it(`passes the shared cases with ${name}`, async () => {
