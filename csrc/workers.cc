@@ -206,7 +206,6 @@ class AttentionWorker : public PromiseWorker {
     r.Set("headDimClass", info_.headDimClass);
     r.Set("numWork", info_.numWork);
     r.Set("blocksPerSm", info_.blocksPerSm);
-    r.Set("gridBlocks", info_.gridBlocks);
     deferred_.Resolve(r);
   }
 
@@ -314,7 +313,6 @@ Napi::Value Attention(const Napi::CallbackInfo& info) {
   a.poison = o.Get("poison").ToBoolean();
   a.forceSplits = getInt(o, "forceSplits");
   a.forceTile = getInt(o, "forceTile");
-  a.forceGrid = getInt(o, "forceGrid");
   const bool returnLse = o.Get("returnLse").ToBoolean();
   const int timeIters = getInt(o, "timeIters");
   Napi::Value slopes = o.Get("alibiSlopes");

@@ -131,7 +131,7 @@ std::string Forward::prepare(const ForwardArgs& a, const Uploader& upload) {
   // Longest first: the last wave then holds the short blocks, not one long straggler.
   std::stable_sort(items.begin(), items.end(), [](const WorkItem& x, const WorkItem& y) { return x.cost > y.cost; });
 
-  info_ = PlanInfo{cls, int(tile), splits, int(items.size()), ti.blocksPerSm, 0, ct};
+  info_ = PlanInfo{cls, int(tile), splits, int(items.size()), ti.blocksPerSm, ct};
 
   // One upload for everything small: ALiBi slopes, work items.
   const size_t alibiBytes = sizeof(float) * a.alibiSlopes.size();
@@ -189,16 +189,14 @@ std::string Forward::prepare(const ForwardArgs& a, const Uploader& upload) {
   p.lseFixedS = a.fixedSeqlenQ;
   p.numSplits = splits;
   p.numWork = int(items.size());
-  // A persistent grid: as many blocks as fit on the GPU at once, each taking several units in
-  // turn (the kernel loads a unit's Q and first K tile while the previous unit finishes), unless
-  // forceGrid asks for one block per unit (-1) or at most forceGrid blocks (tests, A/B runs).
-  const long long units = (long long)items.size() * Hk;
-  const long long resident = (long long)sms * ti.blocksPerSm;
-  const long long grid = a.forceGrid < 0 ? units : a.forceGrid > 0 ? std::min<long long>(units, a.forceGrid)
-                                                                  : std::min(units, resident);
-  if (units > 0x7fffffffLL) return "too many attention work units for one launch (more than 2^31 query blocks x kv heads)";
-  p.gridBlocks = int(grid);
-  info_.gridBlocks = p.gridBlocks;
+  // Output stores: direct 4-byte stores from registers (measured faster on an H100 than staging
+  // O through shared memory, notes/cuda-kernel.md); FLASHATTN_CUDA_EPILOGUE=staged|direct is a
+  // tuning knob, read per call.
+  p.stagedOut = 0;
+  if (const char* e = std::getenv("FLASHATTN_CUDA_EPILOGUE")) {
+    if (!std::strcmp(e, "direct")) p.stagedOut = 0;
+    if (!std::strcmp(e, "staged")) p.stagedOut = 1;
+  }
   if (splits > 1) {
     if (!(p.oAccum = static_cast<float*>(alloc(sizeof(float) * splits * rowsQ * dvPad_, err)))) return err;
     if (!(p.lseAccum = static_cast<float*>(alloc(sizeof(float) * splits * rowsQ, err)))) return err;

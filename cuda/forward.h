@@ -32,11 +32,10 @@ struct ForwardArgs {
   bool poison = false;                      // fill outputs with 0xFF (NaN) first
   int forceSplits = 0;                      // 0 = heuristic (benchmarks may force)
   int forceTile = 0;                        // 0 = auto, else a Tile value
-  int forceGrid = 0;                        // 0 = persistent (blocks that fit at once), -1 = one per unit, n = at most n
 };
 
 struct PlanInfo {
-  int headDimClass = 0, tile = 0, splits = 1, numWork = 0, blocksPerSm = 0, gridBlocks = 0;
+  int headDimClass = 0, tile = 0, splits = 1, numWork = 0, blocksPerSm = 0;
   DType computeType = DType::F16;
 };
 

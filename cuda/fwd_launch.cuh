@@ -19,9 +19,9 @@ cudaError_t prepareTile() {
 template <class C, typename T>
 cudaError_t launchTile(const FwdParams& p, cudaStream_t stream) {
   if (cudaError_t e = prepareTile<C, T>(); e != cudaSuccess) return e;
-  const long long blocks = p.gridBlocks;
+  const long long blocks = (long long)p.numWork * p.numKvHeads;
   if (blocks == 0) return cudaSuccess;
-  if (blocks > 0x7fffffffLL || blocks > (long long)p.numWork * p.numKvHeads) return cudaErrorInvalidConfiguration;
+  if (blocks > 0x7fffffffLL) return cudaErrorInvalidConfiguration;
   if (fullPath(p, C::kD))
     fwdKernel<C, T, true><<<(unsigned)blocks, C::kThreads, C::kSmemBytes, stream>>>(p);
   else

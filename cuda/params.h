@@ -47,7 +47,7 @@ struct FwdParams {
   int lseFixedS;           // 0: packed lse [H][totalQ]; S: fixed lse [batch][H][S]
   int numSplits;
   int numWork;
-  int gridBlocks;          // blocks launched, at most numWork * numKvHeads (fewer: each takes several units)
+  int stagedOut;           // numSplits == 1: 0 = direct 4-byte stores (default); 1 = O staged in smem, 16-byte stores
 };
 
 // Key blocks [nLo, nHi) that rows [mBlock*bm, ...) of a sequence (lq, lk) can see. Rows of a

@@ -27,8 +27,7 @@ struct TileCfg {
   // of one thread are kRowsPerPass (a multiple of 8) apart, so their swizzle (row & 7) is fixed.
   static constexpr int kCL = kChunks < kThreads / 8 ? kChunks : kThreads / 8;
   static constexpr int kRowsPerPass = kThreads / kCL;
-  static constexpr int kSmemTiles = (BM_ + 2 * BN_) * D_ * 2;  // Q, K, V tiles
-  static constexpr int kSmemBytes = kSmemTiles + 32;            // + the next unit's work item
+  static constexpr int kSmemBytes = (BM_ + 2 * BN_) * D_ * 2;
   static_assert(kMT >= 1 && BM_ % (16 * W_) == 0, "each warp owns whole m16 tiles");
   static_assert(D_ % 64 == 0, "the XOR swizzle needs rows of at least 8 chunks");
   static_assert(kRowsPerPass % 8 == 0 && BN_ % kRowsPerPass == 0 && BM_ % kRowsPerPass == 0 && kChunks % kCL == 0,

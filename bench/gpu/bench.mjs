@@ -77,7 +77,7 @@ for (const s of shapes) {
     const row = {
       impl, shape: s.name, dtype: s.dtype, kind: s.kind, ms: r.kernelMs, minMs: r.minMs,
       tflops: flops(s) / (r.kernelMs * 1e9), gbps: kvBytes(s) / (r.kernelMs * 1e6),
-      plan: `${r.tile} d${r.headDimClass} splits=${r.splits} work=${r.numWork} occ=${r.blocksPerSm} grid=${r.gridBlocks}`,
+      plan: `${r.tile} d${r.headDimClass} splits=${r.splits} work=${r.numWork} occ=${r.blocksPerSm}`,
       forced: Object.keys(plan).length ? JSON.stringify(plan) : undefined, addon: backend.info.addon,
     };
     record(row);

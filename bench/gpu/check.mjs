@@ -26,14 +26,10 @@ const paths = [
   ['3 splits', { FLASHATTN_CUDA_SPLITS: '3' }],
   ['small tile', { FLASHATTN_CUDA_TILE: 'small' }],
   ['main tile', { FLASHATTN_CUDA_TILE: 'main', FLASHATTN_CUDA_SPLITS: '1' }],
-  // Grids of a few blocks, each taking many work units in turn (the shared cases alone fit in one
-  // wave of the persistent grid), and one block per unit.
-  ['grid 3', { FLASHATTN_CUDA_GRID: '3', FLASHATTN_CUDA_SPLITS: '1' }],
-  ['grid 2, 3 splits', { FLASHATTN_CUDA_GRID: '2', FLASHATTN_CUDA_SPLITS: '3' }],
-  ['grid 1, small tile', { FLASHATTN_CUDA_GRID: '1', FLASHATTN_CUDA_TILE: 'small' }],
-  ['one block per unit', { FLASHATTN_CUDA_GRID: 'units' }],
+  // The kernel's other output path (O staged in shared memory; the default stores from registers).
+  ['staged epilogue', { FLASHATTN_CUDA_EPILOGUE: 'staged', FLASHATTN_CUDA_SPLITS: '1' }],
 ];
-const knobs = ['FLASHATTN_CUDA_SPLITS', 'FLASHATTN_CUDA_TILE', 'FLASHATTN_CUDA_GRID'];
+const knobs = ['FLASHATTN_CUDA_SPLITS', 'FLASHATTN_CUDA_TILE', 'FLASHATTN_CUDA_EPILOGUE'];
 
 let passed = 0, failed = 0;
 const fail = (what) => { failed++; console.log(`FAIL ${what}`); };

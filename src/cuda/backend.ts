@@ -48,8 +48,6 @@ export interface NativeRunInfo {
   headDimClass: number;
   numWork: number;
   blocksPerSm: number;
-  /** Blocks launched: those that fit on the GPU at once (each takes several work units in turn). */
-  gridBlocks: number;
 }
 
 export interface NativeAddon {
@@ -78,7 +76,6 @@ interface NativeArgs {
   poison: boolean;
   forceSplits?: number;
   forceTile?: number;
-  forceGrid?: number;
   timeIters?: number;
 }
 
@@ -104,9 +101,7 @@ const MAX_SEQLEN = 2 ** 28;
 
 /**
  * Debug knobs, so one test run can drive every kernel path with the shared cases:
- * FLASHATTN_CUDA_SPLITS=<n> forces the split-KV count, FLASHATTN_CUDA_TILE=main|small the tile,
- * FLASHATTN_CUDA_GRID=<n> launches at most n blocks (each then takes several work units in turn)
- * and FLASHATTN_CUDA_GRID=units one block per work unit instead of the persistent grid.
+ * FLASHATTN_CUDA_SPLITS=<n> forces the split-KV count, FLASHATTN_CUDA_TILE=main|small the tile.
  */
 function envOverrides(): Partial<NativeArgs> {
   const o: Partial<NativeArgs> = {};
@@ -114,9 +109,6 @@ function envOverrides(): Partial<NativeArgs> {
   if (Number.isInteger(splits) && splits > 0) o.forceSplits = splits;
   const tile = TILES.indexOf(process.env.FLASHATTN_CUDA_TILE as TileName);
   if (tile >= 0) o.forceTile = tile + 1;
-  const grid = process.env.FLASHATTN_CUDA_GRID;
-  if (grid === 'units') o.forceGrid = -1;
-  else if (Number.isInteger(Number(grid)) && Number(grid) > 0) o.forceGrid = Number(grid);
   return o;
 }
 
