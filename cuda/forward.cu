@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "fwd.h"
+#include "work_order.h"
 
 namespace fa {
 
@@ -102,8 +103,9 @@ std::string Forward::prepare(const ForwardArgs& a, const Uploader& upload) {
   const int left = a.windowLeft < 0 ? kUnbounded : std::min(a.windowLeft, kUnbounded);
   const int right = a.windowRight < 0 ? kUnbounded : std::min(a.windowRight, kUnbounded);
 
-  // Work list: every (sequence, query block); cost = key tiles it visits.
-  std::vector<WorkItem> items;
+  // Query blocks of every sequence and the key blocks each visits.
+  struct QBlock { int b, m, lo, hi; };
+  std::vector<QBlock> qblocks;
   int maxKeyBlocks = 0;
   for (int b = 0; b < batch; ++b) {
     const int lq = a.cuSeqlensQ[b + 1] - a.cuSeqlensQ[b], lk = a.cuSeqlensK[b + 1] - a.cuSeqlensK[b];
@@ -111,25 +113,28 @@ std::string Forward::prepare(const ForwardArgs& a, const Uploader& upload) {
     for (int m = 0; m < mBlocks; ++m) {
       int lo, hi;
       keyBlockRange(m, ti.bm, ti.bn, lq, lk, G, left, right, lo, hi);
-      items.push_back(WorkItem{a.cuSeqlensQ[b], lq, a.cuSeqlensK[b], lk, b, m, 0, hi - lo});
+      qblocks.push_back(QBlock{b, m, lo, hi});
       maxKeyBlocks = std::max(maxKeyBlocks, hi - lo);
     }
   }
+  const long long slots = (long long)sms * ti.blocksPerSm;
   int splits = a.forceSplits > 0 ? std::min({a.forceSplits, 128, std::max(maxKeyBlocks, 1)})
-                                 : chooseSplits((long long)items.size() * Hk, sms * ti.blocksPerSm, maxKeyBlocks);
-  if (splits > 1) {
-    std::vector<WorkItem> split;
-    split.reserve(items.size() * splits);
-    for (const WorkItem& w : items)
+                                 : chooseSplits((long long)qblocks.size() * Hk, slots, maxKeyBlocks);
+  // Work units: (query block, kv head, split), one thread block each, in the planned order.
+  if ((long long)qblocks.size() * Hk * splits > 0x7fffffffLL) return "too many query blocks for one launch";
+  std::vector<Unit> units;
+  units.reserve(qblocks.size() * Hk * splits);
+  for (const QBlock& qb : qblocks)
+    for (int hk = 0; hk < Hk; ++hk)
       for (int s = 0; s < splits; ++s) {
-        split.push_back(w);
-        split.back().split = s;
-        split.back().cost = (w.cost + splits - 1) / splits;
+        int lo = qb.lo, hi = qb.hi;
+        if (splits > 1) splitRange(qb.lo, qb.hi, s, splits, lo, hi);
+        const int q0 = a.cuSeqlensQ[qb.b], k0 = a.cuSeqlensK[qb.b];
+        units.push_back(Unit{WorkItem{q0, a.cuSeqlensQ[qb.b + 1] - q0, k0, a.cuSeqlensK[qb.b + 1] - k0, qb.b, qb.m, s, hk}, hi - lo, 0});
       }
-    items.swap(split);
-  }
-  // Longest first: the last wave then holds the short blocks, not one long straggler.
-  std::stable_sort(items.begin(), items.end(), [](const WorkItem& x, const WorkItem& y) { return x.cost > y.cost; });
+  orderUnits(units, workOrderFromEnv(std::getenv("FLASHATTN_CUDA_ORDER"), WorkOrder::Hybrid), slots);
+  std::vector<WorkItem> items(units.size());
+  for (size_t i = 0; i < units.size(); ++i) items[i] = units[i].w;
 
   info_ = PlanInfo{cls, int(tile), splits, int(items.size()), ti.blocksPerSm, ct};
 

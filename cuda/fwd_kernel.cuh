@@ -1,6 +1,6 @@
 // FlashAttention-2 forward, one template for every head-dim class, dtype and tile.
 //
-// A block owns (sequence b, kv head hk, block of query rows, key split). Its rows are
+// A block owns one work unit: (sequence b, kv head hk, block of query rows, key split). Its rows are
 // (query row, head of the group) pairs, row r = i * group + g, so grouped heads that share
 // K/V are computed together and K/V tiles are read once per group. Each warp owns kMT m16
 // tiles of rows; S = Q K^T and O += P V run on mma.sync m16n8k16 with float32 accumulators,
@@ -35,8 +35,8 @@ constexpr float kLn2 = 0.6931471805599453f;
 template <class C, typename T, bool kFull>
 __device__ __forceinline__ void fwdBody(const FwdParams& p, unsigned char* smem) {
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-  const int hk = blockIdx.x % p.numKvHeads;
-  const WorkItem w = p.work[blockIdx.x / p.numKvHeads];
+  const WorkItem w = p.work[blockIdx.x];
+  const int hk = w.hk;
   const int qStart = w.qStart, lq = w.lq, kStart = w.kStart, lk = w.lk;
   const int G = p.group;
   const int m0 = w.mBlock * C::kBM;
@@ -126,19 +126,7 @@ __device__ __forceinline__ void fwdBody(const FwdParams& p, unsigned char* smem)
     rowSum[mt][0] = rowSum[mt][1] = 0.f;
   }
 
-  // A/B knob (build flag): where the loop waits for V(nb) and issues K(nb-1): after the softmax
-  // (default) or right after S = Q K^T, as FlashAttention-2 does.
-#ifndef FA_EARLY_K
-#define FA_EARLY_K 0
-#endif
-  constexpr bool kEarlyK = FA_EARLY_K;
   for (int nb = nHi - 1; nb >= nLo; --nb) {
-    auto waitVIssueK = [&] {
-      cpAsyncWait<0>();
-      __syncthreads();  // V(nb) landed; every warp is done reading K(nb)
-      if (nb > nLo) loadKV(sKa, kBase, p.kRowStride, (int64_t)hk * p.kHeadStride, p.d, nb - 1);
-      cpAsyncCommit();
-    };
     const bool first = nb == nHi - 1;
     if (first)
       cpAsyncWait<1>();  // Q + K(nb) landed; V(nb), issued with them, may still be in flight
@@ -178,8 +166,6 @@ __device__ __forceinline__ void fwdBody(const FwdParams& p, unsigned char* smem)
         }
       }
     }
-
-    if (kEarlyK) waitVIssueK();
 
     // Scores to the log2 domain: scale (any sign), softcap, ALiBi, then the mask replaces
     // (never adds to) the score, so a NaN under the mask cannot leak into the row.
@@ -291,7 +277,10 @@ __device__ __forceinline__ void fwdBody(const FwdParams& p, unsigned char* smem)
         pk[mt][kk][3] = pack2<T>(s[mt][2 * kk + 1][2], s[mt][2 * kk + 1][3]);
       }
 
-    if (!kEarlyK) waitVIssueK();
+    cpAsyncWait<0>();
+    __syncthreads();  // V(nb) landed; every warp is done reading K(nb)
+    if (nb > nLo) loadKV(sKa, kBase, p.kRowStride, (int64_t)hk * p.kHeadStride, p.d, nb - 1);
+    cpAsyncCommit();
     const uint32_t vBase = opaque(sVa + vOff);
 
 #pragma unroll

@@ -19,7 +19,7 @@ cudaError_t prepareTile() {
 template <class C, typename T>
 cudaError_t launchTile(const FwdParams& p, cudaStream_t stream) {
   if (cudaError_t e = prepareTile<C, T>(); e != cudaSuccess) return e;
-  const long long blocks = (long long)p.numWork * p.numKvHeads;
+  const long long blocks = p.numWork;
   if (blocks == 0) return cudaSuccess;
   if (blocks > 0x7fffffffLL) return cudaErrorInvalidConfiguration;
   if (fullPath(p, C::kD))

@@ -16,13 +16,13 @@ namespace fa {
 constexpr int kUnbounded = 1 << 29;
 constexpr int kMaxSeqlen = 1 << 28;
 
-// One thread block's share: sequence b, query-row block mBlock, key split `split`, with the
-// sequence's offsets and lengths copied in (one 32-byte load per block instead of a load of
-// the item and then dependent loads of cuSeqlens). Heads are not in the item; the grid runs
-// every item for each kv head. `cost` (key tiles visited) is for the host's ordering only.
+// One thread block's share (a work unit): sequence b, kv head hk, query-row block mBlock, key
+// split `split`, with the sequence's offsets and lengths copied in (one 32-byte load per block
+// instead of a load of the item and then dependent loads of cuSeqlens). Block i takes unit i,
+// so the host's order of the list is the order blocks start in.
 struct alignas(16) WorkItem {
   int qStart, lq, kStart, lk;
-  int b, mBlock, split, cost;
+  int b, mBlock, split, hk;
 };
 
 struct FwdParams {
@@ -33,7 +33,7 @@ struct FwdParams {
   float* lse;              // final lse (nullable); unused when numSplits > 1
   float* oAccum;           // numSplits > 1: [split][totalQ*H][dv] float32 partial outputs
   float* lseAccum;         // numSplits > 1: [split][totalQ*H] partial lse
-  const WorkItem* work;    // device, numWork items
+  const WorkItem* work;    // device, numWork units, one per block
   const float* alibiSlopes;  // device [H] or null
   int64_t qRowStride, kRowStride, vRowStride, oRowStride;  // elements between tokens
   int qHeadStride, kHeadStride, vHeadStride, oHeadStride;  // elements between heads

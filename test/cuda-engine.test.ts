@@ -119,12 +119,15 @@ describe.skipIf(!gpu)(`cuda engine${gpu ? '' : ` (skipped: ${reason})`}`, () => 
     t.dispose();
   });
 
-  // Every kernel path on the shared cases: the default plan, no split, forced splits, each tile.
+  // Every kernel path on the shared cases: the default plan, no split, forced splits, each tile,
+  // and the other block orders (any order must give the same results).
   const paths: [string, Record<string, string>][] = [
     ['no split', { FLASHATTN_CUDA_SPLITS: '1' }],
     ['3 splits', { FLASHATTN_CUDA_SPLITS: '3' }],
     ['small tile', { FLASHATTN_CUDA_TILE: 'small' }],
     ['main tile', { FLASHATTN_CUDA_TILE: 'main', FLASHATTN_CUDA_SPLITS: '1' }],
+    ['longest-first block order', { FLASHATTN_CUDA_ORDER: 'longest', FLASHATTN_CUDA_SPLITS: '3' }],
+    ['cluster block order', { FLASHATTN_CUDA_ORDER: 'clusters' }],
   ];
   for (const [name, env] of paths) {
     it(`passes the shared cases with ${name}`, async () => {

@@ -26,10 +26,14 @@ const paths = [
   ['3 splits', { FLASHATTN_CUDA_SPLITS: '3' }],
   ['small tile', { FLASHATTN_CUDA_TILE: 'small' }],
   ['main tile', { FLASHATTN_CUDA_TILE: 'main', FLASHATTN_CUDA_SPLITS: '1' }],
+  // The other block orders (cuda/work_order.h): blocks read their unit from the list, so any
+  // order must give the same results.
+  ['longest-first order', { FLASHATTN_CUDA_ORDER: 'longest', FLASHATTN_CUDA_SPLITS: '3' }],
+  ['cluster order', { FLASHATTN_CUDA_ORDER: 'clusters' }],
   // The kernel's other output path (O staged in shared memory; the default stores from registers).
   ['staged epilogue', { FLASHATTN_CUDA_EPILOGUE: 'staged', FLASHATTN_CUDA_SPLITS: '1' }],
 ];
-const knobs = ['FLASHATTN_CUDA_SPLITS', 'FLASHATTN_CUDA_TILE', 'FLASHATTN_CUDA_EPILOGUE'];
+const knobs = ['FLASHATTN_CUDA_SPLITS', 'FLASHATTN_CUDA_TILE', 'FLASHATTN_CUDA_EPILOGUE', 'FLASHATTN_CUDA_ORDER'];
 
 let passed = 0, failed = 0;
 const fail = (what) => { failed++; console.log(`FAIL ${what}`); };
