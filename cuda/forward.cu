@@ -132,7 +132,7 @@ std::string Forward::prepare(const ForwardArgs& a, const Uploader& upload) {
         const int q0 = a.cuSeqlensQ[qb.b], k0 = a.cuSeqlensK[qb.b];
         units.push_back(Unit{WorkItem{q0, a.cuSeqlensQ[qb.b + 1] - q0, k0, a.cuSeqlensK[qb.b + 1] - k0, qb.b, qb.m, s, hk}, hi - lo, 0});
       }
-  orderUnits(units, workOrderFromEnv(std::getenv("FLASHATTN_CUDA_ORDER"), WorkOrder::Hybrid), slots);
+  orderUnits(units, workOrderFromEnv(std::getenv("FLASHATTN_CUDA_ORDER"), WorkOrder::Auto), slots);
   std::vector<WorkItem> items(units.size());
   for (size_t i = 0; i < units.size(); ++i) items[i] = units[i].w;
 

@@ -102,7 +102,7 @@ const MAX_SEQLEN = 2 ** 28;
 /**
  * Debug knobs, so one test run can drive every kernel path with the shared cases:
  * FLASHATTN_CUDA_SPLITS=<n> forces the split-KV count, FLASHATTN_CUDA_TILE=main|small the tile.
- * (FLASHATTN_CUDA_ORDER=longest|clusters|hybrid, the order blocks start in, is read by the addon.)
+ * (FLASHATTN_CUDA_ORDER=auto|longest|clusters|hybrid, the order blocks start in, is read by the addon.)
  */
 function envOverrides(): Partial<NativeArgs> {
   const o: Partial<NativeArgs> = {};
