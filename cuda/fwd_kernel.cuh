@@ -27,6 +27,16 @@ namespace fa {
 constexpr float kLog2e = 1.4426950408889634f;
 constexpr float kLn2 = 0.6931471805599453f;
 
+// v[0] = op over v[0 .. 2W), pairwise: a tree of depth log2(2W) instead of a chain of 2W - 1.
+template <int W, class Op>
+__device__ __forceinline__ void treeReduce(float* v, Op op) {
+  if constexpr (W >= 1) {
+#pragma unroll
+    for (int i = 0; i < W; ++i) v[i] = op(v[i], v[i + W]);
+    treeReduce<W / 2>(v, op);
+  }
+}
+
 // kFull: the fast copy of the loop, for the common call: the head dims fill the class
 // (d == dv == kD, so the k-slice loops need no guards and the compiler can software-pipeline
 // ldmatrix across them), no softcap, no ALiBi and a positive scale. Its scores stay unscaled
@@ -234,27 +244,44 @@ __device__ __forceinline__ void fwdBody(const FwdParams& p, unsigned char* smem)
     const float sc = kFull ? p.scaleLog2 : 1.f;
     float corr[C::kMT][2];
 #pragma unroll
+    // Phases across all of the thread's rows (max, the two quad shuffles, exponentials), and
+    // tree reductions inside a row, so the dependent chains of different rows overlap.
+    float rowMx[C::kMT][2];
+#pragma unroll
     for (int mt = 0; mt < C::kMT; ++mt)
 #pragma unroll
       for (int hr = 0; hr < 2; ++hr) {
-        float mx = fmaxf(s[mt][0][hr * 2], s[mt][0][hr * 2 + 1]);
+        float m[C::kNT];
 #pragma unroll
-        for (int nt = 1; nt < C::kNT; ++nt) mx = fmaxf(mx, fmaxf(s[mt][nt][hr * 2], s[mt][nt][hr * 2 + 1]));
-        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-        mx = fmaxf(rowMax[mt][hr], mx * sc);
+        for (int nt = 0; nt < C::kNT; ++nt) m[nt] = fmaxf(s[mt][nt][hr * 2], s[mt][nt][hr * 2 + 1]);
+        treeReduce<C::kNT / 2>(m, [](float a, float b) { return fmaxf(a, b); });
+        rowMx[mt][hr] = m[0];
+      }
+#pragma unroll
+    for (int lane = 1; lane <= 2; lane *= 2)
+#pragma unroll
+      for (int mt = 0; mt < C::kMT; ++mt)
+#pragma unroll
+        for (int hr = 0; hr < 2; ++hr) rowMx[mt][hr] = fmaxf(rowMx[mt][hr], __shfl_xor_sync(0xffffffffu, rowMx[mt][hr], lane));
+#pragma unroll
+    for (int mt = 0; mt < C::kMT; ++mt)
+#pragma unroll
+      for (int hr = 0; hr < 2; ++hr) {
+        const float mx = fmaxf(rowMax[mt][hr], rowMx[mt][hr] * sc);
         const float mUse = mx == -INFINITY ? 0.f : mx;
         corr[mt][hr] = ex2(rowMax[mt][hr] - mUse);
         rowMax[mt][hr] = mx;
-        float sum = rowSum[mt][hr] * corr[mt][hr];
+        float sum[C::kNT];
 #pragma unroll
         for (int nt = 0; nt < C::kNT; ++nt) {
           const float p0 = ex2(fmaf(s[mt][nt][hr * 2], sc, -mUse)), p1 = ex2(fmaf(s[mt][nt][hr * 2 + 1], sc, -mUse));
           s[mt][nt][hr * 2] = p0;
           s[mt][nt][hr * 2 + 1] = p1;
-          sum += p0 + p1;
+          sum[nt] = p0 + p1;
         }
-        rowSum[mt][hr] = sum;  // this thread's partial; the quad is reduced once, at the end
+        treeReduce<C::kNT / 2>(sum, [](float a, float b) { return a + b; });
+        // This thread's partial; the quad is reduced once, at the end.
+        rowSum[mt][hr] = fmaf(rowSum[mt][hr], corr[mt][hr], sum[0]);
       }
     if (!first) {  // O is still 0 after the first tile: nothing to rescale
 #pragma unroll
