@@ -243,45 +243,62 @@ __device__ __forceinline__ void fwdBody(const FwdParams& p, unsigned char* smem)
     // exponentiated against 0 instead, so its probabilities are exactly 0 and never NaN.
     const float sc = kFull ? p.scaleLog2 : 1.f;
     float corr[C::kMT][2];
-#pragma unroll
-    // Phases across all of the thread's rows (max, the two quad shuffles, exponentials), and
-    // tree reductions inside a row, so the dependent chains of different rows overlap.
-    float rowMx[C::kMT][2];
-#pragma unroll
-    for (int mt = 0; mt < C::kMT; ++mt)
-#pragma unroll
-      for (int hr = 0; hr < 2; ++hr) {
-        float m[C::kNT];
-#pragma unroll
-        for (int nt = 0; nt < C::kNT; ++nt) m[nt] = fmaxf(s[mt][nt][hr * 2], s[mt][nt][hr * 2 + 1]);
-        treeReduce<C::kNT / 2>(m, [](float a, float b) { return fmaxf(a, b); });
-        rowMx[mt][hr] = m[0];
-      }
-#pragma unroll
-    for (int lane = 1; lane <= 2; lane *= 2)
+    // Reductions inside a row: pairwise trees where the tile has at most 8 n8 tiles of scores
+    // (d128, d256, the 16-row tile: +1-2% on an H100, and the quad shuffles of all the thread's
+    // rows are issued together); chains on the 128x128 d64 tile, where the tree's extra live
+    // registers spilled and cost 2-3% (notes/cuda-kernel.md).
+    constexpr bool kTree = C::kNT <= 8;
+    float rowMx[C::kMT][2];  // kTree: the rows' maxima, reduced over the quad before the exponentials
+    if constexpr (kTree) {
 #pragma unroll
       for (int mt = 0; mt < C::kMT; ++mt)
 #pragma unroll
-        for (int hr = 0; hr < 2; ++hr) rowMx[mt][hr] = fmaxf(rowMx[mt][hr], __shfl_xor_sync(0xffffffffu, rowMx[mt][hr], lane));
+        for (int hr = 0; hr < 2; ++hr) {
+          float m[C::kNT];
+#pragma unroll
+          for (int nt = 0; nt < C::kNT; ++nt) m[nt] = fmaxf(s[mt][nt][hr * 2], s[mt][nt][hr * 2 + 1]);
+          treeReduce<C::kNT / 2>(m, [](float x, float y) { return fmaxf(x, y); });
+          rowMx[mt][hr] = m[0];
+        }
+#pragma unroll
+      for (int sh = 1; sh <= 2; sh *= 2)
+#pragma unroll
+        for (int mt = 0; mt < C::kMT; ++mt)
+#pragma unroll
+          for (int hr = 0; hr < 2; ++hr) rowMx[mt][hr] = fmaxf(rowMx[mt][hr], __shfl_xor_sync(0xffffffffu, rowMx[mt][hr], sh));
+    }
 #pragma unroll
     for (int mt = 0; mt < C::kMT; ++mt)
 #pragma unroll
       for (int hr = 0; hr < 2; ++hr) {
-        const float mx = fmaxf(rowMax[mt][hr], rowMx[mt][hr] * sc);
+        float mx;
+        if constexpr (kTree) {
+          mx = rowMx[mt][hr];
+        } else {
+          mx = fmaxf(s[mt][0][hr * 2], s[mt][0][hr * 2 + 1]);
+#pragma unroll
+          for (int nt = 1; nt < C::kNT; ++nt) mx = fmaxf(mx, fmaxf(s[mt][nt][hr * 2], s[mt][nt][hr * 2 + 1]));
+          mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+          mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+        }
+        mx = fmaxf(rowMax[mt][hr], mx * sc);
         const float mUse = mx == -INFINITY ? 0.f : mx;
         corr[mt][hr] = ex2(rowMax[mt][hr] - mUse);
         rowMax[mt][hr] = mx;
         float sum[C::kNT];
+        float acc = rowSum[mt][hr] * corr[mt][hr];
 #pragma unroll
         for (int nt = 0; nt < C::kNT; ++nt) {
           const float p0 = ex2(fmaf(s[mt][nt][hr * 2], sc, -mUse)), p1 = ex2(fmaf(s[mt][nt][hr * 2 + 1], sc, -mUse));
           s[mt][nt][hr * 2] = p0;
           s[mt][nt][hr * 2 + 1] = p1;
-          sum[nt] = p0 + p1;
+          if constexpr (kTree) sum[nt] = p0 + p1; else acc += p0 + p1;
         }
-        treeReduce<C::kNT / 2>(sum, [](float a, float b) { return a + b; });
-        // This thread's partial; the quad is reduced once, at the end.
-        rowSum[mt][hr] = fmaf(rowSum[mt][hr], corr[mt][hr], sum[0]);
+        if constexpr (kTree) {
+          treeReduce<C::kNT / 2>(sum, [](float x, float y) { return x + y; });
+          acc = fmaf(rowSum[mt][hr], corr[mt][hr], sum[0]);
+        }
+        rowSum[mt][hr] = acc;  // this thread's partial; the quad is reduced once, at the end
       }
     if (!first) {  // O is still 0 after the first tile: nothing to rescale
 #pragma unroll
