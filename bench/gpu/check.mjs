@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-// Correctness of the CUDA engine from the built package, without a test framework (the GPU
-// machine has no vitest): the shared conformance cases through every kernel path (default
+// Correctness of the CUDA engine from the built package, without a test framework (it needs only
+// Node and dist/; the vitest suites run there too, through bench/gpu/vitest.sh): the shared conformance cases through every kernel path (default
 // plan, no split, forced splits, each tile) on host and device tensors, larger cases, device
 // tensor round trips, the finalizer, and CUDA errors as JS errors. Prints pass/fail counts.
 //
