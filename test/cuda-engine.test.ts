@@ -10,6 +10,7 @@ import { caseId, cases, largeCases } from '../src/conformance/cases.js';
 import { freshSeed } from '../src/conformance/random.js';
 import { runCase } from '../src/conformance/run.js';
 import { addonCandidates, cudaAddon, loadCudaBackend } from '../src/cuda/backend.js';
+import { cudaKernelPaths } from '../src/cuda/paths.js';
 import { encode, decode } from '../src/half.js';
 import { createEngine } from '../src/node.js';
 import type { Engine, Tensor } from '../src/types.js';
@@ -119,17 +120,8 @@ describe.skipIf(!gpu)(`cuda engine${gpu ? '' : ` (skipped: ${reason})`}`, () => 
     t.dispose();
   });
 
-  // Every kernel path on the shared cases: the default plan, no split, forced splits, each tile,
-  // and the other block orders (any order must give the same results).
-  const paths: [string, Record<string, string>][] = [
-    ['no split', { FLASHATTN_CUDA_SPLITS: '1' }],
-    ['3 splits', { FLASHATTN_CUDA_SPLITS: '3' }],
-    ['small tile', { FLASHATTN_CUDA_TILE: 'small' }],
-    ['main tile', { FLASHATTN_CUDA_TILE: 'main', FLASHATTN_CUDA_SPLITS: '1' }],
-    ['longest-first block order', { FLASHATTN_CUDA_ORDER: 'longest', FLASHATTN_CUDA_SPLITS: '3' }],
-    ['cluster block order', { FLASHATTN_CUDA_ORDER: 'clusters' }],
-  ];
-  for (const [name, env] of paths) {
+  // Every other kernel path on the shared cases (the default plan runs in conformance.test.ts).
+  for (const [name, env] of cudaKernelPaths) {
     it(`passes the shared cases with ${name}`, async () => {
       const saved = { ...process.env };
       Object.assign(process.env, env);

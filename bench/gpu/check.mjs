@@ -10,6 +10,7 @@ import { caseId, cases, largeCases } from '../../dist/conformance/cases.js';
 import { freshSeed } from '../../dist/conformance/random.js';
 import { runCase } from '../../dist/conformance/run.js';
 import { cudaAddon, loadCudaBackend } from '../../dist/cuda/backend.js';
+import { cudaKernelPaths, cudaKnobs } from '../../dist/cuda/paths.js';
 import { decode, encode } from '../../dist/half.js';
 import { createEngine } from '../../dist/node.js';
 
@@ -20,20 +21,7 @@ const seedArg = argv.indexOf('--seed');
 const seed = seedArg >= 0 ? Number(argv[seedArg + 1]) >>> 0 : freshSeed();
 
 
-const paths = [
-  ['default', {}],
-  ['no split', { FLASHATTN_CUDA_SPLITS: '1' }],
-  ['3 splits', { FLASHATTN_CUDA_SPLITS: '3' }],
-  ['small tile', { FLASHATTN_CUDA_TILE: 'small' }],
-  ['main tile', { FLASHATTN_CUDA_TILE: 'main', FLASHATTN_CUDA_SPLITS: '1' }],
-  // The other block orders (cuda/work_order.h): blocks read their unit from the list, so any
-  // order must give the same results.
-  ['longest-first order', { FLASHATTN_CUDA_ORDER: 'longest', FLASHATTN_CUDA_SPLITS: '3' }],
-  ['cluster order', { FLASHATTN_CUDA_ORDER: 'clusters' }],
-  // The kernel's other output path (O staged in shared memory; the default stores from registers).
-  ['staged epilogue', { FLASHATTN_CUDA_EPILOGUE: 'staged', FLASHATTN_CUDA_SPLITS: '1' }],
-];
-const knobs = ['FLASHATTN_CUDA_SPLITS', 'FLASHATTN_CUDA_TILE', 'FLASHATTN_CUDA_EPILOGUE', 'FLASHATTN_CUDA_ORDER'];
+const paths = [['default', {}], ...cudaKernelPaths];
 
 let passed = 0, failed = 0;
 const fail = (what) => { failed++; console.log(`FAIL ${what}`); };
@@ -50,7 +38,7 @@ console.log(`device: ${JSON.stringify(engine.info)}; seed ${seed}${quick ? ' (qu
 
 const shared = tiny ? [cases[0], cases[4], cases[7], cases[31]] : quick ? cases.filter((_, i) => i % 4 === 0) : cases;
 for (const [name, env] of tiny ? paths.slice(0, 2) : quick ? paths.slice(0, 3) : paths) {
-  for (const k of knobs) delete process.env[k];
+  for (const k of cudaKnobs) delete process.env[k];
   Object.assign(process.env, env);
   let p = 0, f = 0;
   for (const device of [false, true]) {
@@ -69,7 +57,7 @@ for (const [name, env] of tiny ? paths.slice(0, 2) : quick ? paths.slice(0, 3) :
   passed += p;
   console.log(`shared cases, ${name}: ${p} passed, ${f} failed`);
 }
-for (const k of knobs) delete process.env[k];
+for (const k of cudaKnobs) delete process.env[k];
 
 for (const c of tiny ? [] : quick ? largeCases.slice(0, 2) : largeCases) {
   for (const device of [false, true]) {
