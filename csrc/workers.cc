@@ -202,7 +202,7 @@ class AttentionWorker : public PromiseWorker {
     r.Set("kernelMs", kernelMs_);
     r.Set("minMs", minMs_);
     r.Set("splits", info_.splits);
-    r.Set("tile", info_.tile == int(fa::Tile::Small) ? "small" : "main");
+    r.Set("tile", info_.tile == int(fa::Tile::Small) ? "small" : info_.tile == int(fa::Tile::Wgmma) ? "wgmma" : "main");
     r.Set("headDimClass", info_.headDimClass);
     r.Set("numWork", info_.numWork);
     r.Set("blocksPerSm", info_.blocksPerSm);

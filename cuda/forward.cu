@@ -24,6 +24,7 @@ namespace {
 
 template <typename T>
 cudaError_t dispatchRun(int cls, const FwdParams& p, Tile tile, cudaStream_t st) {
+  if (tile == Tile::Wgmma) return cls == 64 ? runFwdWgmma<T, 64>(p, st) : runFwdWgmma<T, 128>(p, st);
   switch (cls) {
     case 64: return runFwd<T, 64>(p, tile, st);
     case 128: return runFwd<T, 128>(p, tile, st);
@@ -33,6 +34,7 @@ cudaError_t dispatchRun(int cls, const FwdParams& p, Tile tile, cudaStream_t st)
 
 template <typename T>
 cudaError_t dispatchInfo(int cls, Tile tile, TileInfo* ti) {
+  if (tile == Tile::Wgmma) return cls == 64 ? wgmmaTileInfo<T, 64>(ti) : wgmmaTileInfo<T, 128>(ti);
   switch (cls) {
     case 64: return fwdTileInfo<T, 64>(tile, ti);
     case 128: return fwdTileInfo<T, 128>(tile, ti);
@@ -91,11 +93,26 @@ std::string Forward::prepare(const ForwardArgs& a, const Uploader& upload) {
   const int cls = widest <= 64 ? 64 : widest <= 128 ? 128 : 256;
   // float32 inputs are computed in float16 (10-bit mantissa, like the half engines' inputs).
   const DType ct = a.dtype == DType::BF16 ? DType::BF16 : DType::F16;
-  const Tile tile = a.forceTile == 1 || a.forceTile == 2 ? Tile(a.forceTile)
-                    : (long long)a.maxSeqlenQ * G <= 16 ? Tile::Small : Tile::Main;
+  Tile tile = a.forceTile == 1 || a.forceTile == 2 ? Tile(a.forceTile)
+              : (long long)a.maxSeqlenQ * G <= 16 ? Tile::Small : Tile::Main;
   TileInfo ti{};
-  FA_TRY(ct == DType::BF16 ? dispatchInfo<__nv_bfloat16>(cls, tile, &ti) : dispatchInfo<__half>(cls, tile, &ti),
-         "configuring the attention kernel");
+  auto info = [&](Tile t) {
+    return ct == DType::BF16 ? dispatchInfo<__nv_bfloat16>(cls, t, &ti) : dispatchInfo<__half>(cls, t, &ti);
+  };
+  // The Hopper kernel takes the 128-row tile's fast path (head dims that fill the class 64 or
+  // 128, no softcap, no ALiBi, positive scale) where it has an image for the device (sm_90);
+  // FLASHATTN_CUDA_WGMMA=0 (a tuning knob) keeps the mma.sync kernel.
+  const char* wgKnob = std::getenv("FLASHATTN_CUDA_WGMMA");
+  const bool fast = (cls == 64 || cls == 128) && dPad_ == cls && dvPad_ == cls && a.headDim == cls &&
+                    a.headDimV == cls && a.softcap <= 0 && a.alibiSlopes.empty() &&
+                    float(double(a.softmaxScale) * 1.4426950408889634) > 0.f;  // as fullPath() sees it
+  if (tile == Tile::Main && a.forceTile != 1 && fast && !(wgKnob && !std::strcmp(wgKnob, "0"))) {
+    if (info(Tile::Wgmma) == cudaSuccess)
+      tile = Tile::Wgmma;
+    else
+      (void)cudaGetLastError();  // no sm_90a image for this device: the mma.sync kernel serves
+  }
+  if (tile != Tile::Wgmma) FA_TRY(info(tile), "configuring the attention kernel");
   int dev = 0, sms = 0;
   FA_TRY(cudaGetDevice(&dev), "cudaGetDevice");
   FA_TRY(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev), "cudaDeviceGetAttribute");

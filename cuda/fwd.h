@@ -17,6 +17,14 @@ cudaError_t runFwd(const FwdParams& p, Tile tile, cudaStream_t stream);
 template <typename T, int D>
 cudaError_t fwdTileInfo(Tile tile, TileInfo* info);
 
+// The Hopper kernel (fwd_wgmma.cuh, sm_90a only) for the fast path of head dims 64 and 128.
+// wgmmaTileInfo fails where the kernel has no image for the device.
+template <typename T, int D>
+cudaError_t runFwdWgmma(const FwdParams& p, cudaStream_t stream);
+
+template <typename T, int D>
+cudaError_t wgmmaTileInfo(TileInfo* info);
+
 // X(T, D) for every instance; CMakeLists.txt generates one .cu per entry of the same list.
 #define FA_FOR_EACH_INSTANCE(X) \
   X(__half, 64) X(__half, 128) X(__half, 256) X(__nv_bfloat16, 64) X(__nv_bfloat16, 128) X(__nv_bfloat16, 256)

@@ -18,24 +18,12 @@
 #include <cuda_fp16.h>
 #include <cstdint>
 
+#include "fwd_rows.cuh"
 #include "params.h"
 #include "ptx.h"
 #include "tile.h"
 
 namespace fa {
-
-constexpr float kLog2e = 1.4426950408889634f;
-constexpr float kLn2 = 0.6931471805599453f;
-
-// v[0] = op over v[0 .. 2W), pairwise: a tree of depth log2(2W) instead of a chain of 2W - 1.
-template <int W, class Op>
-__device__ __forceinline__ void treeReduce(float* v, Op op) {
-  if constexpr (W >= 1) {
-#pragma unroll
-    for (int i = 0; i < W; ++i) v[i] = op(v[i], v[i + W]);
-    treeReduce<W / 2>(v, op);
-  }
-}
 
 // kFull: the fast copy of the loop, for the common call: the head dims fill the class
 // (d == dv == kD, so the k-slice loops need no guards and the compiler can software-pipeline
@@ -116,7 +104,7 @@ __device__ __forceinline__ void fwdBody(const FwdParams& p, unsigned char* smem)
   // This thread's accumulator rows: m tile mt, half hr holds local row warpRow + mt*16 + lane/4 + hr*8.
   const int warpRow = warp * 16 * C::kMT;
   const int myRow = m0 + warpRow + (lane >> 2);  // + mt * 16 + hr * 8
-  auto diagOf = [&](int mt, int hr) { return (myRow + mt * 16 + hr * 8) / G + lk - lq; };
+  const RowFrame frame{myRow, G, lq, lk};
 
   // ldmatrix row addresses. Each 8-lane phase reads 8 consecutive rows, so row & 7 == lane & 7
   // and logical chunk 2*kk + c sits at (2*kk) ^ (c ^ (lane & 7)): base carries c ^ (lane & 7).
@@ -177,149 +165,17 @@ __device__ __forceinline__ void fwdBody(const FwdParams& p, unsigned char* smem)
       }
     }
 
-    // Scores to the log2 domain: scale (any sign), softcap, ALiBi, then the mask replaces
-    // (never adds to) the score, so a NaN under the mask cannot leak into the row.
     const int n0 = nb * C::kBN;
     const int colBase = n0 + (lane & 3) * 2;
-    if (kFull) {
-      // scores stay unscaled: the scale is applied in the exponent below
-    } else if (p.softcapInv != 0.f) {
-#pragma unroll
-      for (int mt = 0; mt < C::kMT; ++mt)
-#pragma unroll
-        for (int nt = 0; nt < C::kNT; ++nt)
-#pragma unroll
-          for (int e = 0; e < 4; ++e) s[mt][nt][e] = p.softcapLog2 * tanhf(s[mt][nt][e] * p.softcapInv);
-    } else {
-#pragma unroll
-      for (int mt = 0; mt < C::kMT; ++mt)
-#pragma unroll
-        for (int nt = 0; nt < C::kNT; ++nt)
-#pragma unroll
-          for (int e = 0; e < 4; ++e) s[mt][nt][e] *= p.scaleLog2;
-    }
-    if (!kFull && p.alibiSlopes) {
-      float slope[C::kMT][2];
-#pragma unroll
-      for (int mt = 0; mt < C::kMT; ++mt)
-#pragma unroll
-        for (int hr = 0; hr < 2; ++hr) {
-          const int rr = myRow + mt * 16 + hr * 8, i = rr / G;
-          slope[mt][hr] = __ldg(p.alibiSlopes + hk * G + (rr - i * G)) * kLog2e;
-        }
-#pragma unroll
-      for (int mt = 0; mt < C::kMT; ++mt)
-#pragma unroll
-        for (int nt = 0; nt < C::kNT; ++nt)
-#pragma unroll
-          for (int e = 0; e < 4; ++e) {
-            const int j = colBase + nt * 8 + (e & 1);
-            s[mt][nt][e] -= slope[mt][e >> 1] * fabsf(float(diagOf(mt, e >> 1) - j));
-          }
-    }
     const bool needMask = n0 + C::kBN > lk || n0 + C::kBN - 1 > diagFirst + p.windowRight ||
                           n0 < diagLast - p.windowLeft;
-    if (needMask) {
-#pragma unroll
-      for (int mt = 0; mt < C::kMT; ++mt)
-#pragma unroll
-        for (int hr = 0; hr < 2; ++hr) {
-          const int diag = diagOf(mt, hr);
-          const int jLo = diag - p.windowLeft;
-          int jHi = diag + p.windowRight;
-          jHi = jHi < lk - 1 ? jHi : lk - 1;
-#pragma unroll
-          for (int nt = 0; nt < C::kNT; ++nt)
-#pragma unroll
-            for (int e = 0; e < 2; ++e) {
-              const int j = colBase + nt * 8 + e;
-              if (j < jLo || j > jHi) s[mt][nt][hr * 2 + e] = -INFINITY;
-            }
-        }
-    }
+    transformScores<C::kMT, C::kNT, kFull>(p, s, frame, hk, colBase, needMask);
 
-    // Online softmax in the log2 domain: row max and sum are of s * sc (sc = 1 when the scores
-    // are already scaled). A row that has seen only masked keys keeps max -inf; it is
-    // exponentiated against 0 instead, so its probabilities are exactly 0 and never NaN.
-    const float sc = kFull ? p.scaleLog2 : 1.f;
     float corr[C::kMT][2];
-    // Reductions inside a row: pairwise trees where the tile has at most 8 n8 tiles of scores
-    // (d128, d256, the 16-row tile: +1-2% on an H100, and the quad shuffles of all the thread's
-    // rows are issued together); chains on the 128x128 d64 tile, where the tree's extra live
-    // registers spilled and cost 2-3% (notes/cuda-kernel.md).
-    constexpr bool kTree = C::kNT <= 8;
-    float rowMx[C::kMT][2];  // kTree: the rows' maxima, reduced over the quad before the exponentials
-    if constexpr (kTree) {
-#pragma unroll
-      for (int mt = 0; mt < C::kMT; ++mt)
-#pragma unroll
-        for (int hr = 0; hr < 2; ++hr) {
-          float m[C::kNT];
-#pragma unroll
-          for (int nt = 0; nt < C::kNT; ++nt) m[nt] = fmaxf(s[mt][nt][hr * 2], s[mt][nt][hr * 2 + 1]);
-          treeReduce<C::kNT / 2>(m, [](float x, float y) { return fmaxf(x, y); });
-          rowMx[mt][hr] = m[0];
-        }
-#pragma unroll
-      for (int sh = 1; sh <= 2; sh *= 2)
-#pragma unroll
-        for (int mt = 0; mt < C::kMT; ++mt)
-#pragma unroll
-          for (int hr = 0; hr < 2; ++hr) rowMx[mt][hr] = fmaxf(rowMx[mt][hr], __shfl_xor_sync(0xffffffffu, rowMx[mt][hr], sh));
-    }
-#pragma unroll
-    for (int mt = 0; mt < C::kMT; ++mt)
-#pragma unroll
-      for (int hr = 0; hr < 2; ++hr) {
-        float mx;
-        if constexpr (kTree) {
-          mx = rowMx[mt][hr];
-        } else {
-          mx = fmaxf(s[mt][0][hr * 2], s[mt][0][hr * 2 + 1]);
-#pragma unroll
-          for (int nt = 1; nt < C::kNT; ++nt) mx = fmaxf(mx, fmaxf(s[mt][nt][hr * 2], s[mt][nt][hr * 2 + 1]));
-          mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-          mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-        }
-        mx = fmaxf(rowMax[mt][hr], mx * sc);
-        const float mUse = mx == -INFINITY ? 0.f : mx;
-        corr[mt][hr] = ex2(rowMax[mt][hr] - mUse);
-        rowMax[mt][hr] = mx;
-        float sum[C::kNT];
-        float acc = rowSum[mt][hr] * corr[mt][hr];
-#pragma unroll
-        for (int nt = 0; nt < C::kNT; ++nt) {
-          const float p0 = ex2(fmaf(s[mt][nt][hr * 2], sc, -mUse)), p1 = ex2(fmaf(s[mt][nt][hr * 2 + 1], sc, -mUse));
-          s[mt][nt][hr * 2] = p0;
-          s[mt][nt][hr * 2 + 1] = p1;
-          if constexpr (kTree) sum[nt] = p0 + p1; else acc += p0 + p1;
-        }
-        if constexpr (kTree) {
-          treeReduce<C::kNT / 2>(sum, [](float x, float y) { return x + y; });
-          acc = fmaf(rowSum[mt][hr], corr[mt][hr], sum[0]);
-        }
-        rowSum[mt][hr] = acc;  // this thread's partial; the quad is reduced once, at the end
-      }
-    if (!first) {  // O is still 0 after the first tile: nothing to rescale
-#pragma unroll
-      for (int mt = 0; mt < C::kMT; ++mt)
-#pragma unroll
-        for (int dt = 0; dt < C::kOT; ++dt)
-#pragma unroll
-          for (int e = 0; e < 4; ++e) o[mt][dt][e] *= corr[mt][e >> 1];
-    }
-
-    // P to the A operand layout now: half the registers of the float scores during P V.
+    onlineSoftmax<C::kMT, C::kNT, (C::kNT <= 8)>(s, rowMax, rowSum, kFull ? p.scaleLog2 : 1.f, corr);
+    if (!first) rescaleO(o, corr);  // O is still 0 after the first tile: nothing to rescale
     uint32_t pk[C::kMT][C::kBN / 16][4];
-#pragma unroll
-    for (int mt = 0; mt < C::kMT; ++mt)
-#pragma unroll
-      for (int kk = 0; kk < C::kBN / 16; ++kk) {
-        pk[mt][kk][0] = pack2<T>(s[mt][2 * kk][0], s[mt][2 * kk][1]);
-        pk[mt][kk][1] = pack2<T>(s[mt][2 * kk][2], s[mt][2 * kk][3]);
-        pk[mt][kk][2] = pack2<T>(s[mt][2 * kk + 1][0], s[mt][2 * kk + 1][1]);
-        pk[mt][kk][3] = pack2<T>(s[mt][2 * kk + 1][2], s[mt][2 * kk + 1][3]);
-      }
+    packP<T>(s, pk);
 
     cpAsyncWait<0>();
     __syncthreads();  // V(nb) landed; every warp is done reading K(nb)
@@ -344,62 +200,22 @@ __device__ __forceinline__ void fwdBody(const FwdParams& p, unsigned char* smem)
     }
   }
 
-  // Epilogue. sum == 0 means the row saw no key: out 0, lse -inf. A NaN sum propagates.
-  // Output stores: by default each thread stores its 4-byte pairs straight from registers. With
-  // p.stagedOut (a tuning knob) each warp stages its rows of O in its own rows of the Q tile (no
-  // other warp reads them) and stores whole 16-byte chunks instead; on an H100 that measured
-  // 1-4% slower (the extra shared-memory round trip outweighs the wider stores).
-  const int H = p.numHeads;
-  const bool direct = p.numSplits == 1, staged = direct && p.stagedOut;
+  // Epilogue (fwd_rows.cuh). By default each thread stores its 4-byte pairs straight from
+  // registers. With p.stagedOut (a tuning knob) each warp stages its rows of O in its own rows of
+  // the Q tile (no other warp reads them) and stores whole 16-byte chunks instead; on an H100
+  // that measured 1-4% slower (the extra shared-memory round trip outweighs the wider stores).
+  const bool staged = p.numSplits == 1 && p.stagedOut;
   if (staged) __syncwarp();  // every lane's last ldmatrix of Q is done before Q is overwritten
+  storeRows<T, C::kMT, C::kOT, kFull>(p, w, o, rowMax, rowSum, m0, warpRow, lane, rowsTotal, !staged,
+                                      [&](int mt, int hr, int lr, bool empty, float inv) {
+    if (!staged) return;
+    const uint32_t rowAddr = sQa + lr * kRowBytes + ((lane & 3) << 2);
 #pragma unroll
-  for (int mt = 0; mt < C::kMT; ++mt)
-#pragma unroll
-    for (int hr = 0; hr < 2; ++hr) {
-      float sum = rowSum[mt][hr];
-      sum += __shfl_xor_sync(0xffffffffu, sum, 1);
-      sum += __shfl_xor_sync(0xffffffffu, sum, 2);
-      const int lr = warpRow + mt * 16 + hr * 8 + (lane >> 2);  // row in the block
-      const int rr = m0 + lr;
-      const bool empty = sum == 0.f;
-      const float inv = empty ? 0.f : 1.f / sum;
-      if (staged) {
-        const uint32_t rowAddr = sQa + lr * kRowBytes + ((lane & 3) << 2);
-#pragma unroll
-        for (int dt = 0; dt < C::kOT; ++dt)
-          if (kFull || dt * 8 < p.dv)
-            stShared32(swz(rowAddr ^ ((lr & 7) << 4), dt),
-                       empty ? 0u : pack2<T>(o[mt][dt][hr * 2] * inv, o[mt][dt][hr * 2 + 1] * inv));
-      }
-      if (rr >= rowsTotal) continue;
-      const int i = rr / G, h = hk * G + (rr - i * G);
-      const float mUse = rowMax[mt][hr] == -INFINITY ? 0.f : rowMax[mt][hr];
-      const float lse = empty ? -INFINITY : (mUse + log2f(sum)) * kLn2;
-      const int64_t row = (int64_t)(qStart + i) * H + h;
-      if (!direct) {
-        const int64_t rows = (int64_t)p.totalQ * H;
-        float* dst = p.oAccum + ((int64_t)w.split * rows + row) * p.dv + (lane & 3) * 2;
-#pragma unroll
-        for (int dt = 0; dt < C::kOT; ++dt)
-          if (kFull || dt * 8 < p.dv)
-            *reinterpret_cast<float2*>(dst + dt * 8) =
-                empty ? make_float2(0.f, 0.f) : make_float2(o[mt][dt][hr * 2] * inv, o[mt][dt][hr * 2 + 1] * inv);
-        if ((lane & 3) == 0) p.lseAccum[(int64_t)w.split * rows + row] = lse;
-      } else {
-        if (!staged) {
-          T* dst = static_cast<T*>(p.out) + (int64_t)(qStart + i) * p.oRowStride + (int64_t)h * p.oHeadStride + (lane & 3) * 2;
-#pragma unroll
-          for (int dt = 0; dt < C::kOT; ++dt)
-            if (kFull || dt * 8 < p.dv)
-              *reinterpret_cast<uint32_t*>(dst + dt * 8) =
-                  empty ? 0u : pack2<T>(o[mt][dt][hr * 2] * inv, o[mt][dt][hr * 2 + 1] * inv);
-        }
-        if (p.lse && (lane & 3) == 0) {
-          const int64_t at = p.lseFixedS > 0 ? (int64_t)(w.b * H + h) * p.lseFixedS + i : (int64_t)h * p.totalQ + qStart + i;
-          p.lse[at] = lse;
-        }
-      }
-    }
+    for (int dt = 0; dt < C::kOT; ++dt)
+      if (kFull || dt * 8 < p.dv)
+        stShared32(swz(rowAddr ^ ((lr & 7) << 4), dt),
+                   empty ? 0u : pack2<T>(o[mt][dt][hr * 2] * inv, o[mt][dt][hr * 2 + 1] * inv));
+  });
   if (staged) {
     __syncwarp();
     constexpr int kWarpChunks = C::kMT * 16 * C::kChunks;  // 16-byte chunks in a warp's rows
@@ -415,11 +231,6 @@ __device__ __forceinline__ void fwdBody(const FwdParams& p, unsigned char* smem)
       }
     }
   }
-}
-
-// Whether a call can take the fast copy (kFull) of the loop.
-FA_HD bool fullPath(const FwdParams& p, int headDimClass) {
-  return p.d == headDimClass && p.dv == headDimClass && p.softcapInv == 0.f && !p.alibiSlopes && p.scaleLog2 > 0.f;
 }
 
 // The two copies are two kernels, not two branches of one: in one function ptxas allocates

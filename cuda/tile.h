@@ -9,7 +9,8 @@
 
 namespace fa {
 
-enum class Tile : int { Main = 1, Small = 2 };
+// Wgmma: the Hopper kernel's 128x128 tile (fwd_wgmma.cuh), for the fast path on sm_90.
+enum class Tile : int { Main = 1, Small = 2, Wgmma = 3 };
 
 template <int D_, int BM_, int BN_, int W_, int MinBlocks_>
 struct TileCfg {

@@ -79,9 +79,13 @@ interface NativeArgs {
   timeIters?: number;
 }
 
-/** Kernel tiles (cuda/tile.h): 128 query rows, or 16 for decode-like calls. */
-export type TileName = 'main' | 'small';
-const TILES: readonly TileName[] = ['main', 'small'];
+/**
+ * Kernel tiles (cuda/tile.h): 128 query rows, or 16 for decode-like calls, on mma.sync; 'wgmma' is
+ * the Hopper kernel's 128-row tile, which the planner picks itself on sm_90 for the fast path
+ * (forcing 'main' keeps the mma.sync kernel).
+ */
+export type TileName = 'main' | 'small' | 'wgmma';
+const TILES: readonly TileName[] = ['main', 'small', 'wgmma'];
 
 /** Tuning knobs for benchmarks: force the split count or the tile. */
 export interface RunOverrides {
@@ -101,7 +105,8 @@ const MAX_SEQLEN = 2 ** 28;
 
 /**
  * Debug knobs, so one test run can drive every kernel path with the shared cases:
- * FLASHATTN_CUDA_SPLITS=<n> forces the split-KV count, FLASHATTN_CUDA_TILE=main|small the tile.
+ * FLASHATTN_CUDA_SPLITS=<n> forces the split-KV count, FLASHATTN_CUDA_TILE=main|small the tile
+ * (FLASHATTN_CUDA_WGMMA=0, read by the addon, keeps the 128-row tile on mma.sync on Hopper).
  * (FLASHATTN_CUDA_ORDER=auto|longest|clusters|hybrid, the order blocks start in, is read by the addon.)
  */
 function envOverrides(): Partial<NativeArgs> {

@@ -9,6 +9,9 @@ export const cudaKernelPaths: readonly (readonly [name: string, env: Readonly<Re
   ['3 splits', { FLASHATTN_CUDA_SPLITS: '3' }],
   ['small tile', { FLASHATTN_CUDA_TILE: 'small' }],
   ['main tile', { FLASHATTN_CUDA_TILE: 'main', FLASHATTN_CUDA_SPLITS: '1' }],
+  // On an sm_90 GPU the default plan runs the fast path on the Hopper kernel (cuda/fwd_wgmma.cuh);
+  // this is the default plan on the mma.sync kernel instead.
+  ['mma.sync kernel', { FLASHATTN_CUDA_WGMMA: '0' }],
   // The other block orders (cuda/work_order.h): blocks read their unit from the list, so any
   // order must give the same results.
   ['longest-first order', { FLASHATTN_CUDA_ORDER: 'longest', FLASHATTN_CUDA_SPLITS: '3' }],

@@ -1,0 +1,259 @@
+// The per-row part of the forward pass, shared by both kernels (fwd_kernel.cuh on mma.sync,
+// fwd_wgmma.cuh on wgmma): score transforms and masks, the online softmax, P's repacking and
+// the epilogue. Both kernels hold their fragments in the same layout, that of an m16n8
+// accumulator: each warp owns kMT m16 tiles of rows; s[mt][nt][e] is row lane/4 + 8*(e/2) and
+// column 8*nt + 2*(lane%4) + e%2 of tile mt (a wgmma m64nN accumulator is this layout with
+// kMT = 1 for each of its four warps), and o[mt][dt][e] likewise for the output columns.
+#pragma once
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cstdint>
+
+#include "params.h"
+#include "ptx.h"
+
+namespace fa {
+
+constexpr float kLog2e = 1.4426950408889634f;
+constexpr float kLn2 = 0.6931471805599453f;
+
+// v[0] = op over v[0 .. 2W), pairwise: a tree of depth log2(2W) instead of a chain of 2W - 1.
+template <int W, class Op>
+__device__ __forceinline__ void treeReduce(float* v, Op op) {
+  if constexpr (W >= 1) {
+#pragma unroll
+    for (int i = 0; i < W; ++i) v[i] = op(v[i], v[i + W]);
+    treeReduce<W / 2>(v, op);
+  }
+}
+
+// Where this thread's rows sit: row (m0 + warpRow + mt*16 + hr*8 + lane/4) of the unit's
+// (query row, head of the group) rows; its query's diagonal is row / G + lk - lq.
+struct RowFrame {
+  int myRow;  // m0 + warpRow + lane / 4
+  int G, lq, lk;
+  __device__ __forceinline__ int diagOf(int mt, int hr) const { return (myRow + mt * 16 + hr * 8) / G + lk - lq; }
+};
+
+// Scores to the log2 domain: scale (any sign), softcap, ALiBi, then the mask replaces (never
+// adds to) the score, so a NaN under the mask cannot leak into the row. kFull keeps the
+// scores unscaled (the scale is applied in the exponent) and has no softcap or ALiBi.
+template <int kMT, int kNT, bool kFull>
+__device__ __forceinline__ void transformScores(const FwdParams& p, float (&s)[kMT][kNT][4], const RowFrame& f,
+                                                int hk, int colBase, bool needMask) {
+  if (kFull) {
+    // scores stay unscaled: the scale is applied in the exponent
+  } else if (p.softcapInv != 0.f) {
+#pragma unroll
+    for (int mt = 0; mt < kMT; ++mt)
+#pragma unroll
+      for (int nt = 0; nt < kNT; ++nt)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) s[mt][nt][e] = p.softcapLog2 * tanhf(s[mt][nt][e] * p.softcapInv);
+  } else {
+#pragma unroll
+    for (int mt = 0; mt < kMT; ++mt)
+#pragma unroll
+      for (int nt = 0; nt < kNT; ++nt)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) s[mt][nt][e] *= p.scaleLog2;
+  }
+  if (!kFull && p.alibiSlopes) {
+    float slope[kMT][2];
+#pragma unroll
+    for (int mt = 0; mt < kMT; ++mt)
+#pragma unroll
+      for (int hr = 0; hr < 2; ++hr) {
+        const int rr = f.myRow + mt * 16 + hr * 8, i = rr / f.G;
+        slope[mt][hr] = __ldg(p.alibiSlopes + hk * f.G + (rr - i * f.G)) * kLog2e;
+      }
+#pragma unroll
+    for (int mt = 0; mt < kMT; ++mt)
+#pragma unroll
+      for (int nt = 0; nt < kNT; ++nt)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int j = colBase + nt * 8 + (e & 1);
+          s[mt][nt][e] -= slope[mt][e >> 1] * fabsf(float(f.diagOf(mt, e >> 1) - j));
+        }
+  }
+  if (needMask) {
+#pragma unroll
+    for (int mt = 0; mt < kMT; ++mt)
+#pragma unroll
+      for (int hr = 0; hr < 2; ++hr) {
+        const int diag = f.diagOf(mt, hr);
+        const int jLo = diag - p.windowLeft;
+        int jHi = diag + p.windowRight;
+        jHi = jHi < f.lk - 1 ? jHi : f.lk - 1;
+#pragma unroll
+        for (int nt = 0; nt < kNT; ++nt)
+#pragma unroll
+          for (int e = 0; e < 2; ++e) {
+            const int j = colBase + nt * 8 + e;
+            if (j < jLo || j > jHi) s[mt][nt][hr * 2 + e] = -INFINITY;
+          }
+      }
+  }
+}
+
+// Online softmax in the log2 domain: row max and sum are of s * sc (sc = 1 when the scores
+// are already scaled). A row that has seen only masked keys keeps max -inf; it is
+// exponentiated against 0 instead, so its probabilities are exactly 0 and never NaN. Leaves
+// the probabilities in s, this thread's partial row sums in rowSum (the quad is reduced once,
+// in the epilogue) and in corr the factor O must be rescaled by (rescaleO; not after the first
+// tile, where O is still 0).
+// Reductions inside a row: pairwise trees where the tile has at most 8 n8 tiles of scores
+// (d128, d256, the 16-row tile: +1-2% on an H100, and the quad shuffles of all the thread's
+// rows are issued together); chains on the 128x128 d64 tile, where the tree's extra live
+// registers spilled and cost 2-3% (notes/cuda-kernel.md).
+template <int kMT, int kNT, bool kTree>
+__device__ __forceinline__ void onlineSoftmax(float (&s)[kMT][kNT][4], float (&rowMax)[kMT][2], float (&rowSum)[kMT][2],
+                                              float sc, float (&corr)[kMT][2]) {
+  float rowMx[kMT][2];  // kTree: the rows' maxima, reduced over the quad before the exponentials
+  if constexpr (kTree) {
+#pragma unroll
+    for (int mt = 0; mt < kMT; ++mt)
+#pragma unroll
+      for (int hr = 0; hr < 2; ++hr) {
+        float m[kNT];
+#pragma unroll
+        for (int nt = 0; nt < kNT; ++nt) m[nt] = fmaxf(s[mt][nt][hr * 2], s[mt][nt][hr * 2 + 1]);
+        treeReduce<kNT / 2>(m, [](float x, float y) { return fmaxf(x, y); });
+        rowMx[mt][hr] = m[0];
+      }
+#pragma unroll
+    for (int sh = 1; sh <= 2; sh *= 2)
+#pragma unroll
+      for (int mt = 0; mt < kMT; ++mt)
+#pragma unroll
+        for (int hr = 0; hr < 2; ++hr) rowMx[mt][hr] = fmaxf(rowMx[mt][hr], __shfl_xor_sync(0xffffffffu, rowMx[mt][hr], sh));
+  }
+#pragma unroll
+  for (int mt = 0; mt < kMT; ++mt)
+#pragma unroll
+    for (int hr = 0; hr < 2; ++hr) {
+      float mx;
+      if constexpr (kTree) {
+        mx = rowMx[mt][hr];
+      } else {
+        mx = fmaxf(s[mt][0][hr * 2], s[mt][0][hr * 2 + 1]);
+#pragma unroll
+        for (int nt = 1; nt < kNT; ++nt) mx = fmaxf(mx, fmaxf(s[mt][nt][hr * 2], s[mt][nt][hr * 2 + 1]));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+      }
+      mx = fmaxf(rowMax[mt][hr], mx * sc);
+      const float mUse = mx == -INFINITY ? 0.f : mx;
+      corr[mt][hr] = ex2(rowMax[mt][hr] - mUse);
+      rowMax[mt][hr] = mx;
+      if constexpr (kTree) {
+        float sum[kNT];
+#pragma unroll
+        for (int nt = 0; nt < kNT; ++nt) {
+          const float p0 = ex2(fmaf(s[mt][nt][hr * 2], sc, -mUse)), p1 = ex2(fmaf(s[mt][nt][hr * 2 + 1], sc, -mUse));
+          s[mt][nt][hr * 2] = p0;
+          s[mt][nt][hr * 2 + 1] = p1;
+          sum[nt] = p0 + p1;
+        }
+        treeReduce<kNT / 2>(sum, [](float x, float y) { return x + y; });
+        rowSum[mt][hr] = fmaf(rowSum[mt][hr], corr[mt][hr], sum[0]);
+      } else {
+        float acc = rowSum[mt][hr] * corr[mt][hr];
+#pragma unroll
+        for (int nt = 0; nt < kNT; ++nt) {
+          const float p0 = ex2(fmaf(s[mt][nt][hr * 2], sc, -mUse)), p1 = ex2(fmaf(s[mt][nt][hr * 2 + 1], sc, -mUse));
+          s[mt][nt][hr * 2] = p0;
+          s[mt][nt][hr * 2 + 1] = p1;
+          acc += p0 + p1;
+        }
+        rowSum[mt][hr] = acc;
+      }
+    }
+}
+
+template <int kMT, int kOT>
+__device__ __forceinline__ void rescaleO(float (&o)[kMT][kOT][4], const float (&corr)[kMT][2]) {
+#pragma unroll
+  for (int mt = 0; mt < kMT; ++mt)
+#pragma unroll
+    for (int dt = 0; dt < kOT; ++dt)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) o[mt][dt][e] *= corr[mt][e >> 1];
+}
+
+// P to the A operand layout of m16n8k16 (and of wgmma with A in registers): two n8 tiles of
+// scores make one k16 slice; half the registers of the float scores.
+template <typename T, int kMT, int kNT>
+__device__ __forceinline__ void packP(const float (&s)[kMT][kNT][4], uint32_t (&pk)[kMT][kNT / 2][4]) {
+#pragma unroll
+  for (int mt = 0; mt < kMT; ++mt)
+#pragma unroll
+    for (int kk = 0; kk < kNT / 2; ++kk) {
+      pk[mt][kk][0] = pack2<T>(s[mt][2 * kk][0], s[mt][2 * kk][1]);
+      pk[mt][kk][1] = pack2<T>(s[mt][2 * kk][2], s[mt][2 * kk][3]);
+      pk[mt][kk][2] = pack2<T>(s[mt][2 * kk + 1][0], s[mt][2 * kk + 1][1]);
+      pk[mt][kk][3] = pack2<T>(s[mt][2 * kk + 1][2], s[mt][2 * kk + 1][3]);
+    }
+}
+
+// Epilogue. sum == 0 means the row saw no key: out 0, lse -inf. A NaN sum propagates. Stores
+// each thread's 4-byte pairs straight from registers (numSplits == 1), or float32 partials and
+// partial lse for the combine kernel. onRow(mt, hr, lr, empty, inv) runs first for every row,
+// padding rows included (the staged epilogue writes O to shared memory there); when `direct`
+// is false the rows' O goes only through onRow.
+template <typename T, int kMT, int kOT, bool kFull, class OnRow>
+__device__ __forceinline__ void storeRows(const FwdParams& p, const WorkItem& w, const float (&o)[kMT][kOT][4],
+                                          const float (&rowMax)[kMT][2], const float (&rowSum)[kMT][2], int m0,
+                                          int warpRow, int lane, int rowsTotal, bool storeO, OnRow onRow) {
+  const int H = p.numHeads, G = p.group, hk = w.hk, qStart = w.qStart;
+  const bool split = p.numSplits > 1;
+#pragma unroll
+  for (int mt = 0; mt < kMT; ++mt)
+#pragma unroll
+    for (int hr = 0; hr < 2; ++hr) {
+      float sum = rowSum[mt][hr];
+      sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+      sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+      const int lr = warpRow + mt * 16 + hr * 8 + (lane >> 2);  // row in the block
+      const int rr = m0 + lr;
+      const bool empty = sum == 0.f;
+      const float inv = empty ? 0.f : 1.f / sum;
+      onRow(mt, hr, lr, empty, inv);
+      if (rr >= rowsTotal) continue;
+      const int i = rr / G, h = hk * G + (rr - i * G);
+      const float mUse = rowMax[mt][hr] == -INFINITY ? 0.f : rowMax[mt][hr];
+      const float lse = empty ? -INFINITY : (mUse + log2f(sum)) * kLn2;
+      const int64_t row = (int64_t)(qStart + i) * H + h;
+      if (split) {
+        const int64_t rows = (int64_t)p.totalQ * H;
+        float* dst = p.oAccum + ((int64_t)w.split * rows + row) * p.dv + (lane & 3) * 2;
+#pragma unroll
+        for (int dt = 0; dt < kOT; ++dt)
+          if (kFull || dt * 8 < p.dv)
+            *reinterpret_cast<float2*>(dst + dt * 8) =
+                empty ? make_float2(0.f, 0.f) : make_float2(o[mt][dt][hr * 2] * inv, o[mt][dt][hr * 2 + 1] * inv);
+        if ((lane & 3) == 0) p.lseAccum[(int64_t)w.split * rows + row] = lse;
+      } else {
+        if (storeO) {
+          T* dst = static_cast<T*>(p.out) + (int64_t)(qStart + i) * p.oRowStride + (int64_t)h * p.oHeadStride + (lane & 3) * 2;
+#pragma unroll
+          for (int dt = 0; dt < kOT; ++dt)
+            if (kFull || dt * 8 < p.dv)
+              *reinterpret_cast<uint32_t*>(dst + dt * 8) =
+                  empty ? 0u : pack2<T>(o[mt][dt][hr * 2] * inv, o[mt][dt][hr * 2 + 1] * inv);
+        }
+        if (p.lse && (lane & 3) == 0) {
+          const int64_t at = p.lseFixedS > 0 ? (int64_t)(w.b * H + h) * p.lseFixedS + i : (int64_t)h * p.totalQ + qStart + i;
+          p.lse[at] = lse;
+        }
+      }
+    }
+}
+
+// Whether a call can take the fast copy (kFull) of the loop.
+FA_HD bool fullPath(const FwdParams& p, int headDimClass) {
+  return p.d == headDimClass && p.dv == headDimClass && p.softcapInv == 0.f && !p.alibiSlopes && p.scaleLog2 > 0.f;
+}
+
+}  // namespace fa
