@@ -38,13 +38,8 @@ __device__ __forceinline__ void fwdBody(const FwdParams& p, unsigned char* smem)
   const int qStart = w.qStart, lq = w.lq, kStart = w.kStart, lk = w.lk;
   const int G = p.group;
   const int m0 = w.mBlock * C::kBM;
-  const int rowsTotal = lq * G;
-  int nLo, nHi;
-  keyBlockRange(w.mBlock, C::kBM, C::kBN, lq, lk, G, p.windowLeft, p.windowRight, nLo, nHi);
-  if (p.numSplits > 1) splitRange(nLo, nHi, w.split, p.numSplits, nLo, nHi);
-  // Diagonals of the block's first and last real rows, for the "does this tile need a mask" test.
-  const int lastRow = (m0 + C::kBM < rowsTotal ? m0 + C::kBM : rowsTotal) - 1;
-  const int diagFirst = m0 / G + lk - lq, diagLast = lastRow / G + lk - lq;
+  const UnitSpan span(p, w, C::kBM, C::kBN);
+  const int nLo = span.nLo, nHi = span.nHi, rowsTotal = span.rowsTotal;
 
   const T* qBase = static_cast<const T*>(p.q);
   const T* kBase = static_cast<const T*>(p.k);
@@ -167,9 +162,7 @@ __device__ __forceinline__ void fwdBody(const FwdParams& p, unsigned char* smem)
 
     const int n0 = nb * C::kBN;
     const int colBase = n0 + (lane & 3) * 2;
-    const bool needMask = n0 + C::kBN > lk || n0 + C::kBN - 1 > diagFirst + p.windowRight ||
-                          n0 < diagLast - p.windowLeft;
-    transformScores<C::kMT, C::kNT, kFull>(p, s, frame, hk, colBase, needMask);
+    transformScores<C::kMT, C::kNT, kFull>(p, s, frame, hk, colBase, span.needsMask(p, n0, C::kBN, lk));
 
     float corr[C::kMT][2];
     onlineSoftmax<C::kMT, C::kNT, (C::kNT <= 8)>(s, rowMax, rowSum, kFull ? p.scaleLog2 : 1.f, corr);

@@ -27,6 +27,25 @@ __device__ __forceinline__ void treeReduce(float* v, Op op) {
   }
 }
 
+// A unit's key blocks [nLo, nHi) (its split's share) and the diagonals of its first and last
+// real rows, for the "does this tile need a mask" test.
+struct UnitSpan {
+  int nLo, nHi, rowsTotal, diagFirst, diagLast;
+  __device__ __forceinline__ UnitSpan(const FwdParams& p, const WorkItem& w, int bm, int bn) {
+    const int G = p.group, m0 = w.mBlock * bm;
+    rowsTotal = w.lq * G;
+    keyBlockRange(w.mBlock, bm, bn, w.lq, w.lk, G, p.windowLeft, p.windowRight, nLo, nHi);
+    if (p.numSplits > 1) splitRange(nLo, nHi, w.split, p.numSplits, nLo, nHi);
+    const int lastRow = (m0 + bm < rowsTotal ? m0 + bm : rowsTotal) - 1;
+    diagFirst = m0 / G + w.lk - w.lq;
+    diagLast = lastRow / G + w.lk - w.lq;
+  }
+  // Whether key tile [n0, n0 + bn) crosses the sequence end or a causal/window boundary of any row.
+  __device__ __forceinline__ bool needsMask(const FwdParams& p, int n0, int bn, int lk) const {
+    return n0 + bn > lk || n0 + bn - 1 > diagFirst + p.windowRight || n0 < diagLast - p.windowLeft;
+  }
+};
+
 // Where this thread's rows sit: row (m0 + warpRow + mt*16 + hr*8 + lane/4) of the unit's
 // (query row, head of the group) rows; its query's diagonal is row / G + lk - lq.
 struct RowFrame {

@@ -71,12 +71,9 @@ __device__ __forceinline__ void fwdBodyWg(const FwdParams& p, unsigned char* sme
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, wg = warp >> 2;
   const WorkItem w = p.work[blockIdx.x];
   const int hk = w.hk, qStart = w.qStart, lq = w.lq, kStart = w.kStart, lk = w.lk, G = p.group;
-  const int m0 = w.mBlock * C::kBM, rowsTotal = lq * G;
-  int nLo, nHi;
-  keyBlockRange(w.mBlock, C::kBM, C::kBN, lq, lk, G, p.windowLeft, p.windowRight, nLo, nHi);
-  if (p.numSplits > 1) splitRange(nLo, nHi, w.split, p.numSplits, nLo, nHi);
-  const int lastRow = (m0 + C::kBM < rowsTotal ? m0 + C::kBM : rowsTotal) - 1;
-  const int diagFirst = m0 / G + lk - lq, diagLast = lastRow / G + lk - lq;
+  const int m0 = w.mBlock * C::kBM;
+  const UnitSpan span(p, w, C::kBM, C::kBN);
+  const int nLo = span.nLo, nHi = span.nHi, rowsTotal = span.rowsTotal;
 
   const T* qBase = static_cast<const T*>(p.q);
   const T* kBase = static_cast<const T*>(p.k);
@@ -180,8 +177,7 @@ __device__ __forceinline__ void fwdBodyWg(const FwdParams& p, unsigned char* sme
     pinRegs(sFlat);
 
     const int n0 = nb * C::kBN;
-    const bool needMask = n0 + C::kBN > lk || n0 + C::kBN - 1 > diagFirst + p.windowRight || n0 < diagLast - p.windowLeft;
-    transformScores<1, C::kNT, true>(p, s, frame, hk, n0 + (lane & 3) * 2, needMask);
+    transformScores<1, C::kNT, true>(p, s, frame, hk, n0 + (lane & 3) * 2, span.needsMask(p, n0, C::kBN, lk));
     float corr[1][2];
     onlineSoftmax<1, C::kNT, (C::kNT <= 8)>(s, rowMax, rowSum, p.scaleLog2, corr);
     if (t > 0) {
