@@ -120,6 +120,32 @@ describe.skipIf(!gpu)(`cuda engine${gpu ? '' : ` (skipped: ${reason})`}`, () => 
     t.dispose();
   });
 
+  it('plans the Hopper kernel for the fast path on sm_90 only, and mma.sync for everything else', async () => {
+    const backend = await loadCudaBackend();
+    const hopper = backend.info.computeCapability === '9.0';
+    const n = 300, h = 4;
+    const planOf = async (d: number, opts: { softcap?: number } = {}, env: Record<string, string> = {}) => {
+      const data = encode(Float32Array.from({ length: n * h * d }, (_, i) => Math.sin(i)), 'float16');
+      const t = await e().upload({ data, shape: [n, h, d], dtype: 'float16' });
+      const saved = Object.fromEntries(Object.keys(env).map((k) => [k, process.env[k]]));
+      Object.assign(process.env, env);
+      try {
+        const p = validateVarlen(t, t, t, { cuSeqlensQ: Int32Array.of(0, n), cuSeqlensK: Int32Array.of(0, n), causal: true, ...opts });
+        return (await backend.time(p, 1)).tile;
+      } finally {
+        for (const [k, v] of Object.entries(saved)) if (v === undefined) delete process.env[k]; else process.env[k] = v;
+        t.dispose();
+      }
+    };
+    expect(await planOf(64)).toBe(hopper ? 'wgmma' : 'main');
+    expect(await planOf(128)).toBe(hopper ? 'wgmma' : 'main');
+    expect(await planOf(128, { softcap: 20 })).toBe('main'); // softcap: the general copy, on mma.sync
+    expect(await planOf(96)).toBe('main'); // padded head dim
+    expect(await planOf(256)).toBe('main');
+    expect(await planOf(64, {}, { FLASHATTN_CUDA_WGMMA: '0' })).toBe('main');
+    expect(await planOf(64, {}, { FLASHATTN_CUDA_TILE: 'main' })).toBe('main');
+  });
+
   // Every other kernel path on the shared cases (the default plan runs in conformance.test.ts).
   for (const [name, env] of cudaKernelPaths) {
     it(`passes the shared cases with ${name}`, async () => {
