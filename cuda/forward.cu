@@ -103,9 +103,8 @@ std::string Forward::prepare(const ForwardArgs& a, const Uploader& upload) {
   // 128, no softcap, no ALiBi, positive scale) where it has an image for the device (sm_90);
   // FLASHATTN_CUDA_WGMMA=0 (a tuning knob) keeps the mma.sync kernel.
   const char* wgKnob = std::getenv("FLASHATTN_CUDA_WGMMA");
-  const bool fast = (cls == 64 || cls == 128) && dPad_ == cls && dvPad_ == cls && a.headDim == cls &&
-                    a.headDimV == cls && a.softcap <= 0 && a.alibiSlopes.empty() &&
-                    float(double(a.softmaxScale) * 1.4426950408889634) > 0.f;  // as fullPath() sees it
+  const bool fast = (cls == 64 || cls == 128) && a.headDim == cls && a.headDimV == cls && a.softcap <= 0 &&
+                    a.alibiSlopes.empty() && float(double(a.softmaxScale) * 1.4426950408889634) > 0.f;  // as fullPath() sees it
   if (tile == Tile::Main && a.forceTile != 1 && fast && !(wgKnob && !std::strcmp(wgKnob, "0"))) {
     if (info(Tile::Wgmma) == cudaSuccess)
       tile = Tile::Wgmma;

@@ -1,17 +1,17 @@
 // The Hopper (sm_90a) copy of the forward pass: the same algorithm as fwd_kernel.cuh with its
-// two matrix products on wgmma, the warpgroup-wide asynchronous MMA, which on an H100 runs
-// about 1.5x faster than mma.sync. It serves the fast path (kFull: d == dv == 64 or 128, no
-// softcap, no ALiBi, positive scale) of 128-row tiles; every other call, and every GPU that is
-// not compute capability 9.0, takes fwd_kernel.cuh.
+// two matrix products on wgmma, the warpgroup-wide asynchronous MMA of sm_90a (on an H100 this
+// kernel measured 1.00-1.30x the mma.sync one's speed, notes/cuda-kernel.md). It serves the fast
+// path (kFull: d == dv == 64 or 128, no softcap, no ALiBi, positive scale) of 128-row tiles;
+// every other call, and every GPU that is not compute capability 9.0, takes fwd_kernel.cuh.
 //
 // A block is kWG warpgroups and one work unit of 64 kWG (query row, head) rows; each
 // warpgroup owns 64 rows, each of its warps 16, so the accumulators have exactly the m16n8
 // layout of the mma.sync kernel (kMT = 1) and share its row code (fwd_rows.cuh). Per key tile
-// of 128: S = Q K^T (wgmma, Q and K from shared memory), mask and online softmax in registers,
+// of kBN: S = Q K^T (wgmma, Q and K from shared memory), mask and online softmax in registers,
 // O += P V (wgmma, P from registers, V from shared memory read N-major), the softmax of one tile
 // overlapping the previous tile's P V (FlashAttention-3's intra-warpgroup overlap).
 //
-// Shared memory holds Q and two stages of K and V, each as [d / 64][rows][64] with the 128-byte
+// Shared memory holds Q, two K buffers and two V buffers, each as [d / 64][rows][64] with the 128-byte
 // swizzle wgmma reads (16-byte chunk c of row r at c ^ (r & 7)); 1024-byte aligned atoms. The
 // loads are cp.async, K two tiles ahead and V one (see the loop). cp.async writes
 // through the generic proxy and wgmma reads through the async proxy: every thread fences the
@@ -36,9 +36,10 @@ struct WgTile {
   static constexpr int kRowsPerPass = kThreads / 8;  // loads: 8 threads per 128-byte row
   static constexpr int kNT = kBN / 8, kOT = D_ / 8, kDB = D_ / 64;  // n8 tiles of S and O; 64-wide d blocks
   static constexpr int kQBytes = kBM * D_ * 2, kTileBytes = kBN * D_ * 2;
-  static constexpr int kSmemBytes = kQBytes + 4 * kTileBytes;  // Q, then stages of (K, V)
+  static constexpr int kSmemBytes = kQBytes + 4 * kTileBytes;  // Q, K buffers 0 and 1, V buffers 0 and 1
   static_assert(D_ == 64 || D_ == 128, "wgmma tiles for head dims 64 and 128");
   static_assert(kRowsPerPass % 8 == 0, "a thread's rows share row & 7");
+  static_assert(kBM % kRowsPerPass == 0 && kBN % kRowsPerPass == 0, "loads tile evenly");
 };
 
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
@@ -92,8 +93,7 @@ __device__ __forceinline__ void fwdBodyWg(const FwdParams& p, unsigned char* sme
     const T* src = base + (int64_t)(kStart + n0 + rowOff) * rowStride + headOff + cl * 8;
     constexpr int kR = C::kRowsPerPass;
 #pragma unroll
-    for (int pass = 0; pass < (C::kBN + kR - 1) / kR; ++pass) {
-      if (C::kBN % kR != 0 && rowOff + pass * kR >= C::kBN) break;
+    for (int pass = 0; pass < C::kBN / kR; ++pass) {
       const bool ok = n0 + rowOff + pass * kR < lk;  // rows past the sequence are zero-filled
 #pragma unroll
       for (int db = 0; db < C::kDB; ++db)
@@ -106,7 +106,6 @@ __device__ __forceinline__ void fwdBodyWg(const FwdParams& p, unsigned char* sme
 
   // Prologue: Q and K(0) in the first group, V(0) and K(1) in the second.
   if (numTiles > 0) {
-    static_assert(C::kBM % C::kRowsPerPass == 0, "Q loads tile evenly");
 #pragma unroll
     for (int pass = 0; pass < C::kBM / C::kRowsPerPass; ++pass) {
       const int rr = m0 + rowOff + pass * C::kRowsPerPass, i = rr / G, g = rr - i * G;
@@ -138,7 +137,7 @@ __device__ __forceinline__ void fwdBodyWg(const FwdParams& p, unsigned char* sme
   uint32_t pk[1][C::kNT / 2][4];
   const uint32_t qAddr = sQ + wg * 64 * 128;
 
-  // O += P(t) V(t): 128 keys in k16 steps; V is read N-major (its rows are keys, the head dim
+  // O += P(t) V(t): kBN keys in k16 steps; V is read N-major (its rows are keys, the head dim
   // runs along them), its 64-wide d blocks kBN * 128 bytes apart.
   auto issuePV = [&](int t) {
     wgFence();  // O was rescaled and P written by ordinary instructions
