@@ -47,6 +47,23 @@ const cases: Case[] = [
   mk({ seqlensQ: [1, 2], seqlensK: [1300, 90], numHeads: 4, numKvHeads: 4, headDim: 30, headDimV: 12, softcap: 10, alibi: true }),
 ];
 
+/**
+ * A script for a child process: `body(src)` is its TypeScript, where src(path) is an import
+ * specifier for a file of this repo; bundled with esbuild in a temporary folder before the suite,
+ * removed after. Returns a getter of the bundle's path.
+ */
+function bundledScript(prefix: string, body: (src: (p: string) => string) => string): () => string {
+  let dir = '';
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), prefix));
+    const entry = join(dir, 'entry.ts');
+    writeFileSync(entry, body((p) => JSON.stringify(fileURLToPath(new URL(p, import.meta.url)))));
+    buildSync({ entryPoints: [entry], bundle: true, platform: 'node', format: 'esm', outfile: join(dir, 'entry.mjs'), logLevel: 'error' });
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  return () => join(dir, 'entry.mjs');
+}
+
 const bytes = (t: { data: ArrayBufferView }) => new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
 /** Index of the first differing byte, -1 if none (vitest's deep equality is slow on large arrays). */
 function firstDiff(a: { data: ArrayBufferView }, b: { data: ArrayBufferView }): number {
@@ -160,13 +177,7 @@ describe('wasm engine', () => {
 
 describe('wasm engine lifetime', () => {
   // A child process (bundled from src/ with esbuild) runs a call on 2 workers and ends on its own.
-  let dir: string;
-  let script: string;
-  beforeAll(() => {
-    dir = mkdtempSync(join(tmpdir(), 'flashattn-wasm-'));
-    const src = (p: string) => JSON.stringify(fileURLToPath(new URL(p, import.meta.url)));
-    const entry = join(dir, 'entry.ts');
-    writeFileSync(entry, `
+  const script = bundledScript('flashattn-wasm-', (src) => `
       import { createWasmBackendWith } from ${src('../src/wasm/core.ts')};
       import { nodePlatform } from ${src('../src/wasm/platform-node.ts')};
       import { validateVarlen } from ${src('../src/validate.ts')};
@@ -177,14 +188,10 @@ describe('wasm engine lifetime', () => {
       if (process.argv[4] === 'dispose') await b.dispose();
       console.log('done', r.out.data[0]);
     `);
-    script = join(dir, 'entry.mjs');
-    buildSync({ entryPoints: [entry], bundle: true, platform: 'node', format: 'esm', outfile: script, logLevel: 'error' });
-  });
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   for (const mode of ['dispose', 'no-dispose']) {
     it(`the process exits after a call on 2 workers (${mode})`, () => {
-      const r = spawnSync(process.execPath, [script, wasmFiles.baseline.href, wasmFiles.relaxed.href, mode], { timeout: 20_000, encoding: 'utf8' });
+      const r = spawnSync(process.execPath, [script(), wasmFiles.baseline.href, wasmFiles.relaxed.href, mode], { timeout: 20_000, encoding: 'utf8' });
       expect(r.error, 'the process did not exit by itself').toBeUndefined();
       expect(r.status, r.stderr).toBe(0);
       expect(r.stdout.trim()).toBe('done 0.5');
@@ -317,13 +324,7 @@ describe('wasm resident tensors', () => {
 
 describe('wasm resident tensors: finalizer', () => {
   // A child process (bundled from src/ with esbuild, run with --expose-gc) forgets resident tensors.
-  let dir: string;
-  let script: string;
-  beforeAll(() => {
-    dir = mkdtempSync(join(tmpdir(), 'flashattn-wasm-gc-'));
-    const src = (p: string) => JSON.stringify(fileURLToPath(new URL(p, import.meta.url)));
-    const entry = join(dir, 'entry.ts');
-    writeFileSync(entry, `
+  const script = bundledScript('flashattn-wasm-gc-', (src) => `
       import { createWasmBackendWith } from ${src('../src/wasm/core.ts')};
       import { nodePlatform } from ${src('../src/wasm/platform-node.ts')};
       const files = { baseline: new URL(process.argv[2]), relaxed: new URL(process.argv[3]) };
@@ -339,13 +340,9 @@ describe('wasm resident tensors: finalizer', () => {
       counts.push(b.resident.count);
       console.log(counts.join(' '));
     `);
-    script = join(dir, 'entry.mjs');
-    buildSync({ entryPoints: [entry], bundle: true, platform: 'node', format: 'esm', outfile: script, logLevel: 'error' });
-  });
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   it('frees the blocks of tensors nobody disposed once they are collected', () => {
-    const r = spawnSync(process.execPath, ['--expose-gc', script, wasmFiles.baseline.href, wasmFiles.relaxed.href], { timeout: 20_000, encoding: 'utf8' });
+    const r = spawnSync(process.execPath, ['--expose-gc', script(), wasmFiles.baseline.href, wasmFiles.relaxed.href], { timeout: 20_000, encoding: 'utf8' });
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout.trim()).toBe('6 1 4000 0');
   });
