@@ -9,8 +9,8 @@ import type { Engine, EngineOptions, WasmSources } from './types.js';
 import { createBrowserWasmBackend } from './wasm/backend-browser.js';
 
 export type {
-  AnyTensor, AttentionOptions, AttentionResult, BackendName, DType, DeviceTensor, Engine, EngineOptions, HostData, Tensor,
-  VarlenOptions, WasmSource, WasmSources,
+  AnyTensor, AttentionOptions, AttentionResult, BackendName, DType, DeviceTensor, Engine, EngineOptions, Float16ArrayLike, HostData,
+  InputTensor, OrtTensorLike, ResultTensor, Tensor, TensorInput, TensorLike, VarlenOptions, WasmSource, WasmSources,
 } from './types.js';
 export { tensor } from './tensor.js';
 export { referenceAttention, referenceAttentionVarlen } from './reference.js';

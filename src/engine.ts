@@ -7,9 +7,10 @@
 import type { Backend } from './backend.js';
 import type { Problem } from './problem.js';
 import type {
-  AnyTensor, AttentionOptions, AttentionResult, BackendName, DeviceTensor, Engine, EngineOptions, Tensor, VarlenOptions,
+  AnyTensor, AttentionOptions, AttentionResult, BackendName, DeviceTensor, Engine, EngineOptions, InputTensor, ResultTensor, Tensor,
+  TensorInput, VarlenOptions,
 } from './types.js';
-import { validateFixed, validateVarlen } from './validate.js';
+import { readHostTensor, validateFixed, validateVarlen } from './validate.js';
 
 export type Loader = (options: EngineOptions) => Promise<Backend>;
 export type Loaders = Record<BackendName, Loader>;
@@ -58,14 +59,14 @@ class FacadeEngine implements Engine {
   get threads(): number { return this.impl.threads; }
   get info() { return this.impl.info; }
 
-  async attentionVarlen<T extends AnyTensor>(q: T, k: T | DeviceTensor, v: T | DeviceTensor, options: VarlenOptions): Promise<AttentionResult<T>> {
+  async attentionVarlen<Q extends InputTensor>(q: Q, k: InputTensor, v: InputTensor, options: VarlenOptions): Promise<AttentionResult<ResultTensor<Q>>> {
     this.refuseResident([q, k, v]);
-    return this.run(validateVarlen(q, k as T, v as T, options));
+    return this.run(validateVarlen(q, k, v, options));
   }
 
-  async attention<T extends AnyTensor>(q: T, k: T | DeviceTensor, v: T | DeviceTensor, options: AttentionOptions = {}): Promise<AttentionResult<T>> {
+  async attention<Q extends InputTensor>(q: Q, k: InputTensor, v: InputTensor, options: AttentionOptions = {}): Promise<AttentionResult<ResultTensor<Q>>> {
     this.refuseResident([q, k, v]);
-    return this.run(validateFixed(q, k as T, v as T, options));
+    return this.run(validateFixed(q, k, v, options));
   }
 
   /** Tensors resident in a wasm engine reach only an engine that keeps such tensors (which checks they are its own). */
@@ -84,7 +85,7 @@ class FacadeEngine implements Engine {
     return this.impl.unsupported(p);
   }
 
-  private async run<T extends AnyTensor>(p: Problem<T>): Promise<AttentionResult<T>> {
+  private async run<T extends AnyTensor>(p: Problem<AnyTensor>): Promise<AttentionResult<T>> {
     this.impl.checkInputs?.(p);
     const why = this.impl.unsupported(p);
     if (why !== null) throw new RangeError(why);
@@ -92,11 +93,13 @@ class FacadeEngine implements Engine {
     return r.lse ? { out: r.out as T, lse: r.lse as T } : { out: r.out as T };
   }
 
-  async upload(t: Tensor): Promise<DeviceTensor> {
-    if (t !== null && typeof t === 'object' && (t as AnyTensor).location === 'wasm')
-      throw new TypeError('Expected a host tensor for upload but received a tensor resident in a wasm engine; download() it from that engine first');
+  async upload(t: TensorInput): Promise<DeviceTensor> {
+    const loc = t !== null && typeof t === 'object' ? (t as { location?: unknown }).location : undefined;
+    if (loc === 'wasm' || loc === 'cuda')
+      throw new TypeError(`Expected a host tensor for upload but received a tensor resident in a ${loc} engine; download() it from that engine first`);
+    const host = readHostTensor(t, 'upload');
     if (!this.impl.upload) throw new TypeError(`Expected an engine that keeps tensors (cuda, or wasm on its own thread or a cross-origin isolated page) for upload but this ${this.backend} engine keeps none`);
-    return this.impl.upload(t);
+    return this.impl.upload(host);
   }
 
   async download(t: DeviceTensor): Promise<Tensor> {

@@ -5,7 +5,7 @@
 import { decode } from './half.js';
 import type { Problem } from './problem.js';
 import { lseIndex, visibleRange } from './problem.js';
-import type { AttentionOptions, AttentionResult, Tensor, VarlenOptions } from './types.js';
+import type { AttentionOptions, AttentionResult, Tensor, TensorInput, VarlenOptions } from './types.js';
 import { validateFixed, validateVarlen } from './validate.js';
 
 export interface ReferenceOutput {
@@ -81,13 +81,13 @@ function wrap(p: Problem<Tensor>, r: ReferenceOutput): ReferenceResult {
  * The float64 reference with the engines' arguments. Results are float32 tensors (`out`, `lse`)
  * plus the float64 arrays they were rounded from.
  */
-export function referenceAttentionVarlen(q: Tensor, k: Tensor, v: Tensor, options: VarlenOptions): ReferenceResult {
+export function referenceAttentionVarlen(q: TensorInput, k: TensorInput, v: TensorInput, options: VarlenOptions): ReferenceResult {
   const p = validateVarlen(q, k, v, options);
   return wrap(p, referenceProblem(p));
 }
 
 /** The float64 reference for the fixed-length form. */
-export function referenceAttention(q: Tensor, k: Tensor, v: Tensor, options: AttentionOptions = {}): ReferenceResult {
+export function referenceAttention(q: TensorInput, k: TensorInput, v: TensorInput, options: AttentionOptions = {}): ReferenceResult {
   const p = validateFixed(q, k, v, options);
   return wrap(p, referenceProblem(p));
 }

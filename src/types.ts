@@ -4,14 +4,48 @@ export type DType = 'float32' | 'float16' | 'bfloat16';
 export type BackendName = 'wasm' | 'cuda';
 export type HostData = Float32Array | Uint16Array;
 
-/** A dense row-major tensor. `Float32Array` data is float32; `Uint16Array` data holds float16 or bfloat16 bits. */
+/** A dense row-major host tensor, as the engines return it. `Uint16Array` data holds float16 or bfloat16 bits. */
 export interface Tensor {
   readonly data: HostData;
   readonly shape: readonly number[];
   readonly dtype: DType;
-  /** 'cpu' (default) or 'cuda' for a tensor that lives on the GPU (see `Engine.upload`). */
-  readonly location?: 'cpu' | 'cuda';
+  readonly location?: 'cpu';
 }
+
+/**
+ * The runtime's `Float16Array` (Node 24+, recent browsers), typed by its shape so that this package
+ * needs no newer TypeScript lib. Its elements are float16; the engines read its bits.
+ */
+export interface Float16ArrayLike extends ArrayBufferView {
+  readonly length: number;
+  readonly BYTES_PER_ELEMENT: 2;
+  readonly [Symbol.toStringTag]: 'Float16Array';
+}
+
+/**
+ * A host tensor as users hold it: `Float32Array` data is float32 (`dtype` may be left out), a
+ * `Float16Array` is float16, and `Uint16Array` data needs `dtype: 'float16' | 'bfloat16'`.
+ */
+export interface TensorLike {
+  readonly data: HostData | Float16ArrayLike;
+  readonly shape: readonly number[];
+  readonly dtype?: DType;
+  readonly location?: 'cpu';
+}
+
+/**
+ * An onnxruntime-web / onnxruntime-node `Tensor` (what transformers.js hands out), read through its
+ * `type`, `dims` and `data`: types 'float32' and 'float16', on the CPU (`location` 'cpu' or 'cpu-pinned').
+ */
+export interface OrtTensorLike {
+  readonly type: string;
+  readonly dims: readonly number[];
+  readonly data: unknown;
+  readonly location?: string;
+}
+
+/** Everything a call accepts as a host input. */
+export type TensorInput = TensorLike | OrtTensorLike;
 
 /**
  * A tensor whose data lives in an engine's memory, made by `engine.upload`: 'cuda' (GPU memory; the cuda
@@ -27,6 +61,12 @@ export interface DeviceTensor {
 }
 
 export type AnyTensor = Tensor | DeviceTensor;
+
+/** A call's inputs: host tensors in any accepted form, or tensors kept by the engine. */
+export type InputTensor = TensorInput | DeviceTensor;
+
+/** Results are device tensors for device `q` on the cuda engine, else host tensors. */
+export type ResultTensor<Q> = Q extends DeviceTensor ? DeviceTensor : Tensor;
 
 export interface AttentionOptions {
   /** Bottom-right aligned causal mask (right window = 0). Default false. */
@@ -95,13 +135,13 @@ export interface Engine {
    * Results are on q's side: host tensors for host q, cuda tensors for cuda q. On the wasm engine, k and v
    * may be resident tensors (`upload`) with host q (a KV cache); its results are always host tensors.
    */
-  attentionVarlen<T extends AnyTensor>(q: T, k: T | DeviceTensor, v: T | DeviceTensor, options: VarlenOptions): Promise<AttentionResult<T>>;
-  attention<T extends AnyTensor>(q: T, k: T | DeviceTensor, v: T | DeviceTensor, options?: AttentionOptions): Promise<AttentionResult<T>>;
+  attentionVarlen<Q extends InputTensor>(q: Q, k: InputTensor, v: InputTensor, options: VarlenOptions): Promise<AttentionResult<ResultTensor<Q>>>;
+  attention<Q extends InputTensor>(q: Q, k: InputTensor, v: InputTensor, options?: AttentionOptions): Promise<AttentionResult<ResultTensor<Q>>>;
   /**
    * Copies a host tensor into the engine: GPU memory (cuda), or the engine's WebAssembly memory (wasm: a
    * resident tensor that calls of this engine read in place, mixed freely with host tensors).
    */
-  upload(t: Tensor): Promise<DeviceTensor>;
+  upload(t: TensorInput): Promise<DeviceTensor>;
   /** Copies a tensor made by this engine's `upload` (or a cuda result) back to the host. */
   download(t: DeviceTensor): Promise<Tensor>;
   dispose(): Promise<void>;

@@ -2,7 +2,10 @@
  * Every rule of SEMANTICS.md's "Bad input", checked once, before any engine sees the call, so
  * all engines reject bad input with the same words: "Expected <what> for <name> but received <actual>".
  */
-import type { AnyTensor, AttentionOptions, DType, VarlenOptions } from './types.js';
+import type {
+  AnyTensor, AttentionOptions, DType, DeviceTensor, Float16ArrayLike, HostData, InputTensor, OrtTensorLike, Tensor, TensorInput,
+  TensorLike, VarlenOptions,
+} from './types.js';
 import type { Problem } from './problem.js';
 
 const DTYPES: readonly DType[] = ['float32', 'float16', 'bfloat16'];
@@ -30,25 +33,82 @@ const rangeErr = (what: string, name: string, got: unknown) =>
 
 const isInt = (x: unknown): x is number => typeof x === 'number' && Number.isInteger(x);
 
-/** Checks one tensor and returns its dtype-checked shape. */
-function checkTensor(t: AnyTensor, name: string, rank: number): number[] {
-  if (t === null || typeof t !== 'object') throw typeErr('a tensor { data, shape, dtype }', name, t);
-  const shape = (t as { shape?: unknown }).shape;
-  if (!Array.isArray(shape)) throw typeErr('an array of integers', `${name}.shape`, shape);
+const DTYPE_WORDS = DTYPES.map((d) => `'${d}'`).join(', ');
+
+const isFloat16Array = (x: unknown): x is Float16ArrayLike =>
+  ArrayBuffer.isView(x) && Object.prototype.toString.call(x) === '[object Float16Array]';
+
+/** The form of an onnxruntime `Tensor`: `type` and `dims` (and no `shape`). */
+const isOrtTensor = (t: object): t is OrtTensorLike =>
+  !('shape' in t) && 'dims' in t && typeof (t as { type?: unknown }).type === 'string';
+
+/**
+ * A host tensor in any accepted form (ours with or without `dtype`, a Float16Array, an onnxruntime
+ * Tensor), read once into the one form engines see: `{ data: Float32Array | Uint16Array, shape, dtype }`.
+ * The shape and the data view are taken now, so a caller who reuses the object later changes nothing.
+ */
+export function readHostTensor(t: TensorInput, name: string): Tensor {
+  if (t === null || typeof t !== 'object') throw typeErr('a tensor { data, shape, dtype? }', name, t);
+  let shape: unknown, dtype: unknown, data: unknown;
+  if (isOrtTensor(t)) {
+    const loc = t.location ?? 'cpu';
+    if (loc !== 'cpu' && loc !== 'cpu-pinned')
+      throw typeErr("an onnxruntime Tensor on the CPU (location 'cpu'); bring it there with `await tensor.getData()`", `${name}.location`, loc);
+    if (t.type !== 'float32' && t.type !== 'float16') throw typeErr("an onnxruntime Tensor of type 'float32' or 'float16'", `${name}.type`, t.type);
+    shape = Array.isArray(t.dims) ? [...t.dims] : t.dims;
+    dtype = t.type;
+    data = t.data;
+    if (!Array.isArray(shape)) throw typeErr('an array of integers', `${name}.dims`, shape);
+  } else {
+    shape = (t as TensorLike).shape;
+    if (!Array.isArray(shape)) throw typeErr('an array of integers', `${name}.shape`, shape);
+    shape = [...shape];
+    dtype = (t as TensorLike).dtype;
+    data = (t as TensorLike).data;
+  }
+  if (dtype !== undefined && !DTYPES.includes(dtype as DType)) throw typeErr(`one of ${DTYPE_WORDS}`, `${name}.dtype`, dtype);
+  let host: HostData;
+  if (data instanceof Float32Array) {
+    if (dtype !== undefined && dtype !== 'float32')
+      throw typeErr(`a Uint16Array holding ${dtype as string} bits`, `${name}.data`, data);
+    host = data;
+    dtype = 'float32';
+  } else if (isFloat16Array(data)) {
+    if (dtype !== undefined && dtype !== 'float16') throw typeErr(`dtype 'float16' for a Float16Array`, `${name}.dtype`, dtype);
+    host = new Uint16Array(data.buffer, data.byteOffset, data.length);
+    dtype = 'float16';
+  } else if (data instanceof Uint16Array) {
+    if (dtype === undefined) throw typeErr("dtype 'float16' or 'bfloat16' (a Uint16Array holds half-precision bits)", `${name}.dtype`, dtype);
+    if (dtype === 'float32') throw typeErr("a Float32Array (dtype 'float32')", `${name}.data`, data);
+    host = data;
+  } else {
+    throw typeErr(`a Float32Array, Float16Array or Uint16Array${dtype ? ` for dtype '${dtype as string}'` : ''}`, `${name}.data`, data);
+  }
+  const dims = shape as unknown[];
+  for (const s of dims) if (!isInt(s) || s < 0) throw rangeErr('non-negative integer sizes', `${name}.shape`, dims);
+  const size = (dims as number[]).reduce((a, b) => a * b, 1);
+  if (host.length !== size)
+    throw rangeErr(`${size} elements (shape [${dims.join(', ')}])`, `${name}.data`, words(`${host.length} elements`));
+  return { data: host, shape: Object.freeze(dims as number[]), dtype: dtype as DType, location: 'cpu' };
+}
+
+/** Checks one input: host tensors are read into the engines' form; tensors an engine keeps pass as they are. */
+function checkTensor(t: InputTensor, name: string, rank: number): { t: AnyTensor; shape: number[] } {
+  if (t === null || typeof t !== 'object') throw typeErr('a tensor { data, shape, dtype? }', name, t);
+  const loc = (t as { location?: unknown }).location;
+  let out: AnyTensor;
+  if (loc === 'cuda' || loc === 'wasm') {
+    const d = t as DeviceTensor;
+    if (!Array.isArray(d.shape)) throw typeErr('an array of integers', `${name}.shape`, d.shape);
+    for (const s of d.shape) if (!isInt(s) || s < 0) throw rangeErr('non-negative integer sizes', `${name}.shape`, d.shape);
+    if (!DTYPES.includes(d.dtype)) throw typeErr(`one of ${DTYPE_WORDS}`, `${name}.dtype`, d.dtype);
+    out = d;
+  } else {
+    out = readHostTensor(t as TensorInput, name);
+  }
+  const shape = [...out.shape];
   if (shape.length !== rank) throw rangeErr(`a shape of rank ${rank}`, `${name}.shape`, shape);
-  for (const s of shape) if (!isInt(s) || s < 0) throw rangeErr('non-negative integer sizes', `${name}.shape`, shape);
-  const dtype = t.dtype;
-  if (!DTYPES.includes(dtype)) throw typeErr(`one of ${DTYPES.map((d) => `'${d}'`).join(', ')}`, `${name}.dtype`, dtype);
-  if (t.location === 'cuda' || t.location === 'wasm') return shape;
-  const data = (t as { data?: unknown }).data;
-  if (dtype === 'float32' && !(data instanceof Float32Array))
-    throw typeErr("a Float32Array (dtype 'float32')", `${name}.data`, data);
-  if (dtype !== 'float32' && !(data instanceof Uint16Array))
-    throw typeErr(`a Uint16Array holding ${dtype} bits`, `${name}.data`, data);
-  const size = shape.reduce((a: number, b: number) => a * b, 1);
-  if ((data as Float32Array | Uint16Array).length !== size)
-    throw rangeErr(`${size} elements (shape [${shape.join(', ')}])`, `${name}.data`, words(`${(data as ArrayLike<number>).length} elements`));
-  return shape;
+  return { t: out, shape };
 }
 
 function checkCuSeqlens(cu: unknown, name: string, total: number, totalName: string): Int32Array {
@@ -130,9 +190,13 @@ function maxLen(cu: Int32Array): number {
   return m;
 }
 
-/** Validates a packed call and returns its Problem. */
-export function validateVarlen<T extends AnyTensor>(q: T, k: T, v: T, options: VarlenOptions): Problem<T> {
-  const qs = checkTensor(q, 'q', 3), ks = checkTensor(k, 'k', 3), vs = checkTensor(v, 'v', 3);
+/** Validates a packed call and returns its Problem (host inputs give a Problem of host tensors). */
+export function validateVarlen(q: TensorInput, k: TensorInput, v: TensorInput, options: VarlenOptions): Problem<Tensor>;
+export function validateVarlen(q: InputTensor, k: InputTensor, v: InputTensor, options: VarlenOptions): Problem<AnyTensor>;
+export function validateVarlen(qIn: InputTensor, kIn: InputTensor, vIn: InputTensor, options: VarlenOptions): Problem<AnyTensor> {
+  const { t: q, shape: qs } = checkTensor(qIn, 'q', 3);
+  const { t: k, shape: ks } = checkTensor(kIn, 'k', 3);
+  const { t: v, shape: vs } = checkTensor(vIn, 'v', 3);
   const dtype = checkSameDtype(q, k, v);
   if (vs[0] !== ks[0]) throw rangeErr(`v to have totalK = ${ks[0]} rows like k`, 'v.shape', vs);
   const heads = checkHeads(qs, ks, vs, 2);
@@ -150,8 +214,18 @@ export function validateVarlen<T extends AnyTensor>(q: T, k: T, v: T, options: V
 }
 
 /** Validates a fixed-length call ([batch, seqlen, heads, dim]) and returns its packed Problem. */
-export function validateFixed<T extends AnyTensor>(q: T, k: T, v: T, options: AttentionOptions = {}): Problem<T> & { seqlenQ: number } {
-  const qs = checkTensor(q, 'q', 4), ks = checkTensor(k, 'k', 4), vs = checkTensor(v, 'v', 4);
+export function validateFixed(
+  q: TensorInput, k: TensorInput, v: TensorInput, options?: AttentionOptions,
+): Problem<Tensor> & { seqlenQ: number };
+export function validateFixed(
+  q: InputTensor, k: InputTensor, v: InputTensor, options?: AttentionOptions,
+): Problem<AnyTensor> & { seqlenQ: number };
+export function validateFixed(
+  qIn: InputTensor, kIn: InputTensor, vIn: InputTensor, options: AttentionOptions = {},
+): Problem<AnyTensor> & { seqlenQ: number } {
+  const { t: q, shape: qs } = checkTensor(qIn, 'q', 4);
+  const { t: k, shape: ks } = checkTensor(kIn, 'k', 4);
+  const { t: v, shape: vs } = checkTensor(vIn, 'v', 4);
   const dtype = checkSameDtype(q, k, v);
   const batch = qs[0]!, seqlenQ = qs[1]!, seqlenK = ks[1]!;
   if (ks[0] !== batch) throw rangeErr(`k to have batch = ${batch} like q`, 'k.shape', ks);

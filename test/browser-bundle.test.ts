@@ -11,7 +11,7 @@ import { packageRoot } from '../src/cli/serve.js';
 import { type Browser, describeBrowser, openBrowser, openPage, startServer } from './browser-harness.js';
 
 const APP = `
-import { createEngine, referenceAttention, tensor } from 'flashattn';
+import { createEngine, decode, referenceAttention, tensor } from 'flashattn';
 import { wasmInline } from 'flashattn/wasm-inline';
 
 async function main() {
@@ -23,7 +23,21 @@ async function main() {
   const ref = referenceAttention(q, k, v, { causal: true });
   let err = 0;
   for (let i = 0; i < ref.out64.length; i++) err = Math.max(err, Math.abs(got.out.data[i] - ref.out64[i]));
-  const result = { threads: engine.threads, runsOn: engine.info.runsOn, wasm: engine.info.wasm, err, pass: err < 1e-4 };
+  // Tensors as a page holds them: no dtype for Float32Array, and the browser's own Float16Array.
+  const plain = await engine.attention({ data: q.data, shape: q.shape }, { data: k.data, shape: k.shape }, v, { causal: true });
+  const samePlain = plain.out.data.every((x, i) => Object.is(x, got.out.data[i]));
+  let f16 = 'no Float16Array';
+  if (typeof Float16Array === 'function') {
+    const t = (seed) => ({ data: new Float16Array(data(seed)), shape: [1, L, H, D] });
+    const [q16, k16, v16] = [t(1), t(2), t(3)];
+    const r16 = await engine.attention(q16, k16, v16, { causal: true });
+    const ref16 = referenceAttention(q16, k16, v16, { causal: true }).out64;
+    const o = decode(r16.out.data, r16.out.dtype);
+    let num = 0, den = 0;
+    for (let i = 0; i < o.length; i++) { num += (o[i] - ref16[i]) ** 2; den += ref16[i] ** 2; }
+    f16 = r16.out.dtype === 'float16' && Math.sqrt(num / den) < 2e-3 ? 'ok' : 'relative error ' + Math.sqrt(num / den) + ' ' + r16.out.dtype;
+  }
+  const result = { threads: engine.threads, runsOn: engine.info.runsOn, wasm: engine.info.wasm, err, pass: err < 1e-4, samePlain, f16 };
   await engine.dispose();
   return result;
 }
@@ -77,7 +91,7 @@ describeBrowser('a bundled app (esbuild, no configuration) in Chromium', () => {
       await page.goto(`${server.url}app/index.html`);
       const r = await page.evaluate(() => (globalThis as any).appResult);
       expect(r.error, r.error).toBeUndefined();
-      expect(r).toMatchObject({ threads, runsOn: threads > 1 ? 'workers' : 'one worker', pass: true });
+      expect(r).toMatchObject({ threads, runsOn: threads > 1 ? 'workers' : 'one worker', pass: true, samePlain: true, f16: 'ok' });
       expect(r.wasm).toMatch(/bytes/);
       expect(errors).toEqual([]);
       await page.close();

@@ -271,14 +271,8 @@ class CudaEngine implements CudaBackend {
     return info;
   }
 
+  /** `t` was read and checked by the façade (validate.ts readHostTensor). */
   async upload(t: Tensor): Promise<DeviceTensor> {
-    if (t === null || typeof t !== 'object' || !ArrayBuffer.isView((t as Tensor).data))
-      throw new TypeError(`Expected a host tensor { data, shape, dtype } for upload but received ${String(t)}`);
-    if (t.location === 'cuda') throw new TypeError('Expected a host tensor for upload but received a device tensor');
-    const want = t.dtype === 'float32' ? Float32Array : Uint16Array;
-    if (!(t.data instanceof want)) throw new TypeError(`Expected a ${want.name} for a '${t.dtype}' tensor's data but received ${t.data.constructor.name}`);
-    if (t.data.length !== sizeOf(t.shape))
-      throw new RangeError(`Expected ${sizeOf(t.shape)} elements (shape [${t.shape.join(', ')}]) for data but received ${t.data.length}`);
     return new CudaTensor(t.shape, t.dtype, await this.addon.upload(t.data));
   }
 
