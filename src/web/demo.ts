@@ -1,38 +1,42 @@
 /** The browser demo page (web/index.html): pick lengths and masks, see the mask, run, check against the reference. */
-import { createEngine, referenceAttentionVarlen, tensor } from '../browser.js';
-import { visibleRange } from '../problem.js';
+import { createEngine, tensor } from '../browser.js';
+import { checkInWorker, sampleRows } from './check.js';
+import { drawMask, maskStats } from './mask.js';
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 const num = (id: string) => Number($<HTMLInputElement>(id).value);
 
+/** The mask the engine is given: causal means right = 0 whatever the right-window box held. */
 function params() {
   const causal = $<HTMLInputElement>('causal').checked;
   const left = num('left'), right = causal ? 0 : num('right');
   return { lq: num('lq'), lk: num('lk'), heads: num('heads'), dim: num('dim'), causal, left, right };
 }
 
-function drawMask(): void {
-  const { lq, lk, left, right } = params();
-  const canvas = $<HTMLCanvasElement>('mask');
-  const cell = Math.max(1, Math.min(24, Math.floor(800 / Math.max(lk, 1)), Math.floor(400 / Math.max(lq, 1))));
-  canvas.width = Math.max(1, lk * cell);
-  canvas.height = Math.max(1, lq * cell);
-  const g = canvas.getContext('2d')!;
-  g.fillStyle = '#f2f2f2';
-  g.fillRect(0, 0, canvas.width, canvas.height);
-  for (let i = 0; i < lq; i++) {
-    const [lo, hi] = visibleRange(i, lq, lk, left, right);
-    if (hi < lo) continue;
-    g.fillStyle = '#1f4e9c';
-    g.fillRect(lo * cell, i * cell, (hi - lo + 1) * cell, cell);
-    const d = i + lk - lq;
-    if (d >= 0 && d < lk) { g.fillStyle = '#f0a020'; g.fillRect(d * cell, i * cell, cell, cell); }
-  }
-  if (cell >= 6) {
-    g.strokeStyle = '#fff';
-    for (let i = 0; i <= lq; i++) { g.beginPath(); g.moveTo(0, i * cell); g.lineTo(canvas.width, i * cell); g.stroke(); }
-    for (let j = 0; j <= lk; j++) { g.beginPath(); g.moveTo(j * cell, 0); g.lineTo(j * cell, canvas.height); g.stroke(); }
-  }
+/**
+ * Causal overrides the right window, so the box shows the 0 in force and is locked; the user's
+ * own value comes back when causal is unticked.
+ */
+function syncCausal(): void {
+  const box = $<HTMLInputElement>('right');
+  const causal = $<HTMLInputElement>('causal').checked;
+  if (causal && !box.disabled) { box.dataset['saved'] = box.value; box.value = '0'; }
+  if (!causal && box.disabled) box.value = box.dataset['saved'] ?? '-1';
+  box.disabled = causal;
+  $('right-note').textContent = causal ? '0: set by causal' : '-1 = none';
+}
+
+const windowText = (w: number) => (w < 0 ? 'none' : String(w));
+
+function redraw(): void {
+  syncCausal();
+  const p = params();
+  drawMask($<HTMLCanvasElement>('mask'), p);
+  const { kept, emptyRows } = maskStats(p);
+  const total = p.lq * p.lk;
+  $('mask-info').textContent = `mask in use: window left ${windowText(p.left)}, right ${windowText(p.right)}` +
+    `${p.causal ? ' (causal)' : ''}; keeps ${kept} of ${total} (query, key) pairs` +
+    `${total ? ` (${(100 * kept / total).toFixed(1)}%)` : ''}; ${emptyRows} row(s) see no key`;
 }
 
 function random(n: number, seed: number): Float32Array {
@@ -40,43 +44,62 @@ function random(n: number, seed: number): Float32Array {
   return Float32Array.from({ length: n }, () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32) * 2 - 1);
 }
 
+/** FlashAttention's count: QK^T and PV, 2 FLOPs per multiply-add each, over kept pairs only. */
+const gflops = (kept: number, heads: number, dim: number, ms: number) => (ms > 0 ? ((4 * kept * heads * dim) / (ms * 1e6)).toFixed(2) : '—');
+
 async function main(): Promise<void> {
+  // The mask needs no engine: draw it (and follow the inputs) while the wasm loads.
+  for (const el of document.querySelectorAll('input')) el.addEventListener('input', redraw);
+  redraw();
   const engine = await createEngine();
   $('engine').textContent = `engine: ${engine.backend}, ${engine.threads} thread(s)` +
     (engine.info['threadsReason'] ? ` — ${engine.info['threadsReason']}` : '') +
     `, crossOriginIsolated=${globalThis.crossOriginIsolated === true}`;
   const button = $<HTMLButtonElement>('run');
   button.disabled = false;
-  for (const el of document.querySelectorAll('input')) el.addEventListener('input', drawMask);
-  drawMask();
   $('form').addEventListener('submit', async (ev) => {
     ev.preventDefault();
-    const { lq, lk, heads, dim, causal, left } = params();
+    const p = params();
+    const { lq, lk, heads, dim, causal, left, right } = p;
     const status = $('status');
     status.className = '';
     status.textContent = 'running…';
+    $('flops').textContent = '';
     button.disabled = true;
+    let ticker: ReturnType<typeof setInterval> | undefined;
     try {
-      const q = tensor(random(lq * heads * dim, 1), [lq, heads, dim]);
-      const k = tensor(random(lk * heads * dim, 2), [lk, heads, dim]);
-      const v = tensor(random(lk * heads * dim, 3), [lk, heads, dim]);
-      const window: [number, number] = [left, causal ? -1 : num('right')];
-      const opts = { cuSeqlensQ: Int32Array.of(0, lq), cuSeqlensK: Int32Array.of(0, lk), causal, window, returnLse: true };
+      const qd = random(lq * heads * dim, 1), kd = random(lk * heads * dim, 2), vd = random(lk * heads * dim, 3);
+      const q = tensor(qd, [lq, heads, dim]), k = tensor(kd, [lk, heads, dim]), v = tensor(vd, [lk, heads, dim]);
+      const opts = { cuSeqlensQ: Int32Array.of(0, lq), cuSeqlensK: Int32Array.of(0, lk), causal, window: [left, right] as [number, number] };
       const t0 = performance.now();
       const got = await engine.attentionVarlen(q, k, v, opts);
       const ms = performance.now() - t0;
-      const ref = referenceAttentionVarlen(q, k, v, opts);
-      const o = got.out.data as Float32Array;
-      let err = 0;
-      for (let i = 0; i < o.length; i++) err = Math.max(err, Math.abs(o[i]! - ref.out64[i]!) / Math.max(1, Math.abs(ref.out64[i]!)));
-      const ok = err <= 1e-4;
+      const { kept } = maskStats(p);
+      const timing = `${lq} x ${lk}, ${heads} heads, head dim ${dim}: ${ms.toFixed(2)} ms, ` +
+        `${gflops(kept, heads, dim, ms)} GFLOP/s on ${engine.threads} thread(s)`;
+      $('flops').textContent = `GFLOP/s as FlashAttention counts it: 4 x ${kept} kept (query, key) pairs x ${heads} heads x ` +
+        `${dim} head dim = ${(4 * kept * heads * dim / 1e9).toPrecision(3)} GFLOP in ${ms.toFixed(2)} ms; masked pairs are not counted`;
+
+      const rows = sampleRows(lq, kept, heads, dim);
+      const what = rows ? `${rows.length} of ${lq} rows (a random sample, each row exact)` : `all ${lq} rows`;
+      // The elapsed counter ticks from this thread: if it moves, the page is not blocked by the check.
+      const c0 = performance.now();
+      let progress = '';
+      const tick = () => { status.textContent = `${timing}; checking ${what} in a Web Worker… ${((performance.now() - c0) / 1000).toFixed(1)} s${progress}`; };
+      tick();
+      ticker = setInterval(tick, 100);
+      const out = got.out.data as Float32Array;
+      const check = await checkInWorker({ ...p, q: qd, k: kd, v: vd, out, rows }, (done, total) => { progress = ` (${done}/${total})`; });
+      const ok = check.maxError <= 1e-4;
       status.className = ok ? 'ok' : 'bad';
-      status.textContent = `${ok ? 'PASS' : 'FAIL'}: ${lq} x ${lk}, ${heads} heads, head dim ${dim}: ${ms.toFixed(2)} ms on ${engine.threads} thread(s); ` +
-        `max error against the float64 reference ${err.toExponential(2)}`;
+      status.textContent = `${ok ? 'PASS' : 'FAIL'}: ${timing}; checked ${what} in a Web Worker ` +
+        `(${(check.ms / 1000).toFixed(1)} s): max error against the float64 reference ${check.maxError.toExponential(2)}` +
+        (ok || check.worstRow < 0 ? '' : ` (worst at query row ${check.worstRow})`);
     } catch (e) {
       status.className = 'bad';
       status.textContent = `error: ${(e as Error).message}`;
     } finally {
+      clearInterval(ticker);
       button.disabled = false;
     }
   });
