@@ -1,35 +1,101 @@
 #!/usr/bin/env node
-/** The `flashattn` command: demo (npm start), doctor, bench, serve-demo (npm run demo:web). */
-import { demo } from './cli/demo.js';
-import { doctor } from './cli/doctor.js';
+/**
+ * The `flashattn` command: demo (npm start; also what `flashattn` alone runs), doctor, bench,
+ * serve-demo (npm run demo:web).
+ *
+ * Exit codes: 0 done, 1 a runtime error (one line `flashattn: <message>`; --debug prints the stack)
+ * or a failed check, 2 a usage error (unknown command or flag, a missing or bad value: one line).
+ */
+import { readFileSync } from 'node:fs';
+import { type CommandSpec, type Flags, type Values, UsageError, commandUsage, parseCommand } from './cli/args.js';
+import { benchCommand, benchOptions, runBench } from './cli/bench.js';
+import { demo, demoCommand } from './cli/demo.js';
+import { doctor, doctorCommand } from './cli/doctor.js';
+import { serveDemo, serveDemoCommand } from './cli/serve.js';
 
-const usage = `usage: flashattn <command> [--backend auto|wasm|cuda] [--threads N]
-  demo      the 10-query / 20-key causal picture, a check against the reference, a timed packed batch
-  doctor    which engines load and why, then the conformance cases on each (--filter TEXT, --seed N)
-  bench     the CPU benchmark against onnxruntime-web / onnxruntime-node (--threads 1,2 --only A,C --quick --json FILE)
-  serve-demo the browser demo page on http://127.0.0.1:8787/, cross-origin isolated (--port N, --isolated false)`;
+type Log = (s: string) => void;
 
-async function main(argv: string[]): Promise<number> {
-  const [cmd = 'demo', ...rest] = argv;
-  const log = (s: string) => console.log(s);
-  switch (cmd) {
-    case 'demo': return demo(rest, log);
-    case 'doctor': return doctor(rest, log);
-    case 'bench': {
-      const { runBench } = await import('./cli/bench.js');
-      await runBench(rest, log);
-      return 0;
-    }
-    case 'serve-demo': {
-      const { serveDemo } = await import('./cli/serve.js');
-      return serveDemo(rest, log);
-    }
-    case 'help': case '--help': case '-h': log(usage); return 0;
-    default: console.error(`flashattn: unknown command '${cmd}'\n${usage}`); return 2;
-  }
+interface Command<F extends Flags = Flags> {
+  spec: CommandSpec<F>;
+  run(args: string[], log: Log, debug: boolean): Promise<number>;
 }
 
-main(process.argv.slice(2)).then((code) => { process.exitCode = code; }, (e: unknown) => {
-  console.error(`flashattn: ${(e as Error)?.stack ?? e}`);
+/** Parses the command's flags; --help prints its usage instead of running it. */
+function command<F extends Flags>(spec: CommandSpec<F>, run: (o: Values<F>, log: Log, debug: boolean, args: string[]) => Promise<number>): Command {
+  return {
+    spec: spec as unknown as CommandSpec,
+    async run(args, log, debug) {
+      const o = parseCommand(spec, args);
+      if (o === null) { log(commandUsage(spec as unknown as CommandSpec)); return 0; }
+      return run(o, log, debug, args);
+    },
+  };
+}
+
+const COMMANDS: Record<string, Command> = {
+  demo: command(demoCommand, (o, log) => demo(o, log)),
+  doctor: command(doctorCommand, (o, log, debug) => doctor(o, log, debug)),
+  bench: command(benchCommand, async (o, log, _debug, args) => { await runBench(benchOptions(o), log, args); return 0; }),
+  'serve-demo': command(serveDemoCommand, (o, log) => serveDemo(o, log)),
+};
+
+function usage(): string {
+  const names = Object.keys(COMMANDS);
+  const w = Math.max(...names.map((n) => n.length)) + 2;
+  return [
+    'usage: flashattn [command] [flags]       (no command: demo)',
+    '',
+    'commands:',
+    ...names.map((n) => `  ${n.padEnd(w)}${COMMANDS[n]!.spec.summary}`),
+    '',
+    'global flags:',
+    '  --version, -v  prints the version of flashattn',
+    '  --help, -h     prints this usage; flashattn <command> --help prints the command\'s flags',
+    '  --debug        prints a runtime error\'s stack, not only its message',
+  ].join('\n');
+}
+
+/** The package's version: dist/cli.js (or src/cli.ts) -> ../package.json. */
+function version(): string {
+  return (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+}
+
+async function main(argv: string[], log: Log, debug: boolean): Promise<number> {
+  // global flags before the command
+  let i = 0;
+  for (; i < argv.length && argv[i]!.startsWith('-'); i++) {
+    const a = argv[i]!;
+    if (a === '--version' || a === '-v') { log(version()); return 0; }
+    if (a === '--help' || a === '-h') { log(usage()); return 0; }
+    break; // a command's flag: `flashattn --threads 2` is `flashattn demo --threads 2`
+  }
+  const rest = argv.slice(i);
+  const name = rest[0] === undefined || rest[0].startsWith('-') ? 'demo' : rest.shift()!;
+  if (name === 'help') {
+    const of = rest[0];
+    if (of === undefined) { log(usage()); return 0; }
+    if (!Object.hasOwn(COMMANDS, of)) throw new UsageError(`flashattn: unknown command '${of}' (commands: ${Object.keys(COMMANDS).join(', ')})`);
+    log(commandUsage(COMMANDS[of]!.spec));
+    return 0;
+  }
+  if (!Object.hasOwn(COMMANDS, name)) throw new UsageError(`flashattn: unknown command '${name}' (commands: ${Object.keys(COMMANDS).join(', ')}; flashattn --help)`);
+  return COMMANDS[name]!.run(rest, log, debug);
+}
+
+/** A message on one line (a multi-line message's lines joined). */
+function oneLine(e: unknown): string {
+  const m = e instanceof Error ? e.message : String(e);
+  return m.split('\n').map((l) => l.trim()).filter(Boolean).join(' — ') || (e instanceof Error ? e.name : 'error');
+}
+
+const argv = process.argv.slice(2);
+const debug = argv.includes('--debug');
+main(argv.filter((a) => a !== '--debug'), (s) => console.log(s), debug).then((code) => { process.exitCode = code; }, (e: unknown) => {
+  if (e instanceof UsageError) {
+    console.error(e.message);
+    process.exitCode = 2;
+    return;
+  }
+  console.error(debug && e instanceof Error && e.stack ? `flashattn: ${e.stack}` : `flashattn: ${oneLine(e)}`);
   process.exitCode = 1;
 });

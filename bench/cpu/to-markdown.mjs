@@ -1,13 +1,14 @@
 #!/usr/bin/env node
 /**
  * Prints the BENCHMARKS.md "CPU (WebAssembly engine)" section from a results file written by
- * `node bench/cpu/run.mjs --json FILE`, so the published numbers are exactly the measured ones:
+ * `node bench/cpu/run.mjs --json FILE`, so the published numbers are exactly the measured ones
+ * (needs `npm run bench:setup`, which compiles the table code to bench/dist/):
  *
  *   node bench/cpu/to-markdown.mjs bench/cpu/results.json
  */
 import { readFileSync } from 'node:fs';
 import { execSync } from 'node:child_process';
-import { table } from '../../dist/cli/bench.js';
+import { table } from '../dist/peer-bench.js'; // compiled by npm run bench:setup
 
 const file = process.argv[2] ?? 'bench/cpu/results.json';
 // the command as run, with the results file named as published
@@ -21,7 +22,7 @@ try {
   lscpu = `${get('Model name')} (family ${get('CPU family')}, model ${get('Model')}), ${get('CPU\\(s\\)')} CPUs, ${get('Thread\\(s\\) per core')} thread per core`;
 } catch { lscpu = `${r.cpu}, ${r.cores} cores`; }
 const lines = [
-  `Command: \`npm run build && node bench/cpu/run.mjs ${args(r)}\` (same as \`npx flashattn bench ${args(r)}\`).`,
+  `Command: \`npm run build && npm run bench:setup && node bench/cpu/run.mjs ${args(r)}\` (\`npx flashattn bench ${args(r)}\` times the same engine rows without the peers).`,
   '',
   `- date: ${r.date}`,
   `- machine: ${lscpu}`,

@@ -6,13 +6,25 @@ import type { Case } from '../conformance/cases.js';
 import { runCase } from '../conformance/run.js';
 import { tensor } from '../tensor.js';
 import { validateVarlen } from '../validate.js';
-import { engineFlags, parseFlags } from './args.js';
+import { type CommandSpec, type Values, flag } from './args.js';
 import { maskPicture } from './picture.js';
 
 const cumsum = (lens: number[]) => Int32Array.from([0, ...lens.map((_, i) => lens.slice(0, i + 1).reduce((a, b) => a + b, 0))]);
 
-export async function demo(args: string[], log: (s: string) => void): Promise<number> {
-  const engine = await createEngine(engineFlags(parseFlags(args)));
+const flags = {
+  backend: flag.choice(['auto', 'wasm', 'cuda'] as const, 'the engine (default auto: cuda where it loads, else wasm)'),
+  threads: flag.int('N', 'worker threads of the wasm engine (default: the cores)', 1),
+};
+
+export const demoCommand: CommandSpec<typeof flags> = {
+  name: 'demo',
+  summary: 'the 10-query / 20-key causal picture, a check against the reference, a timed packed batch (npm start)',
+  details: 'flashattn with no command runs it.',
+  flags,
+};
+
+export async function demo(o: Values<typeof flags>, log: (s: string) => void): Promise<number> {
+  const engine = await createEngine({ backend: o.backend, threads: o.threads });
   try {
     log(`flashattn demo on the ${engine.backend} engine (${engine.threads} thread${engine.threads > 1 ? 's' : ''})` +
       (engine.fallbackReason ? `\n  not cuda because ${engine.fallbackReason}` : ''));

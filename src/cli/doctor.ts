@@ -10,7 +10,7 @@ import { validateFixed, validateVarlen } from '../validate.js';
 import { badCalls, compareEngines, compareErrors } from '../conformance/cross.js';
 import { createEngine } from '../node.js';
 import type { BackendName, Engine } from '../types.js';
-import { parseFlags } from './args.js';
+import { type CommandSpec, type Values, flag } from './args.js';
 
 /** Whether an engine skips a case (the predicate runCase uses). */
 function engineUnsupported(engine: Engine, c: Case, seed: number): boolean {
@@ -19,12 +19,24 @@ function engineUnsupported(engine: Engine, c: Case, seed: number): boolean {
   return unsupported(engine, p) !== null;
 }
 
-export async function doctor(args: string[], log: (s: string) => void): Promise<number> {
-  const flags = parseFlags(args);
-  const only = flags.get('backend') as BackendName | undefined;
-  const threads = flags.has('threads') ? Number(flags.get('threads')) : undefined;
-  const filter = flags.get('filter');
-  const seed = flags.has('seed') ? Number(flags.get('seed')) >>> 0 : freshSeed();
+const flags = {
+  backend: flag.choice(['wasm', 'cuda'] as const, 'only this engine (default: both)'),
+  threads: flag.int('N', 'worker threads of the wasm engine (default: the cores)', 1),
+  filter: flag.text('TEXT', "only the cases whose id contains TEXT (e.g. 'Lq=10 Lk=20')"),
+  seed: flag.int('N', 'the inputs\' seed (default: a fresh one, printed to replay)', 0, 0xffffffff),
+};
+
+export const doctorCommand: CommandSpec<typeof flags> = {
+  name: 'doctor',
+  summary: 'which engines load and why (not), then the conformance cases on each and the engines against each other',
+  flags,
+};
+
+export async function doctor(o: Values<typeof flags>, log: (s: string) => void, debug = false): Promise<number> {
+  const only: BackendName | undefined = o.backend;
+  const threads = o.threads;
+  const filter = o.filter;
+  const seed = o.seed ?? freshSeed();
   const names: BackendName[] = only ? [only] : ['wasm', 'cuda'];
 
   log(`flashattn doctor — Node ${process.version}, ${process.platform}-${process.arch}`);
@@ -60,7 +72,7 @@ export async function doctor(args: string[], log: (s: string) => void): Promise<
         else { f++; log(`  [${name}] FAIL ${r.id}: ${r.detail} (tolerance ${r.tolerance})`); }
       } catch (e) {
         f++;
-        log(`  [${name}] FAIL ${caseId(c)}: threw ${(e as Error).stack ?? e}`);
+        log(`  [${name}] FAIL ${caseId(c)}: threw ${debug ? (e as Error).stack ?? e : (e as Error).message ?? e}`);
       }
     }
     log(`  ${name}: ${p} passed, ${f} failed, ${s} skipped`);

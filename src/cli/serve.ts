@@ -7,7 +7,7 @@ import { createReadStream, existsSync, statSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { extname, join, normalize, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseFlags } from './args.js';
+import { type CommandSpec, type Values, flag } from './args.js';
 
 /** The package root: dist/cli/serve.js -> ../.. */
 export const packageRoot = resolve(fileURLToPath(new URL('../..', import.meta.url)));
@@ -53,10 +53,20 @@ export function startServer(port = 0, isolated = true, host = '127.0.0.1'): Prom
   });
 }
 
-export async function serveDemo(args: string[], log: (s: string) => void): Promise<number> {
-  const flags = parseFlags(args);
-  const isolated = flags.get('isolated') !== 'false';
-  const s = await startServer(Number(flags.get('port') ?? 8787), isolated);
+const flags = {
+  port: flag.int('N', 'the port on 127.0.0.1 (default 8787; 0 picks a free one)', 0, 65535),
+  isolated: flag.choice(['true', 'false'] as const, 'send COOP/COEP, so the page is cross-origin isolated and wasm threads run (default true)'),
+};
+
+export const serveDemoCommand: CommandSpec<typeof flags> = {
+  name: 'serve-demo',
+  summary: 'serves the browser demo page on http://127.0.0.1:8787/, cross-origin isolated (npm run demo:web); Ctrl-C stops',
+  flags,
+};
+
+export async function serveDemo(o: Values<typeof flags>, log: (s: string) => void): Promise<number> {
+  const isolated = o.isolated !== 'false';
+  const s = await startServer(o.port ?? 8787, isolated);
   log(`flashattn demo page: ${s.url}  (${isolated ? 'cross-origin isolated, so wasm threads are available'
     : 'not cross-origin isolated: one worker computes'}; Ctrl-C stops)`);
   await new Promise<void>(() => {});
