@@ -150,35 +150,56 @@ function here(): string {
   return path.dirname(fileURLToPath(import.meta.url));
 }
 
-/** Where the addon may be, in order: FLASHATTN_CUDA_ADDON, then build/Release of this package. */
-export function addonCandidates(): { path: string; from: string }[] {
-  const list: { path: string; from: string }[] = [];
+/** The prebuilt addon's package for this platform, as sharp and esbuild name theirs. */
+export const PLATFORM_PACKAGE = `@flashattn/cuda-${process.platform}-${process.arch}`;
+
+/**
+ * Where the addon may be, in order: FLASHATTN_CUDA_ADDON, then a local build (build/Release of this
+ * package: `npm ci` in the repository, or `flashattn build-cuda`), then the prebuilt platform package.
+ */
+export function addonCandidates(): { path: string | null; from: string }[] {
+  const list: { path: string | null; from: string }[] = [];
   const env = process.env.FLASHATTN_CUDA_ADDON;
   if (env) list.push({ path: path.resolve(env), from: 'FLASHATTN_CUDA_ADDON' });
   // src/cuda/backend.ts and dist/cuda/backend.js are both two levels below the package root.
-  list.push({ path: path.resolve(here(), '..', '..', 'build', 'Release', ADDON_NAME), from: 'the package build' });
+  list.push({ path: path.resolve(here(), '..', '..', 'build', 'Release', ADDON_NAME), from: 'a local build' });
+  let prebuilt: string | null = null;
+  try { prebuilt = createRequire(import.meta.url).resolve(`${PLATFORM_PACKAGE}/${ADDON_NAME}`); } catch { /* not installed */ }
+  list.push({ path: prebuilt, from: `the prebuilt package ${PLATFORM_PACKAGE}` });
   return list;
 }
 
-let cached: { addon: NativeAddon; path: string } | null = null;
+let cached: { addon: NativeAddon; path: string; from: string } | null = null;
 
-function loadAddon(): { addon: NativeAddon; path: string } {
+function loadAddon(): { addon: NativeAddon; path: string; from: string } {
   if (cached) return cached;
   const require = createRequire(import.meta.url);
   const tried: string[] = [];
   for (const c of addonCandidates()) {
-    if (!existsSync(c.path)) {
-      tried.push(`${c.path} (${c.from}): not found${c.from === 'the package build' ? '; build it with `npm run build:cuda` (needs nvcc and cmake)' : ''}`);
+    if (c.path === null || !existsSync(c.path)) {
+      tried.push(`${c.from}: ${c.path === null ? 'not installed' : `${c.path} not found`}`);
       continue;
     }
     try {
-      cached = { addon: require(c.path) as NativeAddon, path: c.path };
+      cached = { addon: require(c.path) as NativeAddon, path: c.path, from: c.from };
       return cached;
     } catch (e) {
-      tried.push(`${c.path} (${c.from}): failed to load: ${(e as Error).message.split('\n')[0]}`);
+      tried.push(`${c.from}: ${c.path} failed to load: ${(e as Error).message.split('\n')[0]}`);
     }
   }
-  throw new Error(`the CUDA addon could not be loaded; tried ${tried.join('; ')}`);
+  const fix = process.platform === 'linux' && process.arch === 'x64'
+    ? `install ${PLATFORM_PACKAGE} (an optional dependency of flashattn), or run \`npx flashattn build-cuda\` (needs nvcc and cmake)`
+    : `no prebuilt addon exists for ${process.platform}-${process.arch}; run \`npx flashattn build-cuda\` (needs nvcc and cmake)`;
+  throw new Error(`the CUDA addon is not installed (${tried.join('; ')}); ${fix}`);
+}
+
+/** Why the driver cannot run CUDA, in a user's words (the runtime's own status for the rest). */
+function driverProblem(dev: NativeDeviceInfo): string {
+  if (dev.driverVersion === 0) return 'no NVIDIA driver is installed (or it cannot be loaded), so there is no GPU to use';
+  const v = (x: number) => `${Math.floor(x / 1000)}.${(x % 1000) / 10}`;
+  if (dev.driverVersion < dev.runtimeVersion)
+    return `the NVIDIA driver supports CUDA ${v(dev.driverVersion)} but the addon needs CUDA ${v(dev.runtimeVersion)}: update the driver`;
+  return `no CUDA device: ${dev.error}`;
 }
 
 /** The loaded addon, for tests and benchmarks (throws like loadCudaBackend when it cannot load). */
@@ -187,12 +208,12 @@ export function cudaAddon(): NativeAddon {
 }
 
 export async function loadCudaBackend(): Promise<CudaBackend> {
-  const { addon, path: addonPath } = loadAddon();
+  const { addon, path: addonPath, from } = loadAddon();
   const dev = addon.deviceInfo();
-  if (dev.error !== undefined) throw new Error(`no CUDA device: ${dev.error} (addon ${addonPath})`);
+  if (dev.error !== undefined) throw new Error(`${driverProblem(dev)} (addon from ${from}: ${addonPath})`);
   if ((dev.major ?? 0) < 8)
     throw new Error(`no usable CUDA device: ${dev.name} has compute capability ${dev.major}.${dev.minor}; the CUDA engine needs 8.0 or newer`);
-  return new CudaEngine(addon, addonPath, dev);
+  return new CudaEngine(addon, `${addonPath} (${from})`, dev);
 }
 
 class CudaEngine implements CudaBackend {
