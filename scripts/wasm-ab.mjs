@@ -5,7 +5,7 @@
 import { createEngineWith } from '../dist/engine.js';
 import { createWasmBackendWith } from '../dist/wasm/core.js';
 import { nodePlatform } from '../dist/wasm/platform-node.js';
-import { WORKLOADS, makeWorkloadData } from '../dist/bench/workloads.js';
+import { WORKLOADS, makeWorkloadData } from '../dist/cli/bench/workloads.js';
 
 const args = process.argv.slice(2);
 const opt = (name, def) => { const i = args.indexOf(`--${name}`); if (i < 0) return def; const v = args[i + 1]; args.splice(i, 2); return v; };

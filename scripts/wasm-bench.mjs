@@ -8,7 +8,7 @@ import { createEngineWith } from '../dist/engine.js';
 import { createWasmBackendWith } from '../dist/wasm/core.js';
 import { nodePlatform } from '../dist/wasm/platform-node.js';
 import { wasmFiles } from '../dist/wasm/backend.js';
-import { WORKLOADS, makeWorkloadData } from '../dist/bench/workloads.js';
+import { WORKLOADS, makeWorkloadData } from '../dist/cli/bench/workloads.js';
 
 const arg = (name, def) => { const i = process.argv.indexOf(`--${name}`); return i > 0 ? process.argv[i + 1] : def; };
 const threadsList = arg('threads', '1,2').split(',').map(Number);

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * The `flashattn` command: demo (npm start; also what `flashattn` alone runs), doctor, bench,
- * serve-demo (npm run demo:web).
+ * serve-demo (npm run demo:web), build-cuda.
  *
  * Exit codes: 0 done, 1 a runtime error (one line `flashattn: <message>`; --debug prints the stack)
  * or a failed check, 2 a usage error (unknown command or flag, a missing or bad value: one line).
@@ -9,6 +9,7 @@
 import { readFileSync } from 'node:fs';
 import { type CommandSpec, type Flags, type Values, UsageError, commandUsage, parseCommand } from './cli/args.js';
 import { benchCommand, benchOptions, runBench } from './cli/bench.js';
+import { buildCudaCli, buildCudaCommand } from './cli/build-cuda.js';
 import { demo, demoCommand } from './cli/demo.js';
 import { doctor, doctorCommand } from './cli/doctor.js';
 import { serveDemo, serveDemoCommand } from './cli/serve.js';
@@ -37,6 +38,7 @@ const COMMANDS: Record<string, Command> = {
   doctor: command(doctorCommand, (o, log, debug) => doctor(o, log, debug)),
   bench: command(benchCommand, async (o, log, _debug, args) => { await runBench(benchOptions(o), log, args); return 0; }),
   'serve-demo': command(serveDemoCommand, (o, log) => serveDemo(o, log)),
+  'build-cuda': command(buildCudaCommand, (o, log) => buildCudaCli(o, log)),
 };
 
 function usage(): string {

@@ -10,7 +10,7 @@
  * `flashattn serve-demo` serves it), so every thread count computes on workers sharing one memory;
  * --plain adds a row for a page without COOP/COEP (one worker, inputs and outputs copied by postMessage).
  * "others" is the cores that processes other than this one and its Chromium used during the row
- * (from /proc); a row above BUSY_CORES (src/bench/interference.ts) is measured again, up to
+ * (from /proc); a row above BUSY_CORES (src/cli/bench/interference.ts) is measured again, up to
  * --retries N times (default 3), keeping the least disturbed attempt, and flagged if still above.
  * GFLOP/s = attentionFlops (src/problem.ts: 4 * kept (query, key) pairs * heads * d) / median time.
  * Every result is checked against the float64 reference (SEMANTICS.md's float32 tolerance).
@@ -21,10 +21,10 @@ import os from 'node:os';
 import { createEngine } from '../../dist/index.js';
 import { startServer } from '../../dist/cli/serve.js';
 import { parseFlags } from '../../dist/cli/args.js';
-import { FULL, QUICK, measure } from '../../dist/bench/timing.js';
-import { WORKLOADS, makeWorkloadData } from '../../dist/bench/workloads.js';
-import { checkAgainst } from '../../dist/bench/verify.js';
-import { BUSY_CORES } from '../../dist/bench/interference.js';
+import { FULL, QUICK, measure } from '../../dist/cli/bench/timing.js';
+import { WORKLOADS, makeWorkloadData } from '../../dist/cli/bench/workloads.js';
+import { checkAgainst } from '../../dist/cli/bench/verify.js';
+import { BUSY_CORES } from '../../dist/cli/bench/interference.js';
 import { referenceProblem } from '../../dist/reference.js';
 import { chromiumMissing, launchChromium } from '../../scripts/chromium.mjs';
 
@@ -130,7 +130,7 @@ async function runChromium(page, threads, label) {
   const r = await page.evaluate(async ({ threads, seed, quick }) => {
     const load = (u) => import(u);
     const [{ createEngine }, { WORKLOADS, makeWorkloadData }, { FULL, QUICK, measure }] =
-      await Promise.all([load('/dist/browser.js'), load('/dist/bench/workloads.js'), load('/dist/bench/timing.js')]);
+      await Promise.all([load('/dist/browser.js'), load('/dist/cli/bench/workloads.js'), load('/dist/cli/bench/timing.js')]);
     const d = makeWorkloadData(WORKLOADS.find((x) => x.id === 'A'), seed);
     const engine = await createEngine({ threads });
     const tensors = ['q', 'k', 'v'].map((n) => ({ data: d[n], shape: d.problem[n].shape, dtype: 'float32' }));

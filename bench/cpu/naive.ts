@@ -1,6 +1,6 @@
 /** The naive JavaScript yardstick: plain loops over float32 arrays, one query row at a time, one thread. */
 import { visibleRange } from '../../dist/problem.js';
-import type { WorkloadData } from '../../dist/bench/workloads.js';
+import type { WorkloadData } from '../../dist/cli/bench/workloads.js';
 
 /** Packed `[totalQ, H, Dv]` attention with the workload's mask (bottom-right), written the obvious way. */
 export function naiveAttention(d: WorkloadData): Float32Array {

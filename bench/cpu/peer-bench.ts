@@ -8,11 +8,11 @@
 import { naiveAttention } from './naive.js';
 import type { OrtPlan, PeerRun, PeerRunner } from './peers.js';
 import { loadOrtNode, loadOrtWeb, ortPlans } from './peers.js';
-import { BUSY_CORES, othersCores } from '../../dist/bench/interference.js';
-import type { TimingPolicy } from '../../dist/bench/timing.js';
-import { QUICK, measure } from '../../dist/bench/timing.js';
-import { checkAgainst } from '../../dist/bench/verify.js';
-import type { WorkloadData } from '../../dist/bench/workloads.js';
+import { BUSY_CORES, othersCores } from '../../dist/cli/bench/interference.js';
+import type { TimingPolicy } from '../../dist/cli/bench/timing.js';
+import { QUICK, measure } from '../../dist/cli/bench/timing.js';
+import { checkAgainst } from '../../dist/cli/bench/verify.js';
+import type { WorkloadData } from '../../dist/cli/bench/workloads.js';
 import type { BenchOptions, BenchReport, BenchResult } from '../../dist/cli/bench.js';
 import { BenchRun, fmt, pad } from '../../dist/cli/bench.js';
 

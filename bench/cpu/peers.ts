@@ -17,10 +17,10 @@ import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import { ElemType, encodeModel } from './onnx.js';
 import type { Dim, GraphSpec, Initializer, NodeSpec, ValueInfo } from './onnx.js';
-import type { Timing, TimingPolicy } from '../../dist/bench/timing.js';
-import { summarize, wantMore } from '../../dist/bench/timing.js';
-import type { WorkloadData } from '../../dist/bench/workloads.js';
-import { seqRange } from '../../dist/bench/workloads.js';
+import type { Timing, TimingPolicy } from '../../dist/cli/bench/timing.js';
+import { summarize, wantMore } from '../../dist/cli/bench/timing.js';
+import type { WorkloadData } from '../../dist/cli/bench/workloads.js';
+import { seqRange } from '../../dist/cli/bench/workloads.js';
 
 export interface FeedSpec {
   type: 'float32' | 'int32' | 'int64';

@@ -1,5 +1,5 @@
 /**
- * `flashattn bench`: the WebAssembly engine on the CPU workloads A–E (src/bench/workloads.ts),
+ * `flashattn bench`: the WebAssembly engine on the CPU workloads A–E (src/cli/bench/workloads.ts),
  * float32, at each thread count: flashattn, and flashattn with K and V resident for the decode
  * workload; every output is checked against the float64 reference. Needs only the package itself.
  *
@@ -10,13 +10,13 @@
  */
 import { writeFileSync } from 'node:fs';
 import os from 'node:os';
-import { BUSY_CORES, othersCores, waitQuiet } from '../bench/interference.js';
-import type { Timing, TimingPolicy } from '../bench/timing.js';
-import { FULL, QUICK, measure } from '../bench/timing.js';
-import { checkAgainst } from '../bench/verify.js';
-import type { Check } from '../bench/verify.js';
-import type { WorkloadData } from '../bench/workloads.js';
-import { WORKLOADS, makeWorkloadData } from '../bench/workloads.js';
+import { BUSY_CORES, othersCores, waitQuiet } from './bench/interference.js';
+import type { Timing, TimingPolicy } from './bench/timing.js';
+import { FULL, QUICK, measure } from './bench/timing.js';
+import { checkAgainst } from './bench/verify.js';
+import type { Check } from './bench/verify.js';
+import type { WorkloadData } from './bench/workloads.js';
+import { WORKLOADS, makeWorkloadData } from './bench/workloads.js';
 import { createEngine } from '../node.js';
 import { referenceProblem } from '../reference.js';
 import type { DeviceTensor, Engine, Tensor } from '../types.js';

@@ -13,6 +13,7 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { type CommandSpec, type Values, flag } from './args.js';
 
 /** The package root: dist/cli/build-cuda.js -> ../.. */
 const root = path.resolve(fileURLToPath(new URL('../..', import.meta.url)));
@@ -40,9 +41,10 @@ function onPath(name: string): string | null {
   return null;
 }
 
+/** nvcc: CUDACXX when set (then only there), else on PATH, else where CUDA installs it. */
 export function findNvcc(): string | null {
   const env = process.env.CUDACXX;
-  if (env && existsSync(env)) return env;
+  if (env) return existsSync(env) ? env : null;
   return onPath('nvcc') ?? (existsSync('/usr/local/cuda/bin/nvcc') ? '/usr/local/cuda/bin/nvcc' : null);
 }
 
@@ -87,7 +89,10 @@ export function buildCuda(o: BuildCudaOptions = {}): string | null {
     return null;
   };
   const nvcc = findNvcc();
-  if (!nvcc) return skip('no CUDA compiler found: nvcc on PATH, in CUDACXX or at /usr/local/cuda/bin/nvcc');
+  if (!nvcc) {
+    const env = process.env.CUDACXX;
+    return skip(env ? `CUDACXX is ${env}, which does not exist` : 'no CUDA compiler found: nvcc on PATH, in CUDACXX or at /usr/local/cuda/bin/nvcc');
+  }
   const cmake = onPath('cmake');
   if (!cmake) return skip('cmake is not on PATH (the build needs CMake 3.18 or newer)');
   if (!existsSync(path.join(root, 'CMakeLists.txt'))) return skip(`the CUDA sources are missing from ${root}`);
@@ -118,4 +123,22 @@ export function buildCuda(o: BuildCudaOptions = {}): string | null {
   if (!existsSync(ADDON_OUTPUT)) throw new Error(`the CUDA build finished but ${ADDON_OUTPUT} was not produced`);
   log(`flashattn: built ${path.relative(process.cwd(), ADDON_OUTPUT) || ADDON_OUTPUT} in ${((Date.now() - started) / 1000).toFixed(0)} s`);
   return ADDON_OUTPUT;
+}
+
+const flags = {
+  clean: flag.bool('start from an empty CMake folder (build/cuda)'),
+  'ptxas-verbose': flag.bool("print ptxas's register and spill report of every kernel"),
+};
+
+export const buildCudaCommand: CommandSpec<typeof flags> = {
+  name: 'build-cuda',
+  summary: 'build the CUDA addon from the shipped sources (needs nvcc and cmake)',
+  details: `Writes build/Release/flashattn_cuda.node inside the package, which the cuda engine then loads before
+any prebuilt @flashattn/cuda-* package. Fetches node-addon-api's headers with npm when they are not installed.`,
+  flags,
+};
+
+export function buildCudaCli(o: Values<typeof flags>, log: (s: string) => void): Promise<number> {
+  buildCuda({ clean: o.clean, ptxasVerbose: o['ptxas-verbose'], log });
+  return Promise.resolve(0);
 }

@@ -1,9 +1,9 @@
 /** The CPU benchmark's workloads (float32), their seeded inputs, FLOP and byte counts. */
-import { randn, rng } from '../conformance/random.js';
-import type { Problem } from '../problem.js';
-import { attentionFlops } from '../problem.js';
-import type { Tensor } from '../types.js';
-import { validateVarlen } from '../validate.js';
+import { randn, rng } from '../../conformance/random.js';
+import type { Problem } from '../../problem.js';
+import { attentionFlops } from '../../problem.js';
+import type { Tensor } from '../../types.js';
+import { validateVarlen } from '../../validate.js';
 
 export interface Workload {
   id: string;
