@@ -10,14 +10,11 @@ import type {
   AnyTensor, AttentionOptions, AttentionResult, BackendName, DeviceTensor, Engine, EngineOptions, InputTensor, ResultTensor, Tensor,
   TensorInput, VarlenOptions,
 } from './types.js';
+import { knobErrors, knobs } from './knobs.js';
 import { readHostTensor, validateFixed, validateVarlen } from './validate.js';
 
 export type Loader = (options: EngineOptions) => Promise<Backend>;
 export type Loaders = Record<BackendName, Loader>;
-
-function envBackend(): string | undefined {
-  return typeof process !== 'undefined' ? process.env?.FLASHATTN_BACKEND : undefined;
-}
 
 function checkEngineOptions(o: EngineOptions): void {
   if (o === null || typeof o !== 'object') throw new TypeError(`Expected an options object for createEngine but received ${String(o)}`);
@@ -35,7 +32,8 @@ function checkEngineOptions(o: EngineOptions): void {
  */
 export async function createEngineWith(loaders: Loaders, options: EngineOptions = {}): Promise<Engine> {
   checkEngineOptions(options);
-  const wanted = options.backend ?? (envBackend() as EngineOptions['backend']) ?? 'auto';
+  if (options.backend === undefined && knobErrors.length > 0) throw new RangeError(knobErrors[0]);
+  const wanted = options.backend ?? knobs.backend;
   if (wanted === 'cuda' || wanted === 'wasm') {
     try {
       return new FacadeEngine(await loaders[wanted](options));

@@ -3,7 +3,7 @@
  * every element compared with the float64 reference under SEMANTICS.md's tolerances.
  * Used by vitest and by `flashattn doctor` (which must run without a test framework).
  */
-import { debug } from '../debug.js';
+import { setKnobs } from '../knobs.js';
 import { engineUnsupported } from '../engine.js';
 import { decode, encode } from '../half.js';
 import { referenceProblem } from '../reference.js';
@@ -111,12 +111,12 @@ export async function runCase(engine: Engine, c: Case, seed: number, opts: { dev
   const refP = { ...p, q: rounded(x.q), k: rounded(x.k), v: rounded(x.v), dtype: cd };
   const ref = referenceProblem(refP);
 
-  debug.poisonOutputs = true;
+  const restore = setKnobs({ poisonOutputs: true });
   let r;
   try {
     r = await runEngine(engine, x, opts.device);
   } finally {
-    debug.poisonOutputs = false;
+    restore();
   }
   if (r.out.dtype !== c.dtype) return res(false, NaN, 0, `out.dtype ${r.out.dtype}, expected ${c.dtype}`);
   if (!sameShape(r.out.shape, p.outShape)) return res(false, NaN, 0, `out.shape [${r.out.shape}], expected [${p.outShape}]`);

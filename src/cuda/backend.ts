@@ -14,7 +14,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Backend, BackendOutput } from '../backend.js';
-import { debug } from '../debug.js';
+import { knobs } from '../knobs.js';
 import type { Problem } from '../problem.js';
 import type { AnyTensor, DType, DeviceTensor, HostData, Tensor } from '../types.js';
 
@@ -252,7 +252,7 @@ class CudaEngine implements CudaBackend {
       numHeads: p.numHeads, numKvHeads: p.numKvHeads, headDim: p.headDim, headDimV: p.headDimV,
       windowLeft: w(p.windowLeft), windowRight: w(p.windowRight),
       softmaxScale: p.softmaxScale, softcap: p.softcap, alibiSlopes: p.alibiSlopes,
-      fixedSeqlenQ: p.fixedSeqlenQ, returnLse: p.returnLse, poison: debug.poisonOutputs, ...envOverrides(), ...extra,
+      fixedSeqlenQ: p.fixedSeqlenQ, returnLse: p.returnLse, poison: knobs.poisonOutputs, ...envOverrides(), ...extra,
     };
   }
 

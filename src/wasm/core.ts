@@ -4,7 +4,7 @@
  * calling thread (threads = 1) or on the worker pool. Host specifics come in through `Platform`.
  */
 import type { Backend, BackendOutput } from '../backend.js';
-import { debug } from '../debug.js';
+import { knobs } from '../knobs.js';
 import type { Problem } from '../problem.js';
 import type { AnyTensor, DeviceTensor, DType, Tensor } from '../types.js';
 import { type Block, type ItemPlan, type KernelSizes, type Layout, Regions, type ResidentInputs, layout, planItems } from './plan.js';
@@ -54,10 +54,6 @@ const MAX_BYTES = PAGE * MAX_PAGES;
 const DTYPE_CODE = { float32: 0, float16: 1, bfloat16: 2 } as const;
 const NAN16 = { float16: 0x7e00, bfloat16: 0x7fc0 } as const;
 
-function envSimd(): string | undefined {
-  return typeof process !== 'undefined' ? process.env?.FLASHATTN_WASM_SIMD : undefined;
-}
-
 export async function createWasmBackendWith(platform: Platform, files: WasmFiles | CompiledKernel, opts: WasmBackendOptions = {}): Promise<Backend> {
   const threads = opts.threads ?? platform.defaultThreads();
   if (!Number.isInteger(threads) || threads < 1) throw new RangeError(`Expected an integer >= 1 for threads but received ${String(threads)}`);
@@ -80,7 +76,7 @@ async function readKernel(platform: Platform, url: URL): Promise<Uint8Array<Arra
 }
 
 async function compileKernel(platform: Platform, files: WasmFiles, simdOption: WasmBackendOptions['simd']): Promise<CompiledKernel> {
-  const want = simdOption ?? (envSimd() as WasmBackendOptions['simd']) ?? 'auto';
+  const want = simdOption ?? knobs.wasmSimd;
   if (want !== 'auto' && want !== 'relaxed' && want !== 'baseline')
     throw new RangeError(`Expected 'auto', 'relaxed' or 'baseline' for simd but received ${JSON.stringify(want)}`);
 
@@ -336,7 +332,7 @@ class WasmBackend implements Backend {
     };
     for (const n of INPUTS) if (resident[n] === undefined) put(lay[n], (p[n] as Tensor).data);
     const outLen = p.totalQ * p.numHeads * p.headDimV, lseLen = p.totalQ * p.numHeads;
-    if (debug.poisonOutputs) {
+    if (knobs.poisonOutputs) {
       if (half) new Uint16Array(buf, lay.out, outLen).fill(NAN16[p.dtype as 'float16' | 'bfloat16']);
       else new Float32Array(buf, lay.out, outLen).fill(NaN);
       if (p.returnLse) new Float32Array(buf, lay.lse, lseLen).fill(NaN);

@@ -9,7 +9,7 @@
  * which the page starts from a Blob URL: nothing has to be found next to the page or a bundle.
  */
 import type { Backend } from '../backend.js';
-import { debug } from '../debug.js';
+import { setKnobs } from '../knobs.js';
 import type { Problem } from '../problem.js';
 import type { Tensor } from '../types.js';
 import { type CompiledKernel, createWasmBackendWith } from './core.js';
@@ -87,7 +87,7 @@ async function startHost(m: { kernel: CompiledKernel; sharedMemory: boolean }): 
       // The page's staging buffer (q, k and v) goes back with the answer, for its next call.
       const staging = c.problem.q.data.buffer as ArrayBuffer;
       try {
-        debug.poisonOutputs = c.poison;
+        setKnobs({ poisonOutputs: c.poison });
         const r = await engine.run(c.problem);
         const out = r.out as Tensor, lse = r.lse as Tensor | null;
         post({ type: 'result', id: c.id, out, lse, staging }, [staging, out.data.buffer, ...(lse ? [lse.data.buffer] : [])]);

@@ -8,7 +8,7 @@
  * configured exactly like the worker's: the predicate the façade enforces is the one the worker applies.
  */
 import type { Backend, BackendOutput } from '../backend.js';
-import { debug } from '../debug.js';
+import { knobs } from '../knobs.js';
 import type { Problem } from '../problem.js';
 import type { AnyTensor, Tensor } from '../types.js';
 import { createWasmBackendWith } from './core.js';
@@ -72,7 +72,7 @@ export class WorkerEngine implements Backend {
     const { problem, staging } = this.stage(p as Problem<Tensor>);
     return new Promise<BackendOutput>((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      this.worker.postMessage({ type: 'call', id, problem, poison: debug.poisonOutputs } satisfies ToWorker, { transfer: [staging] });
+      this.worker.postMessage({ type: 'call', id, problem, poison: knobs.poisonOutputs } satisfies ToWorker, { transfer: [staging] });
     });
   }
 
