@@ -16,7 +16,7 @@ export { tensor } from './tensor.js';
 export { referenceAttention, referenceAttentionVarlen } from './reference.js';
 export type { ReferenceResult } from './reference.js';
 export { f16ToF32, bf16ToF32, f32ToF16, f32ToBf16, encode, decode } from './half.js';
-export { attentionFlops } from './problem.js';
+export { attentionFlops } from './flops.js';
 
 const CUDA_IN_BROWSER = "the cuda engine needs Node and the native addon; in a browser use backend 'wasm'";
 

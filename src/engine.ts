@@ -79,7 +79,11 @@ class FacadeEngine implements Engine {
     });
   }
 
-  unsupported(p: Problem<AnyTensor>): string | null {
+  supports(q: InputTensor, k: InputTensor, v: InputTensor, options: AttentionOptions | VarlenOptions = {}): string | null {
+    this.refuseResident([q, k, v]);
+    const varlen = options !== null && typeof options === 'object' && 'cuSeqlensQ' in options;
+    const p = varlen ? validateVarlen(q, k, v, options as VarlenOptions) : validateFixed(q, k, v, options);
+    this.impl.checkInputs?.(p);
     return this.impl.unsupported(p);
   }
 
@@ -108,11 +112,6 @@ class FacadeEngine implements Engine {
   }
 
   dispose(): Promise<void> { return this.impl.dispose(); }
-}
-
-/** Why an engine cannot run a validated problem (null when it can): the predicate the façade enforces. */
-export function engineUnsupported(engine: Engine, p: Problem<AnyTensor>): string | null {
-  return engine instanceof FacadeEngine ? engine.unsupported(p) : null;
 }
 
 /** Wraps an already-created backend in the façade (tests use it to spy on what reaches an engine). */

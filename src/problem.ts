@@ -73,6 +73,6 @@ export function keptPairs(p: Pick<Problem, 'cuSeqlensQ' | 'cuSeqlensK' | 'batch'
 }
 
 /** FlashAttention's FLOP count of a forward pass: 2 matmuls of 2 FLOPs per multiply-add, masked pairs excluded. */
-export function attentionFlops(p: Problem<unknown>): number {
+export function problemFlops(p: Problem<unknown>): number {
   return 2 * keptPairs(p) * p.numHeads * (p.headDim + p.headDimV);
 }

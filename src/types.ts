@@ -138,6 +138,12 @@ export interface Engine {
   attentionVarlen<Q extends InputTensor>(q: Q, k: InputTensor, v: InputTensor, options: VarlenOptions): Promise<AttentionResult<ResultTensor<Q>>>;
   attention<Q extends InputTensor>(q: Q, k: InputTensor, v: InputTensor, options?: AttentionOptions): Promise<AttentionResult<ResultTensor<Q>>>;
   /**
+   * Whether this engine can run the call: null when it can, else the reason it would reject it with
+   * (a RangeError). Options with `cuSeqlensQ` mean `attentionVarlen`, otherwise `attention`. Input
+   * that breaks the contract throws the call's own TypeError/RangeError. Nothing is computed.
+   */
+  supports(q: InputTensor, k: InputTensor, v: InputTensor, options?: AttentionOptions | VarlenOptions): string | null;
+  /**
    * Copies a host tensor into the engine: GPU memory (cuda), or the engine's WebAssembly memory (wasm: a
    * resident tensor that calls of this engine read in place, mixed freely with host tensors).
    */

@@ -1,13 +1,11 @@
 /** `flashattn demo` (= npm start): the classic bottom-right causal picture, a check, and a timed packed batch. */
-import { randn, rng } from '../conformance/random.js';
+import { attentionFlops } from '../flops.js';
 import { createEngine } from '../node.js';
-import { attentionFlops } from '../problem.js';
-import type { Case } from '../conformance/cases.js';
-import { runCase } from '../conformance/run.js';
 import { tensor } from '../tensor.js';
-import { validateVarlen } from '../validate.js';
 import { type CommandSpec, type Values, flag } from './args.js';
 import { maskPicture } from './picture.js';
+import { randn, rng } from './random.js';
+import { SELF_CHECKS, runSelfCheck } from './selfcheck.js';
 
 const cumsum = (lens: number[]) => Int32Array.from([0, ...lens.map((_, i) => lens.slice(0, i + 1).reduce((a, b) => a + b, 0))]);
 
@@ -32,12 +30,11 @@ export async function demo(o: Values<typeof flags>, log: (s: string) => void): P
     log('10 queries, 20 keys, causal: masks are aligned bottom-right, so the last query sees the last key.');
     for (const l of maskPicture(10, 20, -1, 0)) log(l);
 
-    // The same check the conformance suite makes, in the precision this engine computes float32 in.
-    const c: Case = { seqlensQ: [10], seqlensK: [20], numHeads: 4, numKvHeads: 4, headDim: 64, headDimV: 64, dtype: 'float32', causal: true, returnLse: true };
-    const r = await runCase(engine, c, 2026);
+    // doctor's first self-check, in the precision this engine computes float32 in.
+    const r = await runSelfCheck(engine, SELF_CHECKS[0]!, 2026);
     const ok = r.ok && !r.skipped;
     log('');
-    log(`check against the float64 reference (4 heads, head dim 64): ${r.detail}, tolerance ${r.tolerance} ${ok ? 'OK' : 'FAILED'}`);
+    log(`check against the float64 reference (4 heads, head dim 64): ${r.detail} ${ok ? 'OK' : 'FAILED'}`);
 
     const next = rng(2026);
     const D = 64;
@@ -49,7 +46,7 @@ export async function demo(o: Values<typeof flags>, log: (s: string) => void): P
     const kb = tensor(randn(next, total * Hb * D), [total, Hb, D]);
     const vb = tensor(randn(next, total * Hb * D), [total, Hb, D]);
     const bopts = { cuSeqlensQ: cu, cuSeqlensK: cu, causal: true };
-    const flops = attentionFlops(validateVarlen(qb, kb, vb, bopts));
+    const flops = attentionFlops(qb, kb, vb, bopts);
     await engine.attentionVarlen(qb, kb, vb, bopts);
     const times: number[] = [];
     for (let r = 0; r < 5; r++) {

@@ -1,34 +1,23 @@
 /**
- * `flashattn doctor`: which engines load here and why (not), then the conformance cases on each.
- * It needs only the built package (no test framework): this is how the GPU machine is checked.
+ * `flashattn doctor`: which engines load here and why (not), which CUDA addon and from where, then
+ * the self-checks (src/cli/selfcheck.ts) on each engine, and the engines against each other. It
+ * needs only the installed package and its public API.
  */
-import { type Case, caseId, cases } from '../conformance/cases.js';
-import { freshSeed } from '../conformance/random.js';
-import { buildInputs, runCase } from '../conformance/run.js';
-import { engineUnsupported as unsupported } from '../engine.js';
-import { validateFixed, validateVarlen } from '../validate.js';
-import { badCalls, compareEngines, compareErrors } from '../conformance/cross.js';
 import { createEngine } from '../node.js';
 import type { BackendName, Engine } from '../types.js';
 import { type CommandSpec, type Values, flag } from './args.js';
-
-/** Whether an engine skips a case (the predicate runCase uses). */
-function engineUnsupported(engine: Engine, c: Case, seed: number): boolean {
-  const x = buildInputs(c, seed);
-  const p = x.fixed ? validateFixed(x.q, x.k, x.v, x.options) : validateVarlen(x.q, x.k, x.v, x.options);
-  return unsupported(engine, p) !== null;
-}
+import { BAD_CALLS, SELF_CHECKS, badCallError, compareEngines, runSelfCheck } from './selfcheck.js';
 
 const flags = {
   backend: flag.choice(['wasm', 'cuda'] as const, 'only this engine (default: both)'),
   threads: flag.int('N', 'worker threads of the wasm engine (default: the cores)', 1),
-  filter: flag.text('TEXT', "only the cases whose id contains TEXT (e.g. 'Lq=10 Lk=20')"),
+  filter: flag.text('TEXT', "only the checks whose name contains TEXT (e.g. 'Lq=10 Lk=20')"),
   seed: flag.int('N', 'the inputs\' seed (default: a fresh one, printed to replay)', 0, 0xffffffff),
 };
 
 export const doctorCommand: CommandSpec<typeof flags> = {
   name: 'doctor',
-  summary: 'which engines load and why (not), then the conformance cases on each and the engines against each other',
+  summary: 'which engines load and why (not), then self-checks on each against the float64 reference and each other',
   flags,
 };
 
@@ -36,7 +25,7 @@ export async function doctor(o: Values<typeof flags>, log: (s: string) => void, 
   const only: BackendName | undefined = o.backend;
   const threads = o.threads;
   const filter = o.filter;
-  const seed = o.seed ?? freshSeed();
+  const seed = o.seed ?? (Math.random() * 2 ** 32) >>> 0;
   const names: BackendName[] = only ? [only] : ['wasm', 'cuda'];
 
   log(`flashattn doctor — Node ${process.version}, ${process.platform}-${process.arch}`);
@@ -59,21 +48,17 @@ export async function doctor(o: Values<typeof flags>, log: (s: string) => void, 
   }
 
   let passed = 0, failed = 0, skipped = 0;
-  log(`\nconformance cases (seed ${seed}; replay with --seed ${seed})`);
+  const checks = SELF_CHECKS.filter((c) => !filter || c.name.includes(filter));
+  const threw = (e: unknown) => (debug ? (e as Error).stack ?? String(e) : (e as Error).message ?? String(e));
+  log(`\nself-checks against the float64 reference (seed ${seed}; replay with --seed ${seed})`);
   for (const { name, engine, device } of engines) {
     let p = 0, f = 0, s = 0;
-    for (let i = 0; i < cases.length; i++) {
-      const c = cases[i]!;
-      if (filter && !caseId(c).includes(filter)) continue;
-      try {
-        const r = await runCase(engine, c, seed + i, { device });
-        if (r.skipped) { s++; log(`  [${name}] skip ${r.id}: ${r.skipped}`); }
-        else if (r.ok) p++;
-        else { f++; log(`  [${name}] FAIL ${r.id}: ${r.detail} (tolerance ${r.tolerance})`); }
-      } catch (e) {
-        f++;
-        log(`  [${name}] FAIL ${caseId(c)}: threw ${debug ? (e as Error).stack ?? e : (e as Error).message ?? e}`);
-      }
+    for (let i = 0; i < checks.length; i++) {
+      const c = checks[i]!;
+      const r = await runSelfCheck(engine, c, seed + i, device).catch((e: unknown) => ({ name: c.name, ok: false, detail: `threw ${threw(e)}`, skipped: undefined }));
+      if (r.skipped) { s++; log(`  [${name}] skip ${r.name}: ${r.skipped}`); }
+      else if (r.ok) p++;
+      else { f++; log(`  [${name}] FAIL ${r.name}: ${r.detail}`); }
     }
     log(`  ${name}: ${p} passed, ${f} failed, ${s} skipped`);
     passed += p; failed += f; skipped += s;
@@ -84,16 +69,15 @@ export async function doctor(o: Values<typeof flags>, log: (s: string) => void, 
     const a = hosts[i]!, b = hosts[0]!;
     const label = `${a.name} vs ${b.name}`;
     let p = 0, f = 0;
-    for (let j = 0; j < cases.length; j++) {
-      const c = cases[j]!;
-      if (filter && !caseId(c).includes(filter)) continue;
-      if (engineUnsupported(a.engine, c, seed + j) || engineUnsupported(b.engine, c, seed + j)) continue;
-      const r = await compareEngines(a.engine, b.engine, c, seed + j).catch((e: Error) => ({ id: caseId(c), ok: false, detail: `threw ${e.message}` }));
-      if (r.ok) p++; else { f++; log(`  [${label}] FAIL ${r.id}: ${r.detail}`); }
+    for (let j = 0; j < checks.length; j++) {
+      const r = await compareEngines(a.engine, b.engine, checks[j]!, seed + j).catch((e: unknown) => ({ name: checks[j]!.name, ok: false, detail: `threw ${threw(e)}` }));
+      if (r.ok) p++; else { f++; log(`  [${label}] FAIL ${r.name}: ${r.detail}`); }
     }
-    for (const [name, call] of badCalls) {
-      const r = await compareErrors(a.engine, b.engine, call);
-      if (r.ok) p++; else { f++; log(`  [${label}] FAIL bad input '${name}': ${r.detail}`); }
+    for (const [what, call] of BAD_CALLS) {
+      const [ea, eb] = [await badCallError(a.engine, call), await badCallError(b.engine, call)];
+      const same = ea !== null && eb !== null && ea.constructor === eb.constructor && ea.message === eb.message;
+      if (same) p++;
+      else { f++; log(`  [${label}] FAIL bad input '${what}': ${a.name}: ${ea?.message ?? 'accepted'}; ${b.name}: ${eb?.message ?? 'accepted'}`); }
     }
     log(`  ${label} (same outputs, same errors word for word): ${p} passed, ${f} failed`);
     passed += p; failed += f;

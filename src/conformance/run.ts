@@ -4,7 +4,6 @@
  * Used by vitest and by `flashattn doctor` (which must run without a test framework).
  */
 import { setKnobs } from '../knobs.js';
-import { engineUnsupported } from '../engine.js';
 import { decode, encode } from '../half.js';
 import { referenceProblem } from '../reference.js';
 import type { AnyTensor, DType, Engine, Tensor, VarlenOptions } from '../types.js';
@@ -102,7 +101,8 @@ export async function runCase(engine: Engine, c: Case, seed: number, opts: { dev
   const p = x.fixed ? validateFixed(x.q, x.k, x.v, x.options) : validateVarlen(x.q, x.k, x.v, x.options);
   const res = (ok: boolean, error: number, tolerance: number, detail: string, skipped?: string): CaseResult =>
     ({ id, seed, ok, error, tolerance, detail, skipped });
-  const why = engineUnsupported(engine, p);
+  const { cuSeqlensQ: _q, cuSeqlensK: _k, ...fixedOptions } = x.options;
+  const why = engine.supports(x.q, x.k, x.v, x.fixed ? fixedOptions : x.options);
   if (why !== null) return res(true, 0, 0, '', why);
 
   const cd = computeDtype(engine, c.dtype);

@@ -1,7 +1,7 @@
 /** The CPU benchmark's workloads (float32), their seeded inputs, FLOP and byte counts. */
-import { randn, rng } from '../../conformance/random.js';
+import { randn, rng } from '../random.js';
 import type { Problem } from '../../problem.js';
-import { attentionFlops } from '../../problem.js';
+import { problemFlops } from '../../problem.js';
 import type { Tensor } from '../../types.js';
 import { validateVarlen } from '../../validate.js';
 
@@ -73,7 +73,7 @@ export function makeWorkloadData(w: Workload, seed = 1234): WorkloadData {
   );
   return {
     w, q, k, v, cuSeqlensQ, cuSeqlensK, totalQ, totalK, problem,
-    flops: attentionFlops(problem),
+    flops: problemFlops(problem),
     kvBytes: totalK * w.numKvHeads * (w.headDim + w.headDimV) * 4,
   };
 }
