@@ -10,20 +10,27 @@ import type {
   AnyTensor, AttentionOptions, AttentionResult, BackendName, DeviceTensor, Engine, EngineOptions, InputTensor, ResultTensor, Tensor,
   TensorInput, VarlenOptions,
 } from './types.js';
+import { checkKeys, intIn, rangeErr, readKey, typeErr } from './errors.js';
 import { knobErrors, knobs } from './knobs.js';
 import { readHostTensor, validateFixed, validateVarlen } from './validate.js';
 
 export type Loader = (options: EngineOptions) => Promise<Backend>;
 export type Loaders = Record<BackendName, Loader>;
 
-function checkEngineOptions(o: EngineOptions): void {
-  if (o === null || typeof o !== 'object') throw new TypeError(`Expected an options object for createEngine but received ${String(o)}`);
-  const b = o.backend;
-  if (b !== undefined && b !== 'auto' && b !== 'wasm' && b !== 'cuda')
-    throw new RangeError(`Expected 'auto', 'wasm' or 'cuda' for options.backend but received ${JSON.stringify(b)}`);
-  const t = o.threads;
-  if (t !== undefined && (!Number.isInteger(t) || t < 1))
-    throw new RangeError(`Expected an integer >= 1 for options.threads but received ${String(t)}`);
+/** Worker threads an engine may start (each costs about 8 MB and an OS thread). */
+export const MAX_THREADS = 256;
+
+function checkEngineOptions(o: EngineOptions): EngineOptions {
+  if (o === null || typeof o !== 'object') throw typeErr('an options object', 'createEngine options', o);
+  checkKeys(o, ['backend', 'threads', 'wasm'], 'options');
+  const backend = readKey(o, 'backend', 'options.backend');
+  if (backend !== undefined && backend !== 'auto' && backend !== 'wasm' && backend !== 'cuda') {
+    if (typeof backend !== 'string') throw typeErr("'auto', 'wasm' or 'cuda'", 'options.backend', backend);
+    throw rangeErr("'auto', 'wasm' or 'cuda'", 'options.backend', backend);
+  }
+  const threads = readKey(o, 'threads', 'options.threads');
+  if (threads !== undefined) intIn(threads, 'options.threads', 1, MAX_THREADS);
+  return { backend, threads, wasm: readKey(o, 'wasm', 'options.wasm') } as EngineOptions;
 }
 
 /**
@@ -31,7 +38,7 @@ function checkEngineOptions(o: EngineOptions): void {
  * tries cuda, then wasm. This module imports no engine, so each entry bundles only its own.
  */
 export async function createEngineWith(loaders: Loaders, options: EngineOptions = {}): Promise<Engine> {
-  checkEngineOptions(options);
+  options = checkEngineOptions(options);
   if (options.backend === undefined && knobErrors.length > 0) throw new RangeError(knobErrors[0]);
   const wanted = options.backend ?? knobs.backend;
   if (wanted === 'cuda' || wanted === 'wasm') {
@@ -51,18 +58,28 @@ export async function createEngineWith(loaders: Loaders, options: EngineOptions 
 }
 
 class FacadeEngine implements Engine {
+  #disposed = false;
+
   constructor(private readonly impl: Backend, readonly fallbackReason?: string) {}
+
+  /** Every method of a disposed engine refuses at once (its calls in flight were rejected by dispose). */
+  private live(method: string): void {
+    if (this.#disposed)
+      throw new TypeError(`Expected an engine that is not disposed for engine.${method} but received a disposed ${this.backend} engine; create another with createEngine()`);
+  }
 
   get backend(): BackendName { return this.impl.name; }
   get threads(): number { return this.impl.threads; }
   get info() { return this.impl.info; }
 
   async attentionVarlen<Q extends InputTensor>(q: Q, k: InputTensor, v: InputTensor, options: VarlenOptions): Promise<AttentionResult<ResultTensor<Q>>> {
+    this.live('attentionVarlen');
     this.refuseResident([q, k, v]);
     return this.run(validateVarlen(q, k, v, options));
   }
 
   async attention<Q extends InputTensor>(q: Q, k: InputTensor, v: InputTensor, options: AttentionOptions = {}): Promise<AttentionResult<ResultTensor<Q>>> {
+    this.live('attention');
     this.refuseResident([q, k, v]);
     return this.run(validateFixed(q, k, v, options));
   }
@@ -80,6 +97,7 @@ class FacadeEngine implements Engine {
   }
 
   supports(q: InputTensor, k: InputTensor, v: InputTensor, options: AttentionOptions | VarlenOptions = {}): string | null {
+    this.live('supports');
     this.refuseResident([q, k, v]);
     const varlen = options !== null && typeof options === 'object' && 'cuSeqlensQ' in options;
     const p = varlen ? validateVarlen(q, k, v, options as VarlenOptions) : validateFixed(q, k, v, options);
@@ -96,6 +114,7 @@ class FacadeEngine implements Engine {
   }
 
   async upload(t: TensorInput): Promise<DeviceTensor> {
+    this.live('upload');
     const loc = t !== null && typeof t === 'object' ? (t as { location?: unknown }).location : undefined;
     if (loc === 'wasm' || loc === 'cuda')
       throw new TypeError(`Expected a host tensor for upload but received a tensor resident in a ${loc} engine; download() it from that engine first`);
@@ -105,13 +124,19 @@ class FacadeEngine implements Engine {
   }
 
   async download(t: DeviceTensor): Promise<Tensor> {
+    this.live('download');
     if (t !== null && typeof t === 'object' && t.location === 'wasm' && !this.impl.checkInputs)
       throw new TypeError(`Expected a tensor made by this ${this.backend} engine for download but received one resident in a wasm engine; download() it from that engine`);
     if (!this.impl.download) throw new TypeError(`Expected an engine that keeps tensors for download but this ${this.backend} engine keeps none`);
     return this.impl.download(t);
   }
 
-  dispose(): Promise<void> { return this.impl.dispose(); }
+  /** Frees the engine; calls in flight and queued are rejected, later calls refused. Safe to call twice. */
+  async dispose(): Promise<void> {
+    if (this.#disposed) return;
+    this.#disposed = true;
+    await this.impl.dispose();
+  }
 }
 
 /** Wraps an already-created backend in the façade (tests use it to spy on what reaches an engine). */

@@ -6,7 +6,27 @@ import { tensor } from '../src/tensor.js';
 describe('createEngine', () => {
   it('rejects bad engine options', async () => {
     await expect(createEngine({ backend: 'webgpu' as 'wasm' })).rejects.toThrow(RangeError);
-    await expect(createEngine({ threads: 0 })).rejects.toThrow(/integer >= 1 for options.threads/);
+    await expect(createEngine({ threads: 0 })).rejects.toThrow(/^Expected an integer from 1 to 256 for options.threads but received 0$/);
+  });
+
+  it('bounds threads, refuses wrong types and misspelt options, and an invalid FLASHATTN_BACKEND', async () => {
+    await expect(createEngine({ threads: 100000 })).rejects.toThrow(/^Expected an integer from 1 to 256 for options.threads but received 100000$/);
+    await expect(createEngine({ threads: '4' as never })).rejects.toThrow(TypeError);
+    await expect(createEngine({ backend: 4 as never })).rejects.toThrow(TypeError);
+    await expect(createEngine({ thread: 2 } as never)).rejects.toThrow(/options.thread but received an unknown key; did you mean 'threads'\?/);
+    const { readKnobs } = await import('../src/knobs.js');
+    expect(readKnobs({ FLASHATTN_BACKEND: 'gpu' }).errors).toEqual([`Expected 'auto', 'wasm', 'cuda' for FLASHATTN_BACKEND but received "gpu"`]);
+    expect(readKnobs({ FLASHATTN_BACKEND: 'wasm' }).knobs.backend).toBe('wasm');
+  });
+
+  it('a disposed engine refuses every later call with a TypeError naming the method', async () => {
+    const engine = await createEngine({ backend: 'wasm', threads: 1 });
+    await engine.dispose();
+    await engine.dispose();
+    const t = tensor(new Float32Array(8), [1, 1, 1, 8]);
+    await expect(engine.attention(t, t, t)).rejects.toThrow(/^Expected an engine that is not disposed for engine.attention but received a disposed wasm engine/);
+    await expect(engine.upload(t)).rejects.toThrow(TypeError);
+    expect(() => engine.supports(t, t, t)).toThrow(TypeError);
   });
 
   it("'auto' gives cuda where it loads, else wasm with the reason", async () => {
