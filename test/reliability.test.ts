@@ -57,3 +57,57 @@ describe('inputs are taken at the call', () => {
     }
   });
 });
+
+describe('dispose and dead workers: every promise settles', () => {
+  const big = { q: t(1500), k: t(1500), v: t(1500) };
+  const opts: VarlenOptions = { cuSeqlensQ: Int32Array.of(0, 1500), cuSeqlensK: Int32Array.of(0, 1500), causal: true };
+  for (const threads of [1, 2])
+    it(`dispose with calls in flight and queued (threads ${threads}) rejects them with an AbortError`, async () => {
+      const e = await createEngine({ backend: 'wasm', threads });
+      const all = Promise.allSettled(Array.from({ length: 5 }, () => e.attentionVarlen(big.q, big.k, big.v, opts)));
+      await e.dispose();
+      const settled = await all;
+      // Calls that had finished keep their result; every other one is rejected, none hangs.
+      for (const s of settled) if (s.status === 'rejected') expect((s.reason as Error).name).toBe('AbortError');
+      if (threads > 1) expect(settled.some((s) => s.status === 'rejected')).toBe(true);
+      await expect(e.attentionVarlen(big.q, big.k, big.v, opts)).rejects.toThrow(/disposed/);
+    });
+
+  it('a worker that dies fails its call; it is replaced and the next calls are right', async () => {
+    const { createWasmBackendWith } = await import('../src/wasm/core.js');
+    const { nodePlatform } = await import('../src/wasm/platform-node.js');
+    const { wasmFiles } = await import('../src/wasm/backend.js');
+    const { engineFromBackend } = await import('../src/engine.js');
+    type Handle = ReturnType<typeof nodePlatform.spawn>;
+    const handles: { h: Handle; die: (e: Error) => void; dieOnRun: boolean }[] = [];
+    // The platform's workers, with a way to make one die as a crashed worker would (its exit reported).
+    const platform = {
+      ...nodePlatform,
+      spawn: (init: Parameters<typeof nodePlatform.spawn>[0]) => {
+        const h = nodePlatform.spawn(init);
+        const entry = { h, die: (_: Error) => {}, dieOnRun: false };
+        handles.push(entry);
+        return {
+          post: (m: Parameters<Handle['post']>[0]) => {
+            h.post(m);
+            if (entry.dieOnRun) { entry.dieOnRun = false; setImmediate(() => entry.die(new Error('wasm worker exited (code 1)'))); }
+          },
+          onMessage: (l: Parameters<Handle['onMessage']>[0]) => h.onMessage(l),
+          onFailure: (l: (e: Error) => void) => { entry.die = (e) => { void h.terminate(); l(e); }; h.onFailure(l); },
+          ref: () => h.ref(), unref: () => h.unref(), terminate: () => h.terminate(),
+        };
+      },
+    };
+    const engine = engineFromBackend(await createWasmBackendWith(platform, wasmFiles, { threads: 2 }));
+    try {
+      const want = await engine.attentionVarlen(big.q, big.k, big.v, opts);
+      handles[1]!.dieOnRun = true; // it dies while it computes the next call
+      const inFlight = engine.attentionVarlen(big.q, big.k, big.v, opts);
+      await expect(inFlight).rejects.toThrow(/worker 1 died during the call .* replaced/);
+      expect(handles.length).toBe(3);
+      for (let i = 0; i < 3; i++) expect((await engine.attentionVarlen(big.q, big.k, big.v, opts)).out.data).toEqual(want.out.data);
+    } finally {
+      await engine.dispose();
+    }
+  });
+});

@@ -9,7 +9,7 @@ import type { Problem } from '../problem.js';
 import type { AnyTensor, DeviceTensor, DType, Tensor } from '../types.js';
 import { type Block, type ItemPlan, type KernelSizes, type Layout, Regions, type ResidentInputs, layout, planItems } from './plan.js';
 import type { Platform } from './platform.js';
-import { WorkerPool } from './pool.js';
+import { WorkerPool, disposedError } from './pool.js';
 
 export interface WasmFiles {
   baseline: URL;
@@ -192,7 +192,7 @@ class WasmBackend implements Backend {
       return Promise.reject(new RangeError(`Expected ${sizeOf(t.shape ?? [])} elements (shape [${(t.shape ?? []).join(', ')}]) for data but received ${t.data.length}`));
     // In the queue: a call in flight may use the memory the block will take.
     return this.enqueue(() => {
-      if (this.disposed) throw new Error('flashattn: the wasm engine was disposed');
+      if (this.disposed) throw disposedError();
       const bytes = t.data.byteLength;
       if (this.regions.fit(bytes) + bytes > MAX_BYTES)
         throw new RangeError(`Expected a tensor that fits the wasm engine's 4 GiB memory but received ${(bytes / 2 ** 30).toFixed(2)} GiB`);
@@ -207,7 +207,7 @@ class WasmBackend implements Backend {
 
   async download(t: DeviceTensor): Promise<Tensor> {
     if (t === null || typeof t !== 'object') throw new TypeError(`Expected a resident tensor for download but received ${String(t)}`);
-    if (this.disposed) throw new Error('flashattn: the wasm engine was disposed');
+    if (this.disposed) throw disposedError();
     // results are host tensors even when q was resident: downloading one is a copy
     const host = t as unknown as Tensor;
     if (t.location !== 'wasm' && t.location !== 'cuda' && ArrayBuffer.isView(host.data))
@@ -288,7 +288,7 @@ class WasmBackend implements Backend {
   }
 
   private async runNow(p: Problem<AnyTensor>): Promise<BackendOutput> {
-    if (this.disposed) throw new Error('flashattn: the wasm engine was disposed');
+    if (this.disposed) throw disposedError();
     // resident inputs: checked again here, as one may have been disposed while the call was queued
     const resident: ResidentInputs = {};
     for (const n of INPUTS) if (p[n].location === 'wasm') resident[n] = WasmTensor.blockOf(p[n], n, this).start;

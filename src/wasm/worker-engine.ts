@@ -12,6 +12,7 @@ import { knobs } from '../knobs.js';
 import type { Problem } from '../problem.js';
 import type { AnyTensor, Tensor } from '../types.js';
 import { createWasmBackendWith } from './core.js';
+import { disposedError } from './pool.js';
 import type { LoadedKernel } from './kernel-browser.js';
 import { browserPlatform, spawnWorker, workerError } from './platform-browser.js';
 import type { FromHost, ToWorker } from './worker-browser.js';
@@ -34,7 +35,10 @@ export class WorkerEngine implements Backend {
 
   private constructor(private readonly worker: Worker, private readonly predicate: Backend) {
     worker.addEventListener('message', (e) => this.receive(e.data as FromHost));
-    worker.addEventListener('error', (e) => { e.preventDefault(); this.fail(workerError(e)); });
+    worker.addEventListener('error', (e) => {
+      e.preventDefault();
+      this.fail(new Error(`flashattn: the wasm engine's worker failed (${workerError(e).message}); create a new engine`));
+    });
   }
 
   static async start(kernel: LoadedKernel): Promise<WorkerEngine> {
@@ -93,7 +97,7 @@ export class WorkerEngine implements Backend {
   }
 
   async dispose(): Promise<void> {
-    this.fail(new Error('flashattn: the wasm engine was disposed'));
+    this.fail(disposedError());
     this.spare = null;
     this.worker.terminate();
     await this.predicate.dispose();
