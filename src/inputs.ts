@@ -70,6 +70,8 @@ export function readHostTensor(t: TensorInput, name: string): Tensor {
   const size = shape.reduce((a, b) => a * b, 1);
   if (size >= MAX_ELEMENTS) throw rangeErr(`fewer than ${MAX_ELEMENTS} elements`, `${name}.shape`, shape);
   if (host.length !== size) throw rangeErr(`${size} elements (shape [${shape.join(', ')}])`, `${name}.data`, words(`${host.length} elements`));
+  // An empty tensor has nothing to read: a fresh empty array, so no engine touches a buffer that may be detached.
+  if (size === 0) host = host instanceof Float32Array ? new Float32Array(0) : new Uint16Array(0);
   return { data: host, shape: Object.freeze(shape), dtype: dtype as DType, location: 'cpu' };
 }
 
