@@ -139,3 +139,37 @@ export function f2h(x: f32): u16 {
   else if (isSigned<T>()) store<u16>(p, f2bf(x));
   else store<u16>(p, f2h(x));
 }
+
+// ---- lane shuffles ------------------------------------------------------------------------
+
+/** [sum(a), sum(b), sum(c), sum(d)] of four vectors. */
+// @ts-ignore: decorator
+@inline export function hsum4(a: v128, b: v128, c: v128, d: v128): v128 {
+  const ab = f32x4.add(v128.shuffle<f32>(a, b, 0, 4, 1, 5), v128.shuffle<f32>(a, b, 2, 6, 3, 7)); // a0+a2 b0+b2 a1+a3 b1+b3
+  const cd = f32x4.add(v128.shuffle<f32>(c, d, 0, 4, 1, 5), v128.shuffle<f32>(c, d, 2, 6, 3, 7));
+  return f32x4.add(v128.shuffle<f32>(ab, cd, 0, 1, 4, 5), v128.shuffle<f32>(ab, cd, 2, 3, 6, 7));
+}
+
+/**
+ * Rows r0..r3 of a 4x4 block stored as its columns, `stride` bytes apart from p: how Q^T (stride
+ * QROW) and the 4-key groups of K (stride 16) are staged. The shuffles keep everything in
+ * registers; the stores' address arithmetic folds into their offsets once inlined.
+ */
+// @ts-ignore: decorator
+@inline export function storeT4(p: usize, stride: usize, r0: v128, r1: v128, r2: v128, r3: v128): void {
+  const t0 = v128.shuffle<f32>(r0, r1, 0, 4, 1, 5), t1 = v128.shuffle<f32>(r2, r3, 0, 4, 1, 5); // r0.0 r1.0 r0.1 r1.1, ...
+  const t2 = v128.shuffle<f32>(r0, r1, 2, 6, 3, 7), t3 = v128.shuffle<f32>(r2, r3, 2, 6, 3, 7);
+  v128.store(p, v128.shuffle<f32>(t0, t1, 0, 1, 4, 5));
+  v128.store(p + stride, v128.shuffle<f32>(t0, t1, 2, 3, 6, 7));
+  v128.store(p + 2 * stride, v128.shuffle<f32>(t2, t3, 0, 1, 4, 5));
+  v128.store(p + 3 * stride, v128.shuffle<f32>(t2, t3, 2, 3, 6, 7));
+}
+
+/** max over lanes of max(x, -n), for x >= 0 >= n (running max and min). */
+// @ts-ignore: decorator
+@inline export function vabsmax(x: v128, n: v128): f32 {
+  let m = f32x4.pmax(x, f32x4.neg(n));
+  m = f32x4.pmax(m, v128.shuffle<f32>(m, m, 2, 3, 0, 1));
+  m = f32x4.pmax(m, v128.shuffle<f32>(m, m, 1, 0, 3, 2));
+  return f32x4.extract_lane(m, 0);
+}

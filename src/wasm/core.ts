@@ -7,6 +7,10 @@ import type { Backend, BackendOutput } from '../backend.js';
 import { knobs } from '../knobs.js';
 import type { Problem } from '../problem.js';
 import type { AnyTensor, DeviceTensor, DType, Tensor } from '../types.js';
+import {
+  DTYPE_BF16, DTYPE_F16, DTYPE_F32, PARAMS_INTS, P_ALIBI, P_CAPMUL, P_D, P_DTYPE, P_DV, P_H, P_HK, P_ITEMS, P_K, P_LSE,
+  P_LSEA, P_LSEB, P_NITEMS, P_OUT, P_PARENTS, P_PARTIAL, P_Q, P_QMUL, P_SCRATCH, P_SCRATCH_STRIDE, P_V, P_WL, P_WR,
+} from './abi.js';
 import { type Block, type ItemPlan, type KernelSizes, type Layout, Regions, type ResidentInputs, layout, planItems } from './plan.js';
 import type { Platform } from './platform.js';
 import { WorkerPool, disposedError } from './pool.js';
@@ -51,7 +55,7 @@ interface KernelExports {
 const PAGE = 65536;
 const MAX_PAGES = 65536; // 4 GiB, the most a 32-bit wasm memory can address
 const MAX_BYTES = PAGE * MAX_PAGES;
-const DTYPE_CODE = { float32: 0, float16: 1, bfloat16: 2 } as const;
+const DTYPE_CODE = { float32: DTYPE_F32, float16: DTYPE_F16, bfloat16: DTYPE_BF16 } as const;
 const NAN16 = { float16: 0x7e00, bfloat16: 0x7fc0 } as const;
 
 export async function createWasmBackendWith(platform: Platform, files: WasmFiles | CompiledKernel, opts: WasmBackendOptions = {}): Promise<Backend> {
@@ -304,20 +308,23 @@ class WasmBackend implements Backend {
     this.reserve(lay.end);
     const buf = this.memory.buffer;
 
-    const i32 = new Int32Array(buf, lay.params, 32);
-    const f32 = new Float32Array(buf, lay.params, 32);
+    // the params block (abi.ts); P_COUNTER and the unused slots start at 0
+    const i32 = new Int32Array(buf, lay.params, PARAMS_INTS);
+    const f32 = new Float32Array(buf, lay.params, PARAMS_INTS);
     const cap = p.softcap > 0;
     i32.fill(0);
-    i32[1] = plan.count; i32[2] = lay.items; i32[3] = lay.q; i32[4] = lay.k; i32[5] = lay.v;
-    i32[6] = lay.out; i32[7] = lay.lse; i32[8] = lay.alibi;
-    i32[9] = p.numHeads; i32[10] = p.numKvHeads; i32[11] = p.headDim; i32[12] = p.headDimV;
-    i32[13] = DTYPE_CODE[p.dtype];
-    f32[14] = cap ? p.softmaxScale / p.softcap : p.softmaxScale * Math.LOG2E;
-    f32[15] = cap ? p.softcap * Math.LOG2E : 0;
-    i32[16] = p.windowLeft; i32[17] = p.windowRight;
-    i32[18] = p.fixedSeqlenQ > 0 ? p.numHeads : 1;
-    i32[19] = p.fixedSeqlenQ > 0 ? p.fixedSeqlenQ : p.totalQ;
-    i32[20] = lay.scratch; i32[21] = lay.scratchStride; i32[22] = lay.partial; i32[23] = lay.parents;
+    i32[P_NITEMS] = plan.count; i32[P_ITEMS] = lay.items; i32[P_Q] = lay.q; i32[P_K] = lay.k; i32[P_V] = lay.v;
+    i32[P_OUT] = lay.out; i32[P_LSE] = lay.lse; i32[P_ALIBI] = lay.alibi;
+    i32[P_H] = p.numHeads; i32[P_HK] = p.numKvHeads; i32[P_D] = p.headDim; i32[P_DV] = p.headDimV;
+    i32[P_DTYPE] = DTYPE_CODE[p.dtype];
+    f32[P_QMUL] = cap ? p.softmaxScale / p.softcap : p.softmaxScale * Math.LOG2E;
+    f32[P_CAPMUL] = cap ? p.softcap * Math.LOG2E : 0;
+    i32[P_WL] = p.windowLeft; i32[P_WR] = p.windowRight;
+    // lse is [H, totalQ] for packed q, [batch, H, Lq] for fixed-length q: index q0 * A + h * B + i
+    i32[P_LSEA] = p.fixedSeqlenQ > 0 ? p.numHeads : 1;
+    i32[P_LSEB] = p.fixedSeqlenQ > 0 ? p.fixedSeqlenQ : p.totalQ;
+    i32[P_SCRATCH] = lay.scratch; i32[P_SCRATCH_STRIDE] = lay.scratchStride;
+    i32[P_PARTIAL] = lay.partial; i32[P_PARENTS] = lay.parents;
     new Int32Array(buf, lay.items, plan.items.length).set(plan.items);
     new Int32Array(buf, lay.parents, plan.parents.length).set(plan.parents);
     if (p.alibiSlopes) {

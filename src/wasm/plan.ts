@@ -13,14 +13,13 @@
  */
 import type { Problem } from '../problem.js';
 import { visibleRange } from '../problem.js';
+import {
+  BM, I_H0, I_I0, I_K0, I_KE, I_KS, I_LK, I_LQ, I_NG, I_NR, I_PARENT, I_Q0, I_SLOT, ITEM_INTS,
+  PA_CHUNKS, PA_FIRST, PA_LEFT, PARAMS_INTS, PARENT_INTS, SLOT_ROWS,
+} from './abi.js';
 
-/** Must match assembly/index.ts. */
-export const BM = 64;
-export const ITEM_INTS = 12;
-export const PARENT_INTS = 4;
-export const PARAMS_BYTES = 128;
 /** Split items have at most this many rows (the kernel's partial slot size). */
-export const SPLIT_MAX_ROWS = 16;
+export const SPLIT_MAX_ROWS = SLOT_ROWS;
 /** Keys per chunk of a split item, and the shortest key range that is split. */
 export const CHUNK = 512;
 export const SPLIT_MIN = 2 * CHUNK;
@@ -29,7 +28,7 @@ export interface ItemPlan {
   /** ITEM_INTS per item, longest first. */
   items: Int32Array;
   count: number;
-  /** PARENT_INTS per split parent: chunks left, chunk count, first slot, 0. */
+  /** PARENT_INTS per split parent (PA_ slots: chunks left, chunk count, first slot). */
   parents: Int32Array;
   parentCount: number;
   slotCount: number;
@@ -40,6 +39,20 @@ interface Shape {
   windowLeft: number; windowRight: number;
 }
 
+/** An item's fields, by their slot names in abi.ts. */
+interface Item {
+  q0: number; lq: number; k0: number; lk: number; h0: number; ng: number; i0: number; nr: number;
+  ks: number; ke: number; parent: number; slot: number;
+}
+
+function packItem(it: Item): Int32Array {
+  const r = new Int32Array(ITEM_INTS);
+  r[I_Q0] = it.q0; r[I_LQ] = it.lq; r[I_K0] = it.k0; r[I_LK] = it.lk;
+  r[I_H0] = it.h0; r[I_NG] = it.ng; r[I_I0] = it.i0; r[I_NR] = it.nr;
+  r[I_KS] = it.ks; r[I_KE] = it.ke; r[I_PARENT] = it.parent; r[I_SLOT] = it.slot;
+  return r;
+}
+
 /** Heads per item and rows per head for a sequence of Lq query rows. */
 function rowsOf(lq: number, group: number): { ng: number; nr: number } {
   return lq >= BM ? { ng: 1, nr: BM } : { ng: Math.min(group, Math.floor(BM / lq)), nr: lq };
@@ -47,7 +60,7 @@ function rowsOf(lq: number, group: number): { ng: number; nr: number } {
 
 export function planItems(p: Shape): ItemPlan {
   const H = p.numHeads, Hk = p.numKvHeads, G = H / Hk;
-  const rows: number[][] = [];
+  const rows: Int32Array[] = [];
   const costs: number[] = [];
   const parents: number[] = [];
   let slots = 0;
@@ -73,9 +86,9 @@ export function planItems(p: Shape): ItemPlan {
       for (let hk = 0; hk < Hk; hk++) {
         for (let g0 = 0; g0 < G; g0 += ng) {
           const ngi = Math.min(ng, G - g0), h0 = hk * G + g0, R = ngi * nri;
-          const base = [q0, lq, k0, lk, h0, ngi, i0, nri];
+          const base = { q0, lq, k0, lk, h0, ng: ngi, i0, nr: nri };
           if (ranges.length === 0) {
-            rows.push([...base, 0, 0, -1, 0]);
+            rows.push(packItem({ ...base, ks: 0, ke: 0, parent: -1, slot: 0 }));
             costs.push(R);
             continue;
           }
@@ -83,15 +96,17 @@ export function planItems(p: Shape): ItemPlan {
           if (R <= SPLIT_MAX_ROWS && span > SPLIT_MIN) {
             const chunks = Math.ceil(span / CHUNK);
             const parent = parents.length / PARENT_INTS;
-            parents.push(chunks, chunks, slots, 0);
+            const pa = new Array<number>(PARENT_INTS).fill(0);
+            pa[PA_LEFT] = chunks; pa[PA_CHUNKS] = chunks; pa[PA_FIRST] = slots;
+            parents.push(...pa);
             for (let c = 0; c < chunks; c++) {
               const ks = loMin + c * CHUNK, ke = Math.min(hiMax + 1, ks + CHUNK);
-              rows.push([...base, ks, ke, parent, slots + c]);
+              rows.push(packItem({ ...base, ks, ke, parent, slot: slots + c }));
               costs.push(pairsIn(ks, ke) * ngi + R);
             }
             slots += chunks;
           } else {
-            rows.push([...base, loMin, hiMax + 1, -1, 0]);
+            rows.push(packItem({ ...base, ks: loMin, ke: hiMax + 1, parent: -1, slot: 0 }));
             costs.push(pairsIn(loMin, hiMax + 1) * ngi + R);
           }
         }
@@ -141,7 +156,7 @@ export function layout(
   const qBytes = p.totalQ * p.numHeads * p.headDim * es;
   const kBytes = p.totalK * p.numKvHeads * p.headDim * es;
   const vBytes = p.totalK * p.numKvHeads * p.headDimV * es;
-  const params = take(PARAMS_BYTES);
+  const params = take(PARAMS_INTS * 4);
   const items = take(itemCount * ITEM_INTS * 4);
   const parents = take(parentCount * PARENT_INTS * 4);
   const alibi = p.alibiSlopes ? take(p.numHeads * 4) : 0;

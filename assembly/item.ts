@@ -1,0 +1,148 @@
+// The work-item driver: every thread takes items from the shared counter until none are left,
+// and runs each one start to finish (rows set up, Q staged, the key tiles, the item's end), so
+// an item's result never depends on the thread that ran it.
+
+import {
+  BM, I_H0, I_I0, I_K0, I_KE, I_KS, I_LK, I_LQ, I_NG, I_NR, I_PARENT, I_Q0, ITEM_INTS, P_COUNTER,
+  P_ITEMS, P_K, P_NITEMS, P_Q, P_V,
+} from './abi';
+import { chunkDone, finish } from './combine';
+import { pv, pvSafe } from './pv';
+import { qk8, qkDirect, qkPrecise } from './scores';
+import { softmaxGeneral, softmaxMasked, softmaxPlain } from './softmax';
+import { stageK, stageQ, stageV } from './stage';
+import {
+  BN, PRECISE_BOUND, gAlibi, gCapMul, gD, gDp, gDv, gDvp, gH, gHk, gParams, gVROW, gWl, gWr,
+  sDG, sFB, sGB, sHI, sL, sLO, sM, sO, sSL, sVS,
+} from './state';
+
+const ITEM_BYTES: usize = ITEM_INTS * 4;
+
+/** Items from the shared counter, one at a time, until none are left. */
+export function loop<T>(params: usize): void {
+  const n = load<i32>(params + P_NITEMS * 4);
+  const items = <usize>load<u32>(params + P_ITEMS * 4);
+  while (true) {
+    const i = atomic.add<i32>(params + P_COUNTER * 4, 1);
+    if (i >= n) break;
+    item<T>(items + <usize>i * ITEM_BYTES);
+  }
+}
+
+/** One work item: its rows, Q staged, every key tile some row sees, then its end (combine.ts). */
+function item<T>(it: usize): void {
+  const P = gParams;
+  const q0 = load<i32>(it + I_Q0 * 4), Lq = load<i32>(it + I_LQ * 4), k0 = load<i32>(it + I_K0 * 4), Lk = load<i32>(it + I_LK * 4);
+  const h0 = load<i32>(it + I_H0 * 4), ng = load<i32>(it + I_NG * 4), i0 = load<i32>(it + I_I0 * 4), nr = load<i32>(it + I_NR * 4);
+  const ks = load<i32>(it + I_KS * 4), ke = load<i32>(it + I_KE * 4);
+  const R = ng * nr;
+  const H = gH, D = gD, Dp = gDp, Dvp = gDvp;
+  const esize = <usize>sizeof<T>();
+  const group = H / gHk;
+  const hk = h0 / group;
+
+  // Rows: visible key range, diagonal, slope; Q^T staged (converted, pre-scaled; padding rows
+  // and dims zero). Items of <= 4 rows (decode) compute S straight from K rows and use sQR.
+  const direct = R <= 4;
+  const qRows = direct ? 4 : (R + 7) & ~7;
+  let loMin: i32 = i32.MAX_VALUE, loMax: i32 = i32.MIN_VALUE, hiMin: i32 = i32.MAX_VALUE, hiMax: i32 = i32.MIN_VALUE;
+  const qbase = <usize>load<u32>(P + P_Q * 4);
+  for (let r = 0; r < BM; r++) {
+    if (r >= R) {
+      store<i32>(sLO + <usize>r * 4, 1);
+      store<i32>(sHI + <usize>r * 4, 0);
+      store<f32>(sDG + <usize>r * 4, 0);
+      store<f32>(sSL + <usize>r * 4, 0);
+      continue;
+    }
+    const g = r / nr, i = i0 + r % nr, h = h0 + g;
+    const d = i + Lk - Lq;
+    const lo = gWl >= 0 ? max(0, d - gWl) : 0;
+    const hi = gWr >= 0 ? min(Lk - 1, d + gWr) : Lk - 1;
+    store<i32>(sLO + <usize>r * 4, lo);
+    store<i32>(sHI + <usize>r * 4, hi);
+    store<f32>(sDG + <usize>r * 4, <f32>d);
+    store<f32>(sSL + <usize>r * 4, gAlibi != 0 ? load<f32>(gAlibi + <usize>h * 4) : 0);
+    if (hi >= lo) {
+      loMin = min(loMin, lo); loMax = max(loMax, lo);
+      hiMin = min(hiMin, hi); hiMax = max(hiMax, hi);
+    }
+  }
+  // Q^T, four rows at a time: 4 x 4 blocks loaded along d, transposed, stored along rows.
+  const qn1 = stageQ<T>(qbase, q0, i0, h0, nr, R, qRows);
+  const qBound = qn1 * (gCapMul != 0 ? gCapMul : <f32>1);
+  for (let r = 0; r < BM; r++) {
+    store<f32>(sM + <usize>r * 4, -Infinity);
+    store<f32>(sL + <usize>r * 4, 0);
+  }
+  memory.fill(sO, 0, <usize>((R + 3) & ~3) * <usize>Dvp * 4);
+
+  // Key tiles of [ks, ke) that some row sees.
+  const kb = <usize>load<u32>(P + P_K * 4), vb = <usize>load<u32>(P + P_V * 4);
+  const kStride = <usize>gHk * <usize>D * esize, vStride = <usize>gHk * <usize>gDv * esize;
+  const kHead = kb + (<usize>k0 * <usize>gHk + <usize>hk) * <usize>D * esize;
+  const vHead = vb + (<usize>k0 * <usize>gHk + <usize>hk) * <usize>gDv * esize;
+  const jStart = max(ks, loMin), jEnd = min(ke, hiMax + 1);
+  const rv = (R + 3) >> 2;
+  const flags = (gCapMul != 0 ? 1 : 0) | (gAlibi != 0 ? 2 : 0);
+  // f32 values whose rows need no padding are staged by plain row copies on full tiles.
+  const copyV = isFloat<T>() && (gDv & 7) == 0;
+  for (let j0 = jStart; j0 < jEnd; j0 += BN) {
+    const n = min(BN, jEnd - j0);
+    const full = n == BN && loMax <= j0 && hiMin >= j0 + BN - 1;
+    const nkg = (n + 3) >> 2;
+    const kTile = kHead + <usize>j0 * kStride;
+    // Keys each group of 4 rows sees in this tile: boundary tiles skip what a group cannot see
+    // (half of a causal diagonal tile).
+    const gb = full ? sFB : groupBounds(rv, j0, n);
+    if (direct) {
+      const kmax = qkDirect<T>(kTile, kStride, n);
+      if (qBound * kmax > PRECISE_BOUND) {
+        stageK<T>(kTile, kStride, n);
+        qkPrecise(4, nkg);
+      }
+    } else {
+      const kmax = stageK<T>(kTile, kStride, n);
+      if (qBound * kmax > PRECISE_BOUND) qkPrecise(rv << 2, nkg);
+      else qk8((R + 7) >> 3, nkg, gb);
+    }
+    if (flags == 0) {
+      if (full) softmaxPlain(rv, j0, n);
+      else softmaxMasked(rv, j0, n);
+    } else softmaxGeneral(rv, j0, n, !full, flags);
+    if (full && copyV) {
+      // rows of V copied whole into the padded tile: P V walks 32-byte slices of them, which
+      // at the input's stride (Hk * Dv * 4, often 2-4 KiB) would share a few L1 sets
+      const vt = vHead + <usize>j0 * vStride, vb = <usize>gDv * 4;
+      for (let c = 0; c < BN; c++) memory.copy(sVS + <usize>c * gVROW, vt + <usize>c * vStride, vb);
+      pv(rv, sVS, gVROW, gb);
+    } else if (stageV<T>(vHead + <usize>j0 * vStride, vStride, n, !full)) {
+      pvSafe(R, j0, n);
+    } else {
+      pv(rv, sVS, gVROW, gb);
+    }
+  }
+
+  const parent = load<i32>(it + I_PARENT * 4);
+  if (parent < 0) {
+    finish<T>(it, sM, sL, sO, 1, 0);
+    return;
+  }
+  chunkDone<T>(it, parent, R);
+}
+
+/** Per group of 4 rows: the first and last key of the tile (relative to j0) some row of it sees. */
+function groupBounds(rv: i32, j0: i32, n: i32): usize {
+  for (let g = 0; g < ((rv + 1) & ~1); g++) { // qk8 reads pairs of groups
+    let lo: i32 = n, hi: i32 = -1;
+    for (let r = g << 2; r < (g << 2) + 4; r++) {
+      const l = load<i32>(sLO + <usize>r * 4), h = load<i32>(sHI + <usize>r * 4);
+      if (h < l) continue; // sees nothing (or padding)
+      lo = min(lo, max(l - j0, 0));
+      hi = max(hi, min(h - j0, n - 1));
+    }
+    store<i32>(sGB + <usize>g * 8, lo);
+    store<i32>(sGB + <usize>g * 8, hi, 4);
+  }
+  return sGB;
+}

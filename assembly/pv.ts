@@ -1,0 +1,66 @@
+// O = alpha O + P V for one key tile, P^T taken from sST.
+
+import { madd } from './simd';
+import { SROW, gDvp, gVROW, sA, sHI, sLO, sO, sST, sVS } from './state';
+
+/**
+ * 4 rows x 8 dims register tile; rg4 groups of 4 rows, each over the keys `gb` says it sees.
+ * V rows are read from `vsrc`, `vstride` bytes apart: the staged tile, or the input itself.
+ */
+export function pv(rg4: i32, vsrc: usize, vstride: usize, gb: usize): void {
+  const Dvp = gDvp;
+  const ostride = <usize>Dvp * 4;
+  for (let g = 0; g < rg4; g++) {
+    const orow = sO + <usize>g * 4 * ostride;
+    const ap = sA + <usize>g * 16;
+    const jlo = load<i32>(gb + <usize>g * 8), jhi = load<i32>(gb + <usize>g * 8, 4);
+    for (let dg = 0; dg < Dvp; dg += 8) {
+      const op = orow + <usize>dg * 4;
+      let al = v128.load32_splat(ap);
+      let a00 = f32x4.mul(v128.load(op), al), a01 = f32x4.mul(v128.load(op, 16), al);
+      al = v128.load32_splat(ap, 4);
+      let a10 = f32x4.mul(v128.load(op + ostride), al), a11 = f32x4.mul(v128.load(op + ostride, 16), al);
+      al = v128.load32_splat(ap, 8);
+      let a20 = f32x4.mul(v128.load(op + 2 * ostride), al), a21 = f32x4.mul(v128.load(op + 2 * ostride, 16), al);
+      al = v128.load32_splat(ap, 12);
+      let a30 = f32x4.mul(v128.load(op + 3 * ostride), al), a31 = f32x4.mul(v128.load(op + 3 * ostride, 16), al);
+      let pp = sST + <usize>g * 16 + <usize>jlo * SROW, vp = vsrc + <usize>dg * 4 + <usize>jlo * vstride;
+      const pend = sST + <usize>g * 16 + <usize>(jhi + 1) * SROW;
+      for (; pp < pend;) { // runs on the P pointer (no separate counter)
+        const v0 = v128.load(vp), v1 = v128.load(vp, 16);
+        let p = v128.load32_splat(pp); a00 = madd(p, v0, a00); a01 = madd(p, v1, a01);
+        p = v128.load32_splat(pp, 4); a10 = madd(p, v0, a10); a11 = madd(p, v1, a11);
+        p = v128.load32_splat(pp, 8); a20 = madd(p, v0, a20); a21 = madd(p, v1, a21);
+        p = v128.load32_splat(pp, 12); a30 = madd(p, v0, a30); a31 = madd(p, v1, a31);
+        vp += vstride; pp += SROW;
+      }
+      v128.store(op, a00); v128.store(op, a01, 16);
+      v128.store(op + ostride, a10); v128.store(op + ostride, a11, 16);
+      v128.store(op + 2 * ostride, a20); v128.store(op + 2 * ostride, a21, 16);
+      v128.store(op + 3 * ostride, a30); v128.store(op + 3 * ostride, a31, 16);
+    }
+  }
+}
+
+/**
+ * P V for a boundary tile whose V holds a NaN: each row adds only the keys it sees, so a NaN in
+ * a value row that the mask hides from a row cannot reach it through 0 * NaN.
+ */
+export function pvSafe(R: i32, j0: i32, n: i32): void {
+  const Dvp = gDvp;
+  const ostride = <usize>Dvp * 4;
+  for (let r = 0; r < R; r++) {
+    const o = sO + <usize>r * ostride;
+    const al = v128.load32_splat(sA + <usize>r * 4);
+    for (let d = 0; d < Dvp; d += 4) v128.store(o + <usize>d * 4, f32x4.mul(v128.load(o + <usize>d * 4), al));
+    const lo = max(load<i32>(sLO + <usize>r * 4) - j0, 0);
+    const hi = min(load<i32>(sHI + <usize>r * 4) - j0, n - 1);
+    for (let j = lo; j <= hi; j++) {
+      const p = v128.load32_splat(sST + <usize>j * SROW + <usize>r * 4);
+      const vr = sVS + <usize>j * gVROW;
+      for (let d = 0; d < Dvp; d += 4) {
+        v128.store(o + <usize>d * 4, madd(p, v128.load(vr + <usize>d * 4), v128.load(o + <usize>d * 4)));
+      }
+    }
+  }
+}

@@ -1,0 +1,124 @@
+// S^T = K Q^T for one key tile, into sST as [key][row] so that the softmax finds four rows in a
+// vector. Three paths: an 8-row register tile over staged K (the common one), direct dot products
+// for items of <= 4 rows (decode, K unstaged), and float64 sums for tiles whose scores are too
+// large for float32 ones.
+
+import { hsum4, ld, ld4, madd, vabsmax } from './simd';
+import { QROW, SROW, gD, gDp, sKI, sQR, sQT, sST } from './state';
+
+/** 8 rows x 4 keys register tile; rg8 groups of 8 rows, nkg groups of 4 keys. */
+export function qk8(rg8: i32, nkg: i32, gb: usize): void {
+  const Dp = gDp;
+  const gbytes = <usize>Dp * 16;
+  for (let kg = 0; kg < nkg; kg++) {
+    const kbase = sKI + <usize>kg * gbytes;
+    const sbase = sST + <usize>kg * 4 * SROW;
+    for (let g = 0; g < rg8; g++) {
+      // skip 4 keys no row of the 8 sees (their scores are masked, P is 0)
+      const b = gb + <usize>g * 16;
+      const lo = min(load<i32>(b), load<i32>(b, 8)), hi = max(load<i32>(b, 4), load<i32>(b, 12));
+      if ((kg << 2) > hi || (kg << 2) + 3 < lo) continue;
+      let a00 = f32x4.splat(0), a01 = f32x4.splat(0), a10 = f32x4.splat(0), a11 = f32x4.splat(0);
+      let a20 = f32x4.splat(0), a21 = f32x4.splat(0), a30 = f32x4.splat(0), a31 = f32x4.splat(0);
+      let qp = sQT + <usize>g * 32, kp = kbase;
+      const kend = kbase + gbytes;
+      // One d per iteration: unrolling lets binaryen chain each accumulator's updates, which
+      // keeps more q vectors live than x64's 16 vector registers hold (V8 then spills). The loop
+      // runs on the K pointer (no separate counter).
+      for (; kp < kend;) {
+        const q0 = v128.load(qp), q1 = v128.load(qp, 16);
+        let k = v128.load32_splat(kp); a00 = madd(q0, k, a00); a01 = madd(q1, k, a01);
+        k = v128.load32_splat(kp, 4); a10 = madd(q0, k, a10); a11 = madd(q1, k, a11);
+        k = v128.load32_splat(kp, 8); a20 = madd(q0, k, a20); a21 = madd(q1, k, a21);
+        k = v128.load32_splat(kp, 12); a30 = madd(q0, k, a30); a31 = madd(q1, k, a31);
+        qp += QROW; kp += 16;
+      }
+      const sp = sbase + <usize>g * 32;
+      v128.store(sp, a00); v128.store(sp, a01, 16);
+      v128.store(sp, a10, SROW); v128.store(sp, a11, SROW + 16);
+      v128.store(sp, a20, 2 * SROW); v128.store(sp, a21, 2 * SROW + 16);
+      v128.store(sp, a30, 3 * SROW); v128.store(sp, a31, 3 * SROW + 16);
+    }
+  }
+}
+
+/**
+ * S^T for items of at most 4 rows (decode), straight from the K rows in memory (halves converted
+ * as loaded): 4 rows x 2 keys of partial dot products over d, reduced across lanes at the end.
+ * Keys are read once and never staged. Returns max |k| (NaN ignored) for the precision check.
+ */
+export function qkDirect<T>(src: usize, stride: usize, n: i32): f32 {
+  const D = gD;
+  const D4 = D & ~3;
+  const es = <usize>sizeof<T>();
+  // max |k| as max(kx, -kn): pmax / pmin are one instruction each (abs is three on x64)
+  let kx = f32x4.splat(0), kn = f32x4.splat(0);
+  for (let c = 0; c < n; c += 2) {
+    const p0 = src + <usize>c * stride;
+    const p1 = c + 1 < n ? p0 + stride : p0; // an odd tail repeats the last key (masked anyway)
+    let a00 = f32x4.splat(0), a01 = f32x4.splat(0), a10 = f32x4.splat(0), a11 = f32x4.splat(0);
+    let a20 = f32x4.splat(0), a21 = f32x4.splat(0), a30 = f32x4.splat(0), a31 = f32x4.splat(0);
+    let qp = sQR;
+    let d = 0;
+    for (; d < D4; d += 4) {
+      const k0 = ld4<T>(p0 + <usize>d * es), k1 = ld4<T>(p1 + <usize>d * es);
+      kx = f32x4.pmax(kx, f32x4.pmax(k0, k1));
+      kn = f32x4.pmin(kn, f32x4.pmin(k0, k1));
+      let x = v128.load(qp); a00 = madd(x, k0, a00); a01 = madd(x, k1, a01);
+      x = v128.load(qp, 16); a10 = madd(x, k0, a10); a11 = madd(x, k1, a11);
+      x = v128.load(qp, 32); a20 = madd(x, k0, a20); a21 = madd(x, k1, a21);
+      x = v128.load(qp, 48); a30 = madd(x, k0, a30); a31 = madd(x, k1, a31);
+      qp += 64;
+    }
+    if (d < D) { // last 1..3 dims: never read past the row
+      let k0 = f32x4.splat(0), k1 = f32x4.splat(0);
+      k0 = f32x4.replace_lane(k0, 0, ld<T>(p0 + <usize>d * es));
+      k1 = f32x4.replace_lane(k1, 0, ld<T>(p1 + <usize>d * es));
+      if (d + 1 < D) {
+        k0 = f32x4.replace_lane(k0, 1, ld<T>(p0 + <usize>(d + 1) * es));
+        k1 = f32x4.replace_lane(k1, 1, ld<T>(p1 + <usize>(d + 1) * es));
+      }
+      if (d + 2 < D) {
+        k0 = f32x4.replace_lane(k0, 2, ld<T>(p0 + <usize>(d + 2) * es));
+        k1 = f32x4.replace_lane(k1, 2, ld<T>(p1 + <usize>(d + 2) * es));
+      }
+      kx = f32x4.pmax(kx, f32x4.pmax(k0, k1));
+      kn = f32x4.pmin(kn, f32x4.pmin(k0, k1));
+      let x = v128.load(qp); a00 = madd(x, k0, a00); a01 = madd(x, k1, a01);
+      x = v128.load(qp, 16); a10 = madd(x, k0, a10); a11 = madd(x, k1, a11);
+      x = v128.load(qp, 32); a20 = madd(x, k0, a20); a21 = madd(x, k1, a21);
+      x = v128.load(qp, 48); a30 = madd(x, k0, a30); a31 = madd(x, k1, a31);
+    }
+    const sp = sST + <usize>c * SROW;
+    v128.store(sp, hsum4(a00, a10, a20, a30));
+    v128.store(sp, hsum4(a01, a11, a21, a31), SROW);
+  }
+  return vabsmax(kx, kn);
+}
+
+/** S^T accumulated in float64 (rows multiple of 4), for tiles whose scores are too large for float32 sums. */
+export function qkPrecise(rows: i32, nkg: i32): void {
+  const Dp = gDp;
+  const gbytes = <usize>Dp * 16;
+  for (let kg = 0; kg < nkg; kg++) {
+    const kbase = sKI + <usize>kg * gbytes;
+    const sp = sST + <usize>kg * 4 * SROW;
+    for (let r = 0; r < rows; r++) {
+      let a0 = f64x2.splat(0), a1 = f64x2.splat(0);
+      let qp = sQT + <usize>r * 4, kp = kbase;
+      for (let d = 0; d < Dp; d++) {
+        const k4 = v128.load(kp);
+        const q = f64x2.splat(<f64>load<f32>(qp));
+        a0 = f64x2.add(a0, f64x2.mul(q, f64x2.promote_low_f32x4(k4)));
+        a1 = f64x2.add(a1, f64x2.mul(q, f64x2.promote_low_f32x4(v128.shuffle<f32>(k4, k4, 2, 3, 0, 1))));
+        qp += QROW; kp += 16;
+      }
+      const s = v128.shuffle<f32>(f32x4.demote_f64x2_zero(a0), f32x4.demote_f64x2_zero(a1), 0, 1, 4, 5);
+      const o = sp + <usize>r * 4;
+      store<f32>(o, f32x4.extract_lane(s, 0));
+      store<f32>(o, f32x4.extract_lane(s, 1), SROW);
+      store<f32>(o, f32x4.extract_lane(s, 2), 2 * SROW);
+      store<f32>(o, f32x4.extract_lane(s, 3), 3 * SROW);
+    }
+  }
+}

@@ -1,0 +1,158 @@
+// Staging: a tile's inputs copied into scratch in the layout the score and P V loops stream
+// through, converted to float32 as they are loaded (halves never reach the inner loops). The
+// tiles are zero padded, so the loops need no tail cases and never read past a row.
+
+import { hsum4, ld, ld4, storeT4, vabsmax } from './simd';
+import { BN, QROW, gD, gDp, gDv, gDvp, gH, gQmul, gVROW, sKI, sQR, sQT, sVS } from './state';
+
+/** Address of virtual row r's q vector, or 0 for a padding row. */
+// @ts-ignore: decorator
+@inline function qRow(qbase: usize, q0: i32, i0: i32, h0: i32, nr: i32, R: i32, r: i32, es: usize): usize {
+  if (r >= R) return 0;
+  return qbase + ((<usize>(q0 + i0 + r % nr) * <usize>gH + <usize>(h0 + r / nr)) * <usize>gD) * es;
+}
+
+/** A row's 4 elements at d (d + 4 <= D), scaled; zero for a padding row. */
+// @ts-ignore: decorator
+@inline function ldq<T>(row: usize, d: i32, es: usize, qmul: v128): v128 {
+  return row != 0 ? f32x4.mul(ld4<T>(row + <usize>d * es), qmul) : f32x4.splat(0);
+}
+
+/**
+ * Q rows of the item -> sQT as [d][row] (pre-scaled, converted; padding rows up to qRows and
+ * dims up to Dp zero). Returns max over rows of sum |q'| for the precision check.
+ */
+export function stageQ<T>(qbase: usize, q0: i32, i0: i32, h0: i32, nr: i32, R: i32, qRows: i32): f32 {
+  const D = gD, Dp = gDp;
+  const D4 = D & ~3;
+  const es = <usize>sizeof<T>();
+  const qm = gQmul;
+  const qmul = f32x4.splat(qm);
+  let qn1: f32 = 0;
+  for (let r = 0; r < qRows; r += 4) {
+    const p0 = qRow(qbase, q0, i0, h0, nr, R, r, es), p1 = qRow(qbase, q0, i0, h0, nr, R, r + 1, es);
+    const p2 = qRow(qbase, q0, i0, h0, nr, R, r + 2, es), p3 = qRow(qbase, q0, i0, h0, nr, R, r + 3, es);
+    let n0 = f32x4.splat(0), n1 = f32x4.splat(0), n2 = f32x4.splat(0), n3 = f32x4.splat(0);
+    const dst = sQT + <usize>r * 4;
+    let d = 0;
+    for (; d < D4; d += 4) {
+      const r0 = ldq<T>(p0, d, es, qmul), r1 = ldq<T>(p1, d, es, qmul), r2 = ldq<T>(p2, d, es, qmul), r3 = ldq<T>(p3, d, es, qmul);
+      n0 = f32x4.add(n0, f32x4.abs(r0)); n1 = f32x4.add(n1, f32x4.abs(r1));
+      n2 = f32x4.add(n2, f32x4.abs(r2)); n3 = f32x4.add(n3, f32x4.abs(r3));
+      if (qRows == 4) { // items of <= 4 rows also keep Q row-major by 4 dims (sQR) for qkDirect
+        const qr = sQR + <usize>d * 16;
+        v128.store(qr, r0); v128.store(qr, r1, 16); v128.store(qr, r2, 32); v128.store(qr, r3, 48);
+      }
+      storeT4(dst + <usize>d * QROW, QROW, r0, r1, r2, r3);
+    }
+    for (; d < Dp; d++) { // last dims one by one; zero up to Dp
+      const q = dst + <usize>d * QROW;
+      if (d < D) {
+        const o = <usize>d * es;
+        const x0: f32 = p0 != 0 ? ld<T>(p0 + o) * qm : 0, x1: f32 = p1 != 0 ? ld<T>(p1 + o) * qm : 0;
+        const x2: f32 = p2 != 0 ? ld<T>(p2 + o) * qm : 0, x3: f32 = p3 != 0 ? ld<T>(p3 + o) * qm : 0;
+        n0 = f32x4.replace_lane(n0, 0, f32x4.extract_lane(n0, 0) + abs(x0));
+        n1 = f32x4.replace_lane(n1, 0, f32x4.extract_lane(n1, 0) + abs(x1));
+        n2 = f32x4.replace_lane(n2, 0, f32x4.extract_lane(n2, 0) + abs(x2));
+        n3 = f32x4.replace_lane(n3, 0, f32x4.extract_lane(n3, 0) + abs(x3));
+        store<f32>(q, x0); store<f32>(q, x1, 4); store<f32>(q, x2, 8); store<f32>(q, x3, 12);
+        if (qRows == 4) {
+          const qr = sQR + <usize>((d >> 2) << 6) + <usize>(d & 3) * 4;
+          store<f32>(qr, x0); store<f32>(qr, x1, 16); store<f32>(qr, x2, 32); store<f32>(qr, x3, 48);
+        }
+      } else {
+        v128.store(q, f32x4.splat(0));
+        if (qRows == 4) {
+          const qr = sQR + <usize>((d >> 2) << 6) + <usize>(d & 3) * 4;
+          store<f32>(qr, 0); store<f32>(qr, 0, 16); store<f32>(qr, 0, 32); store<f32>(qr, 0, 48);
+        }
+      }
+    }
+    // sum |q'| of each row (lanes of hsum4), max over rows
+    const sums = hsum4(n0, n1, n2, n3);
+    qn1 = max(qn1, max(max(f32x4.extract_lane(sums, 0), f32x4.extract_lane(sums, 1)), max(f32x4.extract_lane(sums, 2), f32x4.extract_lane(sums, 3))));
+  }
+  return qn1;
+}
+
+/**
+ * K rows j0..j0+n-1 -> sKI as [key/4][d][4 keys], zero padded (keys >= n, dims >= D).
+ * Returns max |k| of the tile (NaN ignored) for the precision check.
+ */
+export function stageK<T>(src: usize, stride: usize, n: i32): f32 {
+  let kx = f32x4.splat(0), kn = f32x4.splat(0);
+  let kms: f32 = 0;
+  const D = gD, Dp = gDp;
+  const D4 = D & ~3;
+  const es = <usize>sizeof<T>();
+  const gbytes = <usize>Dp * 16;
+  for (let kg = 0; kg < BN / 4; kg++) {
+    const c0 = kg << 2;
+    const dst = sKI + <usize>kg * gbytes;
+    if (c0 + 4 <= n) {
+      const p0 = src + <usize>c0 * stride, p1 = p0 + stride, p2 = p1 + stride, p3 = p2 + stride;
+      for (let d = 0; d < D4; d += 4) {
+        const o = <usize>d * es;
+        const r0 = ld4<T>(p0 + o), r1 = ld4<T>(p1 + o), r2 = ld4<T>(p2 + o), r3 = ld4<T>(p3 + o);
+        kx = f32x4.pmax(kx, f32x4.pmax(f32x4.pmax(r0, r1), f32x4.pmax(r2, r3)));
+        kn = f32x4.pmin(kn, f32x4.pmin(f32x4.pmin(r0, r1), f32x4.pmin(r2, r3)));
+        storeT4(dst + <usize>d * 16, 16, r0, r1, r2, r3);
+      }
+      for (let d = D4; d < Dp; d++) {
+        const q = dst + <usize>d * 16;
+        if (d < D) {
+          const o = <usize>d * es;
+          const x0 = ld<T>(p0 + o), x1 = ld<T>(p1 + o), x2 = ld<T>(p2 + o), x3 = ld<T>(p3 + o);
+          store<f32>(q, x0);
+          store<f32>(q, x1, 4);
+          store<f32>(q, x2, 8);
+          store<f32>(q, x3, 12);
+          kms = max(kms, max(max(abs(x0), abs(x1)), max(abs(x2), abs(x3))));
+        } else v128.store(q, i32x4.splat(0));
+      }
+    } else if (c0 < n) {
+      memory.fill(dst, 0, gbytes);
+      for (let c = c0; c < n; c++) {
+        const p = src + <usize>c * stride;
+        const q = dst + <usize>(c - c0) * 4;
+        for (let d = 0; d < D; d++) {
+          const x = ld<T>(p + <usize>d * es);
+          store<f32>(q + <usize>d * 16, x);
+          kms = max(kms, abs(x));
+        }
+      }
+    } else {
+      memory.fill(dst, 0, gbytes);
+    }
+  }
+  const k = vabsmax(kx, kn);
+  return kms > k ? kms : k; // NaN ignored
+}
+
+/** V rows j0..j0+n-1 -> sVS as [key][Dvp], zero padded. Returns whether it saw a NaN (when asked). */
+export function stageV<T>(src: usize, stride: usize, n: i32, checkNaN: bool): bool {
+  const Dv = gDv, Dvp = gDvp;
+  const Dv4 = Dv & ~3;
+  const es = <usize>sizeof<T>();
+  const rowBytes = gVROW;
+  let nan = i32x4.splat(0);
+  for (let c = 0; c < n; c++) {
+    const p = src + <usize>c * stride;
+    const q = sVS + <usize>c * rowBytes;
+    let d = 0;
+    for (; d < Dv4; d += 4) {
+      const x = ld4<T>(p + <usize>d * es);
+      nan = v128.or(nan, f32x4.ne(x, x));
+      v128.store(q + <usize>d * 4, x);
+    }
+    for (; d < Dv; d++) {
+      const x = ld<T>(p + <usize>d * es);
+      if (x != x) nan = i32x4.splat(-1);
+      store<f32>(q + <usize>d * 4, x);
+    }
+    for (; d < Dvp; d++) store<f32>(q + <usize>d * 4, 0);
+  }
+  const nj = (n + 3) & ~3;
+  if (nj > n) memory.fill(sVS + <usize>n * rowBytes, 0, <usize>(nj - n) * rowBytes);
+  return checkNaN && v128.any_true(nan);
+}
