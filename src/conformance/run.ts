@@ -6,7 +6,7 @@
 import { setKnobs } from '../knobs.js';
 import { decode, encode } from '../half.js';
 import { referenceProblem } from '../reference.js';
-import type { AnyTensor, DType, Engine, Tensor, VarlenOptions } from '../types.js';
+import type { AnyTensor, AttentionOptions, DType, Engine, Tensor, VarlenOptions } from '../types.js';
 import { validateFixed, validateVarlen } from '../validate.js';
 import { type Case, caseId } from './cases.js';
 import { randn, rng } from './random.js';
@@ -64,9 +64,16 @@ export function buildInputs(c: Case, seed: number): Inputs {
   };
 }
 
+/** The options of the call's form: the fixed-length form takes no cuSeqlens. */
+export function formOptions(x: Inputs): AttentionOptions | VarlenOptions {
+  if (!x.fixed) return x.options;
+  const { cuSeqlensQ: _q, cuSeqlensK: _k, ...fixed } = x.options;
+  return fixed;
+}
+
 /** Runs an engine on inputs (through device tensors when `device` is set). */
 export async function runEngine(engine: Engine, x: Inputs, device = false) {
-  const { cuSeqlensQ: _q, cuSeqlensK: _k, ...fixedOptions } = x.options;
+  const fixedOptions = formOptions(x);
   if (!device) return x.fixed ? engine.attention(x.q, x.k, x.v, fixedOptions) : engine.attentionVarlen(x.q, x.k, x.v, x.options);
   const [q, k, v] = await Promise.all([engine.upload(x.q), engine.upload(x.k), engine.upload(x.v)]);
   try {
@@ -98,11 +105,10 @@ function sameShape(a: readonly number[], b: readonly number[]) {
 export async function runCase(engine: Engine, c: Case, seed: number, opts: { device?: boolean } = {}): Promise<CaseResult> {
   const id = caseId(c);
   const x = buildInputs(c, seed);
-  const p = x.fixed ? validateFixed(x.q, x.k, x.v, x.options) : validateVarlen(x.q, x.k, x.v, x.options);
+  const p = x.fixed ? validateFixed(x.q, x.k, x.v, formOptions(x)) : validateVarlen(x.q, x.k, x.v, x.options);
   const res = (ok: boolean, error: number, tolerance: number, detail: string, skipped?: string): CaseResult =>
     ({ id, seed, ok, error, tolerance, detail, skipped });
-  const { cuSeqlensQ: _q, cuSeqlensK: _k, ...fixedOptions } = x.options;
-  const why = engine.supports(x.q, x.k, x.v, x.fixed ? fixedOptions : x.options);
+  const why = engine.supports(x.q, x.k, x.v, formOptions(x));
   if (why !== null) return res(true, 0, 0, '', why);
 
   const cd = computeDtype(engine, c.dtype);
