@@ -24,7 +24,7 @@ std::string allocDevMem(size_t bytes, std::shared_ptr<DevMem>& out) {
     cudaError_t e = cudaMallocAsync(&mem->ptr, bytes, Gpu::get().stream());
     if (e != cudaSuccess) {
       mem->ptr = nullptr;
-      return cudaMessage(e, ("cudaMallocAsync of " + std::to_string(bytes) + " bytes").c_str());
+      return fa::cudaMessage(e, ("cudaMallocAsync of " + std::to_string(bytes) + " bytes").c_str());
     }
     liveBytes += bytes;
   }

@@ -2,17 +2,9 @@
 
 #include <cstring>
 
+#include "status.h"
+
 namespace addon {
-
-std::string cudaMessage(cudaError_t e, const char* what) {
-  return std::string(what) + " failed: " + cudaGetErrorName(e) + ": " + cudaGetErrorString(e);
-}
-
-#define TRY(expr, what)                                  \
-  do {                                                   \
-    cudaError_t e_ = (expr);                             \
-    if (e_ != cudaSuccess) return cudaMessage(e_, what); \
-  } while (0)
 
 Gpu& Gpu::get() {
   // Never destroyed: tearing CUDA objects down after the runtime has unloaded at exit would fail.
@@ -23,19 +15,19 @@ Gpu& Gpu::get() {
 std::string Gpu::init() {
   if (ready_) return "";
   int count = 0;
-  TRY(cudaGetDeviceCount(&count), "cudaGetDeviceCount");
+  FA_TRY(cudaGetDeviceCount(&count), "cudaGetDeviceCount");
   if (count == 0) return "no CUDA device";
-  TRY(cudaSetDevice(0), "cudaSetDevice");
-  TRY(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
+  FA_TRY(cudaSetDevice(0), "cudaSetDevice");
+  FA_TRY(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
   // Keep up to 1 GiB of freed memory in the stream-ordered pool instead of returning it at
   // every synchronisation: temporaries of repeated calls then cost no allocation.
   cudaMemPool_t pool;
-  TRY(cudaDeviceGetDefaultMemPool(&pool, 0), "cudaDeviceGetDefaultMemPool");
+  FA_TRY(cudaDeviceGetDefaultMemPool(&pool, 0), "cudaDeviceGetDefaultMemPool");
   uint64_t keep = 1ull << 30;
-  TRY(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep), "cudaMemPoolSetAttribute");
+  FA_TRY(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep), "cudaMemPoolSetAttribute");
   for (int i = 0; i < 2; ++i) {
-    TRY(cudaMallocHost(&pinned_[i], kChunk), "cudaMallocHost (staging)");
-    TRY(cudaEventCreateWithFlags(&done_[i], cudaEventDisableTiming), "cudaEventCreate");
+    FA_TRY(cudaMallocHost(&pinned_[i], kChunk), "cudaMallocHost (staging)");
+    FA_TRY(cudaEventCreateWithFlags(&done_[i], cudaEventDisableTiming), "cudaEventCreate");
   }
   ready_ = true;
   return "";
@@ -46,13 +38,13 @@ std::string Gpu::upload(void* dst, const void* src, size_t bytes) {
     const int slot = int((off / kChunk) & 1);
     n = bytes - off < kChunk ? bytes - off : kChunk;
     // The slot's previous copy must have left the staging buffer before it is refilled.
-    TRY(cudaEventSynchronize(done_[slot]), "cudaEventSynchronize (upload)");
+    FA_TRY(cudaEventSynchronize(done_[slot]), "cudaEventSynchronize (upload)");
     std::memcpy(pinned_[slot], static_cast<const char*>(src) + off, n);
-    TRY(cudaMemcpyAsync(static_cast<char*>(dst) + off, pinned_[slot], n, cudaMemcpyHostToDevice, stream_),
-        "cudaMemcpyAsync (upload)");
-    TRY(cudaEventRecord(done_[slot], stream_), "cudaEventRecord");
+    FA_TRY(cudaMemcpyAsync(static_cast<char*>(dst) + off, pinned_[slot], n, cudaMemcpyHostToDevice, stream_),
+           "cudaMemcpyAsync (upload)");
+    FA_TRY(cudaEventRecord(done_[slot], stream_), "cudaEventRecord");
   }
-  TRY(cudaStreamSynchronize(stream_), "cudaStreamSynchronize (upload)");
+  FA_TRY(cudaStreamSynchronize(stream_), "cudaStreamSynchronize (upload)");
   return "";
 }
 
@@ -78,16 +70,16 @@ std::string Gpu::download(void* dst, const void* src, size_t bytes) {
     if (c < chunks) {
       const int slot = int(c & 1);
       const size_t off = c * kChunk, n = bytes - off < kChunk ? bytes - off : kChunk;
-      TRY(cudaEventSynchronize(done_[slot]), "cudaEventSynchronize (download)");
-      TRY(cudaMemcpyAsync(pinned_[slot], static_cast<const char*>(src) + off, n, cudaMemcpyDeviceToHost, stream_),
-          "cudaMemcpyAsync (download)");
-      TRY(cudaEventRecord(done_[slot], stream_), "cudaEventRecord");
+      FA_TRY(cudaEventSynchronize(done_[slot]), "cudaEventSynchronize (download)");
+      FA_TRY(cudaMemcpyAsync(pinned_[slot], static_cast<const char*>(src) + off, n, cudaMemcpyDeviceToHost, stream_),
+             "cudaMemcpyAsync (download)");
+      FA_TRY(cudaEventRecord(done_[slot], stream_), "cudaEventRecord");
     }
     if (c > 0) {
       const size_t prev = c - 1;
       const int slot = int(prev & 1);
       const size_t off = prev * kChunk, n = bytes - off < kChunk ? bytes - off : kChunk;
-      TRY(cudaEventSynchronize(done_[slot]), "cudaEventSynchronize (download)");
+      FA_TRY(cudaEventSynchronize(done_[slot]), "cudaEventSynchronize (download)");
       std::memcpy(static_cast<char*>(dst) + off, pinned_[slot], n);
     }
   }

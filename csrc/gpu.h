@@ -8,6 +8,8 @@
 #include <mutex>
 #include <string>
 
+#include "status.h"  // fa::cudaMessage, FA_TRY
+
 namespace addon {
 
 class Gpu {
@@ -31,7 +33,5 @@ class Gpu {
   void* pinned_[2] = {nullptr, nullptr};
   cudaEvent_t done_[2] = {nullptr, nullptr};
 };
-
-std::string cudaMessage(cudaError_t e, const char* what);
 
 }  // namespace addon

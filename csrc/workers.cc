@@ -79,7 +79,7 @@ class AllocWorker : public PromiseWorker {
     if (!err.empty()) return err;
     // The stream-ordered allocator may report an impossible size only when the memory is used.
     cudaError_t e = cudaStreamSynchronize(gpu.stream());
-    return e == cudaSuccess ? "" : cudaMessage(e, "cudaMallocAsync");
+    return e == cudaSuccess ? "" : fa::cudaMessage(e, "cudaMallocAsync");
   }
   void OnOK() override { deferred_.Resolve(DeviceBuffer::Wrap(Env(), mem_)); }
 
@@ -151,7 +151,7 @@ class AttentionWorker : public PromiseWorker {
     if (err.empty()) err = fwd.launch();
     if (err.empty()) {
       cudaError_t e = cudaStreamSynchronize(gpu.stream());
-      if (e != cudaSuccess) err = cudaMessage(e, "the attention kernels");
+      if (e != cudaSuccess) err = fa::cudaMessage(e, "the attention kernels");
     }
     if (err.empty() && timeIters_ > 0) err = Time(fwd, gpu.stream());
     info_ = fwd.info();
@@ -167,19 +167,20 @@ class AttentionWorker : public PromiseWorker {
     std::vector<cudaEvent_t> ev(2 * timeIters_, nullptr);
     std::string err;
     for (auto& e : ev)
-      if (cudaError_t r = cudaEventCreate(&e); r != cudaSuccess) err = cudaMessage(r, "cudaEventCreate");
+      if (cudaError_t r = cudaEventCreate(&e); r != cudaSuccess) err = fa::cudaMessage(r, "cudaEventCreate");
     for (int i = 0; err.empty() && i < timeIters_; ++i) {
       cudaEventRecord(ev[2 * i], st);
       err = fwd.launch();
       cudaEventRecord(ev[2 * i + 1], st);
     }
     if (err.empty())
-      if (cudaError_t r = cudaStreamSynchronize(st); r != cudaSuccess) err = cudaMessage(r, "timed attention kernels");
+      if (cudaError_t r = cudaStreamSynchronize(st); r != cudaSuccess)
+        err = fa::cudaMessage(r, "timed attention kernels");
     std::vector<float> ms;
     for (int i = 0; err.empty() && i < timeIters_; ++i) {
       float t = 0;
       if (cudaError_t r = cudaEventElapsedTime(&t, ev[2 * i], ev[2 * i + 1]); r != cudaSuccess)
-        err = cudaMessage(r, "cudaEventElapsedTime");
+        err = fa::cudaMessage(r, "cudaEventElapsedTime");
       ms.push_back(t);
     }
     for (auto& e : ev)
@@ -201,9 +202,10 @@ class AttentionWorker : public PromiseWorker {
     }
     r.Set("kernelMs", kernelMs_);
     r.Set("minMs", minMs_);
+    const fa::Tile tile = info_.kernel.tile;
     r.Set("splits", info_.splits);
-    r.Set("tile", info_.tile == int(fa::Tile::Small) ? "small" : info_.tile == int(fa::Tile::Wgmma) ? "wgmma" : "main");
-    r.Set("headDimClass", info_.headDimClass);
+    r.Set("tile", tile == fa::Tile::Small ? "small" : tile == fa::Tile::Wgmma ? "wgmma" : "main");
+    r.Set("headDimClass", info_.kernel.headDimClass);
     r.Set("numWork", info_.numWork);
     r.Set("blocksPerSm", info_.blocksPerSm);
     deferred_.Resolve(r);
@@ -300,7 +302,6 @@ Napi::Value Attention(const Napi::CallbackInfo& info) {
   a.totalQ = getInt(o, "totalQ");
   a.totalK = getInt(o, "totalK");
   a.maxSeqlenQ = getInt(o, "maxSeqlenQ");
-  a.maxSeqlenK = getInt(o, "maxSeqlenK");
   a.numHeads = getInt(o, "numHeads", 1);
   a.numKvHeads = getInt(o, "numKvHeads", 1);
   a.headDim = getInt(o, "headDim");
@@ -311,8 +312,13 @@ Napi::Value Attention(const Napi::CallbackInfo& info) {
   a.softcap = o.Get("softcap").ToNumber().FloatValue();
   a.fixedSeqlenQ = getInt(o, "fixedSeqlenQ");
   a.poison = o.Get("poison").ToBoolean();
+  // The planner's knobs (src/knobs.ts, read once there), passed with every call.
   a.forceSplits = getInt(o, "forceSplits");
   a.forceTile = getInt(o, "forceTile");
+  Napi::Value wgmma = o.Get("wgmma"), order = o.Get("order");
+  a.wgmma = wgmma.IsUndefined() || wgmma.ToBoolean();
+  const std::string orderName = order.IsString() ? order.As<Napi::String>().Utf8Value() : "auto";
+  a.order = fa::workOrderFromEnv(orderName.c_str(), fa::WorkOrder::Auto);
   const bool returnLse = o.Get("returnLse").ToBoolean();
   const int timeIters = getInt(o, "timeIters");
   Napi::Value slopes = o.Get("alibiSlopes");

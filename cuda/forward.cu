@@ -2,43 +2,80 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
 #include <cstring>
 
 #include "fwd.h"
+#include "status.h"
 #include "work_order.h"
 
 namespace fa {
-
-std::string cudaMessage(cudaError_t e, const char* what) {
-  return std::string(what) + " failed: " + cudaGetErrorName(e) + ": " + cudaGetErrorString(e);
-}
-
-#define FA_TRY(expr, what)                                   \
-  do {                                                       \
-    cudaError_t e_ = (expr);                                 \
-    if (e_ != cudaSuccess) return cudaMessage(e_, what);     \
-  } while (0)
-
 namespace {
 
+// Head dims are padded to multiples of 8 (16-byte rows); the padding is zeros.
+int paddedDim(int d) {
+  return (d + 7) & ~7;
+}
+
+// The kernel's scale and softcap parameters, computed once here for both the kernel choice and
+// FwdParams, so the choice sees exactly what the kernel will.
+float scaleLog2Of(const ForwardArgs& a) {
+  return float(double(a.softmaxScale) * 1.4426950408889634);
+}
+float softcapInvOf(const ForwardArgs& a) {
+  return a.softcap > 0 ? float(double(a.softmaxScale) / a.softcap) : 0.f;
+}
+
+// Which kernel instance serves a call; the only place that decides it (as llama.cpp's fattn.cu
+// has one function say which kernel fits). The tile: forced, or 16 rows when the query rows times
+// grouped heads are at most 16 (decode), else 128. The fast copy of the loop (kFull): head dims
+// that fill the class once padded, no softcap, no ALiBi and a positive scale (fwd_kernel.cuh).
+// The Hopper kernel takes the 128-row tile's fast copy when the head dims are 64 or 128 unpadded,
+// no softcap was asked for, the wgmma knob is on and no tile was forced to 'main', and only where
+// `hasImage` says it has an image for the device (sm_90); everything else runs on mma.sync.
+KernelChoice chooseKernel(const ForwardArgs& a, const std::function<bool(const KernelChoice&)>& hasImage) {
+  KernelChoice k;
+  k.computeType = a.dtype == DType::BF16 ? DType::BF16 : DType::F16;
+  const int d = paddedDim(a.headDim), dv = paddedDim(a.headDimV), widest = std::max(d, dv);
+  const int cls = widest <= 64 ? 64 : widest <= 128 ? 128 : 256;
+  k.headDimClass = cls;
+  const bool forced = a.forceTile == int(Tile::Main) || a.forceTile == int(Tile::Small);
+  k.tile = forced                                                        ? Tile(a.forceTile)
+           : (long long)a.maxSeqlenQ * (a.numHeads / a.numKvHeads) <= 16 ? Tile::Small
+                                                                         : Tile::Main;
+  k.full = d == cls && dv == cls && softcapInvOf(a) == 0.f && a.alibiSlopes.empty() && scaleLog2Of(a) > 0.f;
+  const bool hopper = k.tile == Tile::Main && a.forceTile != int(Tile::Main) && a.wgmma && k.full &&
+                      (cls == 64 || cls == 128) && a.headDim == cls && a.headDimV == cls && a.softcap <= 0;
+  if (hopper) {
+    KernelChoice wg = k;
+    wg.tile = Tile::Wgmma;
+    if (hasImage(wg)) k = wg;
+  }
+  return k;
+}
+
 template <typename T>
-cudaError_t dispatchRun(int cls, const FwdParams& p, Tile tile, cudaStream_t st) {
-  if (tile == Tile::Wgmma) return cls == 64 ? runFwdWgmma<T, 64>(p, st) : runFwdWgmma<T, 128>(p, st);
-  switch (cls) {
-    case 64: return runFwd<T, 64>(p, tile, st);
-    case 128: return runFwd<T, 128>(p, tile, st);
-    default: return runFwd<T, 256>(p, tile, st);
+cudaError_t dispatchRun(const KernelChoice& k, const FwdParams& p, cudaStream_t st) {
+  if (k.tile == Tile::Wgmma) return k.headDimClass == 64 ? runFwdWgmma<T, 64>(p, st) : runFwdWgmma<T, 128>(p, st);
+  switch (k.headDimClass) {
+    case 64:
+      return runFwd<T, 64>(p, k.tile, k.full, st);
+    case 128:
+      return runFwd<T, 128>(p, k.tile, k.full, st);
+    default:
+      return runFwd<T, 256>(p, k.tile, k.full, st);
   }
 }
 
 template <typename T>
-cudaError_t dispatchInfo(int cls, Tile tile, TileInfo* ti) {
-  if (tile == Tile::Wgmma) return cls == 64 ? wgmmaTileInfo<T, 64>(ti) : wgmmaTileInfo<T, 128>(ti);
-  switch (cls) {
-    case 64: return fwdTileInfo<T, 64>(tile, ti);
-    case 128: return fwdTileInfo<T, 128>(tile, ti);
-    default: return fwdTileInfo<T, 256>(tile, ti);
+cudaError_t dispatchInfo(const KernelChoice& k, TileInfo* ti) {
+  if (k.tile == Tile::Wgmma) return k.headDimClass == 64 ? wgmmaTileInfo<T, 64>(ti) : wgmmaTileInfo<T, 128>(ti);
+  switch (k.headDimClass) {
+    case 64:
+      return fwdTileInfo<T, 64>(k.tile, ti);
+    case 128:
+      return fwdTileInfo<T, 128>(k.tile, ti);
+    default:
+      return fwdTileInfo<T, 256>(k.tile, ti);
   }
 }
 
@@ -87,31 +124,18 @@ std::string Forward::prepare(const ForwardArgs& a, const Uploader& upload) {
   std::string err;
   const int H = a.numHeads, Hk = a.numKvHeads, G = H / Hk;
   const int batch = int(a.cuSeqlensQ.size()) - 1;
-  dPad_ = (a.headDim + 7) & ~7;
-  dvPad_ = (a.headDimV + 7) & ~7;
-  const int widest = std::max(dPad_, dvPad_);
-  const int cls = widest <= 64 ? 64 : widest <= 128 ? 128 : 256;
-  // float32 inputs are computed in float16 (10-bit mantissa, like the half engines' inputs).
-  const DType ct = a.dtype == DType::BF16 ? DType::BF16 : DType::F16;
-  Tile tile = a.forceTile == 1 || a.forceTile == 2 ? Tile(a.forceTile)
-              : (long long)a.maxSeqlenQ * G <= 16 ? Tile::Small : Tile::Main;
+  dPad_ = paddedDim(a.headDim);
+  dvPad_ = paddedDim(a.headDimV);
   TileInfo ti{};
-  auto info = [&](Tile t) {
-    return ct == DType::BF16 ? dispatchInfo<__nv_bfloat16>(cls, t, &ti) : dispatchInfo<__half>(cls, t, &ti);
+  auto tileInfo = [&ti](const KernelChoice& k) {
+    return k.computeType == DType::BF16 ? dispatchInfo<__nv_bfloat16>(k, &ti) : dispatchInfo<__half>(k, &ti);
   };
-  // The Hopper kernel takes the 128-row tile's fast path (head dims that fill the class 64 or
-  // 128, no softcap, no ALiBi, positive scale) where it has an image for the device (sm_90);
-  // FLASHATTN_CUDA_WGMMA=0 (a tuning knob) keeps the mma.sync kernel.
-  const char* wgKnob = std::getenv("FLASHATTN_CUDA_WGMMA");
-  const bool fast = (cls == 64 || cls == 128) && a.headDim == cls && a.headDimV == cls && a.softcap <= 0 &&
-                    a.alibiSlopes.empty() && float(double(a.softmaxScale) * 1.4426950408889634) > 0.f;  // as fullPath() sees it
-  if (tile == Tile::Main && a.forceTile != 1 && fast && !(wgKnob && !std::strcmp(wgKnob, "0"))) {
-    if (info(Tile::Wgmma) == cudaSuccess)
-      tile = Tile::Wgmma;
-    else
-      (void)cudaGetLastError();  // no sm_90a image for this device: the mma.sync kernel serves
-  }
-  if (tile != Tile::Wgmma) FA_TRY(info(tile), "configuring the attention kernel");
+  const KernelChoice kernel = chooseKernel(a, [&](const KernelChoice& k) {
+    if (tileInfo(k) == cudaSuccess) return true;
+    (void)cudaGetLastError();  // no sm_90a image for this device: the mma.sync kernel serves
+    return false;
+  });
+  if (kernel.tile != Tile::Wgmma) FA_TRY(tileInfo(kernel), "configuring the attention kernel");
   int dev = 0, sms = 0;
   FA_TRY(cudaGetDevice(&dev), "cudaGetDevice");
   FA_TRY(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev), "cudaDeviceGetAttribute");
@@ -148,11 +172,11 @@ std::string Forward::prepare(const ForwardArgs& a, const Uploader& upload) {
         const int q0 = a.cuSeqlensQ[qb.b], k0 = a.cuSeqlensK[qb.b];
         units.push_back(Unit{WorkItem{q0, a.cuSeqlensQ[qb.b + 1] - q0, k0, a.cuSeqlensK[qb.b + 1] - k0, qb.b, qb.m, s, hk}, hi - lo, 0});
       }
-  orderUnits(units, workOrderFromEnv(std::getenv("FLASHATTN_CUDA_ORDER"), WorkOrder::Auto), slots);
+  orderUnits(units, a.order, slots);
   std::vector<WorkItem> items(units.size());
   for (size_t i = 0; i < units.size(); ++i) items[i] = units[i].w;
 
-  info_ = PlanInfo{cls, int(tile), splits, int(items.size()), ti.blocksPerSm, ct};
+  info_ = PlanInfo{kernel, splits, int(items.size()), ti.blocksPerSm};
 
   // One upload for everything small: ALiBi slopes, work items.
   const size_t alibiBytes = sizeof(float) * a.alibiSlopes.size();
@@ -203,21 +227,12 @@ std::string Forward::prepare(const ForwardArgs& a, const Uploader& upload) {
   p.totalQ = a.totalQ;
   p.windowLeft = left;
   p.windowRight = right;
-  const double log2e = 1.4426950408889634;
-  p.scaleLog2 = float(double(a.softmaxScale) * log2e);
-  p.softcapInv = a.softcap > 0 ? float(double(a.softmaxScale) / a.softcap) : 0.f;
-  p.softcapLog2 = float(double(a.softcap) * log2e);
+  p.scaleLog2 = scaleLog2Of(a);
+  p.softcapInv = softcapInvOf(a);
+  p.softcapLog2 = float(double(a.softcap) * 1.4426950408889634);
   p.lseFixedS = a.fixedSeqlenQ;
   p.numSplits = splits;
   p.numWork = int(items.size());
-  // Output stores: direct 4-byte stores from registers (measured faster on an H100 than staging
-  // O through shared memory, notes/cuda-kernel.md); FLASHATTN_CUDA_EPILOGUE=staged|direct is a
-  // tuning knob, read per call.
-  p.stagedOut = 0;
-  if (const char* e = std::getenv("FLASHATTN_CUDA_EPILOGUE")) {
-    if (!std::strcmp(e, "direct")) p.stagedOut = 0;
-    if (!std::strcmp(e, "staged")) p.stagedOut = 1;
-  }
   if (splits > 1) {
     if (!(p.oAccum = static_cast<float*>(alloc(sizeof(float) * splits * rowsQ * dvPad_, err)))) return err;
     if (!(p.lseAccum = static_cast<float*>(alloc(sizeof(float) * splits * rowsQ, err)))) return err;
@@ -230,7 +245,8 @@ std::string Forward::launch() {
   FwdParams& p = p_;
   const int H = a.numHeads, Hk = a.numKvHeads;
   const int64_t rowsQ = (int64_t)a.totalQ * H, rowsK = (int64_t)a.totalK * Hk;
-  const DType ct = info_.computeType;
+  const KernelChoice& kernel = info_.kernel;
+  const DType ct = kernel.computeType;
   if (a.poison && rowsQ > 0) {
     // 0xFF bytes are NaN in every dtype: an element no kernel writes shows up in the checks.
     FA_TRY(cudaMemsetAsync(a.out, 0xFF, rowsQ * a.headDimV * dtypeBytes(a.dtype), stream_), "poisoning out");
@@ -244,9 +260,7 @@ std::string Forward::launch() {
     FA_TRY(convertRows(a.dtype, a.k, a.headDim, ct, kc_, dPad_, a.headDim, rowsK, stream_), "converting k");
   }
   if (vc_) FA_TRY(convertRows(a.dtype, a.v, a.headDimV, ct, vc_, dvPad_, a.headDimV, rowsK, stream_), "converting v");
-  const Tile tile = Tile(info_.tile);
-  FA_TRY(ct == DType::BF16 ? dispatchRun<__nv_bfloat16>(info_.headDimClass, p, tile, stream_)
-                           : dispatchRun<__half>(info_.headDimClass, p, tile, stream_),
+  FA_TRY(ct == DType::BF16 ? dispatchRun<__nv_bfloat16>(kernel, p, stream_) : dispatchRun<__half>(kernel, p, stream_),
          "launching the attention kernel");
   void* out = outTmp_ ? outTmp_ : a.out;
   if (p.numSplits > 1)

@@ -1,5 +1,5 @@
-// The host side of one attention call: plans the launch (head-dim class, tile, work list
-// sorted longest first, split-KV count), owns the call's device temporaries, and enqueues
+// The host side of one attention call: plans the launch (kernel instance, split-KV count, work
+// list in the planned order), owns the call's device temporaries, and enqueues
 // conversion, attention and combine kernels on a stream. Plain C++; no N-API types.
 #pragma once
 #include <cuda_runtime.h>
@@ -12,6 +12,7 @@
 #include "aux_kernels.h"
 #include "params.h"
 #include "tile.h"
+#include "work_order.h"
 
 namespace fa {
 
@@ -23,26 +24,37 @@ struct ForwardArgs {
   void* out = nullptr;             // device, [totalQ][numHeads][headDimV]
   float* lse = nullptr;            // device or null; packed [H][totalQ] or fixed [batch][H][S]
   std::vector<int> cuSeqlensQ, cuSeqlensK;  // host, batch + 1 each
-  int totalQ = 0, totalK = 0, maxSeqlenQ = 0, maxSeqlenK = 0;
+  int totalQ = 0, totalK = 0, maxSeqlenQ = 0;
   int numHeads = 1, numKvHeads = 1, headDim = 0, headDimV = 0;
   int windowLeft = -1, windowRight = -1;    // -1 = unbounded
   float softmaxScale = 1.f, softcap = 0.f;
   std::vector<float> alibiSlopes;           // empty = none
   int fixedSeqlenQ = 0;                     // 0 = packed lse layout
   bool poison = false;                      // fill outputs with 0xFF (NaN) first
-  int forceSplits = 0;                      // 0 = heuristic (benchmarks may force)
-  int forceTile = 0;                        // 0 = auto, else a Tile value
+  // The planner's choices forced, for benchmarks and for the tests that drive every kernel path
+  // (the FLASHATTN_CUDA_* knobs: src/knobs.ts reads them once and the engine passes them per call).
+  int forceSplits = 0;                // 0 = heuristic
+  int forceTile = 0;                  // 0 = auto, else a Tile value (Tile::Wgmma counts as auto)
+  bool wgmma = true;                  // false keeps the mma.sync kernel on sm_90
+  WorkOrder order = WorkOrder::Auto;  // the order blocks start in (work_order.h)
+};
+
+// The kernel instance a call runs. chooseKernel (forward.cu) is the one function that decides
+// it: prepare() plans the call with its answer and launch() runs exactly that instance.
+struct KernelChoice {
+  DType computeType = DType::F16;  // the kernel's input type: float32 inputs are computed in float16
+  int headDimClass = 0;            // 64, 128 or 256: the smallest that holds both padded head dims
+  Tile tile = Tile::Main;          // tile.h
+  bool full = false;               // the loop's fast copy (fwd_kernel.cuh kFull); so for every Wgmma
 };
 
 struct PlanInfo {
-  int headDimClass = 0, tile = 0, splits = 1, numWork = 0, blocksPerSm = 0;
-  DType computeType = DType::F16;
+  KernelChoice kernel;
+  int splits = 1, numWork = 0, blocksPerSm = 0;
 };
 
 // Copies host bytes to the device on the call's stream (the addon passes its pinned staging).
 using Uploader = std::function<cudaError_t(void* dst, const void* src, size_t bytes)>;
-
-std::string cudaMessage(cudaError_t e, const char* what);
 
 class Forward {
  public:

@@ -11,8 +11,9 @@
 
 namespace fa {
 
+// `full` runs the loop's fast copy (fwd_kernel.cuh kFull), as the planner chose it (forward.cu).
 template <typename T, int D>
-cudaError_t runFwd(const FwdParams& p, Tile tile, cudaStream_t stream);
+cudaError_t runFwd(const FwdParams& p, Tile tile, bool full, cudaStream_t stream);
 
 template <typename T, int D>
 cudaError_t fwdTileInfo(Tile tile, TileInfo* info);
@@ -24,9 +25,5 @@ cudaError_t runFwdWgmma(const FwdParams& p, cudaStream_t stream);
 
 template <typename T, int D>
 cudaError_t wgmmaTileInfo(TileInfo* info);
-
-// X(T, D) for every instance; CMakeLists.txt generates one .cu per entry of the same list.
-#define FA_FOR_EACH_INSTANCE(X) \
-  X(__half, 64) X(__half, 128) X(__half, 256) X(__nv_bfloat16, 64) X(__nv_bfloat16, 128) X(__nv_bfloat16, 256)
 
 }  // namespace fa

@@ -193,42 +193,14 @@ __device__ __forceinline__ void fwdBody(const FwdParams& p, unsigned char* smem)
     }
   }
 
-  // Epilogue (fwd_rows.cuh). By default each thread stores its 4-byte pairs straight from
-  // registers. With p.stagedOut (a tuning knob) each warp stages its rows of O in its own rows of
-  // the Q tile (no other warp reads them) and stores whole 16-byte chunks instead; on an H100
-  // that measured 1-4% slower (the extra shared-memory round trip outweighs the wider stores).
-  const bool staged = p.numSplits == 1 && p.stagedOut;
-  if (staged) __syncwarp();  // every lane's last ldmatrix of Q is done before Q is overwritten
-  storeRows<T, C::kMT, C::kOT, kFull>(p, w, o, rowMax, rowSum, m0, warpRow, lane, rowsTotal, !staged,
-                                      [&](int mt, int hr, int lr, bool empty, float inv) {
-    if (!staged) return;
-    const uint32_t rowAddr = sQa + lr * kRowBytes + ((lane & 3) << 2);
-#pragma unroll
-    for (int dt = 0; dt < C::kOT; ++dt)
-      if (kFull || dt * 8 < p.dv)
-        stShared32(swz(rowAddr ^ ((lr & 7) << 4), dt),
-                   empty ? 0u : pack2<T>(o[mt][dt][hr * 2] * inv, o[mt][dt][hr * 2 + 1] * inv));
-  });
-  if (staged) {
-    __syncwarp();
-    constexpr int kWarpChunks = C::kMT * 16 * C::kChunks;  // 16-byte chunks in a warp's rows
-#pragma unroll
-    for (int k = 0; k < kWarpChunks / 32; ++k) {
-      const int idx = k * 32 + lane, lr = warpRow + idx / C::kChunks, c = idx % C::kChunks;
-      const int rr = m0 + lr;
-      if (rr < rowsTotal && (kFull || c * 8 < p.dv)) {
-        const uint4 val = ldShared128(sQa + lr * kRowBytes + ((c ^ (lr & 7)) << 4));
-        const int i = G == 1 ? rr : rr / G, h = hk * G + (rr - i * G);
-        T* dst = static_cast<T*>(p.out) + (int64_t)(qStart + i) * p.oRowStride + (int64_t)h * p.oHeadStride + c * 8;
-        *reinterpret_cast<uint4*>(dst) = val;
-      }
-    }
-  }
+  // Epilogue (fwd_rows.cuh): each thread stores its 4-byte pairs straight from registers (staging O
+  // through shared memory for 16-byte stores measured 1-4% slower on an H100, notes/cuda-kernel.md).
+  storeRows<T, C::kMT, C::kOT, kFull>(p, w, o, rowMax, rowSum, m0, warpRow, lane, rowsTotal);
 }
 
 // The two copies are two kernels, not two branches of one: in one function ptxas allocates
-// registers for both at once and the d64 128x128 tile spilled 108-140 bytes; apart, neither
-// copy of any tile spills.
+// registers for both at once and the d64 128x128 tile spilled 108-140 bytes; apart, only that
+// tile's general copy spills, 8 bytes for sm_90 and 32 for sm_80 (ptxas -v, nvcc 13.0).
 template <class C, typename T, bool kFull>
 __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks) fwdKernel(const __grid_constant__ FwdParams p) {
   extern __shared__ __align__(1024) unsigned char smem[];

@@ -17,12 +17,12 @@ cudaError_t prepareTile() {
 }
 
 template <class C, typename T>
-cudaError_t launchTile(const FwdParams& p, cudaStream_t stream) {
+cudaError_t launchTile(const FwdParams& p, bool full, cudaStream_t stream) {
   if (cudaError_t e = prepareTile<C, T>(); e != cudaSuccess) return e;
   const long long blocks = p.numWork;
   if (blocks == 0) return cudaSuccess;
   if (blocks > 0x7fffffffLL) return cudaErrorInvalidConfiguration;
-  if (fullPath(p, C::kD))
+  if (full)
     fwdKernel<C, T, true><<<(unsigned)blocks, C::kThreads, C::kSmemBytes, stream>>>(p);
   else
     fwdKernel<C, T, false><<<(unsigned)blocks, C::kThreads, C::kSmemBytes, stream>>>(p);
@@ -37,13 +37,14 @@ cudaError_t tileInfoOf(TileInfo* info) {
   if (e == cudaSuccess)
     e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ2, fwdKernel<C, T, false>, C::kThreads, C::kSmemBytes);
   occ = occ2 < occ ? occ2 : occ;
-  *info = TileInfo{C::kBM, C::kBN, C::kThreads, C::kSmemBytes, occ > 0 ? occ : 1};
+  *info = TileInfo{C::kBM, C::kBN, occ > 0 ? occ : 1};
   return e;
 }
 
 template <typename T, int D>
-cudaError_t runFwd(const FwdParams& p, Tile tile, cudaStream_t stream) {
-  return tile == Tile::Small ? launchTile<SmallTile<D>, T>(p, stream) : launchTile<MainTile<D>, T>(p, stream);
+cudaError_t runFwd(const FwdParams& p, Tile tile, bool full, cudaStream_t stream) {
+  return tile == Tile::Small ? launchTile<SmallTile<D>, T>(p, full, stream)
+                             : launchTile<MainTile<D>, T>(p, full, stream);
 }
 
 template <typename T, int D>
@@ -51,8 +52,8 @@ cudaError_t fwdTileInfo(Tile tile, TileInfo* info) {
   return tile == Tile::Small ? tileInfoOf<SmallTile<D>, T>(info) : tileInfoOf<MainTile<D>, T>(info);
 }
 
-#define FA_INSTANTIATE(T, D)                                                            \
-  template cudaError_t runFwd<T, D>(const FwdParams&, Tile, cudaStream_t);              \
+#define FA_INSTANTIATE(T, D)                                                     \
+  template cudaError_t runFwd<T, D>(const FwdParams&, Tile, bool, cudaStream_t); \
   template cudaError_t fwdTileInfo<T, D>(Tile, TileInfo*);
 
 }  // namespace fa

@@ -218,13 +218,11 @@ __device__ __forceinline__ void packP(const float (&s)[kMT][kNT][4], uint32_t (&
 
 // Epilogue. sum == 0 means the row saw no key: out 0, lse -inf. A NaN sum propagates. Stores
 // each thread's 4-byte pairs straight from registers (numSplits == 1), or float32 partials and
-// partial lse for the combine kernel. onRow(mt, hr, lr, empty, inv) runs first for every row,
-// padding rows included (the staged epilogue writes O to shared memory there); when `direct`
-// is false the rows' O goes only through onRow.
-template <typename T, int kMT, int kOT, bool kFull, class OnRow>
+// partial lse for the combine kernel.
+template <typename T, int kMT, int kOT, bool kFull>
 __device__ __forceinline__ void storeRows(const FwdParams& p, const WorkItem& w, const float (&o)[kMT][kOT][4],
                                           const float (&rowMax)[kMT][2], const float (&rowSum)[kMT][2], int m0,
-                                          int warpRow, int lane, int rowsTotal, bool storeO, OnRow onRow) {
+                                          int warpRow, int lane, int rowsTotal) {
   const int H = p.numHeads, G = p.group, hk = w.hk, qStart = w.qStart;
   const bool split = p.numSplits > 1;
 #pragma unroll
@@ -238,7 +236,6 @@ __device__ __forceinline__ void storeRows(const FwdParams& p, const WorkItem& w,
       const int rr = m0 + lr;
       const bool empty = sum == 0.f;
       const float inv = empty ? 0.f : 1.f / sum;
-      onRow(mt, hr, lr, empty, inv);
       if (rr >= rowsTotal) continue;
       const int i = rr / G, h = hk * G + (rr - i * G);
       const float mUse = rowMax[mt][hr] == -INFINITY ? 0.f : rowMax[mt][hr];
@@ -254,25 +251,19 @@ __device__ __forceinline__ void storeRows(const FwdParams& p, const WorkItem& w,
                 empty ? make_float2(0.f, 0.f) : make_float2(o[mt][dt][hr * 2] * inv, o[mt][dt][hr * 2 + 1] * inv);
         if ((lane & 3) == 0) p.lseAccum[(int64_t)w.split * rows + row] = lse;
       } else {
-        if (storeO) {
-          T* dst = static_cast<T*>(p.out) + (int64_t)(qStart + i) * p.oRowStride + (int64_t)h * p.oHeadStride + (lane & 3) * 2;
+        T* dst =
+            static_cast<T*>(p.out) + (int64_t)(qStart + i) * p.oRowStride + (int64_t)h * p.oHeadStride + (lane & 3) * 2;
 #pragma unroll
-          for (int dt = 0; dt < kOT; ++dt)
-            if (kFull || dt * 8 < p.dv)
-              *reinterpret_cast<uint32_t*>(dst + dt * 8) =
-                  empty ? 0u : pack2<T>(o[mt][dt][hr * 2] * inv, o[mt][dt][hr * 2 + 1] * inv);
-        }
+        for (int dt = 0; dt < kOT; ++dt)
+          if (kFull || dt * 8 < p.dv)
+            *reinterpret_cast<uint32_t*>(dst + dt * 8) =
+                empty ? 0u : pack2<T>(o[mt][dt][hr * 2] * inv, o[mt][dt][hr * 2 + 1] * inv);
         if (p.lse && (lane & 3) == 0) {
           const int64_t at = p.lseFixedS > 0 ? (int64_t)(w.b * H + h) * p.lseFixedS + i : (int64_t)h * p.totalQ + qStart + i;
           p.lse[at] = lse;
         }
       }
     }
-}
-
-// Whether a call can take the fast copy (kFull) of the loop.
-FA_HD bool fullPath(const FwdParams& p, int headDimClass) {
-  return p.d == headDimClass && p.dv == headDimClass && p.softcapInv == 0.f && !p.alibiSlopes && p.scaleLog2 > 0.f;
 }
 
 }  // namespace fa

@@ -201,8 +201,7 @@ __device__ __forceinline__ void fwdBodyWg(const FwdParams& p, unsigned char* sme
     pinRegs(oFlat);
   }
 
-  storeRows<T, 1, C::kOT, true>(p, w, o, rowMax, rowSum, m0, warpRow, lane, rowsTotal, true,
-                                [](int, int, int, bool, float) {});
+  storeRows<T, 1, C::kOT, true>(p, w, o, rowMax, rowSum, m0, warpRow, lane, rowsTotal);
 }
 #endif  // FA_WGMMA_DEVICE
 

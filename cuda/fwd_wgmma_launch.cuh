@@ -42,7 +42,7 @@ cudaError_t wgmmaTileInfo(TileInfo* info) {
   if (cudaError_t e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, fwdKernelWg<C, T>, C::kThreads, C::kSmemBytes);
       e != cudaSuccess)
     return e;
-  *info = TileInfo{C::kBM, C::kBN, C::kThreads, C::kSmemBytes, occ > 0 ? occ : 1};
+  *info = TileInfo{C::kBM, C::kBN, occ > 0 ? occ : 1};
   return cudaSuccess;
 }
 

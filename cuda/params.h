@@ -14,7 +14,8 @@ namespace fa {
 // Masks are written with finite bounds: an unbounded window side becomes kUnbounded, far
 // beyond any supported sequence length (< kMaxSeqlen), so no branch on -1 is needed.
 constexpr int kUnbounded = 1 << 29;
-constexpr int kMaxSeqlen = 1 << 28;
+constexpr int kMaxSeqlen = 1 << 28;  // the engine rejects longer sequences (src/cuda/backend.ts MAX_SEQLEN)
+static_assert(kUnbounded >= kMaxSeqlen, "an unbounded window side reaches every key from any diagonal");
 
 // One thread block's share (a work unit): sequence b, kv head hk, query-row block mBlock, key
 // split `split`, with the sequence's offsets and lengths copied in (one 32-byte load per block
@@ -47,7 +48,6 @@ struct FwdParams {
   int lseFixedS;           // 0: packed lse [H][totalQ]; S: fixed lse [batch][H][S]
   int numSplits;
   int numWork;
-  int stagedOut;           // numSplits == 1: 0 = direct 4-byte stores (default); 1 = O staged in smem, 16-byte stores
 };
 
 // Key blocks [nLo, nHi) that rows [mBlock*bm, ...) of a sequence (lq, lk) can see. Rows of a

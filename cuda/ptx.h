@@ -38,15 +38,6 @@ __device__ __forceinline__ uint32_t swz(uint32_t base, int chunk) {
   return (base ^ uint32_t((chunk & 7) << 4)) + uint32_t((chunk & ~7) << 4);
 }
 
-__device__ __forceinline__ void stShared32(uint32_t smem, uint32_t v) {
-  asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(smem), "r"(v) : "memory");
-}
-__device__ __forceinline__ uint4 ldShared128(uint32_t smem) {
-  uint4 v;
-  asm volatile("ld.shared.v4.b32 {%0,%1,%2,%3}, [%4];\n" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "r"(smem) : "memory");
-  return v;
-}
-
 // Hides a value's origin from the optimiser. Addresses derived from an opaque base inside the
 // loop are recomputed (one XOR each) instead of hoisted into dozens of live registers.
 __device__ __forceinline__ uint32_t opaque(uint32_t x) {

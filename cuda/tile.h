@@ -42,8 +42,9 @@ template <> struct MainTileOf<256> { using type = TileCfg<256, 128, 64, 8, 1>; }
 template <int D> using MainTile = typename MainTileOf<D>::type;
 template <int D> using SmallTile = TileCfg<D, 16, 64, 1, 4>;
 
+// What the planner needs of a tile: its rows and keys per block, and the blocks an SM holds.
 struct TileInfo {
-  int bm, bn, threads, smemBytes, blocksPerSm;
+  int bm, bn, blocksPerSm;
 };
 
 }  // namespace fa

@@ -31,6 +31,8 @@ enum class WorkOrder {
 // -4% from 4096 up (32+); non-causal and decode shapes equal within 0.5%.
 constexpr int kHybridMaxUnits = 16;
 
+// The order a value of FLASHATTN_CUDA_ORDER names (src/knobs.ts reads the variable once; the addon
+// passes the value of each call's args here), or dflt for null or an unknown name.
 inline WorkOrder workOrderFromEnv(const char* s, WorkOrder dflt) {
   if (!s) return dflt;
   if (!std::strcmp(s, "longest")) return WorkOrder::Longest;

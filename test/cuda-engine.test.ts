@@ -1,17 +1,19 @@
 // The CUDA engine's own tests: loading and its reasons, device tensors (upload, download,
 // dispose, finalizer-owned memory), CUDA errors as JS errors, the timing hook, and every kernel
-// path (split-KV on/off, both tiles) on the shared cases plus larger ones. The shared
-// conformance cases on host and device tensors run in conformance.test.ts. Without a GPU
-// (or without the addon built) only the loader tests run; the rest skip with the loader's reason.
+// path (bench/gpu/paths.mjs: split-KV on/off, both tiles, mma.sync on Hopper, block orders, each
+// set with setKnobs) on the shared cases plus larger ones. The shared conformance cases on host
+// and device tensors run in conformance.test.ts. Without a GPU (or without the addon built) only
+// the loader tests and the check of the paths list run; the rest skip with the loader's reason.
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import { afterAll, describe, expect, it } from 'vitest';
+import { cudaKernelPaths } from '../bench/gpu/paths.mjs';
 import { caseId, cases, largeCases } from '../src/conformance/cases.js';
 import { freshSeed } from '../src/conformance/random.js';
 import { runCase } from '../src/conformance/run.js';
 import { addonCandidates, cudaAddon, loadCudaBackend } from '../src/cuda/backend.js';
-import { cudaKernelPaths } from '../src/cuda/paths.js';
 import { encode, decode } from '../src/half.js';
+import { knobs, setKnobs, type Knobs } from '../src/knobs.js';
 import { createEngine } from '../src/node.js';
 import type { Engine, Tensor } from '../src/types.js';
 import { validateVarlen } from '../src/validate.js';
@@ -51,6 +53,16 @@ describe('cuda loader', () => {
   });
 });
 
+describe('cuda kernel paths', () => {
+  it('are knob changes (bench/gpu/paths.mjs is plain JavaScript: its names are checked here)', () => {
+    expect(cudaKernelPaths.length).toBeGreaterThan(0);
+    for (const [name, changes] of cudaKernelPaths)
+      for (const [key, value] of Object.entries(changes)) {
+        expect(Object.keys(knobs), name).toContain(key);
+        expect(typeof value, `${name}: ${key}`).toBe(typeof knobs[key as keyof Knobs]);
+      }
+  });
+});
 
 describe.skipIf(!gpu)(`cuda engine${gpu ? '' : ` (skipped: ${reason})`}`, () => {
   const e = () => engine!;
@@ -129,16 +141,15 @@ describe.skipIf(!gpu)(`cuda engine${gpu ? '' : ` (skipped: ${reason})`}`, () => 
     const backend = await loadCudaBackend();
     const hopper = backend.info.computeCapability === '9.0';
     const n = 300, h = 4;
-    const planOf = async (d: number, opts: { softcap?: number } = {}, env: Record<string, string> = {}) => {
+    const planOf = async (d: number, opts: { softcap?: number } = {}, changes: Partial<Knobs> = {}) => {
       const data = encode(Float32Array.from({ length: n * h * d }, (_, i) => Math.sin(i)), 'float16');
       const t = await e().upload({ data, shape: [n, h, d], dtype: 'float16' });
-      const saved = Object.fromEntries(Object.keys(env).map((k) => [k, process.env[k]]));
-      Object.assign(process.env, env);
+      const restore = setKnobs(changes);
       try {
         const p = validateVarlen(t, t, t, { cuSeqlensQ: Int32Array.of(0, n), cuSeqlensK: Int32Array.of(0, n), causal: true, ...opts });
         return (await backend.time(p, 1)).tile;
       } finally {
-        for (const [k, v] of Object.entries(saved)) if (v === undefined) delete process.env[k]; else process.env[k] = v;
+        restore();
         t.dispose();
       }
     };
@@ -147,15 +158,14 @@ describe.skipIf(!gpu)(`cuda engine${gpu ? '' : ` (skipped: ${reason})`}`, () => 
     expect(await planOf(128, { softcap: 20 })).toBe('main'); // softcap: the general copy, on mma.sync
     expect(await planOf(96)).toBe('main'); // padded head dim
     expect(await planOf(256)).toBe('main');
-    expect(await planOf(64, {}, { FLASHATTN_CUDA_WGMMA: '0' })).toBe('main');
-    expect(await planOf(64, {}, { FLASHATTN_CUDA_TILE: 'main' })).toBe('main');
+    expect(await planOf(64, {}, { cudaWgmma: false })).toBe('main');
+    expect(await planOf(64, {}, { cudaTile: 'main' })).toBe('main');
   });
 
   // Every other kernel path on the shared cases (the default plan runs in conformance.test.ts).
-  for (const [name, env] of cudaKernelPaths) {
+  for (const [name, changes] of cudaKernelPaths) {
     it(`passes the shared cases with ${name}`, async () => {
-      const saved = { ...process.env };
-      Object.assign(process.env, env);
+      const restore = setKnobs(changes);
       try {
         const failures: string[] = [];
         for (let i = 0; i < cases.length; i++) {
@@ -164,7 +174,7 @@ describe.skipIf(!gpu)(`cuda engine${gpu ? '' : ` (skipped: ${reason})`}`, () => 
         }
         expect(failures, `seed ${seed}`).toEqual([]);
       } finally {
-        for (const k of Object.keys(env)) if (saved[k] === undefined) delete process.env[k]; else process.env[k] = saved[k];
+        restore();
       }
     });
   }

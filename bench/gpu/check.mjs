@@ -1,27 +1,37 @@
 #!/usr/bin/env node
 // Correctness of the CUDA engine from the built package, without a test framework (it needs only
-// Node and dist/; the vitest suites run there too, through bench/gpu/vitest.sh): the shared conformance cases through every kernel path (default
-// plan, no split, forced splits, each tile) on host and device tensors, larger cases, device
-// tensor round trips, the finalizer, and CUDA errors as JS errors. Prints pass/fail counts.
+// Node and dist/; the vitest suites run there too, through bench/gpu/vitest.sh): the shared
+// conformance cases through the default plan and every kernel path of paths.mjs (set with
+// setKnobs) on host and device tensors, larger cases, device tensor round trips, the finalizer,
+// and CUDA errors as JS errors. Prints pass/fail counts.
 //
-//   node --expose-gc bench/gpu/check.mjs [--quick] [--seed N]
+//   node --expose-gc bench/gpu/check.mjs [--quick | --tiny] [--seed N]
 // --quick runs a reduced set (for compute-sanitizer memcheck); --tiny a smaller one (racecheck).
 import { caseId, cases, largeCases } from '../../dist/conformance/cases.js';
 import { freshSeed } from '../../dist/conformance/random.js';
 import { runCase } from '../../dist/conformance/run.js';
 import { cudaAddon, loadCudaBackend } from '../../dist/cuda/backend.js';
-import { cudaKernelPaths, cudaKnobs } from '../../dist/cuda/paths.js';
 import { decode, encode } from '../../dist/half.js';
+import { readKnobs, setKnobs } from '../../dist/knobs.js';
 import { createEngine } from '../../dist/node.js';
+import { cudaKernelPaths } from './paths.mjs';
 
 const argv = process.argv.slice(2);
+if (argv.includes('--help')) {
+  console.log('node --expose-gc bench/gpu/check.mjs [--quick | --tiny] [--seed N]');
+  console.log(`kernel paths: default, ${cudaKernelPaths.map(([name]) => name).join(', ')}`);
+  process.exit(0);
+}
 const tiny = argv.includes('--tiny');
 const quick = tiny || argv.includes('--quick');
 const seedArg = argv.indexOf('--seed');
 const seed = seedArg >= 0 ? Number(argv[seedArg + 1]) >>> 0 : freshSeed();
 
-
 const paths = [['default', {}], ...cudaKernelPaths];
+// The knobs the paths set start from their defaults, whatever the environment set: 'default' is
+// the default plan, and so are the larger cases and the rest after the paths.
+const defaults = readKnobs({}).knobs;
+setKnobs(Object.fromEntries(cudaKernelPaths.flatMap(([, changes]) => Object.keys(changes)).map((k) => [k, defaults[k]])));
 
 let passed = 0, failed = 0;
 const fail = (what) => { failed++; console.log(`FAIL ${what}`); };
@@ -37,9 +47,8 @@ try {
 console.log(`device: ${JSON.stringify(engine.info)}; seed ${seed}${quick ? ' (quick)' : ''}`);
 
 const shared = tiny ? [cases[0], cases[4], cases[7], cases[31]] : quick ? cases.filter((_, i) => i % 4 === 0) : cases;
-for (const [name, env] of tiny ? paths.slice(0, 2) : quick ? paths.slice(0, 3) : paths) {
-  for (const k of cudaKnobs) delete process.env[k];
-  Object.assign(process.env, env);
+for (const [name, changes] of tiny ? paths.slice(0, 2) : quick ? paths.slice(0, 3) : paths) {
+  const restore = setKnobs(changes);
   let p = 0, f = 0;
   for (const device of [false, true]) {
     for (let i = 0; i < shared.length; i++) {
@@ -54,10 +63,10 @@ for (const [name, env] of tiny ? paths.slice(0, 2) : quick ? paths.slice(0, 3) :
       }
     }
   }
+  restore();
   passed += p;
   console.log(`shared cases, ${name}: ${p} passed, ${f} failed`);
 }
-for (const k of cudaKnobs) delete process.env[k];
 
 for (const c of tiny ? [] : quick ? largeCases.slice(0, 2) : largeCases) {
   for (const device of [false, true]) {

@@ -1,6 +1,7 @@
 /**
  * The CUDA engine: loads the native addon (build/Release/flashattn_cuda.node, or the path in
- * FLASHATTN_CUDA_ADDON), checks for a usable GPU, and turns Problems into addon calls. When it
+ * FLASHATTN_CUDA_ADDON), checks for a usable GPU, and turns Problems into addon calls, each with
+ * the planner's knobs (src/knobs.ts: read once at load; the addon reads no environment). When it
  * cannot run, `loadCudaBackend` throws one Error that lists everything it tried and why; the
  * façade reports that as `fallbackReason` ('auto') or as the error of `backend: 'cuda'`.
  *
@@ -14,7 +15,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Backend, BackendOutput } from '../backend.js';
-import { knobs } from '../knobs.js';
+import { knobs, type Knobs } from '../knobs.js';
 import type { Problem } from '../problem.js';
 import type { AnyTensor, DType, DeviceTensor, HostData, Tensor } from '../types.js';
 
@@ -66,7 +67,7 @@ export interface NativeAddon {
 interface NativeArgs {
   dtype: DType;
   cuSeqlensQ: Int32Array; cuSeqlensK: Int32Array;
-  totalQ: number; totalK: number; maxSeqlenQ: number; maxSeqlenK: number;
+  totalQ: number; totalK: number; maxSeqlenQ: number;
   numHeads: number; numKvHeads: number; headDim: number; headDimV: number;
   windowLeft: number; windowRight: number;
   softmaxScale: number; softcap: number;
@@ -74,8 +75,13 @@ interface NativeArgs {
   fixedSeqlenQ: number;
   returnLse: boolean;
   poison: boolean;
-  forceSplits?: number;
-  forceTile?: number;
+  /** The planner's knobs (src/knobs.ts; `time` overrides the first two): 0 = the planner decides. */
+  forceSplits: number;
+  /** 0 = auto, else 1 + the index in TILES ('wgmma' counts as auto: the planner takes it itself). */
+  forceTile: number;
+  /** false keeps the mma.sync kernel on sm_90. */
+  wgmma: boolean;
+  order: Knobs['cudaOrder'];
   timeIters?: number;
 }
 
@@ -103,19 +109,14 @@ const ADDON_NAME = 'flashattn_cuda.node';
 /** Longest sequence the kernel's 32-bit row arithmetic allows (cuda/params.h kMaxSeqlen). */
 const MAX_SEQLEN = 2 ** 28;
 
-/**
- * Debug knobs, so one test run can drive every kernel path with the shared cases:
- * FLASHATTN_CUDA_SPLITS=<n> forces the split-KV count, FLASHATTN_CUDA_TILE=main|small the tile
- * (FLASHATTN_CUDA_WGMMA=0, read by the addon, keeps the 128-row tile on mma.sync on Hopper).
- * (FLASHATTN_CUDA_ORDER=auto|longest|clusters|hybrid, the order blocks start in, is read by the addon.)
- */
-function envOverrides(): Partial<NativeArgs> {
-  const o: Partial<NativeArgs> = {};
-  const splits = Number(process.env.FLASHATTN_CUDA_SPLITS);
-  if (Number.isInteger(splits) && splits > 0) o.forceSplits = splits;
-  const tile = TILES.indexOf(process.env.FLASHATTN_CUDA_TILE as TileName);
-  if (tile >= 0) o.forceTile = tile + 1;
-  return o;
+/** The knobs' planner overrides, as the addon takes them (cuda/forward.h ForwardArgs). */
+function knobArgs(): Pick<NativeArgs, 'forceSplits' | 'forceTile' | 'wgmma' | 'order'> {
+  return {
+    forceSplits: knobs.cudaSplits,
+    forceTile: knobs.cudaTile === 'auto' ? 0 : TILES.indexOf(knobs.cudaTile) + 1,
+    wgmma: knobs.cudaWgmma,
+    order: knobs.cudaOrder,
+  };
 }
 
 const bytesOf = (dtype: DType) => (dtype === 'float32' ? 4 : 2);
@@ -154,13 +155,13 @@ function here(): string {
 export const PLATFORM_PACKAGE = `@flashattn/cuda-${process.platform}-${process.arch}`;
 
 /**
- * Where the addon may be, in order: FLASHATTN_CUDA_ADDON, then a local build (build/Release of this
- * package: `npm ci` in the repository, or `flashattn build-cuda`), then the prebuilt platform package.
+ * Where the addon may be, in order: FLASHATTN_CUDA_ADDON (knobs.cudaAddon), then a local build
+ * (build/Release of this package: `npm ci` in the repository, or `flashattn build-cuda`), then the
+ * prebuilt platform package.
  */
 export function addonCandidates(): { path: string | null; from: string }[] {
   const list: { path: string | null; from: string }[] = [];
-  const env = process.env.FLASHATTN_CUDA_ADDON;
-  if (env) list.push({ path: path.resolve(env), from: 'FLASHATTN_CUDA_ADDON' });
+  if (knobs.cudaAddon) list.push({ path: path.resolve(knobs.cudaAddon), from: 'FLASHATTN_CUDA_ADDON' });
   // src/cuda/backend.ts and dist/cuda/backend.js are both two levels below the package root.
   list.push({ path: path.resolve(here(), '..', '..', 'build', 'Release', ADDON_NAME), from: 'a local build' });
   let prebuilt: string | null = null;
@@ -248,11 +249,11 @@ class CudaEngine implements CudaBackend {
     const w = (x: number) => (x < 0 ? -1 : Math.min(x, cap));
     return {
       dtype: p.dtype, cuSeqlensQ: p.cuSeqlensQ, cuSeqlensK: p.cuSeqlensK,
-      totalQ: p.totalQ, totalK: p.totalK, maxSeqlenQ: p.maxSeqlenQ, maxSeqlenK: p.maxSeqlenK,
+      totalQ: p.totalQ, totalK: p.totalK, maxSeqlenQ: p.maxSeqlenQ,
       numHeads: p.numHeads, numKvHeads: p.numKvHeads, headDim: p.headDim, headDimV: p.headDimV,
       windowLeft: w(p.windowLeft), windowRight: w(p.windowRight),
       softmaxScale: p.softmaxScale, softcap: p.softcap, alibiSlopes: p.alibiSlopes,
-      fixedSeqlenQ: p.fixedSeqlenQ, returnLse: p.returnLse, poison: knobs.poisonOutputs, ...envOverrides(), ...extra,
+      fixedSeqlenQ: p.fixedSeqlenQ, returnLse: p.returnLse, poison: knobs.poisonOutputs, ...knobArgs(), ...extra,
     };
   }
 
