@@ -129,30 +129,34 @@ export function stageK<T>(src: usize, stride: usize, n: i32): f32 {
   return kms > k ? kms : k; // NaN ignored
 }
 
-/** V rows j0..j0+n-1 -> sVS as [key][Dvp], zero padded. Returns whether it saw a NaN (when asked). */
-export function stageV<T>(src: usize, stride: usize, n: i32, checkNaN: bool): bool {
+/**
+ * V rows j0..j0+n-1 -> sVS as [key][Dvp], zero padded. Returns whether it saw a NaN or an infinity
+ * (when asked): either would reach rows the mask hides it from through 0 * NaN or 0 * Inf.
+ */
+export function stageV<T>(src: usize, stride: usize, n: i32, checkNonFinite: bool): bool {
   const Dv = gDv, Dvp = gDvp;
   const Dv4 = Dv & ~3;
   const es = <usize>sizeof<T>();
   const rowBytes = gVROW;
-  let nan = i32x4.splat(0);
+  let bad = i32x4.splat(0);
   for (let c = 0; c < n; c++) {
     const p = src + <usize>c * stride;
     const q = sVS + <usize>c * rowBytes;
     let d = 0;
     for (; d < Dv4; d += 4) {
       const x = ld4<T>(p + <usize>d * es);
-      nan = v128.or(nan, f32x4.ne(x, x));
+      const z = f32x4.sub(x, x); // 0 for finite x, NaN for NaN and +-Inf
+      bad = v128.or(bad, f32x4.ne(z, z));
       v128.store(q + <usize>d * 4, x);
     }
     for (; d < Dv; d++) {
       const x = ld<T>(p + <usize>d * es);
-      if (x != x) nan = i32x4.splat(-1);
+      if (x - x != 0) bad = i32x4.splat(-1);
       store<f32>(q + <usize>d * 4, x);
     }
     for (; d < Dvp; d++) store<f32>(q + <usize>d * 4, 0);
   }
   const nj = (n + 3) & ~3;
   if (nj > n) memory.fill(sVS + <usize>n * rowBytes, 0, <usize>(nj - n) * rowBytes);
-  return checkNaN && v128.any_true(nan);
+  return checkNonFinite && v128.any_true(bad);
 }

@@ -37,7 +37,7 @@ const cases: Case[] = [
   // 16 rows: split with chunk boundaries inside the rows' ranges, bottom-right causal
   mk({ seqlensQ: [16], seqlensK: [2100], numHeads: 2, numKvHeads: 2, headDim: 40, headDimV: 24, causal: true }),
   // few rows, many heads per item (no split), NaN confined to its rows
-  mk({ seqlensQ: [5, 13], seqlensK: [900, 1300], numHeads: 16, numKvHeads: 2, causal: true, nanIn: 'k' }),
+  mk({ seqlensQ: [5, 13], seqlensK: [900, 1300], numHeads: 16, numKvHeads: 2, causal: true, badIn: 'k' }),
   // halves
   mk({ seqlensQ: [200, 77], seqlensK: [200, 77], numHeads: 4, numKvHeads: 1, headDim: 80, dtype: 'float16', window: [30, 5], alibi: true }),
   mk({ seqlensQ: [1, 90], seqlensK: [2500, 90], numHeads: 4, numKvHeads: 2, headDim: 96, dtype: 'bfloat16', softcap: 20, causal: true }),

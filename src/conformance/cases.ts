@@ -23,8 +23,12 @@ export interface Case {
   returnLse: boolean;
   /** Standard deviation of q (k and v are unit scale); large values make exp overflow without the running max. */
   qScale?: number;
-  /** Put a NaN into this input at the last row of sequence 0 (head 0, element 0): with causal, only the last query row sees that key. */
-  nanIn?: 'q' | 'k';
+  /**
+   * Put a non-finite value (`bad`, default NaN) into this input at the last row of sequence 0 (head 0,
+   * element 0): with causal, only the last query row sees that key; no other row may change.
+   */
+  badIn?: 'q' | 'k' | 'v';
+  bad?: 'nan' | 'inf' | '-inf';
 }
 
 const base: Case = {
@@ -46,7 +50,7 @@ export function caseId(c: Case): string {
   if (c.alibi) parts.push('alibi');
   if (!c.returnLse) parts.push('no-lse');
   if (c.qScale) parts.push(`qScale=${c.qScale}`);
-  if (c.nanIn) parts.push(`nan-in-${c.nanIn}`);
+  if (c.badIn) parts.push(`${c.bad ?? 'nan'}-in-${c.badIn}`);
   return parts.join(' ');
 }
 
@@ -107,9 +111,15 @@ export const cases: Case[] = [
   mk({ seqlensQ: [31, 31, 31], seqlensK: [47, 47, 47], fixed: true, causal: true, numHeads: 4, numKvHeads: 2 }),
   mk({ seqlensQ: [16, 16], seqlensK: [16, 16], fixed: true, dtype: 'float16', headDim: 32 }),
   mk({ seqlensQ: [70], seqlensK: [70], causal: true, returnLse: false }),
-  // NaN stays inside the rows it touches.
-  mk({ seqlensQ: [20, 30], seqlensK: [40, 30], nanIn: 'q', causal: true }),
-  mk({ seqlensQ: [20, 30], seqlensK: [40, 30], nanIn: 'k', causal: true }),
+  // NaN and infinities stay inside the rows that see them (a hidden key's 0 weight times Inf is NaN).
+  mk({ seqlensQ: [20, 30], seqlensK: [40, 30], badIn: 'q', causal: true }),
+  mk({ seqlensQ: [20, 30], seqlensK: [40, 30], badIn: 'k', causal: true }),
+  mk({ seqlensQ: [20, 30], seqlensK: [40, 30], badIn: 'v', causal: true }),
+  mk({ seqlensQ: [20, 30], seqlensK: [40, 30], badIn: 'v', bad: 'inf', causal: true }),
+  mk({ seqlensQ: [20, 30], seqlensK: [40, 30], badIn: 'v', bad: '-inf', window: [3, 0] }),
+  mk({ seqlensQ: [20, 30], seqlensK: [40, 30], badIn: 'k', bad: 'inf', causal: true }),
+  mk({ seqlensQ: [20, 30], seqlensK: [40, 30], badIn: 'v', bad: 'inf', causal: true, dtype: 'float16' }),
+  mk({ seqlensQ: [20, 30], seqlensK: [40, 30], badIn: 'v', bad: '-inf', causal: true, dtype: 'bfloat16', headDim: 128 }),
 ];
 
 /**
@@ -122,6 +132,7 @@ export const largeCases: Case[] = [
   mk({ seqlensQ: [700], seqlensK: [650], numHeads: 2, headDim: 64, dtype: 'bfloat16', window: [100, 40] }),
   mk({ seqlensQ: [260, 3], seqlensK: [300, 1000], numHeads: 2, headDim: 256, dtype: 'float16', causal: true, alibi: true }),
   mk({ seqlensQ: [200], seqlensK: [1500], numHeads: 6, numKvHeads: 3, headDim: 96, headDimV: 72, softcap: 15, qScale: 3 }),
-  mk({ seqlensQ: [5, 600], seqlensK: [2000, 600], numHeads: 4, numKvHeads: 1, headDim: 200, dtype: 'bfloat16', causal: true, nanIn: 'k' }),
+  mk({ seqlensQ: [5, 600], seqlensK: [2000, 600], numHeads: 4, numKvHeads: 1, headDim: 200, dtype: 'bfloat16', causal: true, badIn: 'k' }),
+  mk({ seqlensQ: [5, 600], seqlensK: [2000, 600], numHeads: 4, numKvHeads: 1, headDim: 128, dtype: 'bfloat16', causal: true, badIn: 'v', bad: 'inf' }),
   mk({ seqlensQ: [1000, 24], seqlensK: [1000, 3000], numHeads: 2, numKvHeads: 1, headDim: 128, dtype: 'float16', causal: true, window: [300, 0] }),
 ];

@@ -28,8 +28,9 @@ export async function compareEngines(a: Engine, b: Engine, c: Case, seed: number
   const tol = cd === 'float32' ? 2e-4 : 2 * HALF_TOL[cd];
   let num = 0, den = 0, worst = 0;
   for (let i = 0; i < oa.length; i++) {
-    if (Number.isNaN(oa[i]) !== Number.isNaN(ob[i])) return { id, ok: false, detail: `out[${i}]: ${oa[i]} against ${ob[i]}` };
-    if (Number.isNaN(oa[i])) continue;
+    // Not finite in the same places (a NaN or Inf input's rows); those values are not compared.
+    if (Number.isFinite(oa[i]) !== Number.isFinite(ob[i])) return { id, ok: false, detail: `out[${i}]: ${oa[i]} against ${ob[i]}` };
+    if (!Number.isFinite(oa[i])) continue;
     const d = oa[i]! - ob[i]!;
     num += d * d; den += ob[i]! * ob[i]!;
     worst = Math.max(worst, Math.abs(d) / Math.max(1, Math.abs(ob[i]!)));

@@ -39,10 +39,11 @@ export function buildInputs(c: Case, seed: number): Inputs {
   const qv = randn(next, totalQ * c.numHeads * c.headDim, c.qScale ?? 1);
   const kv = randn(next, totalK * c.numKvHeads * c.headDim);
   const vv = randn(next, totalK * c.numKvHeads * c.headDimV);
-  if (c.nanIn) {
-    const row = (c.nanIn === 'q' ? c.seqlensQ[0]! : c.seqlensK[0]!) - 1;
-    const arr = c.nanIn === 'q' ? qv : kv, heads = c.nanIn === 'q' ? c.numHeads : c.numKvHeads;
-    if (row >= 0) arr[row * heads * c.headDim] = NaN;
+  if (c.badIn) {
+    const row = (c.badIn === 'q' ? c.seqlensQ[0]! : c.seqlensK[0]!) - 1;
+    const arr = { q: qv, k: kv, v: vv }[c.badIn], heads = c.badIn === 'q' ? c.numHeads : c.numKvHeads;
+    const dim = c.badIn === 'v' ? c.headDimV : c.headDim;
+    if (row >= 0) arr[row * heads * dim] = c.bad === 'inf' ? Infinity : c.bad === '-inf' ? -Infinity : NaN;
   }
   const cu = (lens: number[]) => Int32Array.from([0, ...lens.map((_, i) => sum(lens.slice(0, i + 1)))]);
   const t = (data: Float32Array, shape: number[]): Tensor => ({ data: encode(data, c.dtype), shape, dtype: c.dtype });
@@ -128,17 +129,18 @@ export async function runCase(engine: Engine, c: Case, seed: number, opts: { dev
   if (!sameShape(r.out.shape, p.outShape)) return res(false, NaN, 0, `out.shape [${r.out.shape}], expected [${p.outShape}]`);
   const out = decode(r.out.data, r.out.dtype);
 
-  // NaN exactly where the reference has NaN: a NaN elsewhere is an unwritten (poisoned) or corrupted element.
+  // Not finite exactly where the reference is not: a NaN or Inf elsewhere is an unwritten (poisoned)
+  // element or a bad value that leaked into a row that cannot see it.
   for (let i = 0; i < out.length; i++) {
-    if (Number.isNaN(out[i]) !== Number.isNaN(ref.out[i]))
-      return res(false, NaN, 0, `out[${i}] = ${out[i]}, reference ${ref.out[i]} (unwritten or NaN leaked)`);
+    if (Number.isFinite(out[i]) !== Number.isFinite(ref.out[i]))
+      return res(false, NaN, 0, `out[${i}] = ${out[i]}, reference ${ref.out[i]} (unwritten, or NaN/Inf leaked)`);
   }
   let error: number, tolerance: number, detail: string;
   if (cd === 'float32') {
     error = 0;
     let at = -1;
     for (let i = 0; i < out.length; i++) {
-      if (Number.isNaN(ref.out[i])) continue;
+      if (!Number.isFinite(ref.out[i])) continue;
       const e = Math.abs(out[i]! - ref.out[i]!) / Math.max(1, Math.abs(ref.out[i]!));
       if (e > error) { error = e; at = i; }
     }
@@ -148,7 +150,7 @@ export async function runCase(engine: Engine, c: Case, seed: number, opts: { dev
     const relErr = (o: Float64Array) => {
       let num = 0, den = 0;
       for (let i = 0; i < o.length; i++) {
-        if (Number.isNaN(ref.out[i])) continue;
+        if (!Number.isFinite(ref.out[i])) continue;
         num += (o[i]! - ref.out[i]!) ** 2; den += ref.out[i]! ** 2;
       }
       return den > 0 ? Math.sqrt(num / den) : Math.sqrt(num);
