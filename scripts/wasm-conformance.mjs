@@ -2,8 +2,7 @@
 // Runs every shared conformance case on the wasm engine (from dist/: `npm run build` first).
 // THREADS=1,2 (default) SEED=n VERBOSE=1 SIMD=auto|baseline|relaxed
 import { createEngine } from '../dist/node.js';
-import { cases, caseId } from '../dist/conformance/cases.js';
-import { runCase } from '../dist/conformance/run.js';
+import { caseId, cases, runCase } from '../dist/test/conformance.js';
 
 if (process.env.SIMD) process.env.FLASHATTN_WASM_SIMD = process.env.SIMD;
 const threadsList = (process.env.THREADS ?? '1,2').split(',').map(Number);

@@ -1,10 +1,10 @@
-// The shared conformance cases in headless Chromium, run by dist/conformance/run.js inside the page
+// The shared conformance cases in headless Chromium, run by dist/test/conformance.js inside the page
 // against dist/browser.js: on one worker where the page is not cross-origin isolated (threads = 1,
 // with the reason), and on 1 and 2 worker threads sharing one memory where it is. FLASHATTN_SEED=<n> replays.
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { caseId, cases } from '../src/conformance/cases.js';
-import { freshSeed } from '../src/conformance/random.js';
+import { caseId, cases } from './conformance/cases.js';
+import { freshSeed } from './conformance/random.js';
 import { type Browser, describeBrowser, openBrowser, openPage, startServer } from './browser-harness.js';
 
 const seed = freshSeed();
@@ -15,7 +15,8 @@ type Servers = { isolated: Awaited<ReturnType<typeof startServer>>; plain: Await
 async function setUp(page: Page, options: Record<string, unknown>) {
   return page.evaluate(async (o) => {
     const load = (globalThis as any).load as (url: string) => Promise<any>;
-    const [entry, run, cs] = await Promise.all([load('/dist/browser.js'), load('/dist/conformance/run.js'), load('/dist/conformance/cases.js')]);
+    const [entry, run] = await Promise.all([load('/dist/browser.js'), load('/dist/test/conformance.js')]);
+    const cs = run;
     const engine = await entry.createEngine(o);
     Object.assign(globalThis, { __fa: { entry, run, cases: cs.cases, engine } });
     return {
@@ -87,7 +88,7 @@ describeBrowser('conformance in Chromium', () => {
         expect(engine.info['runsOn']).toBe(mode.runsOn);
         expect(String(engine.info['threadsReason'])).toMatch(mode.reason);
         expect(engine.info['simd']).toBe('relaxed'); // Chromium has relaxed SIMD
-        expect(engine.ids, 'dist/ is older than src/conformance/cases.ts: run npm run build').toEqual(cases.map(caseId));
+        expect(engine.ids, 'dist/ is older than test/conformance/cases.ts: run npm run build').toEqual(cases.map(caseId));
       });
 
       cases.forEach((c, i) => {

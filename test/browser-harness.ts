@@ -12,7 +12,7 @@ export { startServer } from '../src/cli/serve.js';
 
 const chromiumAbsent = chromiumMissing();
 
-const BUILT = ['dist/browser.js', 'dist/wasm/worker-source.js', 'dist/wasm-inline.js', 'build/wasm/flashattn.wasm', 'build/wasm/flashattn-relaxed.wasm'];
+const BUILT = ['dist/browser.js', 'dist/test/conformance.js', 'dist/wasm/worker-source.js', 'dist/wasm-inline.js', 'build/wasm/flashattn.wasm', 'build/wasm/flashattn-relaxed.wasm'];
 
 /** The browser tests run the built package (dist/, build/wasm/), as a page would. */
 function buildMissing(): string | null {

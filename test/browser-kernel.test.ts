@@ -4,8 +4,8 @@
 // built browser entry in a runtime without Web Workers (Node has no global Worker: an edge runtime).
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { cases } from '../src/conformance/cases.js';
-import { runCase } from '../src/conformance/run.js';
+import { cases } from './conformance/cases.js';
+import { runCase } from './conformance/run.js';
 import { engineFromBackend } from '../src/engine.js';
 import { createWasmBackendWith } from '../src/wasm/core.js';
 import { checkSources } from '../src/wasm/kernel-browser.js';

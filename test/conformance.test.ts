@@ -1,9 +1,9 @@
-// The conformance suite: every case of src/conformance/cases.ts on every engine, on fresh seeded
+// The conformance suite: every case of test/conformance/cases.ts on every engine, on fresh seeded
 // inputs (FLASHATTN_SEED=<n> replays a run), against the float64 reference.
 import { afterAll, describe, expect, it } from 'vitest';
-import { caseId, cases } from '../src/conformance/cases.js';
-import { freshSeed } from '../src/conformance/random.js';
-import { runCase } from '../src/conformance/run.js';
+import { caseId, cases } from './conformance/cases.js';
+import { freshSeed } from './conformance/random.js';
+import { runCase } from './conformance/run.js';
 import { enginesUnderTest } from './engines.js';
 
 const seed = freshSeed();

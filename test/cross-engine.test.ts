@@ -2,9 +2,9 @@
 // wasm thread counts everywhere, so the comparison itself always runs), and bad input refused by
 // both with the same words.
 import { afterAll, describe, expect, it } from 'vitest';
-import { caseId, cases } from '../src/conformance/cases.js';
-import { badCalls, compareEngines, compareErrors } from '../src/conformance/cross.js';
-import { freshSeed } from '../src/conformance/random.js';
+import { caseId, cases } from './conformance/cases.js';
+import { badCalls, compareEngines, compareErrors } from './conformance/cross.js';
+import { freshSeed } from './conformance/random.js';
 import { enginesUnderTest } from './engines.js';
 
 const seed = freshSeed();

@@ -8,7 +8,7 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randn, rng } from '../src/cli/random.js';
-import { freshSeed } from '../src/conformance/random.js';
+import { freshSeed } from './conformance/random.js';
 import { createEngine } from '../src/node.js';
 import { referenceAttentionVarlen } from '../src/reference.js';
 import type { Engine, Tensor, VarlenOptions } from '../src/types.js';

@@ -4,7 +4,7 @@
 // the canonical form, bit for bit; what is not accepted is a TypeError naming the argument.
 import { Tensor as OrtTensor } from 'onnxruntime-common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { randn, rng } from '../src/conformance/random.js';
+import { randn, rng } from './conformance/random.js';
 import { f32ToF16 } from '../src/half.js';
 import { createEngine } from '../src/node.js';
 import { tensor } from '../src/tensor.js';

@@ -7,9 +7,7 @@
 //
 //   node --expose-gc bench/gpu/check.mjs [--quick | --tiny] [--seed N]
 // --quick runs a reduced set (for compute-sanitizer memcheck); --tiny a smaller one (racecheck).
-import { caseId, cases, largeCases } from '../../dist/conformance/cases.js';
-import { freshSeed } from '../../dist/conformance/random.js';
-import { runCase } from '../../dist/conformance/run.js';
+import { caseId, cases, freshSeed, largeCases, runCase } from '../../dist/test/conformance.js';
 import { cudaAddon, loadCudaBackend } from '../../dist/cuda/backend.js';
 import { decode, encode } from '../../dist/half.js';
 import { readKnobs, setKnobs } from '../../dist/knobs.js';

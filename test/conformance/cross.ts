@@ -3,8 +3,8 @@
  * (within the sum of their tolerances, NaN and -Infinity in the same places), and the same bad
  * input must be refused by both with the same error, word for word.
  */
-import { decode, encode } from '../half.js';
-import type { DType, Engine, Tensor, VarlenOptions } from '../types.js';
+import { decode, encode } from '../../src/half.js';
+import type { DType, Engine, Tensor, VarlenOptions } from '../../src/types.js';
 import { type Case, caseId } from './cases.js';
 import { buildInputs, computeDtype, HALF_TOL, runEngine } from './run.js';
 

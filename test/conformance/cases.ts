@@ -2,7 +2,7 @@
  * The conformance suite as data. Each case's id names every parameter that differs from the
  * defaults, so a failure line says exactly what was run. Every engine runs every case.
  */
-import type { DType } from '../types.js';
+import type { DType } from '../../src/types.js';
 
 export interface Case {
   /** Query and key lengths of each sequence of the packed batch. */

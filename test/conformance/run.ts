@@ -3,11 +3,11 @@
  * every element compared with the float64 reference under SEMANTICS.md's tolerances.
  * Used by vitest and by `flashattn doctor` (which must run without a test framework).
  */
-import { setKnobs } from '../knobs.js';
-import { decode, encode } from '../half.js';
-import { referenceProblem } from '../reference.js';
-import type { AnyTensor, AttentionOptions, DType, Engine, Tensor, VarlenOptions } from '../types.js';
-import { validateFixed, validateVarlen } from '../validate.js';
+import { setKnobs } from '../../src/knobs.js';
+import { decode, encode } from '../../src/half.js';
+import { referenceProblem } from '../../src/reference.js';
+import type { AnyTensor, AttentionOptions, DType, Engine, Tensor, VarlenOptions } from '../../src/types.js';
+import { validateFixed, validateVarlen } from '../../src/validate.js';
 import { type Case, caseId } from './cases.js';
 import { randn, rng } from './random.js';
 import { naiveLowPrecision } from './naive.js';

@@ -1,5 +1,5 @@
 /** Seeded inputs: the same seed gives the same tensors on every engine and machine. */
-export { randn, rng } from '../cli/random.js';
+export { randn, rng } from '../../src/cli/random.js';
 
 /** A fresh seed, or FLASHATTN_SEED (a test knob: replays a failed run). */
 export function freshSeed(): number {

@@ -3,10 +3,10 @@
  * the inputs in the half dtype, P rounded to it before P·V, and the output rounded to it. An engine
  * may be at most twice as far from the float64 reference as this.
  */
-import { decode, encode } from '../half.js';
-import type { Problem } from '../problem.js';
-import { referenceProblem } from '../reference.js';
-import type { DType, Tensor } from '../types.js';
+import { decode, encode } from '../../src/half.js';
+import type { Problem } from '../../src/problem.js';
+import { referenceProblem } from '../../src/reference.js';
+import type { DType, Tensor } from '../../src/types.js';
 
 export function naiveLowPrecision(p: Problem<Tensor>, dtype: DType): Float64Array {
   const round = (x: Float64Array) => decode(encode(x, dtype), dtype);

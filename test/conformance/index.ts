@@ -1,0 +1,5 @@
+/** The conformance suite as one module: what dist/test/conformance.js (scripts/build-conformance.mjs) holds. */
+export * from './cases.js';
+export * from './cross.js';
+export * from './random.js';
+export * from './run.js';
