@@ -1,14 +1,14 @@
 #!/usr/bin/env node
 // Quick GFLOP/s of the wasm engine on the benchmark workloads (from dist/: `npm run build` first).
-//   node scripts/wasm-bench.mjs [--threads 1,2] [--only A,B,C,D] [--simd baseline|relaxed|auto] [--time ms]
-// Relaxed SIMD on Node 20: node --experimental-wasm-relaxed-simd scripts/wasm-bench.mjs --simd relaxed
+//   node bench/cpu/wasm-bench.mjs [--threads 1,2] [--only A,B,C,D] [--simd baseline|relaxed|auto] [--time ms]
+// Relaxed SIMD on Node 20: node --experimental-wasm-relaxed-simd bench/cpu/wasm-bench.mjs --simd relaxed
 // --dir DIR: take the .wasm files from DIR (build them there with build-wasm.mjs --out DIR).
 import os from 'node:os';
-import { createEngineWith } from '../dist/engine.js';
-import { createWasmBackendWith } from '../dist/wasm/core.js';
-import { nodePlatform } from '../dist/wasm/platform-node.js';
-import { wasmFiles } from '../dist/wasm/backend.js';
-import { WORKLOADS, makeWorkloadData } from '../dist/cli/bench/workloads.js';
+import { createEngineWith } from '../../dist/engine.js';
+import { createWasmBackendWith } from '../../dist/wasm/core.js';
+import { nodePlatform } from '../../dist/wasm/platform-node.js';
+import { wasmFiles } from '../../dist/wasm/backend.js';
+import { WORKLOADS, makeWorkloadData } from '../../dist/cli/bench/workloads.js';
 
 const arg = (name, def) => { const i = process.argv.indexOf(`--${name}`); return i > 0 ? process.argv[i + 1] : def; };
 const threadsList = arg('threads', '1,2').split(',').map(Number);

@@ -1,11 +1,11 @@
 #!/usr/bin/env node
 // A/B of kernel builds in one process, calls interleaved so that machine noise hits both alike:
-//   node [--experimental-wasm-relaxed-simd] scripts/wasm-ab.mjs --simd relaxed --only A,D DIR1 DIR2 ...
+//   node [--experimental-wasm-relaxed-simd] bench/cpu/wasm-ab.mjs --simd relaxed --only A,D DIR1 DIR2 ...
 // (each DIR from `node scripts/build-wasm.mjs --out DIR`). Prints min and median GFLOP/s per build.
-import { createEngineWith } from '../dist/engine.js';
-import { createWasmBackendWith } from '../dist/wasm/core.js';
-import { nodePlatform } from '../dist/wasm/platform-node.js';
-import { WORKLOADS, makeWorkloadData } from '../dist/cli/bench/workloads.js';
+import { createEngineWith } from '../../dist/engine.js';
+import { createWasmBackendWith } from '../../dist/wasm/core.js';
+import { nodePlatform } from '../../dist/wasm/platform-node.js';
+import { WORKLOADS, makeWorkloadData } from '../../dist/cli/bench/workloads.js';
 
 const args = process.argv.slice(2);
 const opt = (name, def) => { const i = args.indexOf(`--${name}`); if (i < 0) return def; const v = args[i + 1]; args.splice(i, 2); return v; };
