@@ -45,7 +45,36 @@ describe(`window widths however large (seed ${seed}, ${lens.length} sequences)`,
   });
 });
 
+describe('huge calls are refused before any memory proportional to them is taken', () => {
+  it('2,097,152 one-token sequences x 8 heads: a RangeError at once, not an out-of-memory crash', async () => {
+    const n = 2 ** 21, Hh = 8, d = 4;
+    const cu = Int32Array.from({ length: n + 1 }, (_, i) => i);
+    const x: Tensor = { data: new Float32Array(n * Hh * d), shape: [n, Hh, d], dtype: 'float32' };
+    const before = process.memoryUsage().heapUsed;
+    const t0 = performance.now();
+    const err = await engines[0]!.attentionVarlen(x, x, x, { cuSeqlensQ: cu, cuSeqlensK: cu }).then(() => null, (e: Error) => e);
+    expect(err).toBeInstanceOf(RangeError);
+    expect(err!.message).toMatch(/^Expected a call of at most 4194304 work items .* but received one of 16777216; split the batch$/);
+    expect(performance.now() - t0).toBeLessThan(5000);
+    expect(process.memoryUsage().heapUsed - before).toBeLessThan(64 * 2 ** 20);
+  });
+});
+
 describe('inputs are taken at the call', () => {
+  it('the arrays\' contents changed right after the call (engine idle or busy) do not change it', async () => {
+    for (const e of engines) {
+      const want = await e.attentionVarlen(q, k, v, base);
+      const copies = () => ({ q: { ...q, data: (q.data as Float32Array).slice() }, k: { ...k, data: (k.data as Float32Array).slice() }, v: { ...v, data: (v.data as Float32Array).slice() } });
+      const calls = Array.from({ length: 3 }, () => {
+        const c = copies();
+        const r = e.attentionVarlen(c.q, c.k, c.v, base);
+        for (const t of [c.q, c.k, c.v]) (t.data as Float32Array).fill(7); // the caller reuses its buffers at once
+        return r;
+      });
+      for (const r of await Promise.all(calls)) expect(r.out.data).toEqual(want.out.data);
+    }
+  });
+
   it('cuSeqlens changed after the call do not change the call', async () => {
     const cq = Int32Array.from(cuSeqlensQ), ck = Int32Array.from(cuSeqlensK);
     for (const e of engines) {

@@ -141,7 +141,7 @@ describe('wasm engine', () => {
       expect(b.unsupported(p)).toMatch(/4 GiB/);
       const dev = { shape: [0, 1, 8], dtype: 'float32', location: 'cuda', dispose() {} } as const;
       expect(b.unsupported({ ...p, q: dev, k: dev, v: dev })).toBe(
-        'Expected host tensors for the wasm engine but received a cuda tensor; download() it first');
+        'Expected a host or wasm-resident tensor for q but received a cuda tensor; download() it first');
       expect(b.unsupported({ ...p, totalK: 1, cuSeqlensK: Int32Array.of(0, 1), maxSeqlenK: 1 })).toBeNull();
     } finally {
       await b.dispose();

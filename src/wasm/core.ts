@@ -11,7 +11,9 @@ import {
   DTYPE_BF16, DTYPE_F16, DTYPE_F32, PARAMS_INTS, P_ALIBI, P_CAPMUL, P_D, P_DTYPE, P_DV, P_H, P_HK, P_ITEMS, P_K, P_LSE,
   P_LSEA, P_LSEB, P_NITEMS, P_OUT, P_PARENTS, P_PARTIAL, P_Q, P_QMUL, P_SCRATCH, P_SCRATCH_STRIDE, P_V, P_WL, P_WR,
 } from './abi.js';
-import { type Block, type ItemPlan, type KernelSizes, type Layout, Regions, type ResidentInputs, layout, planItems } from './plan.js';
+import {
+  type Block, type ItemCounts, type ItemPlan, type KernelSizes, type Layout, MAX_ITEMS, Regions, type ResidentInputs, countItems, layout, planItems,
+} from './plan.js';
 import type { Platform } from './platform.js';
 import { WorkerPool, disposedError } from './pool.js';
 
@@ -57,6 +59,12 @@ const MAX_PAGES = 65536; // 4 GiB, the most a 32-bit wasm memory can address
 const MAX_BYTES = PAGE * MAX_PAGES;
 const DTYPE_CODE = { float32: DTYPE_F32, float16: DTYPE_F16, bfloat16: DTYPE_BF16 } as const;
 const NAN16 = { float16: 0x7e00, bfloat16: 0x7fc0 } as const;
+
+/** The problem with copies of its host inputs' data (resident ones stay as they are). */
+function snapshotHostInputs(p: Problem<AnyTensor>): Problem<AnyTensor> {
+  const copy = (t: AnyTensor) => (t.location === 'wasm' ? t : { ...(t as Tensor), data: (t as Tensor).data.slice() });
+  return { ...p, q: copy(p.q), k: copy(p.k), v: copy(p.v) };
+}
 
 export async function createWasmBackendWith(platform: Platform, files: WasmFiles | CompiledKernel, opts: WasmBackendOptions = {}): Promise<Backend> {
   const threads = opts.threads ?? platform.defaultThreads();
@@ -151,6 +159,8 @@ const ALTERNATE_INPUTS = 64 * 2 ** 20;
 class WasmBackend implements Backend {
   readonly name = 'wasm' as const;
   private queue: Promise<unknown> = Promise.resolve();
+  /** Calls and uploads enqueued and not yet settled. */
+  private busy = 0;
   private readonly prepared = new WeakMap<object, Prepared>();
   private readonly sizes: KernelSizes;
   /** Resident tensors' blocks; each call is laid out around them. */
@@ -234,18 +244,27 @@ class WasmBackend implements Backend {
     if (end > have) this.memory.grow(Math.ceil((end - have) / PAGE));
   }
 
+  /**
+   * One call at a time: calls and uploads lay themselves out in the memory's free gaps. An idle engine
+   * starts `f` at once, so a call's host inputs are copied into the memory before the call returns.
+   */
   private enqueue<R>(f: () => R | Promise<R>): Promise<R> {
-    // One call at a time: calls and uploads lay themselves out in the memory's free gaps.
-    const r = this.queue.then(f);
+    const r = this.busy === 0 ? (async () => f())() : this.queue.then(f);
+    this.busy++;
     // the queue must not hold the last result (a resident tensor the finalizer is to free)
-    this.queue = r.then(() => undefined, () => undefined);
+    this.queue = r.then(() => undefined, () => undefined).then(() => { this.busy--; });
     return r;
   }
 
   unsupported(p: Problem<AnyTensor>): string | null {
-    for (const t of [p.q, p.k, p.v])
-      if (t.location === 'cuda') return 'Expected host tensors for the wasm engine but received a cuda tensor; download() it first';
-    const { bytes } = this.prepare(p);
+    for (const n of INPUTS)
+      if (p[n].location === 'cuda') return `Expected a host or wasm-resident tensor for ${n} but received a cuda tensor; download() it first`;
+    // Sized from counts alone: nothing proportional to the call is allocated before it is known to fit.
+    const counts = countItems(p);
+    if (counts.count > MAX_ITEMS)
+      return `Expected a call of at most ${MAX_ITEMS} work items (sequences x kv heads x blocks of query rows) for the wasm engine but received one of ${counts.count}; split the batch`;
+    const lay = this.layoutOf(p, counts, false, this.sizes.heapBase);
+    const bytes = lay.end - lay.params;
     const end = this.regions.fit(bytes) + bytes;
     if (end > MAX_BYTES) {
       const gib = (end / 2 ** 30).toFixed(2);
@@ -255,7 +274,9 @@ class WasmBackend implements Backend {
   }
 
   run(p: Problem<AnyTensor>): Promise<BackendOutput> {
-    return this.enqueue(() => this.runNow(p));
+    // A call that must wait reads its host inputs now, so the caller may reuse the arrays at once.
+    const call = this.busy === 0 ? p : snapshotHostInputs(p);
+    return this.enqueue(() => this.runNow(call));
   }
 
   async dispose(): Promise<void> {
@@ -265,7 +286,7 @@ class WasmBackend implements Backend {
   }
 
   /** The layout of a call from `base`, its resident inputs (location 'wasm') left out at offset 0. */
-  private layoutOf(p: Problem<AnyTensor>, plan: ItemPlan, moved: boolean, base: number, resident?: ResidentInputs): Layout {
+  private layoutOf(p: Problem<AnyTensor>, plan: ItemCounts, moved: boolean, base: number, resident?: ResidentInputs): Layout {
     const res: ResidentInputs = { ...resident };
     for (const n of INPUTS) if (p[n].location === 'wasm') res[n] ??= 0;
     return layout(p, this.sizes, this.threads, plan.count, plan.parentCount, plan.slotCount, moved, base, res);
