@@ -35,7 +35,8 @@ Napi::Value DeviceInfo(const Napi::CallbackInfo& info) {
   cudaDeviceProp p;
   e = cudaGetDeviceProperties(&p, 0);
   if (e != cudaSuccess) {
-    r.Set("error", std::string("cudaGetDeviceProperties failed: ") + cudaGetErrorName(e) + ": " + cudaGetErrorString(e));
+    r.Set("error",
+          std::string("cudaGetDeviceProperties failed: ") + cudaGetErrorName(e) + ": " + cudaGetErrorString(e));
     return r;
   }
   r.Set("name", p.name);

@@ -8,7 +8,9 @@ namespace addon {
 
 static std::atomic<size_t> liveBytes{0};
 
-size_t liveDeviceBytes() { return liveBytes.load(); }
+size_t liveDeviceBytes() {
+  return liveBytes.load();
+}
 
 DevMem::~DevMem() {
   if (ptr) {
@@ -39,10 +41,10 @@ struct InstanceData {
 }  // namespace
 
 void DeviceBuffer::Init(Napi::Env env, Napi::Object exports) {
-  Napi::Function f = DefineClass(env, "DeviceBuffer",
-                                 {InstanceAccessor<&DeviceBuffer::Bytes>("bytes"),
-                                  InstanceAccessor<&DeviceBuffer::Disposed>("disposed"),
-                                  InstanceMethod<&DeviceBuffer::Dispose>("dispose")});
+  Napi::Function f = DefineClass(
+      env, "DeviceBuffer",
+      {InstanceAccessor<&DeviceBuffer::Bytes>("bytes"), InstanceAccessor<&DeviceBuffer::Disposed>("disposed"),
+       InstanceMethod<&DeviceBuffer::Dispose>("dispose")});
   auto* data = new InstanceData{Napi::Persistent(f)};
   env.SetInstanceData<InstanceData>(data);
   exports.Set("DeviceBuffer", f);
@@ -68,10 +70,16 @@ std::shared_ptr<DevMem> DeviceBuffer::From(const Napi::Value& v) {
   return Unwrap(v.As<Napi::Object>())->mem_;
 }
 
-Napi::Value DeviceBuffer::Bytes(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), double(bytes_)); }
+Napi::Value DeviceBuffer::Bytes(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), double(bytes_));
+}
 
-Napi::Value DeviceBuffer::Disposed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), !mem_); }
+Napi::Value DeviceBuffer::Disposed(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), !mem_);
+}
 
-void DeviceBuffer::Dispose(const Napi::CallbackInfo&) { mem_.reset(); }
+void DeviceBuffer::Dispose(const Napi::CallbackInfo&) {
+  mem_.reset();
+}
 
 }  // namespace addon

@@ -55,7 +55,8 @@ cudaError_t Gpu::uploadAsync(void* dst, const void* src, size_t bytes) {
     n = bytes - off < kChunk ? bytes - off : kChunk;
     if (cudaError_t e = cudaEventSynchronize(done_[slot]); e != cudaSuccess) return e;
     std::memcpy(pinned_[slot], static_cast<const char*>(src) + off, n);
-    if (cudaError_t e = cudaMemcpyAsync(static_cast<char*>(dst) + off, pinned_[slot], n, cudaMemcpyHostToDevice, stream_);
+    if (cudaError_t e =
+            cudaMemcpyAsync(static_cast<char*>(dst) + off, pinned_[slot], n, cudaMemcpyHostToDevice, stream_);
         e != cudaSuccess)
       return e;
     if (cudaError_t e = cudaEventRecord(done_[slot], stream_); e != cudaSuccess) return e;

@@ -111,8 +111,14 @@ class AttentionWorker : public PromiseWorker {
  public:
   AttentionWorker(Napi::Env env, fa::ForwardArgs args, Operand q, Operand k, Operand v, HostArray out, HostArray lse,
                   bool returnLse, int timeIters)
-      : PromiseWorker(env, "flashattn:attention"), a_(std::move(args)), q_(std::move(q)), k_(std::move(k)),
-        v_(std::move(v)), hostOut_(std::move(out)), hostLse_(std::move(lse)), returnLse_(returnLse),
+      : PromiseWorker(env, "flashattn:attention"),
+        a_(std::move(args)),
+        q_(std::move(q)),
+        k_(std::move(k)),
+        v_(std::move(v)),
+        hostOut_(std::move(out)),
+        hostLse_(std::move(lse)),
+        returnLse_(returnLse),
         timeIters_(timeIters) {}
 
  protected:
@@ -324,7 +330,8 @@ Napi::Value Attention(const Napi::CallbackInfo& info) {
   Napi::Value slopes = o.Get("alibiSlopes");
   if (slopes.IsTypedArray()) {
     Napi::Float32Array s = slopes.As<Napi::Float32Array>();
-    if (int(s.ElementLength()) != a.numHeads) throw Napi::RangeError::New(env, "alibiSlopes must have numHeads entries");
+    if (int(s.ElementLength()) != a.numHeads)
+      throw Napi::RangeError::New(env, "alibiSlopes must have numHeads entries");
     a.alibiSlopes.assign(s.Data(), s.Data() + s.ElementLength());
   }
   if (a.numHeads < 1 || a.numKvHeads < 1 || a.numHeads % a.numKvHeads || a.headDim < 1 || a.headDim > 256 ||

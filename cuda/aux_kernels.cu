@@ -6,14 +6,34 @@
 namespace fa {
 namespace {
 
-template <typename T> __device__ __forceinline__ float toF(T x);
-template <> __device__ __forceinline__ float toF<float>(float x) { return x; }
-template <> __device__ __forceinline__ float toF<__half>(__half x) { return __half2float(x); }
-template <> __device__ __forceinline__ float toF<__nv_bfloat16>(__nv_bfloat16 x) { return __bfloat162float(x); }
-template <typename T> __device__ __forceinline__ T fromF(float x);
-template <> __device__ __forceinline__ float fromF<float>(float x) { return x; }
-template <> __device__ __forceinline__ __half fromF<__half>(float x) { return __float2half_rn(x); }
-template <> __device__ __forceinline__ __nv_bfloat16 fromF<__nv_bfloat16>(float x) { return __float2bfloat16_rn(x); }
+template <typename T>
+__device__ __forceinline__ float toF(T x);
+template <>
+__device__ __forceinline__ float toF<float>(float x) {
+  return x;
+}
+template <>
+__device__ __forceinline__ float toF<__half>(__half x) {
+  return __half2float(x);
+}
+template <>
+__device__ __forceinline__ float toF<__nv_bfloat16>(__nv_bfloat16 x) {
+  return __bfloat162float(x);
+}
+template <typename T>
+__device__ __forceinline__ T fromF(float x);
+template <>
+__device__ __forceinline__ float fromF<float>(float x) {
+  return x;
+}
+template <>
+__device__ __forceinline__ __half fromF<__half>(float x) {
+  return __float2half_rn(x);
+}
+template <>
+__device__ __forceinline__ __nv_bfloat16 fromF<__nv_bfloat16>(float x) {
+  return __float2bfloat16_rn(x);
+}
 
 template <typename S, typename D>
 __global__ void convertRowsKernel(const S* __restrict__ src, int srcLen, D* __restrict__ dst, int dstLen, int copyLen,
@@ -32,8 +52,8 @@ cudaError_t convertAs(const void* src, int srcLen, void* dst, int dstLen, int co
   const int threads = 256;
   const int64_t want = (n + threads - 1) / threads;
   const unsigned blocks = (unsigned)(want < 65536 ? want : 65536);
-  convertRowsKernel<S, D><<<blocks, threads, 0, st>>>(static_cast<const S*>(src), srcLen, static_cast<D*>(dst), dstLen,
-                                                      copyLen, n);
+  convertRowsKernel<S, D>
+      <<<blocks, threads, 0, st>>>(static_cast<const S*>(src), srcLen, static_cast<D*>(dst), dstLen, copyLen, n);
   return cudaGetLastError();
 }
 
@@ -76,13 +96,16 @@ __global__ void combineKernel(const float* __restrict__ oAccum, const float* __r
 
 cudaError_t convertRows(DType srcT, const void* src, int srcLen, DType dstT, void* dst, int dstLen, int copyLen,
                         int64_t rows, cudaStream_t st) {
-  if (srcT == DType::F32 && dstT == DType::F16) return convertAs<float, __half>(src, srcLen, dst, dstLen, copyLen, rows, st);
+  if (srcT == DType::F32 && dstT == DType::F16)
+    return convertAs<float, __half>(src, srcLen, dst, dstLen, copyLen, rows, st);
   if (srcT == DType::F32 && dstT == DType::BF16)
     return convertAs<float, __nv_bfloat16>(src, srcLen, dst, dstLen, copyLen, rows, st);
-  if (srcT == DType::F16 && dstT == DType::F16) return convertAs<__half, __half>(src, srcLen, dst, dstLen, copyLen, rows, st);
+  if (srcT == DType::F16 && dstT == DType::F16)
+    return convertAs<__half, __half>(src, srcLen, dst, dstLen, copyLen, rows, st);
   if (srcT == DType::BF16 && dstT == DType::BF16)
     return convertAs<__nv_bfloat16, __nv_bfloat16>(src, srcLen, dst, dstLen, copyLen, rows, st);
-  if (srcT == DType::F16 && dstT == DType::F32) return convertAs<__half, float>(src, srcLen, dst, dstLen, copyLen, rows, st);
+  if (srcT == DType::F16 && dstT == DType::F32)
+    return convertAs<__half, float>(src, srcLen, dst, dstLen, copyLen, rows, st);
   if (srcT == DType::BF16 && dstT == DType::F32)
     return convertAs<__nv_bfloat16, float>(src, srcLen, dst, dstLen, copyLen, rows, st);
   return cudaErrorInvalidValue;
@@ -97,11 +120,11 @@ cudaError_t combineSplits(DType outT, const float* oAccum, const float* lseAccum
   const unsigned blocks = (unsigned)((rows + 3) / 4);
   if (outT == DType::F16)
     combineKernel<__half><<<blocks, 128, 0, st>>>(oAccum, lseAccum, numSplits, totalQ, numHeads, dv,
-                                                   static_cast<__half*>(out), oRowStride, oHeadStride, lse, lseFixedS);
+                                                  static_cast<__half*>(out), oRowStride, oHeadStride, lse, lseFixedS);
   else if (outT == DType::BF16)
     combineKernel<__nv_bfloat16><<<blocks, 128, 0, st>>>(oAccum, lseAccum, numSplits, totalQ, numHeads, dv,
-                                                          static_cast<__nv_bfloat16*>(out), oRowStride, oHeadStride,
-                                                          lse, lseFixedS);
+                                                         static_cast<__nv_bfloat16*>(out), oRowStride, oHeadStride, lse,
+                                                         lseFixedS);
   else
     return cudaErrorInvalidValue;
   return cudaGetLastError();

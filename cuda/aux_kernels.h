@@ -8,7 +8,9 @@ namespace fa {
 
 enum class DType : int { F32 = 0, F16 = 1, BF16 = 2 };
 
-inline int dtypeBytes(DType t) { return t == DType::F32 ? 4 : 2; }
+inline int dtypeBytes(DType t) {
+  return t == DType::F32 ? 4 : 2;
+}
 
 // dst[r][c] = c < copyLen ? convert(src[r][c]) : 0 for c < dstLen, r < rows.
 cudaError_t convertRows(DType srcT, const void* src, int srcLen, DType dstT, void* dst, int dstLen, int copyLen,

@@ -87,9 +87,7 @@ int chooseSplits(long long blocks, int slots, int maxKeyBlocks) {
   const int maxSplits = std::min(128, maxKeyBlocks);
   std::vector<double> eff(maxSplits + 1, 0.0);
   double best = 0;
-  auto eligible = [&](int s) {
-    return s == 1 || (maxKeyBlocks + s - 1) / s != (maxKeyBlocks + s - 2) / (s - 1);
-  };
+  auto eligible = [&](int s) { return s == 1 || (maxKeyBlocks + s - 1) / s != (maxKeyBlocks + s - 2) / (s - 1); };
   for (int s = 1; s <= maxSplits; ++s) {
     if (!eligible(s)) continue;
     const double waves = double(blocks * s) / slots;
@@ -144,7 +142,9 @@ std::string Forward::prepare(const ForwardArgs& a, const Uploader& upload) {
   const int right = a.windowRight < 0 ? kUnbounded : std::min(a.windowRight, kUnbounded);
 
   // Query blocks of every sequence and the key blocks each visits.
-  struct QBlock { int b, m, lo, hi; };
+  struct QBlock {
+    int b, m, lo, hi;
+  };
   std::vector<QBlock> qblocks;
   int maxKeyBlocks = 0;
   for (int b = 0; b < batch; ++b) {
@@ -170,7 +170,8 @@ std::string Forward::prepare(const ForwardArgs& a, const Uploader& upload) {
         int lo = qb.lo, hi = qb.hi;
         if (splits > 1) splitRange(qb.lo, qb.hi, s, splits, lo, hi);
         const int q0 = a.cuSeqlensQ[qb.b], k0 = a.cuSeqlensK[qb.b];
-        units.push_back(Unit{WorkItem{q0, a.cuSeqlensQ[qb.b + 1] - q0, k0, a.cuSeqlensK[qb.b + 1] - k0, qb.b, qb.m, s, hk}, hi - lo, 0});
+        units.push_back(Unit{
+            WorkItem{q0, a.cuSeqlensQ[qb.b + 1] - q0, k0, a.cuSeqlensK[qb.b + 1] - k0, qb.b, qb.m, s, hk}, hi - lo, 0});
       }
   orderUnits(units, a.order, slots);
   std::vector<WorkItem> items(units.size());
@@ -181,9 +182,11 @@ std::string Forward::prepare(const ForwardArgs& a, const Uploader& upload) {
   // One upload for everything small: ALiBi slopes, work items.
   const size_t alibiBytes = sizeof(float) * a.alibiSlopes.size();
   size_t off = 0;
-  const size_t offA = off; off += alibiBytes;
+  const size_t offA = off;
+  off += alibiBytes;
   off = (off + 31) & ~size_t(31);
-  const size_t offW = off; off += sizeof(WorkItem) * items.size();
+  const size_t offW = off;
+  off += sizeof(WorkItem) * items.size();
   std::vector<unsigned char> meta(off);
   if (alibiBytes) std::memcpy(meta.data() + offA, a.alibiSlopes.data(), alibiBytes);
   if (!items.empty()) std::memcpy(meta.data() + offW, items.data(), sizeof(WorkItem) * items.size());
@@ -252,8 +255,10 @@ std::string Forward::launch() {
     FA_TRY(cudaMemsetAsync(a.out, 0xFF, rowsQ * a.headDimV * dtypeBytes(a.dtype), stream_), "poisoning out");
     if (a.lse) FA_TRY(cudaMemsetAsync(a.lse, 0xFF, rowsQ * sizeof(float), stream_), "poisoning lse");
     if (outTmp_) FA_TRY(cudaMemsetAsync(outTmp_, 0xFF, rowsQ * dvPad_ * 2, stream_), "poisoning out");
-    if (p.oAccum) FA_TRY(cudaMemsetAsync(p.oAccum, 0xFF, sizeof(float) * p.numSplits * rowsQ * dvPad_, stream_), "poisoning");
-    if (p.lseAccum) FA_TRY(cudaMemsetAsync(p.lseAccum, 0xFF, sizeof(float) * p.numSplits * rowsQ, stream_), "poisoning");
+    if (p.oAccum)
+      FA_TRY(cudaMemsetAsync(p.oAccum, 0xFF, sizeof(float) * p.numSplits * rowsQ * dvPad_, stream_), "poisoning");
+    if (p.lseAccum)
+      FA_TRY(cudaMemsetAsync(p.lseAccum, 0xFF, sizeof(float) * p.numSplits * rowsQ, stream_), "poisoning");
   }
   if (qc_) {
     FA_TRY(convertRows(a.dtype, a.q, a.headDim, ct, qc_, dPad_, a.headDim, rowsQ, stream_), "converting q");
@@ -264,12 +269,11 @@ std::string Forward::launch() {
          "launching the attention kernel");
   void* out = outTmp_ ? outTmp_ : a.out;
   if (p.numSplits > 1)
-    FA_TRY(combineSplits(ct, p.oAccum, p.lseAccum, p.numSplits, a.totalQ, H, dvPad_, out, p.oRowStride,
-                         p.oHeadStride, a.lse, a.fixedSeqlenQ, stream_),
+    FA_TRY(combineSplits(ct, p.oAccum, p.lseAccum, p.numSplits, a.totalQ, H, dvPad_, out, p.oRowStride, p.oHeadStride,
+                         a.lse, a.fixedSeqlenQ, stream_),
            "launching the split-KV combine");
   if (outTmp_)
-    FA_TRY(convertRows(ct, outTmp_, dvPad_, a.dtype, a.out, a.headDimV, a.headDimV, rowsQ, stream_),
-           "converting out");
+    FA_TRY(convertRows(ct, outTmp_, dvPad_, a.dtype, a.out, a.headDimV, a.headDimV, rowsQ, stream_), "converting out");
   return "";
 }
 

@@ -17,20 +17,20 @@
 namespace fa {
 
 struct ForwardArgs {
-  DType dtype = DType::F16;        // of q, k, v and out
-  const void* q = nullptr;         // device, [totalQ][numHeads][headDim], contiguous
-  const void* k = nullptr;         // device, [totalK][numKvHeads][headDim]
-  const void* v = nullptr;         // device, [totalK][numKvHeads][headDimV]
-  void* out = nullptr;             // device, [totalQ][numHeads][headDimV]
-  float* lse = nullptr;            // device or null; packed [H][totalQ] or fixed [batch][H][S]
+  DType dtype = DType::F16;                 // of q, k, v and out
+  const void* q = nullptr;                  // device, [totalQ][numHeads][headDim], contiguous
+  const void* k = nullptr;                  // device, [totalK][numKvHeads][headDim]
+  const void* v = nullptr;                  // device, [totalK][numKvHeads][headDimV]
+  void* out = nullptr;                      // device, [totalQ][numHeads][headDimV]
+  float* lse = nullptr;                     // device or null; packed [H][totalQ] or fixed [batch][H][S]
   std::vector<int> cuSeqlensQ, cuSeqlensK;  // host, batch + 1 each
   int totalQ = 0, totalK = 0, maxSeqlenQ = 0;
   int numHeads = 1, numKvHeads = 1, headDim = 0, headDimV = 0;
-  int windowLeft = -1, windowRight = -1;    // -1 = unbounded
+  int windowLeft = -1, windowRight = -1;  // -1 = unbounded
   float softmaxScale = 1.f, softcap = 0.f;
-  std::vector<float> alibiSlopes;           // empty = none
-  int fixedSeqlenQ = 0;                     // 0 = packed lse layout
-  bool poison = false;                      // fill outputs with 0xFF (NaN) first
+  std::vector<float> alibiSlopes;  // empty = none
+  int fixedSeqlenQ = 0;            // 0 = packed lse layout
+  bool poison = false;             // fill outputs with 0xFF (NaN) first
   // The planner's choices forced, for benchmarks and for the tests that drive every kernel path
   // (the FLASHATTN_CUDA_* knobs: src/knobs.ts reads them once and the engine passes them per call).
   int forceSplits = 0;                // 0 = heuristic
@@ -76,7 +76,10 @@ class Forward {
   PlanInfo info_;
   FwdParams p_{};
   std::vector<void*> temps_;
-  void* qc_ = nullptr; void* kc_ = nullptr; void* vc_ = nullptr; void* outTmp_ = nullptr;
+  void* qc_ = nullptr;
+  void* kc_ = nullptr;
+  void* vc_ = nullptr;
+  void* outTmp_ = nullptr;
   int dPad_ = 0, dvPad_ = 0;
 };
 

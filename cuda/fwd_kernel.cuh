@@ -145,8 +145,7 @@ __device__ __forceinline__ void fwdBody(const FwdParams& p, unsigned char* smem)
       if (kFull || kk * 16 < p.d) {  // padded head dims skip the all-zero k slices
         uint32_t a[C::kMT][4];
 #pragma unroll
-        for (int mt = 0; mt < C::kMT; ++mt)
-          ldsm4(a[mt], swz(aBase, 2 * kk) + mt * 16 * kRowBytes);
+        for (int mt = 0; mt < C::kMT; ++mt) ldsm4(a[mt], swz(aBase, 2 * kk) + mt * 16 * kRowBytes);
 #pragma unroll
         for (int nn = 0; nn < C::kNT / 2; ++nn) {
           uint32_t b[4];

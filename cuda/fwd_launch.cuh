@@ -9,9 +9,11 @@ template <class C, typename T>
 cudaError_t prepareTile() {
   // Opt in to more than 48 KB of dynamic shared memory once per kernel (cheap to repeat).
   static cudaError_t done = [] {
-    cudaError_t e = cudaFuncSetAttribute(fwdKernel<C, T, true>, cudaFuncAttributeMaxDynamicSharedMemorySize, C::kSmemBytes);
+    cudaError_t e =
+        cudaFuncSetAttribute(fwdKernel<C, T, true>, cudaFuncAttributeMaxDynamicSharedMemorySize, C::kSmemBytes);
     return e != cudaSuccess ? e
-                            : cudaFuncSetAttribute(fwdKernel<C, T, false>, cudaFuncAttributeMaxDynamicSharedMemorySize, C::kSmemBytes);
+                            : cudaFuncSetAttribute(fwdKernel<C, T, false>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                                   C::kSmemBytes);
   }();
   return done;
 }
@@ -33,7 +35,8 @@ template <class C, typename T>
 cudaError_t tileInfoOf(TileInfo* info) {
   if (cudaError_t e = prepareTile<C, T>(); e != cudaSuccess) return e;
   int occ = 0, occ2 = 0;
-  cudaError_t e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, fwdKernel<C, T, true>, C::kThreads, C::kSmemBytes);
+  cudaError_t e =
+      cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, fwdKernel<C, T, true>, C::kThreads, C::kSmemBytes);
   if (e == cudaSuccess)
     e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ2, fwdKernel<C, T, false>, C::kThreads, C::kSmemBytes);
   occ = occ2 < occ ? occ2 : occ;

@@ -58,8 +58,8 @@ struct RowFrame {
 // adds to) the score, so a NaN under the mask cannot leak into the row. kFull keeps the
 // scores unscaled (the scale is applied in the exponent) and has no softcap or ALiBi.
 template <int kMT, int kNT, bool kFull>
-__device__ __forceinline__ void transformScores(const FwdParams& p, float (&s)[kMT][kNT][4], const RowFrame& f,
-                                                int hk, int colBase, bool needMask) {
+__device__ __forceinline__ void transformScores(const FwdParams& p, float (&s)[kMT][kNT][4], const RowFrame& f, int hk,
+                                                int colBase, bool needMask) {
   if (kFull) {
     // scores stay unscaled: the scale is applied in the exponent
   } else if (p.softcapInv != 0.f) {
@@ -146,7 +146,8 @@ __device__ __forceinline__ void onlineSoftmax(float (&s)[kMT][kNT][4], float (&r
 #pragma unroll
       for (int mt = 0; mt < kMT; ++mt)
 #pragma unroll
-        for (int hr = 0; hr < 2; ++hr) rowMx[mt][hr] = fmaxf(rowMx[mt][hr], __shfl_xor_sync(0xffffffffu, rowMx[mt][hr], sh));
+        for (int hr = 0; hr < 2; ++hr)
+          rowMx[mt][hr] = fmaxf(rowMx[mt][hr], __shfl_xor_sync(0xffffffffu, rowMx[mt][hr], sh));
   }
 #pragma unroll
   for (int mt = 0; mt < kMT; ++mt)
@@ -259,7 +260,8 @@ __device__ __forceinline__ void storeRows(const FwdParams& p, const WorkItem& w,
             *reinterpret_cast<uint32_t*>(dst + dt * 8) =
                 empty ? 0u : pack2<T>(o[mt][dt][hr * 2] * inv, o[mt][dt][hr * 2 + 1] * inv);
         if (p.lse && (lane & 3) == 0) {
-          const int64_t at = p.lseFixedS > 0 ? (int64_t)(w.b * H + h) * p.lseFixedS + i : (int64_t)h * p.totalQ + qStart + i;
+          const int64_t at =
+              p.lseFixedS > 0 ? (int64_t)(w.b * H + h) * p.lseFixedS + i : (int64_t)h * p.totalQ + qStart + i;
           p.lse[at] = lse;
         }
       }

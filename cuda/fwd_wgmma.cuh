@@ -33,7 +33,7 @@ namespace fa {
 template <int D_, int WG_, int BN_, int MinBlocks_>
 struct WgTile {
   static constexpr int kD = D_, kWG = WG_, kBM = 64 * WG_, kBN = BN_, kThreads = 128 * WG_, kMinBlocks = MinBlocks_;
-  static constexpr int kRowsPerPass = kThreads / 8;  // loads: 8 threads per 128-byte row
+  static constexpr int kRowsPerPass = kThreads / 8;                 // loads: 8 threads per 128-byte row
   static constexpr int kNT = kBN / 8, kOT = D_ / 8, kDB = D_ / 64;  // n8 tiles of S and O; 64-wide d blocks
   static constexpr int kQBytes = kBM * D_ * 2, kTileBytes = kBN * D_ * 2;
   static constexpr int kSmemBytes = kQBytes + 4 * kTileBytes;  // Q, K buffers 0 and 1, V buffers 0 and 1
@@ -47,11 +47,19 @@ struct WgTile {
 #endif
 
 #ifdef FA_WGMMA_DEVICE
-__device__ __forceinline__ void wgFence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
-__device__ __forceinline__ void wgCommit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void wgFence() {
+  asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
+}
+__device__ __forceinline__ void wgCommit() {
+  asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
+}
 template <int N>
-__device__ __forceinline__ void wgWait() { asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory"); }
-__device__ __forceinline__ void fenceProxyAsync() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
+__device__ __forceinline__ void wgWait() {
+  asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
+}
+__device__ __forceinline__ void fenceProxyAsync() {
+  asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+}
 // Pins registers the tensor cores write asynchronously to this point of the program, so the
 // compiler neither reads them before the wait nor moves writes of them past the issue.
 template <int N>
@@ -97,7 +105,8 @@ __device__ __forceinline__ void fwdBodyWg(const FwdParams& p, unsigned char* sme
       const bool ok = n0 + rowOff + pass * kR < lk;  // rows past the sequence are zero-filled
 #pragma unroll
       for (int db = 0; db < C::kDB; ++db)
-        cpAsync16(dst + db * C::kBN * 128 + pass * kR * 128 + stOff, ok ? src + pass * kR * rowStride + db * 64 : base, ok);
+        cpAsync16(dst + db * C::kBN * 128 + pass * kR * 128 + stOff, ok ? src + pass * kR * rowStride + db * 64 : base,
+                  ok);
     }
   };
   const int numTiles = nHi - nLo;
@@ -189,7 +198,7 @@ __device__ __forceinline__ void fwdBodyWg(const FwdParams& p, unsigned char* sme
 
     cpAsyncWait<0>();  // K(t+1) and V(t), issued an iteration ago
     fenceProxyAsync();
-    __syncthreads();   // ... visible to every warpgroup, and every warpgroup is done with K(t), V(t-1)
+    __syncthreads();  // ... visible to every warpgroup, and every warpgroup is done with K(t), V(t-1)
     if (t + 2 < numTiles) loadK(t + 2);
     if (t + 1 < numTiles) loadV(t + 1);
     cpAsyncCommit();

@@ -13,12 +13,13 @@ namespace fa {
 // d128: FlashAttention-3's 128 x 128 tile, one block per SM. d64: 128 x 64, two blocks per SM,
 // so one block's start and end overlap the other's products (short sequences lost 15-20% with
 // one block of 128 or 192 rows per SM, notes/cuda-kernel.md).
-template <int D> using WgTileOf = typename std::conditional<D == 64, WgTile<64, 2, 64, 2>, WgTile<128, 2, 128, 1>>::type;
+template <int D>
+using WgTileOf = typename std::conditional<D == 64, WgTile<64, 2, 64, 2>, WgTile<128, 2, 128, 1>>::type;
 
 template <typename T, int D>
 cudaError_t prepareWg() {
-  static cudaError_t done = cudaFuncSetAttribute(fwdKernelWg<WgTileOf<D>, T>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                                 WgTileOf<D>::kSmemBytes);
+  static cudaError_t done = cudaFuncSetAttribute(fwdKernelWg<WgTileOf<D>, T>,
+                                                 cudaFuncAttributeMaxDynamicSharedMemorySize, WgTileOf<D>::kSmemBytes);
   return done;
 }
 
@@ -39,15 +40,16 @@ cudaError_t wgmmaTileInfo(TileInfo* info) {
   if (attr.binaryVersion != 90) return cudaErrorNoKernelImageForDevice;
   if (cudaError_t e = prepareWg<T, D>(); e != cudaSuccess) return e;
   int occ = 0;
-  if (cudaError_t e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, fwdKernelWg<C, T>, C::kThreads, C::kSmemBytes);
+  if (cudaError_t e =
+          cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, fwdKernelWg<C, T>, C::kThreads, C::kSmemBytes);
       e != cudaSuccess)
     return e;
   *info = TileInfo{C::kBM, C::kBN, occ > 0 ? occ : 1};
   return cudaSuccess;
 }
 
-#define FA_INSTANTIATE_WGMMA(T, D)                                             \
-  template cudaError_t runFwdWgmma<T, D>(const FwdParams&, cudaStream_t);     \
+#define FA_INSTANTIATE_WGMMA(T, D)                                        \
+  template cudaError_t runFwdWgmma<T, D>(const FwdParams&, cudaStream_t); \
   template cudaError_t wgmmaTileInfo<T, D>(TileInfo*);
 
 }  // namespace fa

@@ -30,30 +30,30 @@ struct FwdParams {
   const void* q;
   const void* k;
   const void* v;
-  void* out;               // compute dtype, [totalQ][H][oHeadStride]; unused when numSplits > 1
-  float* lse;              // final lse (nullable); unused when numSplits > 1
-  float* oAccum;           // numSplits > 1: [split][totalQ*H][dv] float32 partial outputs
-  float* lseAccum;         // numSplits > 1: [split][totalQ*H] partial lse
-  const WorkItem* work;    // device, numWork units, one per block
+  void* out;                 // compute dtype, [totalQ][H][oHeadStride]; unused when numSplits > 1
+  float* lse;                // final lse (nullable); unused when numSplits > 1
+  float* oAccum;             // numSplits > 1: [split][totalQ*H][dv] float32 partial outputs
+  float* lseAccum;           // numSplits > 1: [split][totalQ*H] partial lse
+  const WorkItem* work;      // device, numWork units, one per block
   const float* alibiSlopes;  // device [H] or null
   int64_t qRowStride, kRowStride, vRowStride, oRowStride;  // elements between tokens
   int qHeadStride, kHeadStride, vHeadStride, oHeadStride;  // elements between heads
   int numHeads, numKvHeads, group;                         // group = numHeads / numKvHeads
-  int d, dv;               // padded to multiples of 8, at most the kernel's head-dim class
+  int d, dv;  // padded to multiples of 8, at most the kernel's head-dim class
   int totalQ;
   int windowLeft, windowRight;  // in [0, kUnbounded]
-  float scaleLog2;         // softmaxScale * log2(e), used when softcap is off
-  float softcapInv;        // softmaxScale / softcap; 0 = softcap off
-  float softcapLog2;       // softcap * log2(e)
-  int lseFixedS;           // 0: packed lse [H][totalQ]; S: fixed lse [batch][H][S]
+  float scaleLog2;              // softmaxScale * log2(e), used when softcap is off
+  float softcapInv;             // softmaxScale / softcap; 0 = softcap off
+  float softcapLog2;            // softcap * log2(e)
+  int lseFixedS;                // 0: packed lse [H][totalQ]; S: fixed lse [batch][H][S]
   int numSplits;
   int numWork;
 };
 
 // Key blocks [nLo, nHi) that rows [mBlock*bm, ...) of a sequence (lq, lk) can see. Rows of a
 // block are (query row, head in group) pairs: row r is query r / group. Empty: nLo == nHi.
-FA_HD void keyBlockRange(int mBlock, int bm, int bn, int lq, int lk, int group, int left, int right,
-                         int& nLo, int& nHi) {
+FA_HD void keyBlockRange(int mBlock, int bm, int bn, int lq, int lk, int group, int left, int right, int& nLo,
+                         int& nHi) {
   const int rowFirst = mBlock * bm;
   int rowLast = rowFirst + bm;
   if (rowLast > lq * group) rowLast = lq * group;
@@ -61,7 +61,10 @@ FA_HD void keyBlockRange(int mBlock, int bm, int bn, int lq, int lk, int group, 
   int lo = iFirst + lk - lq - left, hi = iLast + lk - lq + right + 1;
   if (lo < 0) lo = 0;
   if (hi > lk) hi = lk;
-  if (hi <= lo) { nLo = nHi = 0; return; }
+  if (hi <= lo) {
+    nLo = nHi = 0;
+    return;
+  }
   nLo = lo / bn;
   nHi = (hi + bn - 1) / bn;
 }

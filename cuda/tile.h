@@ -14,9 +14,9 @@ enum class Tile : int { Main = 1, Small = 2, Wgmma = 3 };
 
 template <int D_, int BM_, int BN_, int W_, int MinBlocks_>
 struct TileCfg {
-  static constexpr int kD = D_;          // head-dim class: the smem row length
-  static constexpr int kBM = BM_;        // query rows per block
-  static constexpr int kBN = BN_;        // keys per tile
+  static constexpr int kD = D_;    // head-dim class: the smem row length
+  static constexpr int kBM = BM_;  // query rows per block
+  static constexpr int kBN = BN_;  // keys per tile
   static constexpr int kWarps = W_;
   static constexpr int kMinBlocks = MinBlocks_;
   static constexpr int kThreads = W_ * 32;
@@ -35,12 +35,24 @@ struct TileCfg {
                 "loads tile evenly");
 };
 
-template <int D> struct MainTileOf;
-template <> struct MainTileOf<64> { using type = TileCfg<64, 128, 128, 4, 2>; };
-template <> struct MainTileOf<128> { using type = TileCfg<128, 128, 64, 4, 2>; };
-template <> struct MainTileOf<256> { using type = TileCfg<256, 128, 64, 8, 1>; };
-template <int D> using MainTile = typename MainTileOf<D>::type;
-template <int D> using SmallTile = TileCfg<D, 16, 64, 1, 4>;
+template <int D>
+struct MainTileOf;
+template <>
+struct MainTileOf<64> {
+  using type = TileCfg<64, 128, 128, 4, 2>;
+};
+template <>
+struct MainTileOf<128> {
+  using type = TileCfg<128, 128, 64, 4, 2>;
+};
+template <>
+struct MainTileOf<256> {
+  using type = TileCfg<256, 128, 64, 8, 1>;
+};
+template <int D>
+using MainTile = typename MainTileOf<D>::type;
+template <int D>
+using SmallTile = TileCfg<D, 16, 64, 1, 4>;
 
 // What the planner needs of a tile: its rows and keys per block, and the blocks an SM holds.
 struct TileInfo {

@@ -15,15 +15,15 @@ namespace fa {
 
 struct Unit {
   WorkItem w;
-  int cost;                // key tiles the unit visits
-  long long clusterCost;   // filled by orderUnits: key tiles of the unit's (sequence, kv head)
+  int cost;               // key tiles the unit visits
+  long long clusterCost;  // filled by orderUnits: key tiles of the unit's (sequence, kv head)
 };
 
 enum class WorkOrder {
-  Longest,    // longest first; ties: sequence, query block, split, kv head (v5's order)
-  Clusters,   // (sequence, kv head) clusters, the costliest cluster first; longest first inside
-  Hybrid,     // Clusters, then the last two waves re-sorted longest first
-  Auto,       // Hybrid when no cluster has more than kHybridMaxUnits units, else Longest
+  Longest,   // longest first; ties: sequence, query block, split, kv head (v5's order)
+  Clusters,  // (sequence, kv head) clusters, the costliest cluster first; longest first inside
+  Hybrid,    // Clusters, then the last two waves re-sorted longest first
+  Auto,      // Hybrid when no cluster has more than kHybridMaxUnits units, else Longest
 };
 
 // Measured on an H100 (notes/cuda-kernel.md, bf16, same call): Hybrid over Longest on causal

@@ -13,16 +13,22 @@ const outdir = join(root, 'dist', 'test');
 await build({
   entryPoints: [join(root, 'test/conformance/index.ts')],
   outfile: join(outdir, 'conformance.js'),
-  bundle: true, format: 'esm', platform: 'neutral', target: 'es2022', logLevel: 'warning',
-  plugins: [{
-    name: 'library-from-dist',
-    setup(b) {
-      b.onResolve({ filter: /\/src\// }, (a) => {
-        const src = join(a.resolveDir, a.path);
-        const dist = join(root, 'dist', relative(join(root, 'src'), src));
-        return { path: `./${relative(outdir, dist)}`.replace(/^\.\/\.\.\//, '../'), external: true };
-      });
+  bundle: true,
+  format: 'esm',
+  platform: 'neutral',
+  target: 'es2022',
+  logLevel: 'warning',
+  plugins: [
+    {
+      name: 'library-from-dist',
+      setup(b) {
+        b.onResolve({ filter: /\/src\// }, (a) => {
+          const src = join(a.resolveDir, a.path);
+          const dist = join(root, 'dist', relative(join(root, 'src'), src));
+          return { path: `./${relative(outdir, dist)}`.replace(/^\.\/\.\.\//, '../'), external: true };
+        });
+      },
     },
-  }],
+  ],
 });
 console.log('build-conformance: dist/test/conformance.js');

@@ -16,10 +16,16 @@ const wat = process.argv.includes('--wat');
 
 const common = [
   join(root, 'assembly', 'index.ts'),
-  '--runtime', 'stub', // the kernel allocates nothing: all memory is laid out by the host
-  '--importMemory', '--sharedMemory', '--maximumMemory', '65536', // one shared 4 GiB-max memory
-  '--enable', 'simd,threads',
-  '-O3', '--noAssert',
+  '--runtime',
+  'stub', // the kernel allocates nothing: all memory is laid out by the host
+  '--importMemory',
+  '--sharedMemory',
+  '--maximumMemory',
+  '65536', // one shared 4 GiB-max memory
+  '--enable',
+  'simd,threads',
+  '-O3',
+  '--noAssert',
 ];
 
 const variants = [

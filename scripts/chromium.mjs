@@ -7,13 +7,20 @@ import { join } from 'node:path';
 export const chromiumPath = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 
 export const chromiumArgs = [
-  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-  '--disable-component-update', '--disable-sync',
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
 ];
 
 /** Why the browser tests cannot run here, or null. */
 export function chromiumMissing() {
-  return existsSync(chromiumPath) ? null
+  return existsSync(chromiumPath)
+    ? null
     : `no Chromium at ${chromiumPath} (set CHROMIUM_PATH, or apt-get install chromium; .ci/run does)`;
 }
 
@@ -22,7 +29,10 @@ export async function launchChromium() {
   const { chromium } = await import('playwright-core');
   const profile = mkdtempSync(join(tmpdir(), 'flashattn-chromium-'));
   const context = await chromium.launchPersistentContext(profile, {
-    executablePath: chromiumPath, headless: true, args: chromiumArgs, viewport: { width: 1100, height: 900 },
+    executablePath: chromiumPath,
+    headless: true,
+    args: chromiumArgs,
+    viewport: { width: 1100, height: 900 },
   });
   return {
     context,

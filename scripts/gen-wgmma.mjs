@@ -7,7 +7,10 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const types = [['__half', 'f16'], ['__nv_bfloat16', 'bf16']];
+const types = [
+  ['__half', 'f16'],
+  ['__nv_bfloat16', 'bf16'],
+];
 const list = (n, from = 0) => Array.from({ length: n }, (_, i) => `%${from + i}`).join(', ');
 const outs = (n, c) => Array.from({ length: n }, (_, i) => `"${c}"(d[${i}])`).join(', ');
 

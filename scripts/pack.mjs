@@ -16,7 +16,9 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const out = join(root, 'build', 'pack');
 const stage = join(out, 'stage');
 const json = process.argv.includes('--json');
-const log = (s) => { if (!json) console.log(s); };
+const log = (s) => {
+  if (!json) console.log(s);
+};
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
 const platform = `${process.platform}-${process.arch}`;
 const cudaName = `@flashattn/cuda-${platform}`;
@@ -28,7 +30,12 @@ for (const f of ['dist/index.js', 'dist/wasm/worker-source.js', 'build/wasm/flas
 rmSync(out, { recursive: true, force: true });
 mkdirSync(stage, { recursive: true });
 const npmPack = (dir) => {
-  const [r] = JSON.parse(execFileSync('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', out], { cwd: dir, encoding: 'utf8' }));
+  const [r] = JSON.parse(
+    execFileSync('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', out], {
+      cwd: dir,
+      encoding: 'utf8',
+    }),
+  );
   return join(out, r.filename);
 };
 
@@ -59,9 +66,14 @@ if (existsSync(addon)) {
   }
   const [os, cpu] = platform.split('-');
   const cudaManifest = {
-    name: cudaName, version: pkg.version,
+    name: cudaName,
+    version: pkg.version,
     description: `The prebuilt CUDA addon of flashattn for ${platform} (sm_80, sm_90a, PTX; CUDA runtime linked statically)`,
-    license: pkg.license, repository: pkg.repository, os: [os], cpu: [cpu], ...(os === 'linux' ? { libc: ['glibc'] } : {}),
+    license: pkg.license,
+    repository: pkg.repository,
+    os: [os],
+    cpu: [cpu],
+    ...(os === 'linux' ? { libc: ['glibc'] } : {}),
     files: ['flashattn_cuda.node'],
   };
   writeFileSync(join(dir, 'package.json'), `${JSON.stringify(cudaManifest, null, 2)}\n`);
@@ -71,4 +83,11 @@ if (existsSync(addon)) {
   log(`pack: no addon at ${addon} (no nvcc here): ${cudaName} is not packed`);
 }
 rmSync(stage, { recursive: true, force: true });
-if (json) console.log(JSON.stringify({ library, cuda, sizes: { library: statSync(library).size, cuda: cuda ? statSync(cuda).size : null } }));
+if (json)
+  console.log(
+    JSON.stringify({
+      library,
+      cuda,
+      sizes: { library: statSync(library).size, cuda: cuda ? statSync(cuda).size : null },
+    }),
+  );

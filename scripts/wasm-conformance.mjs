@@ -13,7 +13,8 @@ for (const threads of threadsList) {
   console.log('engine', JSON.stringify(engine.info), 'seed', seed);
   for (const [i, c] of cases.entries()) {
     const r = await runCase(engine, c, seed + i);
-    if (!r.ok || process.env.VERBOSE) console.log(r.ok ? 'ok  ' : 'FAIL', `t=${threads}`, caseId(c), '|', r.detail, r.skipped ?? '');
+    if (!r.ok || process.env.VERBOSE)
+      console.log(r.ok ? 'ok  ' : 'FAIL', `t=${threads}`, caseId(c), '|', r.detail, r.skipped ?? '');
     if (!r.ok) bad++;
   }
   await engine.dispose();

@@ -9,8 +9,25 @@ import type { Engine, EngineOptions, WasmSources } from './types.js';
 import { createBrowserWasmBackend } from './wasm/backend-browser.js';
 
 export type {
-  AnyTensor, AttentionOptions, AttentionResult, BackendName, DType, DeviceTensor, Engine, EngineOptions, Float16ArrayLike, HostData,
-  InputTensor, OrtTensorLike, ResultTensor, Tensor, TensorInput, TensorLike, VarlenOptions, WasmSource, WasmSources,
+  AnyTensor,
+  AttentionOptions,
+  AttentionResult,
+  BackendName,
+  DType,
+  DeviceTensor,
+  Engine,
+  EngineOptions,
+  Float16ArrayLike,
+  HostData,
+  InputTensor,
+  OrtTensorLike,
+  ResultTensor,
+  Tensor,
+  TensorInput,
+  TensorLike,
+  VarlenOptions,
+  WasmSource,
+  WasmSources,
 } from './types.js';
 export { tensor } from './tensor.js';
 export { referenceAttention, referenceAttentionVarlen } from './reference.js';
@@ -24,8 +41,10 @@ const CUDA_IN_BROWSER = "the cuda engine needs Node and the native addon; in a b
 function packageWasm(): WasmSources {
   const here = import.meta.url as string | undefined;
   if (typeof here !== 'string') {
-    throw new Error('flashattn cannot locate its wasm files (this bundle has no import.meta.url); ' +
-      "pass createEngine({ wasm }) with `import { wasmInline as wasm } from 'flashattn/wasm-inline'`");
+    throw new Error(
+      'flashattn cannot locate its wasm files (this bundle has no import.meta.url); ' +
+        "pass createEngine({ wasm }) with `import { wasmInline as wasm } from 'flashattn/wasm-inline'`",
+    );
   }
   return {
     baseline: new URL('../build/wasm/flashattn.wasm', here),
@@ -34,7 +53,9 @@ function packageWasm(): WasmSources {
 }
 
 const browserLoaders: Loaders = {
-  cuda: async () => { throw new Error(CUDA_IN_BROWSER); },
+  cuda: async () => {
+    throw new Error(CUDA_IN_BROWSER);
+  },
   wasm: (o) => createBrowserWasmBackend({ threads: o.threads, wasm: o.wasm ?? packageWasm() }),
 };
 

@@ -22,12 +22,18 @@ interface Command<F extends Flags = Flags> {
 }
 
 /** Parses the command's flags; --help prints its usage instead of running it. */
-function command<F extends Flags>(spec: CommandSpec<F>, run: (o: Values<F>, log: Log, debug: boolean, args: string[]) => Promise<number>): Command {
+function command<F extends Flags>(
+  spec: CommandSpec<F>,
+  run: (o: Values<F>, log: Log, debug: boolean, args: string[]) => Promise<number>,
+): Command {
   return {
     spec: spec as unknown as CommandSpec,
     async run(args, log, debug) {
       const o = parseCommand(spec, args);
-      if (o === null) { log(commandUsage(spec as unknown as CommandSpec)); return 0; }
+      if (o === null) {
+        log(commandUsage(spec as unknown as CommandSpec));
+        return 0;
+      }
       return run(o, log, debug, args);
     },
   };
@@ -36,7 +42,10 @@ function command<F extends Flags>(spec: CommandSpec<F>, run: (o: Values<F>, log:
 const COMMANDS: Record<string, Command> = {
   demo: command(demoCommand, (o, log) => demo(o, log)),
   doctor: command(doctorCommand, (o, log, debug) => doctor(o, log, debug)),
-  bench: command(benchCommand, async (o, log, _debug, args) => { await runBench(benchOptions(o), log, args); return 0; }),
+  bench: command(benchCommand, async (o, log, _debug, args) => {
+    await runBench(benchOptions(o), log, args);
+    return 0;
+  }),
   'serve-demo': command(serveDemoCommand, (o, log) => serveDemo(o, log)),
   'build-cuda': command(buildCudaCommand, (o, log) => buildCudaCli(o, log)),
 };
@@ -52,8 +61,8 @@ function usage(): string {
     '',
     'global flags:',
     '  --version, -v  prints the version of flashattn',
-    '  --help, -h     prints this usage; flashattn <command> --help prints the command\'s flags',
-    '  --debug        prints a runtime error\'s stack, not only its message',
+    "  --help, -h     prints this usage; flashattn <command> --help prints the command's flags",
+    "  --debug        prints a runtime error's stack, not only its message",
   ].join('\n');
 }
 
@@ -63,41 +72,65 @@ function version(): string {
 }
 
 async function main(argv: string[], log: Log, debug: boolean): Promise<number> {
-  // global flags before the command
-  let i = 0;
-  for (; i < argv.length && argv[i]!.startsWith('-'); i++) {
-    const a = argv[i]!;
-    if (a === '--version' || a === '-v') { log(version()); return 0; }
-    if (a === '--help' || a === '-h') { log(usage()); return 0; }
-    break; // a command's flag: `flashattn --threads 2` is `flashattn demo --threads 2`
+  // A global flag first; any other flag is the command's: `flashattn --threads 2` is `flashattn demo --threads 2`.
+  const first = argv[0];
+  if (first === '--version' || first === '-v') {
+    log(version());
+    return 0;
   }
-  const rest = argv.slice(i);
+  if (first === '--help' || first === '-h') {
+    log(usage());
+    return 0;
+  }
+  const rest = [...argv];
   const name = rest[0] === undefined || rest[0].startsWith('-') ? 'demo' : rest.shift()!;
   if (name === 'help') {
     const of = rest[0];
-    if (of === undefined) { log(usage()); return 0; }
-    if (!Object.hasOwn(COMMANDS, of)) throw new UsageError(`flashattn: unknown command '${of}' (commands: ${Object.keys(COMMANDS).join(', ')})`);
+    if (of === undefined) {
+      log(usage());
+      return 0;
+    }
+    if (!Object.hasOwn(COMMANDS, of))
+      throw new UsageError(`flashattn: unknown command '${of}' (commands: ${Object.keys(COMMANDS).join(', ')})`);
     log(commandUsage(COMMANDS[of]!.spec));
     return 0;
   }
-  if (!Object.hasOwn(COMMANDS, name)) throw new UsageError(`flashattn: unknown command '${name}' (commands: ${Object.keys(COMMANDS).join(', ')}; flashattn --help)`);
+  if (!Object.hasOwn(COMMANDS, name))
+    throw new UsageError(
+      `flashattn: unknown command '${name}' (commands: ${Object.keys(COMMANDS).join(', ')}; flashattn --help)`,
+    );
   return COMMANDS[name]!.run(rest, log, debug);
 }
 
 /** A message on one line (a multi-line message's lines joined). */
 function oneLine(e: unknown): string {
   const m = e instanceof Error ? e.message : String(e);
-  return m.split('\n').map((l) => l.trim()).filter(Boolean).join(' — ') || (e instanceof Error ? e.name : 'error');
+  return (
+    m
+      .split('\n')
+      .map((l) => l.trim())
+      .filter(Boolean)
+      .join(' — ') || (e instanceof Error ? e.name : 'error')
+  );
 }
 
 const argv = process.argv.slice(2);
 const debug = argv.includes('--debug');
-main(argv.filter((a) => a !== '--debug'), (s) => console.log(s), debug).then((code) => { process.exitCode = code; }, (e: unknown) => {
-  if (e instanceof UsageError) {
-    console.error(e.message);
-    process.exitCode = 2;
-    return;
-  }
-  console.error(debug && e instanceof Error && e.stack ? `flashattn: ${e.stack}` : `flashattn: ${oneLine(e)}`);
-  process.exitCode = 1;
-});
+main(
+  argv.filter((a) => a !== '--debug'),
+  (s) => console.log(s),
+  debug,
+).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e: unknown) => {
+    if (e instanceof UsageError) {
+      console.error(e.message);
+      process.exitCode = 2;
+      return;
+    }
+    console.error(debug && e instanceof Error && e.stack ? `flashattn: ${e.stack}` : `flashattn: ${oneLine(e)}`);
+    process.exitCode = 1;
+  },
+);

@@ -7,8 +7,18 @@
 import type { Backend } from './backend.js';
 import type { Problem } from './problem.js';
 import type {
-  AnyTensor, AttentionOptions, AttentionResult, BackendName, DeviceTensor, Engine, EngineOptions, InputTensor, ResultTensor, Tensor,
-  TensorInput, VarlenOptions,
+  AnyTensor,
+  AttentionOptions,
+  AttentionResult,
+  BackendName,
+  DeviceTensor,
+  Engine,
+  EngineOptions,
+  InputTensor,
+  ResultTensor,
+  Tensor,
+  TensorInput,
+  VarlenOptions,
 } from './types.js';
 import { checkKeys, intIn, rangeErr, readKey, typeErr } from './errors.js';
 import { knobErrors, knobs } from './knobs.js';
@@ -60,25 +70,46 @@ export async function createEngineWith(loaders: Loaders, options: EngineOptions 
 class FacadeEngine implements Engine {
   #disposed = false;
 
-  constructor(private readonly impl: Backend, readonly fallbackReason?: string) {}
+  constructor(
+    private readonly impl: Backend,
+    readonly fallbackReason?: string,
+  ) {}
 
   /** Every method of a disposed engine refuses at once (its calls in flight were rejected by dispose). */
   private live(method: string): void {
     if (this.#disposed)
-      throw new TypeError(`Expected an engine that is not disposed for engine.${method} but received a disposed ${this.backend} engine; create another with createEngine()`);
+      throw new TypeError(
+        `Expected an engine that is not disposed for engine.${method} but received a disposed ${this.backend} engine; create another with createEngine()`,
+      );
   }
 
-  get backend(): BackendName { return this.impl.name; }
-  get threads(): number { return this.impl.threads; }
-  get info() { return this.impl.info; }
+  get backend(): BackendName {
+    return this.impl.name;
+  }
+  get threads(): number {
+    return this.impl.threads;
+  }
+  get info() {
+    return this.impl.info;
+  }
 
-  async attentionVarlen<Q extends InputTensor>(q: Q, k: InputTensor, v: InputTensor, options: VarlenOptions): Promise<AttentionResult<ResultTensor<Q>>> {
+  async attentionVarlen<Q extends InputTensor>(
+    q: Q,
+    k: InputTensor,
+    v: InputTensor,
+    options: VarlenOptions,
+  ): Promise<AttentionResult<ResultTensor<Q>>> {
     this.live('attentionVarlen');
     this.refuseResident([q, k, v]);
     return this.run(validateVarlen(q, k, v, options));
   }
 
-  async attention<Q extends InputTensor>(q: Q, k: InputTensor, v: InputTensor, options: AttentionOptions = {}): Promise<AttentionResult<ResultTensor<Q>>> {
+  async attention<Q extends InputTensor>(
+    q: Q,
+    k: InputTensor,
+    v: InputTensor,
+    options: AttentionOptions = {},
+  ): Promise<AttentionResult<ResultTensor<Q>>> {
     this.live('attention');
     this.refuseResident([q, k, v]);
     return this.run(validateFixed(q, k, v, options));
@@ -90,13 +121,23 @@ class FacadeEngine implements Engine {
     ts.forEach((t, i) => {
       if (t !== null && typeof t === 'object' && (t as AnyTensor).location === 'wasm') {
         const name = ['q', 'k', 'v'][i];
-        const want = this.backend === 'cuda' ? 'a host or cuda tensor' : 'a host tensor (this wasm engine keeps no resident tensors)';
-        throw new TypeError(`Expected ${want} for ${name} but received a tensor resident in a wasm engine; download() it from that engine first`);
+        const want =
+          this.backend === 'cuda'
+            ? 'a host or cuda tensor'
+            : 'a host tensor (this wasm engine keeps no resident tensors)';
+        throw new TypeError(
+          `Expected ${want} for ${name} but received a tensor resident in a wasm engine; download() it from that engine first`,
+        );
       }
     });
   }
 
-  supports(q: InputTensor, k: InputTensor, v: InputTensor, options: AttentionOptions | VarlenOptions = {}): string | null {
+  supports(
+    q: InputTensor,
+    k: InputTensor,
+    v: InputTensor,
+    options: AttentionOptions | VarlenOptions = {},
+  ): string | null {
     this.live('supports');
     this.refuseResident([q, k, v]);
     const varlen = options !== null && typeof options === 'object' && 'cuSeqlensQ' in options;
@@ -117,17 +158,27 @@ class FacadeEngine implements Engine {
     this.live('upload');
     const loc = t !== null && typeof t === 'object' ? (t as { location?: unknown }).location : undefined;
     if (loc === 'wasm' || loc === 'cuda')
-      throw new TypeError(`Expected a host tensor for upload but received a tensor resident in a ${loc} engine; download() it from that engine first`);
+      throw new TypeError(
+        `Expected a host tensor for upload but received a tensor resident in a ${loc} engine; download() it from that engine first`,
+      );
     const host = readHostTensor(t, 'upload');
-    if (!this.impl.upload) throw new TypeError(`Expected an engine that keeps tensors (cuda, or wasm on its own thread or a cross-origin isolated page) for upload but this ${this.backend} engine keeps none`);
+    if (!this.impl.upload)
+      throw new TypeError(
+        `Expected an engine that keeps tensors (cuda, or wasm on its own thread or a cross-origin isolated page) for upload but this ${this.backend} engine keeps none`,
+      );
     return this.impl.upload(host);
   }
 
   async download(t: DeviceTensor): Promise<Tensor> {
     this.live('download');
     if (t !== null && typeof t === 'object' && t.location === 'wasm' && !this.impl.checkInputs)
-      throw new TypeError(`Expected a tensor made by this ${this.backend} engine for download but received one resident in a wasm engine; download() it from that engine`);
-    if (!this.impl.download) throw new TypeError(`Expected an engine that keeps tensors for download but this ${this.backend} engine keeps none`);
+      throw new TypeError(
+        `Expected a tensor made by this ${this.backend} engine for download but received one resident in a wasm engine; download() it from that engine`,
+      );
+    if (!this.impl.download)
+      throw new TypeError(
+        `Expected an engine that keeps tensors for download but this ${this.backend} engine keeps none`,
+      );
     return this.impl.download(t);
   }
 

@@ -7,7 +7,12 @@ import { validateFixed, validateVarlen } from './validate.js';
  * pairs the mask keeps: `2 * kept * numHeads * (headDim + headDimV)`), for GFLOP/s figures that
  * compare with other implementations. Options with `cuSeqlensQ` mean the packed form.
  */
-export function attentionFlops(q: InputTensor, k: InputTensor, v: InputTensor, options: AttentionOptions | VarlenOptions = {}): number {
+export function attentionFlops(
+  q: InputTensor,
+  k: InputTensor,
+  v: InputTensor,
+  options: AttentionOptions | VarlenOptions = {},
+): number {
   const varlen = options !== null && typeof options === 'object' && 'cuSeqlensQ' in options;
   return problemFlops(varlen ? validateVarlen(q, k, v, options as VarlenOptions) : validateFixed(q, k, v, options));
 }

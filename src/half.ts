@@ -59,13 +59,20 @@ export function f32ToF16(x: number): number {
   const rest = m & 0x1fff;
   if (rest > 0x1000 || (rest === 0x1000 && r & 1)) {
     r++;
-    if (r === 0x400) { r = 0; ex++; if (ex >= 31) return sign | 0x7c00; }
+    if (r === 0x400) {
+      r = 0;
+      ex++;
+      if (ex >= 31) return sign | 0x7c00;
+    }
   }
   return sign | (ex << 10) | r;
 }
 
 /** Encodes float32 values into a new array of the given dtype. */
-export function encode(values: ArrayLike<number>, dtype: 'float32' | 'float16' | 'bfloat16'): Float32Array | Uint16Array {
+export function encode(
+  values: ArrayLike<number>,
+  dtype: 'float32' | 'float16' | 'bfloat16',
+): Float32Array | Uint16Array {
   if (dtype === 'float32') return Float32Array.from(values);
   const out = new Uint16Array(values.length);
   const enc = dtype === 'float16' ? f32ToF16 : f32ToBf16;
@@ -77,7 +84,9 @@ export function encode(values: ArrayLike<number>, dtype: 'float32' | 'float16' |
 export function decode(data: Float32Array | Uint16Array, dtype: 'float32' | 'float16' | 'bfloat16'): Float64Array {
   const out = new Float64Array(data.length);
   if (dtype === 'float32') out.set(data);
-  else if (dtype === 'float16') { const t = float16Table(); for (let i = 0; i < data.length; i++) out[i] = t[data[i]!]!; }
-  else for (let i = 0; i < data.length; i++) out[i] = bf16ToF32(data[i]!);
+  else if (dtype === 'float16') {
+    const t = float16Table();
+    for (let i = 0; i < data.length; i++) out[i] = t[data[i]!]!;
+  } else for (let i = 0; i < data.length; i++) out[i] = bf16ToF32(data[i]!);
   return out;
 }

@@ -1,6 +1,23 @@
 export type {
-  AnyTensor, AttentionOptions, AttentionResult, BackendName, DType, DeviceTensor, Engine, EngineOptions, Float16ArrayLike, HostData,
-  InputTensor, OrtTensorLike, ResultTensor, Tensor, TensorInput, TensorLike, VarlenOptions, WasmSource, WasmSources,
+  AnyTensor,
+  AttentionOptions,
+  AttentionResult,
+  BackendName,
+  DType,
+  DeviceTensor,
+  Engine,
+  EngineOptions,
+  Float16ArrayLike,
+  HostData,
+  InputTensor,
+  OrtTensorLike,
+  ResultTensor,
+  Tensor,
+  TensorInput,
+  TensorLike,
+  VarlenOptions,
+  WasmSource,
+  WasmSources,
 } from './types.js';
 export { createEngine } from './node.js';
 export { tensor } from './tensor.js';

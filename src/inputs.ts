@@ -5,7 +5,16 @@
  * nothing.
  */
 import { intIn, rangeErr, readKey, typeErr, words } from './errors.js';
-import type { AnyTensor, DType, DeviceTensor, Float16ArrayLike, HostData, InputTensor, Tensor, TensorInput } from './types.js';
+import type {
+  AnyTensor,
+  DType,
+  DeviceTensor,
+  Float16ArrayLike,
+  HostData,
+  InputTensor,
+  Tensor,
+  TensorInput,
+} from './types.js';
 
 export const DTYPES: readonly DType[] = ['float32', 'float16', 'bfloat16'];
 const DTYPE_WORDS = DTYPES.map((d) => `'${d}'`).join(', ');
@@ -13,9 +22,11 @@ const DTYPE_WORDS = DTYPES.map((d) => `'${d}'`).join(', ');
 const MAX_ELEMENTS = 2 ** 32;
 
 const tag = (x: unknown) => Object.prototype.toString.call(x);
-const isFloat16Array = (x: unknown): x is Float16ArrayLike => ArrayBuffer.isView(x) && tag(x) === '[object Float16Array]';
+const isFloat16Array = (x: unknown): x is Float16ArrayLike =>
+  ArrayBuffer.isView(x) && tag(x) === '[object Float16Array]';
 /** A real typed array of that class (a Proxy of one is not a view and is refused). */
-const isView = <T>(x: unknown, C: { prototype: T; name: string }): x is T => ArrayBuffer.isView(x) && tag(x) === `[object ${C.name}]`;
+const isView = <T>(x: unknown, C: { prototype: T; name: string }): x is T =>
+  ArrayBuffer.isView(x) && tag(x) === `[object ${C.name}]`;
 
 /** Checks a shape's sizes (numbers, TypeError; non-negative integers, RangeError) and copies it. */
 function readShape(shape: unknown, name: string): number[] {
@@ -39,27 +50,36 @@ export function readHostTensor(t: TensorInput, name: string): Tensor {
   if (ort) {
     const loc = readKey(t, 'location', `${name}.location`) ?? 'cpu';
     if (loc !== 'cpu' && loc !== 'cpu-pinned')
-      throw typeErr("an onnxruntime Tensor on the CPU (location 'cpu'); bring it there with `await tensor.getData()`", `${name}.location`, loc);
+      throw typeErr(
+        "an onnxruntime Tensor on the CPU (location 'cpu'); bring it there with `await tensor.getData()`",
+        `${name}.location`,
+        loc,
+      );
     dtype = readKey(t, 'type', `${name}.type`);
-    if (dtype !== 'float32' && dtype !== 'float16') throw typeErr("an onnxruntime Tensor of type 'float32' or 'float16'", `${name}.type`, dtype);
+    if (dtype !== 'float32' && dtype !== 'float16')
+      throw typeErr("an onnxruntime Tensor of type 'float32' or 'float16'", `${name}.type`, dtype);
     shape = readShape(readKey(t, 'dims', `${name}.dims`), `${name}.dims`);
   } else {
     shape = readShape(readKey(t, 'shape', `${name}.shape`), `${name}.shape`);
     dtype = readKey(t, 'dtype', `${name}.dtype`);
   }
   data = readKey(t, 'data', `${name}.data`);
-  if (dtype !== undefined && !DTYPES.includes(dtype as DType)) throw typeErr(`one of ${DTYPE_WORDS}`, `${name}.dtype`, dtype);
+  if (dtype !== undefined && !DTYPES.includes(dtype as DType))
+    throw typeErr(`one of ${DTYPE_WORDS}`, `${name}.dtype`, dtype);
   let host: HostData;
   if (isView(data, Float32Array)) {
-    if (dtype !== undefined && dtype !== 'float32') throw typeErr(`a Uint16Array holding ${dtype as string} bits`, `${name}.data`, data);
+    if (dtype !== undefined && dtype !== 'float32')
+      throw typeErr(`a Uint16Array holding ${dtype as string} bits`, `${name}.data`, data);
     host = data;
     dtype = 'float32';
   } else if (isFloat16Array(data)) {
-    if (dtype !== undefined && dtype !== 'float16') throw typeErr(`dtype 'float16' for a Float16Array`, `${name}.dtype`, dtype);
+    if (dtype !== undefined && dtype !== 'float16')
+      throw typeErr(`dtype 'float16' for a Float16Array`, `${name}.dtype`, dtype);
     host = new Uint16Array(data.buffer, data.byteOffset, data.length);
     dtype = 'float16';
   } else if (isView(data, Uint16Array)) {
-    if (dtype === undefined) throw typeErr("dtype 'float16' or 'bfloat16' (a Uint16Array holds half-precision bits)", `${name}.dtype`, dtype);
+    if (dtype === undefined)
+      throw typeErr("dtype 'float16' or 'bfloat16' (a Uint16Array holds half-precision bits)", `${name}.dtype`, dtype);
     if (dtype === 'float32') throw typeErr("a Float32Array (dtype 'float32')", `${name}.data`, data);
     host = data;
   } else {
@@ -69,7 +89,8 @@ export function readHostTensor(t: TensorInput, name: string): Tensor {
   }
   const size = shape.reduce((a, b) => a * b, 1);
   if (size >= MAX_ELEMENTS) throw rangeErr(`fewer than ${MAX_ELEMENTS} elements`, `${name}.shape`, shape);
-  if (host.length !== size) throw rangeErr(`${size} elements (shape [${shape.join(', ')}])`, `${name}.data`, words(`${host.length} elements`));
+  if (host.length !== size)
+    throw rangeErr(`${size} elements (shape [${shape.join(', ')}])`, `${name}.data`, words(`${host.length} elements`));
   // An empty tensor has nothing to read: a fresh empty array, so no engine touches a buffer that may be detached.
   if (size === 0) host = host instanceof Float32Array ? new Float32Array(0) : new Uint16Array(0);
   return { data: host, shape: Object.freeze(shape), dtype: dtype as DType, location: 'cpu' };

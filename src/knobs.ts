@@ -29,7 +29,13 @@ export interface Knobs {
 }
 
 const DEFAULTS: Knobs = {
-  backend: 'auto', wasmSimd: 'auto', cudaAddon: null, cudaSplits: 0, cudaTile: 'auto', cudaWgmma: true, cudaOrder: 'auto',
+  backend: 'auto',
+  wasmSimd: 'auto',
+  cudaAddon: null,
+  cudaSplits: 0,
+  cudaTile: 'auto',
+  cudaWgmma: true,
+  cudaOrder: 'auto',
   poisonOutputs: false,
 };
 
@@ -41,7 +47,8 @@ export function readKnobs(env: Record<string, string | undefined>): { knobs: Kno
     const v = env[name];
     if (v === undefined || v === '') return;
     if (allowed.includes(v)) knobs[key] = v as Knobs[K];
-    else errors.push(`Expected ${allowed.map((a) => `'${a}'`).join(', ')} for ${name} but received ${JSON.stringify(v)}`);
+    else
+      errors.push(`Expected ${allowed.map((a) => `'${a}'`).join(', ')} for ${name} but received ${JSON.stringify(v)}`);
   };
   pick('backend', 'FLASHATTN_BACKEND', ['auto', 'wasm', 'cuda']);
   pick('wasmSimd', 'FLASHATTN_WASM_SIMD', ['auto', 'relaxed', 'baseline']);
@@ -52,7 +59,10 @@ export function readKnobs(env: Record<string, string | undefined>): { knobs: Kno
   if (splits !== undefined && splits !== '') {
     const n = Number(splits);
     if (Number.isInteger(n) && n >= 0 && n <= 1024) knobs.cudaSplits = n;
-    else errors.push(`Expected an integer from 0 to 1024 for FLASHATTN_CUDA_SPLITS but received ${JSON.stringify(splits)}`);
+    else
+      errors.push(
+        `Expected an integer from 0 to 1024 for FLASHATTN_CUDA_SPLITS but received ${JSON.stringify(splits)}`,
+      );
   }
   const wg = env.FLASHATTN_CUDA_WGMMA;
   if (wg !== undefined && wg !== '') {
@@ -78,5 +88,7 @@ export const knobErrors: readonly string[] = read.errors;
 export function setKnobs(changes: Partial<Knobs>): () => void {
   const before = { ...current };
   Object.assign(current, changes);
-  return () => { Object.assign(current, before); };
+  return () => {
+    Object.assign(current, before);
+  };
 }

@@ -59,7 +59,9 @@ export function visibleRange(i: number, lq: number, lk: number, left: number, ri
 }
 
 /** Fraction of (query, key) pairs the mask keeps, for FLOP counts. */
-export function keptPairs(p: Pick<Problem, 'cuSeqlensQ' | 'cuSeqlensK' | 'batch' | 'windowLeft' | 'windowRight'>): number {
+export function keptPairs(
+  p: Pick<Problem, 'cuSeqlensQ' | 'cuSeqlensK' | 'batch' | 'windowLeft' | 'windowRight'>,
+): number {
   let kept = 0;
   for (let b = 0; b < p.batch; b++) {
     const lq = p.cuSeqlensQ[b + 1]! - p.cuSeqlensQ[b]!;

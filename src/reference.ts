@@ -20,15 +20,19 @@ export interface ReferenceOutput {
  * naive half-precision yardstick only) rounds each unnormalised probability before P·V.
  */
 export function referenceProblem(p: Problem<Tensor>, roundP?: (w: number) => number): ReferenceOutput {
-  const q = decode(p.q.data, p.dtype), k = decode(p.k.data, p.dtype), v = decode(p.v.data, p.dtype);
+  const q = decode(p.q.data, p.dtype),
+    k = decode(p.k.data, p.dtype),
+    v = decode(p.v.data, p.dtype);
   const { numHeads: H, numKvHeads: Hk, headDim: D, headDimV: Dv, totalQ } = p;
   const out = new Float64Array(totalQ * H * Dv);
   const lse = new Float64Array(H * totalQ);
   const group = H / Hk;
   const s = new Float64Array(p.maxSeqlenK);
   for (let b = 0; b < p.batch; b++) {
-    const q0 = p.cuSeqlensQ[b]!, k0 = p.cuSeqlensK[b]!;
-    const lq = p.cuSeqlensQ[b + 1]! - q0, lk = p.cuSeqlensK[b + 1]! - k0;
+    const q0 = p.cuSeqlensQ[b]!,
+      k0 = p.cuSeqlensK[b]!;
+    const lq = p.cuSeqlensQ[b + 1]! - q0,
+      lk = p.cuSeqlensK[b + 1]! - k0;
     for (let h = 0; h < H; h++) {
       const hk = Math.floor(h / group);
       const slope = p.alibiSlopes ? p.alibiSlopes[h]! : 0;
@@ -36,7 +40,10 @@ export function referenceProblem(p: Problem<Tensor>, roundP?: (w: number) => num
         const row = q0 + i;
         const [lo, hi] = visibleRange(i, lq, lk, p.windowLeft, p.windowRight);
         const o = (row * H + h) * Dv;
-        if (hi < lo) { lse[lseIndex(p, b, h, i)] = -Infinity; continue; }
+        if (hi < lo) {
+          lse[lseIndex(p, b, h, i)] = -Infinity;
+          continue;
+        }
         const qo = (row * H + h) * D;
         let m = -Infinity;
         for (let j = lo; j <= hi; j++) {
@@ -73,7 +80,8 @@ function wrap(p: Problem<Tensor>, r: ReferenceOutput): ReferenceResult {
   return {
     out: { data: Float32Array.from(r.out), shape: p.outShape, dtype: 'float32' },
     lse: p.returnLse ? { data: Float32Array.from(r.lse), shape: p.lseShape, dtype: 'float32' } : undefined,
-    out64: r.out, lse64: r.lse,
+    out64: r.out,
+    lse64: r.lse,
   };
 }
 
@@ -81,13 +89,23 @@ function wrap(p: Problem<Tensor>, r: ReferenceOutput): ReferenceResult {
  * The float64 reference with the engines' arguments. Results are float32 tensors (`out`, `lse`)
  * plus the float64 arrays they were rounded from.
  */
-export function referenceAttentionVarlen(q: TensorInput, k: TensorInput, v: TensorInput, options: VarlenOptions): ReferenceResult {
+export function referenceAttentionVarlen(
+  q: TensorInput,
+  k: TensorInput,
+  v: TensorInput,
+  options: VarlenOptions,
+): ReferenceResult {
   const p = validateVarlen(q, k, v, options);
   return wrap(p, referenceProblem(p));
 }
 
 /** The float64 reference for the fixed-length form. */
-export function referenceAttention(q: TensorInput, k: TensorInput, v: TensorInput, options: AttentionOptions = {}): ReferenceResult {
+export function referenceAttention(
+  q: TensorInput,
+  k: TensorInput,
+  v: TensorInput,
+  options: AttentionOptions = {},
+): ReferenceResult {
   const p = validateFixed(q, k, v, options);
   return wrap(p, referenceProblem(p));
 }

@@ -135,8 +135,18 @@ export interface Engine {
    * Results are on q's side: host tensors for host q, cuda tensors for cuda q. On the wasm engine, k and v
    * may be resident tensors (`upload`) with host q (a KV cache); its results are always host tensors.
    */
-  attentionVarlen<Q extends InputTensor>(q: Q, k: InputTensor, v: InputTensor, options: VarlenOptions): Promise<AttentionResult<ResultTensor<Q>>>;
-  attention<Q extends InputTensor>(q: Q, k: InputTensor, v: InputTensor, options?: AttentionOptions): Promise<AttentionResult<ResultTensor<Q>>>;
+  attentionVarlen<Q extends InputTensor>(
+    q: Q,
+    k: InputTensor,
+    v: InputTensor,
+    options: VarlenOptions,
+  ): Promise<AttentionResult<ResultTensor<Q>>>;
+  attention<Q extends InputTensor>(
+    q: Q,
+    k: InputTensor,
+    v: InputTensor,
+    options?: AttentionOptions,
+  ): Promise<AttentionResult<ResultTensor<Q>>>;
   /**
    * Whether this engine can run the call: null when it can, else the reason it would reject it with
    * (a RangeError). Options with `cuSeqlensQ` mean `attentionVarlen`, otherwise `attention`. Input

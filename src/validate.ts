@@ -19,26 +19,43 @@ const OPTION_KEYS = ['causal', 'window', 'softmaxScale', 'softcap', 'alibiSlopes
 const VARLEN_KEYS = [...OPTION_KEYS, 'cuSeqlensQ', 'cuSeqlensK'] as const;
 
 function checkCuSeqlens(cu: unknown, name: string, total: number, totalName: string): Int32Array {
-  if (!(ArrayBuffer.isView(cu) && Object.prototype.toString.call(cu) === '[object Int32Array]')) throw typeErr('an Int32Array', name, cu);
+  if (!(ArrayBuffer.isView(cu) && Object.prototype.toString.call(cu) === '[object Int32Array]'))
+    throw typeErr('an Int32Array', name, cu);
   // A copy: the engines read the offsets after the call returned (a queued call), the caller may reuse them.
   const c = Int32Array.from(cu as Int32Array);
   if (c.length < 1) throw rangeErr('length batch + 1 >= 1', name, c);
   if (c[0] !== 0) throw rangeErr(`${name}[0] = 0`, name, words(`${name}[0] = ${c[0]}`));
   for (let i = 1; i < c.length; i++)
-    if (c[i]! < c[i - 1]!) throw rangeErr('non-decreasing offsets', name, words(`${name}[${i}] = ${c[i]} < ${name}[${i - 1}] = ${c[i - 1]}`));
+    if (c[i]! < c[i - 1]!)
+      throw rangeErr(
+        'non-decreasing offsets',
+        name,
+        words(`${name}[${i}] = ${c[i]} < ${name}[${i - 1}] = ${c[i - 1]}`),
+      );
   if (c[c.length - 1] !== total)
-    throw rangeErr(`last offset = ${totalName} = ${total}`, name, words(`${name}[${c.length - 1}] = ${c[c.length - 1]}`));
+    throw rangeErr(
+      `last offset = ${totalName} = ${total}`,
+      name,
+      words(`${name}[${c.length - 1}] = ${c[c.length - 1]}`),
+    );
   return c;
 }
 
 function checkHeads(qs: number[], ks: number[], vs: number[], lastAxis: number) {
-  const numHeads = qs[lastAxis - 1]!, numKvHeads = ks[lastAxis - 1]!;
-  const headDim = qs[lastAxis]!, headDimV = vs[lastAxis]!;
+  const numHeads = qs[lastAxis - 1]!,
+    numKvHeads = ks[lastAxis - 1]!;
+  const headDim = qs[lastAxis]!,
+    headDimV = vs[lastAxis]!;
   if (numHeads < 1) throw rangeErr('numHeads >= 1', 'q.shape', qs);
   if (numKvHeads < 1) throw rangeErr('numKvHeads >= 1', 'k.shape', ks);
-  if (vs[lastAxis - 1] !== numKvHeads) throw rangeErr(`v to have numKvHeads = ${numKvHeads} heads like k`, 'v.shape', vs);
+  if (vs[lastAxis - 1] !== numKvHeads)
+    throw rangeErr(`v to have numKvHeads = ${numKvHeads} heads like k`, 'v.shape', vs);
   if (numHeads % numKvHeads !== 0)
-    throw rangeErr(`numHeads (${numHeads}) to be a multiple of numKvHeads`, 'k.shape', words(`numKvHeads = ${numKvHeads}`));
+    throw rangeErr(
+      `numHeads (${numHeads}) to be a multiple of numKvHeads`,
+      'k.shape',
+      words(`numKvHeads = ${numKvHeads}`),
+    );
   if (headDim < 1 || headDim > MAX_HEAD_DIM) throw rangeErr(`headDim from 1 to ${MAX_HEAD_DIM}`, 'q.shape', qs);
   if (ks[lastAxis] !== headDim) throw rangeErr(`k's headDim to equal q's (${headDim})`, 'k.shape', ks);
   if (headDimV < 1 || headDimV > MAX_HEAD_DIM) throw rangeErr(`headDimV from 1 to ${MAX_HEAD_DIM}`, 'v.shape', vs);
@@ -58,7 +75,10 @@ const num = (x: unknown, name: string, what: string): number => {
 function checkOptions(o: AttentionOptions, numHeads: number, headDim: number, span: number, varlen: boolean) {
   if (o === null || typeof o !== 'object') throw typeErr('an options object', 'options', o);
   checkKeys(o, varlen ? VARLEN_KEYS : OPTION_KEYS, 'options', (key) =>
-    !varlen && (key === 'cuSeqlensQ' || key === 'cuSeqlensK') ? 'packed sequences are attentionVarlen\'s (attention takes [batch, seqlen, heads, dim])' : null);
+    !varlen && (key === 'cuSeqlensQ' || key === 'cuSeqlensK')
+      ? "packed sequences are attentionVarlen's (attention takes [batch, seqlen, heads, dim])"
+      : null,
+  );
   const get = (key: string) => readKey(o, key, `options.${key}`);
   const causal = get('causal') ?? false;
   if (typeof causal !== 'boolean') throw typeErr('a boolean', 'options.causal', causal);
@@ -69,18 +89,21 @@ function checkOptions(o: AttentionOptions, numHeads: number, headDim: number, sp
   const window = [...(win as unknown[])];
   for (const w of window) {
     num(w, 'options.window', 'integers >= -1 (-1 = unbounded)');
-    if (!Number.isSafeInteger(w) || (w as number) < -1) throw rangeErr('integers >= -1 (-1 = unbounded)', 'options.window', window);
+    if (!Number.isSafeInteger(w) || (w as number) < -1)
+      throw rangeErr('integers >= -1 (-1 = unbounded)', 'options.window', window);
   }
   const width = (w: number) => (w >= span ? -1 : w);
   const windowLeft = width(window[0] as number);
   let windowRight = width(window[1] as number);
   if (causal) {
-    if ((window[1] as number) > 0) throw rangeErr('window[1] to be -1 or 0 when causal is true', 'options.window', window);
+    if ((window[1] as number) > 0)
+      throw rangeErr('window[1] to be -1 or 0 when causal is true', 'options.window', window);
     windowRight = 0;
   }
   const scale = get('softmaxScale');
   const softmaxScale = scale === undefined ? 1 / Math.sqrt(headDim) : num(scale, 'options.softmaxScale', 'a number');
-  if (!(Math.abs(softmaxScale) <= F32_SAFE)) throw rangeErr(`a finite number of magnitude at most 2^126 (float32 range)`, 'options.softmaxScale', softmaxScale);
+  if (!(Math.abs(softmaxScale) <= F32_SAFE))
+    throw rangeErr(`a finite number of magnitude at most 2^126 (float32 range)`, 'options.softmaxScale', softmaxScale);
   const cap = get('softcap');
   const softcap = cap === undefined ? 0 : num(cap, 'options.softcap', 'a number');
   if (!(softcap === 0 || (softcap >= 1 / F32_SAFE && softcap <= F32_SAFE)))
@@ -96,7 +119,12 @@ function checkOptions(o: AttentionOptions, numHeads: number, headDim: number, sp
     const most = F32_SAFE / Math.max(1, span);
     for (const x of slopes) {
       num(x, 'options.alibiSlopes', 'numbers');
-      if (!(Math.abs(x as number) <= most)) throw rangeErr(`finite slopes of magnitude at most ${most.toPrecision(3)} (2^126 / the longest distance)`, 'options.alibiSlopes', a);
+      if (!(Math.abs(x as number) <= most))
+        throw rangeErr(
+          `finite slopes of magnitude at most ${most.toPrecision(3)} (2^126 / the longest distance)`,
+          'options.alibiSlopes',
+          a,
+        );
     }
     alibiSlopes = Float32Array.from(slopes as number[]);
   }
@@ -110,8 +138,12 @@ function checkSameDtype(q: AnyTensor, k: AnyTensor, v: AnyTensor): DType {
   // from the host); cuda tensors may not mix with host ones.
   const loc = q.location ?? 'cpu';
   const side = (l: string) => (l === 'wasm' ? 'cpu' : l);
-  for (const [t, n] of [[k, 'k'], [v, 'v']] as const)
-    if (side(t.location ?? 'cpu') !== side(loc)) throw typeErr(`a tensor on '${loc}' like q`, `${n}.location`, t.location ?? 'cpu');
+  for (const [t, n] of [
+    [k, 'k'],
+    [v, 'v'],
+  ] as const)
+    if (side(t.location ?? 'cpu') !== side(loc))
+      throw typeErr(`a tensor on '${loc}' like q`, `${n}.location`, t.location ?? 'cpu');
   return q.dtype;
 }
 
@@ -127,8 +159,18 @@ const rows = (n: number, name: string, shape: number[], what: string) => {
 
 /** Validates a packed call and returns its Problem (host inputs give a Problem of host tensors). */
 export function validateVarlen(q: TensorInput, k: TensorInput, v: TensorInput, options: VarlenOptions): Problem<Tensor>;
-export function validateVarlen(q: InputTensor, k: InputTensor, v: InputTensor, options: VarlenOptions): Problem<AnyTensor>;
-export function validateVarlen(qIn: InputTensor, kIn: InputTensor, vIn: InputTensor, options: VarlenOptions): Problem<AnyTensor> {
+export function validateVarlen(
+  q: InputTensor,
+  k: InputTensor,
+  v: InputTensor,
+  options: VarlenOptions,
+): Problem<AnyTensor>;
+export function validateVarlen(
+  qIn: InputTensor,
+  kIn: InputTensor,
+  vIn: InputTensor,
+  options: VarlenOptions,
+): Problem<AnyTensor> {
   const { t: q, shape: qs } = checkTensor(qIn, 'q', 3);
   const { t: k, shape: ks } = checkTensor(kIn, 'k', 3);
   const { t: v, shape: vs } = checkTensor(vIn, 'v', 3);
@@ -137,35 +179,70 @@ export function validateVarlen(qIn: InputTensor, kIn: InputTensor, vIn: InputTen
   rows(qs[0]!, 'q.shape', qs, 'rows');
   rows(ks[0]!, 'k.shape', ks, 'rows');
   const heads = checkHeads(qs, ks, vs, 2);
-  if (options === null || typeof options !== 'object') throw typeErr('an options object with cuSeqlensQ and cuSeqlensK', 'options', options);
-  const cuSeqlensQ = checkCuSeqlens(readKey(options, 'cuSeqlensQ', 'options.cuSeqlensQ'), 'options.cuSeqlensQ', qs[0]!, 'totalQ');
-  const cuSeqlensK = checkCuSeqlens(readKey(options, 'cuSeqlensK', 'options.cuSeqlensK'), 'options.cuSeqlensK', ks[0]!, 'totalK');
+  if (options === null || typeof options !== 'object')
+    throw typeErr('an options object with cuSeqlensQ and cuSeqlensK', 'options', options);
+  const cuSeqlensQ = checkCuSeqlens(
+    readKey(options, 'cuSeqlensQ', 'options.cuSeqlensQ'),
+    'options.cuSeqlensQ',
+    qs[0]!,
+    'totalQ',
+  );
+  const cuSeqlensK = checkCuSeqlens(
+    readKey(options, 'cuSeqlensK', 'options.cuSeqlensK'),
+    'options.cuSeqlensK',
+    ks[0]!,
+    'totalK',
+  );
   if (cuSeqlensK.length !== cuSeqlensQ.length)
     throw rangeErr(`the same length as options.cuSeqlensQ (${cuSeqlensQ.length})`, 'options.cuSeqlensK', cuSeqlensK);
-  const maxSeqlenQ = maxLen(cuSeqlensQ), maxSeqlenK = maxLen(cuSeqlensK);
+  const maxSeqlenQ = maxLen(cuSeqlensQ),
+    maxSeqlenK = maxLen(cuSeqlensK);
   return {
-    dtype, q, k, v, cuSeqlensQ, cuSeqlensK, batch: cuSeqlensQ.length - 1,
-    totalQ: qs[0]!, totalK: ks[0]!, maxSeqlenQ, maxSeqlenK,
-    ...heads, ...checkOptions(options, heads.numHeads, heads.headDim, maxSeqlenQ + maxSeqlenK, true),
-    outShape: [qs[0]!, heads.numHeads, heads.headDimV], lseShape: [heads.numHeads, qs[0]!], fixedSeqlenQ: 0,
+    dtype,
+    q,
+    k,
+    v,
+    cuSeqlensQ,
+    cuSeqlensK,
+    batch: cuSeqlensQ.length - 1,
+    totalQ: qs[0]!,
+    totalK: ks[0]!,
+    maxSeqlenQ,
+    maxSeqlenK,
+    ...heads,
+    ...checkOptions(options, heads.numHeads, heads.headDim, maxSeqlenQ + maxSeqlenK, true),
+    outShape: [qs[0]!, heads.numHeads, heads.headDimV],
+    lseShape: [heads.numHeads, qs[0]!],
+    fixedSeqlenQ: 0,
   };
 }
 
 /** Validates a fixed-length call ([batch, seqlen, heads, dim]) and returns its packed Problem. */
 export function validateFixed(
-  q: TensorInput, k: TensorInput, v: TensorInput, options?: AttentionOptions,
+  q: TensorInput,
+  k: TensorInput,
+  v: TensorInput,
+  options?: AttentionOptions,
 ): Problem<Tensor> & { seqlenQ: number };
 export function validateFixed(
-  q: InputTensor, k: InputTensor, v: InputTensor, options?: AttentionOptions,
+  q: InputTensor,
+  k: InputTensor,
+  v: InputTensor,
+  options?: AttentionOptions,
 ): Problem<AnyTensor> & { seqlenQ: number };
 export function validateFixed(
-  qIn: InputTensor, kIn: InputTensor, vIn: InputTensor, options: AttentionOptions = {},
+  qIn: InputTensor,
+  kIn: InputTensor,
+  vIn: InputTensor,
+  options: AttentionOptions = {},
 ): Problem<AnyTensor> & { seqlenQ: number } {
   const { t: q, shape: qs } = checkTensor(qIn, 'q', 4);
   const { t: k, shape: ks } = checkTensor(kIn, 'k', 4);
   const { t: v, shape: vs } = checkTensor(vIn, 'v', 4);
   const dtype = checkSameDtype(q, k, v);
-  const batch = qs[0]!, seqlenQ = qs[1]!, seqlenK = ks[1]!;
+  const batch = qs[0]!,
+    seqlenQ = qs[1]!,
+    seqlenK = ks[1]!;
   if (ks[0] !== batch) throw rangeErr(`k to have batch = ${batch} like q`, 'k.shape', ks);
   if (vs[0] !== batch) throw rangeErr(`v to have batch = ${batch} like q`, 'v.shape', vs);
   if (vs[1] !== seqlenK) throw rangeErr(`v to have seqlenK = ${seqlenK} like k`, 'v.shape', vs);
@@ -174,12 +251,29 @@ export function validateFixed(
   rows(batch * seqlenK, 'k.shape', ks, 'rows in all (batch x seqlenK)');
   const heads = checkHeads(qs, ks, vs, 3);
   const opts = checkOptions(options ?? {}, heads.numHeads, heads.headDim, seqlenQ + seqlenK, false);
-  const cuSeqlensQ = new Int32Array(batch + 1), cuSeqlensK = new Int32Array(batch + 1);
-  for (let b = 0; b <= batch; b++) { cuSeqlensQ[b] = b * seqlenQ; cuSeqlensK[b] = b * seqlenK; }
+  const cuSeqlensQ = new Int32Array(batch + 1),
+    cuSeqlensK = new Int32Array(batch + 1);
+  for (let b = 0; b <= batch; b++) {
+    cuSeqlensQ[b] = b * seqlenQ;
+    cuSeqlensK[b] = b * seqlenK;
+  }
   return {
-    dtype, q, k, v, cuSeqlensQ, cuSeqlensK, batch, seqlenQ,
-    outShape: [batch, seqlenQ, heads.numHeads, heads.headDimV], lseShape: [batch, heads.numHeads, seqlenQ], fixedSeqlenQ: seqlenQ,
-    totalQ: batch * seqlenQ, totalK: batch * seqlenK, maxSeqlenQ: batch ? seqlenQ : 0, maxSeqlenK: batch ? seqlenK : 0,
-    ...heads, ...opts,
+    dtype,
+    q,
+    k,
+    v,
+    cuSeqlensQ,
+    cuSeqlensK,
+    batch,
+    seqlenQ,
+    outShape: [batch, seqlenQ, heads.numHeads, heads.headDimV],
+    lseShape: [batch, heads.numHeads, seqlenQ],
+    fixedSeqlenQ: seqlenQ,
+    totalQ: batch * seqlenQ,
+    totalK: batch * seqlenK,
+    maxSeqlenQ: batch ? seqlenQ : 0,
+    maxSeqlenK: batch ? seqlenK : 0,
+    ...heads,
+    ...opts,
   };
 }

@@ -58,7 +58,14 @@ describeBrowser('a bundled app (esbuild, no configuration) in Chromium', () => {
     symlinkSync(packageRoot, join(dir, 'node_modules', 'flashattn'), 'dir');
     writeFileSync(join(dir, 'app.js'), APP);
     for (const format of ['esm', 'iife'] as const) {
-      const r = await build({ entryPoints: [join(dir, 'app.js')], bundle: true, format, platform: 'browser', write: false, logLevel: 'silent' });
+      const r = await build({
+        entryPoints: [join(dir, 'app.js')],
+        bundle: true,
+        format,
+        platform: 'browser',
+        write: false,
+        logLevel: 'silent',
+      });
       bundles[format] = r.outputFiles[0]!.text;
     }
   });
@@ -75,23 +82,36 @@ describeBrowser('a bundled app (esbuild, no configuration) in Chromium', () => {
     }
   });
 
-  for (const [format, isolated, threads] of [['esm', true, 2], ['iife', false, 1]] as const) {
+  for (const [format, isolated, threads] of [
+    ['esm', true, 2],
+    ['iife', false, 1],
+  ] as const) {
     it(`${format} bundle on a ${isolated ? 'cross-origin isolated' : 'plain'} page: ${threads} thread(s), matches the reference`, async () => {
       const { page, errors } = await openPage(browser, `${server.url}web/blank.html`);
       // The bundle is served from memory at /app/, next to nothing of the package.
       const headers: Record<string, string> = isolated
-        ? { 'cross-origin-opener-policy': 'same-origin', 'cross-origin-embedder-policy': 'require-corp' } : {};
+        ? { 'cross-origin-opener-policy': 'same-origin', 'cross-origin-embedder-policy': 'require-corp' }
+        : {};
       await page.route('**/app/**', (route) => {
         const html = route.request().url().endsWith('.html');
         void route.fulfill({
-          status: 200, headers: { ...headers, 'content-type': html ? 'text/html' : 'text/javascript' },
-          body: html ? `<!doctype html><script${format === 'esm' ? ' type="module"' : ''} src="app.js"></script>` : bundles[format],
+          status: 200,
+          headers: { ...headers, 'content-type': html ? 'text/html' : 'text/javascript' },
+          body: html
+            ? `<!doctype html><script${format === 'esm' ? ' type="module"' : ''} src="app.js"></script>`
+            : bundles[format],
         });
       });
       await page.goto(`${server.url}app/index.html`);
       const r = await page.evaluate(() => (globalThis as any).appResult);
       expect(r.error, r.error).toBeUndefined();
-      expect(r).toMatchObject({ threads, runsOn: threads > 1 ? 'workers' : 'one worker', pass: true, samePlain: true, f16: 'ok' });
+      expect(r).toMatchObject({
+        threads,
+        runsOn: threads > 1 ? 'workers' : 'one worker',
+        pass: true,
+        samePlain: true,
+        f16: 'ok',
+      });
       expect(r.wasm).toMatch(/bytes/);
       expect(errors).toEqual([]);
       await page.close();

@@ -20,8 +20,12 @@ async function setUp(page: Page, options: Record<string, unknown>) {
     const engine = await entry.createEngine(o);
     Object.assign(globalThis, { __fa: { entry, run, cases: cs.cases, engine } });
     return {
-      threads: engine.threads, backend: engine.backend, info: engine.info, fallbackReason: engine.fallbackReason,
-      isolated: globalThis.crossOriginIsolated, ids: cs.cases.map((c: unknown) => cs.caseId(c)),
+      threads: engine.threads,
+      backend: engine.backend,
+      info: engine.info,
+      fallbackReason: engine.fallbackReason,
+      isolated: globalThis.crossOriginIsolated,
+      ids: cs.cases.map((c: unknown) => cs.caseId(c)),
     };
   }, options);
 }
@@ -35,12 +39,23 @@ async function setUp(page: Page, options: Record<string, unknown>) {
 function timerDuringCall(page: Page) {
   return page.evaluate(async () => {
     const { entry, engine } = (globalThis as any).__fa;
-    const L = 8192, H = 1, D = 32;
+    const L = 8192,
+      H = 1,
+      D = 32;
     const rand = (n: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 12.9898) * 0.5);
     const t = () => entry.tensor(rand(L * H * D), [1, L, H, D]);
-    const q = t(), k = t(), v = t();
-    let last = performance.now(), maxGap = 0, ticks = 0;
-    const timer = setInterval(() => { const now = performance.now(); maxGap = Math.max(maxGap, now - last); last = now; ticks++; }, 4);
+    const q = t(),
+      k = t(),
+      v = t();
+    let last = performance.now(),
+      maxGap = 0,
+      ticks = 0;
+    const timer = setInterval(() => {
+      const now = performance.now();
+      maxGap = Math.max(maxGap, now - last);
+      last = now;
+      ticks++;
+    }, 4);
     const t0 = performance.now();
     const call = engine.attention(q, k, v);
     const syncMs = performance.now() - t0;
@@ -52,9 +67,30 @@ function timerDuringCall(page: Page) {
 }
 
 const modes = [
-  { name: 'not cross-origin isolated: one worker', isolated: false, threads: 2, expect: 1, runsOn: 'one worker', reason: /needs a cross-origin isolated page/ },
-  { name: 'cross-origin isolated: 2 threads', isolated: true, threads: 2, expect: 2, runsOn: 'workers', reason: /cross-origin isolated: 2 workers compute/ },
-  { name: 'cross-origin isolated: 1 thread', isolated: true, threads: 1, expect: 1, runsOn: 'workers', reason: /cross-origin isolated: threads: 1 was asked; one worker computes/ },
+  {
+    name: 'not cross-origin isolated: one worker',
+    isolated: false,
+    threads: 2,
+    expect: 1,
+    runsOn: 'one worker',
+    reason: /needs a cross-origin isolated page/,
+  },
+  {
+    name: 'cross-origin isolated: 2 threads',
+    isolated: true,
+    threads: 2,
+    expect: 2,
+    runsOn: 'workers',
+    reason: /cross-origin isolated: 2 workers compute/,
+  },
+  {
+    name: 'cross-origin isolated: 1 thread',
+    isolated: true,
+    threads: 1,
+    expect: 1,
+    runsOn: 'workers',
+    reason: /cross-origin isolated: threads: 1 was asked; one worker computes/,
+  },
 ] as const;
 
 describeBrowser('conformance in Chromium', () => {
@@ -76,10 +112,15 @@ describeBrowser('conformance in Chromium', () => {
       let errors: string[];
       let engine: Awaited<ReturnType<typeof setUp>>;
       beforeAll(async () => {
-        ({ page, errors } = await openPage(browser, (mode.isolated ? servers.isolated : servers.plain).url + 'web/blank.html'));
+        ({ page, errors } = await openPage(
+          browser,
+          (mode.isolated ? servers.isolated : servers.plain).url + 'web/blank.html',
+        ));
         engine = await setUp(page, { threads: mode.threads });
       });
-      afterAll(async () => { await page?.close(); });
+      afterAll(async () => {
+        await page?.close();
+      });
 
       it(`threads = ${mode.expect}, with the reason`, () => {
         expect(engine.isolated).toBe(mode.isolated);
@@ -88,17 +129,27 @@ describeBrowser('conformance in Chromium', () => {
         expect(engine.info['runsOn']).toBe(mode.runsOn);
         expect(String(engine.info['threadsReason'])).toMatch(mode.reason);
         expect(engine.info['simd']).toBe('relaxed'); // Chromium has relaxed SIMD
-        expect(engine.ids, 'dist/ is older than test/conformance/cases.ts: run npm run build').toEqual(cases.map(caseId));
+        expect(engine.ids, 'dist/ is older than test/conformance/cases.ts: run npm run build').toEqual(
+          cases.map(caseId),
+        );
       });
 
       cases.forEach((c, i) => {
         it(caseId(c), async (ctx) => {
-          const r = await page.evaluate(([index, s]) => {
-            const fa = (globalThis as any).__fa;
-            return fa.run.runCase(fa.engine, fa.cases[index], s);
-          }, [i, seed + i] as const);
-          if (r.skipped) { ctx.skip(r.skipped); return; }
-          expect(r.ok, `${r.id}: ${r.detail} (tolerance ${r.tolerance}); replay with FLASHATTN_SEED=${seed}`).toBe(true);
+          const r = await page.evaluate(
+            ([index, s]) => {
+              const fa = (globalThis as any).__fa;
+              return fa.run.runCase(fa.engine, fa.cases[index], s);
+            },
+            [i, seed + i] as const,
+          );
+          if (r.skipped) {
+            ctx.skip(r.skipped);
+            return;
+          }
+          expect(r.ok, `${r.id}: ${r.detail} (tolerance ${r.tolerance}); replay with FLASHATTN_SEED=${seed}`).toBe(
+            true,
+          );
         });
       });
 
@@ -109,8 +160,15 @@ describeBrowser('conformance in Chromium', () => {
             const f = Float32Array.from({ length: L * H * D }, (_, i) => Math.sin(i * 0.7 + seed));
             return entry.tensor(dtype === 'float32' ? f : entry.encode(f, dtype), [1, L, H, D], dtype);
           };
-          const calls = [[300, 4, 64, 'float32'], [40, 2, 128, 'float16'], [700, 2, 32, 'float32'], [5, 1, 16, 'bfloat16']].map(([L, H, D, dt], i) => {
-            const [q, k, v] = [1, 2, 3].map((s) => make(L as number, H as number, D as number, dt as string, s + 10 * i));
+          const calls = [
+            [300, 4, 64, 'float32'],
+            [40, 2, 128, 'float16'],
+            [700, 2, 32, 'float32'],
+            [5, 1, 16, 'bfloat16'],
+          ].map(([L, H, D, dt], i) => {
+            const [q, k, v] = [1, 2, 3].map((s) =>
+              make(L as number, H as number, D as number, dt as string, s + 10 * i),
+            );
             return { q, k, v, dtype: dt as string, got: engine.attention(q, k, v, { causal: true }) };
           });
           const out = [];
@@ -129,27 +187,47 @@ describeBrowser('conformance in Chromium', () => {
         expect(errs[3]).toBeLessThan(5e-2);
       });
 
-      it(mode.isolated ? 'resident K and V give the host path\'s bits' : 'upload is refused with the reason (the engine is in one worker)', async () => {
-        const r = await page.evaluate(async () => {
-          const { entry, engine } = (globalThis as any).__fa;
-          const t = (n: number, H: number, s: number) =>
-            entry.tensor(Float32Array.from({ length: n * H * 64 }, (_, i) => Math.sin(i * 0.37 + s)), [1, n, H, 64]);
-          const q = t(1, 8, 1), k = t(2100, 2, 2), v = t(2100, 2, 3);
-          let kc, vc;
-          try { [kc, vc] = [await engine.upload(k), await engine.upload(v)]; } catch (e) { return { error: `${(e as Error).name}: ${(e as Error).message}` }; }
-          const host = (await engine.attention(q, k, v, { causal: true })).out.data as Float32Array;
-          const res = (await engine.attention(q, kc, vc, { causal: true })).out.data as Float32Array;
-          const back = (await engine.download(kc)).data as Float32Array;
-          kc.dispose(); vc.dispose();
-          return { location: kc.location, same: host.every((x, i) => Object.is(x, res[i])), roundTrip: back.every((x, i) => x === k.data[i]) };
-        });
-        if (mode.isolated) expect(r).toEqual({ location: 'wasm', same: true, roundTrip: true });
-        else expect(r.error).toMatch(/^TypeError: .*cross-origin isolated/);
-      });
+      it(
+        mode.isolated
+          ? "resident K and V give the host path's bits"
+          : 'upload is refused with the reason (the engine is in one worker)',
+        async () => {
+          const r = await page.evaluate(async () => {
+            const { entry, engine } = (globalThis as any).__fa;
+            const t = (n: number, H: number, s: number) =>
+              entry.tensor(
+                Float32Array.from({ length: n * H * 64 }, (_, i) => Math.sin(i * 0.37 + s)),
+                [1, n, H, 64],
+              );
+            const q = t(1, 8, 1),
+              k = t(2100, 2, 2),
+              v = t(2100, 2, 3);
+            let kc: any, vc: any;
+            try {
+              [kc, vc] = [await engine.upload(k), await engine.upload(v)];
+            } catch (e) {
+              return { error: `${(e as Error).name}: ${(e as Error).message}` };
+            }
+            const host = (await engine.attention(q, k, v, { causal: true })).out.data as Float32Array;
+            const res = (await engine.attention(q, kc, vc, { causal: true })).out.data as Float32Array;
+            const back = (await engine.download(kc)).data as Float32Array;
+            kc.dispose();
+            vc.dispose();
+            return {
+              location: kc.location,
+              same: host.every((x, i) => Object.is(x, res[i])),
+              roundTrip: back.every((x, i) => x === k.data[i]),
+            };
+          });
+          if (mode.isolated) expect(r).toEqual({ location: 'wasm', same: true, roundTrip: true });
+          else expect(r.error).toMatch(/^TypeError: .*cross-origin isolated/);
+        },
+      );
 
       it('a long call leaves the page responsive (compute is off the main thread)', async () => {
         const { ms, syncMs, maxGap, ticks } = await timerDuringCall(page);
-        const what = `a ${ms.toFixed(0)} ms call (${syncMs.toFixed(0)} ms of it on the main thread before it returned): ` +
+        const what =
+          `a ${ms.toFixed(0)} ms call (${syncMs.toFixed(0)} ms of it on the main thread before it returned): ` +
           `the 4 ms timer ticked ${ticks} times, longest stall ${maxGap.toFixed(0)} ms`;
         console.log(`[flashattn] ${mode.name}: ${what}`);
         expect(ms, `too short to tell: ${what}`).toBeGreaterThan(80);
@@ -165,9 +243,18 @@ describeBrowser('conformance in Chromium', () => {
     const r = await page.evaluate(async () => {
       const { createEngine } = await (globalThis as any).load('/dist/browser.js');
       let cudaError = '';
-      try { await createEngine({ backend: 'cuda' }); } catch (e) { cudaError = (e as Error).message; }
+      try {
+        await createEngine({ backend: 'cuda' });
+      } catch (e) {
+        cudaError = (e as Error).message;
+      }
       const auto = await createEngine({ threads: 1 });
-      const out = { cudaError, backend: auto.backend, fallbackReason: auto.fallbackReason, threadsReason: auto.info['threadsReason'] };
+      const out = {
+        cudaError,
+        backend: auto.backend,
+        fallbackReason: auto.fallbackReason,
+        threadsReason: auto.info['threadsReason'],
+      };
       await auto.dispose();
       return out;
     });

@@ -30,7 +30,11 @@ async function set(page: Page, id: string, value: string | boolean): Promise<voi
 
 async function run(page: Page, timeout = 20_000): Promise<string> {
   await page.click('#run');
-  await page.waitForFunction((re) => new RegExp(re).test(document.getElementById('status')?.textContent ?? ''), DONE.source, { timeout });
+  await page.waitForFunction(
+    (re) => new RegExp(re).test(document.getElementById('status')?.textContent ?? ''),
+    DONE.source,
+    { timeout },
+  );
   return (await page.textContent('#status'))!;
 }
 
@@ -39,28 +43,43 @@ type Cell = 'visible' | 'diagonal' | 'masked' | 'empty';
 /** Every cell's colour as the legend names it, read from the canvas at the cell's centre. */
 async function maskCells(page: Page, lq: number, lk: number): Promise<Cell[][]> {
   // The page reads the centre pixels: shipping the whole canvas to the test costs seconds.
-  const c = await page.evaluate(([lq, lk]) => {
-    const el = document.getElementById('mask') as HTMLCanvasElement, g = el.getContext('2d')!;
-    const [x0, y0, cx, cy] = [el.dataset['x0'], el.dataset['y0'], el.dataset['cellX'], el.dataset['cellY']].map(Number) as [number, number, number, number];
-    const rgb = Array.from({ length: lq! }, (_, i) => Array.from({ length: lk! }, (_, j) =>
-      Array.from(g.getImageData(Math.floor(x0 + (j + 0.5) * cx), Math.floor(y0 + (i + 0.5) * cy), 1, 1).data.slice(0, 3))));
-    return { cell: Math.min(cx, cy), rgb };
-  }, [lq, lk]);
+  const c = await page.evaluate(
+    ([lq, lk]) => {
+      const el = document.getElementById('mask') as HTMLCanvasElement,
+        g = el.getContext('2d')!;
+      const [x0, y0, cx, cy] = [el.dataset['x0'], el.dataset['y0'], el.dataset['cellX'], el.dataset['cellY']].map(
+        Number,
+      ) as [number, number, number, number];
+      const rgb = Array.from({ length: lq! }, (_, i) =>
+        Array.from({ length: lk! }, (_, j) =>
+          Array.from(
+            g.getImageData(Math.floor(x0 + (j + 0.5) * cx), Math.floor(y0 + (i + 0.5) * cy), 1, 1).data.slice(0, 3),
+          ),
+        ),
+      );
+      return { cell: Math.min(cx, cy), rgb };
+    },
+    [lq, lk],
+  );
   expect(c.cell).toBeGreaterThanOrEqual(6);
-  return c.rgb.map((row, i) => row.map(([r, g, b], j): Cell => {
-    if (b! > 120 && r! < 80) return 'visible';
-    if (r! > 200 && g! < 200 && b! < 80) return 'diagonal';
-    if (r! > 220 && g! > 220 && b! > 220) return 'masked';
-    if (r! > 220 && g! < 215 && b! < 215) return 'empty';
-    throw new Error(`cell (query ${i}, key ${j}) has no legend colour: rgb(${r},${g},${b})`);
-  }));
+  return c.rgb.map((row, i) =>
+    row.map(([r, g, b], j): Cell => {
+      if (b! > 120 && r! < 80) return 'visible';
+      if (r! > 200 && g! < 200 && b! < 80) return 'diagonal';
+      if (r! > 220 && g! > 220 && b! > 220) return 'masked';
+      if (r! > 220 && g! < 215 && b! < 215) return 'empty';
+      throw new Error(`cell (query ${i}, key ${j}) has no legend colour: rgb(${r},${g},${b})`);
+    }),
+  );
 }
 
 function expectedCells(lq: number, lk: number, left: number, right: number): Cell[][] {
   return Array.from({ length: lq }, (_, i) => {
     const [lo, hi] = visibleRange(i, lq, lk, left, right);
-    return Array.from({ length: lk }, (_, j): Cell =>
-      hi < lo ? 'empty' : j === i + lk - lq ? 'diagonal' : j >= lo && j <= hi ? 'visible' : 'masked');
+    return Array.from(
+      { length: lk },
+      (_, j): Cell => (hi < lo ? 'empty' : j === i + lk - lq ? 'diagonal' : j >= lo && j <= hi ? 'visible' : 'masked'),
+    );
   });
 }
 
@@ -84,20 +103,33 @@ describeBrowser('the demo page in Chromium', () => {
     expect(await page.textContent('#engine')).toMatch(/engine: wasm, 2 thread\(s\).*crossOriginIsolated=true/);
 
     // Axes: titles and numbered ends; ticks include both ends plus a few between.
-    expect(await page.getAttribute('#mask', 'aria-label')).toBe('visibility mask: query rows 0 to 9 down, keys 0 to 19 across');
+    expect(await page.getAttribute('#mask', 'aria-label')).toBe(
+      'visibility mask: query rows 0 to 9 down, keys 0 to 19 across',
+    );
     expect(await page.getAttribute('#mask', 'data-ticks-x')).toBe('0,5,10,15,19');
     expect(await page.getAttribute('#mask', 'data-ticks-y')).toMatch(/^0,(\d+,)+9$/);
     // The canvas's left and top margins carry ink (tick numbers, titles), not just background.
     const ink = await page.evaluate(() => {
-      const el = document.getElementById('mask') as HTMLCanvasElement, g = el.getContext('2d')!;
-      const x0 = Number(el.dataset['x0']), y0 = Number(el.dataset['y0']);
-      const dark = (d: ImageData) => { let n = 0; for (let i = 0; i < d.data.length; i += 4) if (d.data[i + 3]! > 100 && d.data[i]! < 120) n++; return n; };
-      return { left: dark(g.getImageData(0, y0, x0, el.height - y0)), top: dark(g.getImageData(x0, 0, el.width - x0, y0)) };
+      const el = document.getElementById('mask') as HTMLCanvasElement,
+        g = el.getContext('2d')!;
+      const x0 = Number(el.dataset['x0']),
+        y0 = Number(el.dataset['y0']);
+      const dark = (d: ImageData) => {
+        let n = 0;
+        for (let i = 0; i < d.data.length; i += 4) if (d.data[i + 3]! > 100 && d.data[i]! < 120) n++;
+        return n;
+      };
+      return {
+        left: dark(g.getImageData(0, y0, x0, el.height - y0)),
+        top: dark(g.getImageData(x0, 0, el.width - x0, y0)),
+      };
     });
     expect(ink.left).toBeGreaterThan(50);
     expect(ink.top).toBeGreaterThan(50);
     // The legend names every colour the canvas uses.
-    const legend = await page.$$eval('#legend li', (lis) => lis.map((li) => ({ color: (li as HTMLElement).dataset['color'], text: li.textContent })));
+    const legend = await page.$$eval('#legend li', (lis) =>
+      lis.map((li) => ({ color: (li as HTMLElement).dataset['color'], text: li.textContent })),
+    );
     expect(legend.map((l) => l.color)).toEqual(['visible', 'diagonal', 'masked', 'empty']);
     expect(legend[1]!.text).toMatch(/diagonal: key i \+ Lk − Lq/);
     expect(legend[3]!.text).toMatch(/sees no key/);
@@ -105,11 +137,16 @@ describeBrowser('the demo page in Chromium', () => {
     // Causal: the right window shows the 0 it forces, locked.
     expect(await page.isDisabled('#right')).toBe(true);
     expect(await page.inputValue('#right')).toBe('0');
-    expect(await page.textContent('#mask-info')).toMatch(/window left none, right 0 \(causal\); keeps 155 of 200 .*0 row\(s\) see no key/);
+    expect(await page.textContent('#mask-info')).toMatch(
+      /window left none, right 0 \(causal\); keeps 155 of 200 .*0 row\(s\) see no key/,
+    );
     expect(await maskCells(page, 10, 20)).toEqual(expectedCells(10, 20, -1, 0));
 
     const status = await run(page);
-    const m = /^PASS: 10 x 20, 4 heads, head dim 64: ([\d.]+) ms, ([\d.]+) GFLOP\/s on 2 thread\(s\); checked all 10 rows in a Web Worker/.exec(status);
+    const m =
+      /^PASS: 10 x 20, 4 heads, head dim 64: ([\d.]+) ms, ([\d.]+) GFLOP\/s on 2 thread\(s\); checked all 10 rows in a Web Worker/.exec(
+        status,
+      );
     expect(m, status).not.toBeNull();
     const [ms, gflops] = [Number(m![1]), Number(m![2])];
     expect(gflops).toBeCloseTo((4 * 155 * 4 * 64) / (Number(ms) * 1e6), 2);
@@ -156,12 +193,22 @@ describeBrowser('the demo page in Chromium', () => {
     await page.evaluate(() => {
       const el = document.getElementById('status')!;
       (window as unknown as { probe: Promise<Probe> }).probe = (async () => {
-        const t0 = performance.now(), seen = new Set<string>();
-        let last = t0, was = false, ms = 0, maxGap = 0, ticks = 0;
+        const t0 = performance.now(),
+          seen = new Set<string>();
+        let last = t0,
+          was = false,
+          ms = 0,
+          maxGap = 0,
+          ticks = 0;
         while (!/^(PASS|FAIL|error)/.test(el.textContent ?? '') && performance.now() - t0 < 60_000) {
           await new Promise((r) => setTimeout(r, 20));
-          const now = performance.now(), checking = /checking/.test(el.textContent ?? '');
-          if (checking && was) { maxGap = Math.max(maxGap, now - last); ms += now - last; ticks++; }
+          const now = performance.now(),
+            checking = /checking/.test(el.textContent ?? '');
+          if (checking && was) {
+            maxGap = Math.max(maxGap, now - last);
+            ms += now - last;
+            ticks++;
+          }
           if (checking) seen.add(/… ([\d.]+) s/.exec(el.textContent ?? '')?.[1] ?? '');
           last = now;
           was = checking;
@@ -176,7 +223,10 @@ describeBrowser('the demo page in Chromium', () => {
     expect(probe.ms, 'the check was too quick to show anything').toBeGreaterThan(300);
     expect(probe.maxGap, JSON.stringify(probe)).toBeLessThan(250);
     expect(probe.counters).toBeGreaterThanOrEqual(3);
-    const m = /^PASS: 4096 x 4096, 4 heads, head dim 64: [\d.]+ ms, ([\d.]+) GFLOP\/s on 2 thread\(s\); checked (\d+) of 4096 rows \(a random sample, each row exact\) in a Web Worker/.exec(status);
+    const m =
+      /^PASS: 4096 x 4096, 4 heads, head dim 64: [\d.]+ ms, ([\d.]+) GFLOP\/s on 2 thread\(s\); checked (\d+) of 4096 rows \(a random sample, each row exact\) in a Web Worker/.exec(
+        status,
+      );
     expect(m, status).not.toBeNull();
     expect(Number(m![1])).toBeGreaterThan(0);
     expect(Number(m![2])).toBeGreaterThan(2);

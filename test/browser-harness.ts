@@ -12,7 +12,14 @@ export { startServer } from '../src/cli/serve.js';
 
 const chromiumAbsent = chromiumMissing();
 
-const BUILT = ['dist/browser.js', 'dist/test/conformance.js', 'dist/wasm/worker-source.js', 'dist/wasm-inline.js', 'build/wasm/flashattn.wasm', 'build/wasm/flashattn-relaxed.wasm'];
+const BUILT = [
+  'dist/browser.js',
+  'dist/test/conformance.js',
+  'dist/wasm/worker-source.js',
+  'dist/wasm-inline.js',
+  'build/wasm/flashattn.wasm',
+  'build/wasm/flashattn-relaxed.wasm',
+];
 
 /** The browser tests run the built package (dist/, build/wasm/), as a page would. */
 function buildMissing(): string | null {
@@ -30,7 +37,11 @@ export function describeBrowser(name: string, fn: () => void): void {
   }
 }
 
-export interface Browser { context: BrowserContext; version: string | null; close(): Promise<void> }
+export interface Browser {
+  context: BrowserContext;
+  version: string | null;
+  close(): Promise<void>;
+}
 
 export async function openBrowser(): Promise<Browser> {
   const why = chromiumAbsent ?? buildMissing();
@@ -43,7 +54,9 @@ export async function openPage(browser: Browser, url: string): Promise<{ page: P
   const page = await browser.context.newPage();
   const errors: string[] = [];
   page.on('pageerror', (e) => errors.push(e.message));
-  page.on('console', (m) => { if (m.type() === 'error') errors.push(`console: ${m.text()}`); });
+  page.on('console', (m) => {
+    if (m.type() === 'error') errors.push(`console: ${m.text()}`);
+  });
   await page.goto(url);
   // Functions passed to page.evaluate are transformed by vitest, which rewrites import(); a string is not.
   await page.evaluate('globalThis.load = (url) => import(url)');

@@ -33,17 +33,25 @@ describe('the wasm kernel for browsers', () => {
   });
 
   it('options.wasm is checked with the usual message', () => {
-    expect(() => checkSources({ baseline: 42 })).toThrow('Expected a URL, bytes or a WebAssembly.Module for options.wasm.baseline but received number');
+    expect(() => checkSources({ baseline: 42 })).toThrow(
+      'Expected a URL, bytes or a WebAssembly.Module for options.wasm.baseline but received number',
+    );
     expect(() => checkSources({})).toThrow(/options\.wasm\.baseline/);
-    expect(() => checkSources({ baseline: new Uint8Array(8), relaxed: null })).toThrow(/options\.wasm\.relaxed but received null/);
+    expect(() => checkSources({ baseline: new Uint8Array(8), relaxed: null })).toThrow(
+      /options\.wasm\.relaxed but received null/,
+    );
     expect(() => checkSources({ baseline: 'x.wasm', relaxed: new URL('file:///y.wasm') })).not.toThrow();
   });
 
   it('core.ts runs a CompiledKernel on an unshared memory (one thread) and passes conformance cases', async () => {
     const module = new WebAssembly.Module(unshareMemoryImport(file('flashattn.wasm')));
     const kernel = { module, simd: 'baseline' as const, source: 'test bytes' };
-    await expect(createWasmBackendWith(nodePlatform, kernel, { threads: 2, sharedMemory: false })).rejects.toThrow(RangeError);
-    const engine = engineFromBackend(await createWasmBackendWith(nodePlatform, kernel, { threads: 1, sharedMemory: false }));
+    await expect(createWasmBackendWith(nodePlatform, kernel, { threads: 2, sharedMemory: false })).rejects.toThrow(
+      RangeError,
+    );
+    const engine = engineFromBackend(
+      await createWasmBackendWith(nodePlatform, kernel, { threads: 1, sharedMemory: false }),
+    );
     expect(engine.info['wasm']).toBe('test bytes');
     for (const [i, c] of cases.slice(0, 12).entries()) {
       const r = await runCase(engine, c, 100 + i);
@@ -54,13 +62,21 @@ describe('the wasm kernel for browsers', () => {
 
   it('the built browser entry without Web Workers computes on the calling thread, from bytes or a module', async () => {
     const entry = await import('../dist/browser.js');
-    const [q, k, v] = [1, 2, 3].map((s) => entry.tensor(Float32Array.from({ length: 70 * 2 * 64 }, (_, i) => Math.sin(i * 0.1 + s)), [1, 70, 2, 64]));
+    const [q, k, v] = [1, 2, 3].map((s) =>
+      entry.tensor(
+        Float32Array.from({ length: 70 * 2 * 64 }, (_, i) => Math.sin(i * 0.1 + s)),
+        [1, 70, 2, 64],
+      ),
+    );
     const baseline = file('flashattn.wasm');
     for (const wasm of [{ baseline }, { baseline: new WebAssembly.Module(baseline) }]) {
       const engine = await entry.createEngine({ wasm });
       expect(engine.backend).toBe('wasm');
       expect(engine.threads).toBe(1);
-      expect(engine.info).toMatchObject({ runsOn: 'calling thread', sharedMemory: wasm.baseline instanceof WebAssembly.Module });
+      expect(engine.info).toMatchObject({
+        runsOn: 'calling thread',
+        sharedMemory: wasm.baseline instanceof WebAssembly.Module,
+      });
       expect(engine.info['threadsReason']).toMatch(/no Web Workers/);
       expect(engine.fallbackReason).toMatch(/cuda engine needs Node/);
       const got = await engine.attention(q, k, v, { causal: true });
@@ -70,7 +86,9 @@ describe('the wasm kernel for browsers', () => {
       await engine.dispose();
     }
     // The default is the files next to the package, which Node's fetch cannot read (file:): the error says what to do.
-    await expect(entry.createEngine({ backend: 'wasm' })).rejects.toThrow(/build\/wasm\/flashattn\.wasm.*pass createEngine\(\{ wasm/);
+    await expect(entry.createEngine({ backend: 'wasm' })).rejects.toThrow(
+      /build\/wasm\/flashattn\.wasm.*pass createEngine\(\{ wasm/,
+    );
     await expect(entry.createEngine({ wasm: { baseline: 7 } as never })).rejects.toThrow(TypeError);
   });
 });

@@ -7,7 +7,13 @@ import { describe, expect, it } from 'vitest';
 const cli = new URL('../dist/cli.js', import.meta.url).pathname;
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
 
-interface Run { status: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string; ms: number }
+interface Run {
+  status: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+  ms: number;
+}
 function cmd(args: string[], timeout = 120_000): Run {
   const t0 = performance.now();
   const r = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', timeout });
@@ -70,13 +76,30 @@ describe('flashattn CLI (dist/, built by npm ci)', () => {
 
   it('--help on every command prints its usage and flags without running it', () => {
     const flagsOf: Record<string, [flags: string[], valid: string[]]> = {
-      demo: [['--backend', '--threads'], ['--threads', '1']],
-      doctor: [['--backend', '--threads', '--filter', '--seed'], ['--seed', '7']],
-      bench: [['--threads', '--only', '--quick', '--json', '--seed', '--retries'], ['--quick', '--only', 'D']],
-      'serve-demo': [['--port', '--isolated'], ['--port', '0']],
+      demo: [
+        ['--backend', '--threads'],
+        ['--threads', '1'],
+      ],
+      doctor: [
+        ['--backend', '--threads', '--filter', '--seed'],
+        ['--seed', '7'],
+      ],
+      bench: [
+        ['--threads', '--only', '--quick', '--json', '--seed', '--retries'],
+        ['--quick', '--only', 'D'],
+      ],
+      'serve-demo': [
+        ['--port', '--isolated'],
+        ['--port', '0'],
+      ],
     };
     for (const [name, [flags, valid]] of Object.entries(flagsOf)) {
-      for (const args of [[name, '--help'], [name, '-h'], ['help', name], [name, ...valid, '--help']]) {
+      for (const args of [
+        [name, '--help'],
+        [name, '-h'],
+        ['help', name],
+        [name, ...valid, '--help'],
+      ]) {
         // serve-demo would never exit if it started the server: the timeout kills it (signal set)
         const r = cmd(args, 15_000);
         expect(r.signal, `flashattn ${args.join(' ')} did not exit`).toBeNull();
@@ -102,7 +125,10 @@ describe('flashattn CLI (dist/, built by npm ci)', () => {
   });
 
   it('an unknown flag, on any command, is one line naming it, exit code 2', () => {
-    for (const name of ['demo', 'doctor', 'bench', 'serve-demo']) expect(usageError(name, '--frob')).toBe(`flashattn ${name}: unknown flag --frob (flashattn ${name} --help lists the flags)`);
+    for (const name of ['demo', 'doctor', 'bench', 'serve-demo'])
+      expect(usageError(name, '--frob')).toBe(
+        `flashattn ${name}: unknown flag --frob (flashattn ${name} --help lists the flags)`,
+      );
     expect(usageError('--frob')).toMatch(/unknown flag --frob/);
     expect(usageError('demo', '-x')).toMatch(/unexpected argument '-x'/);
     expect(usageError('doctor', 'extra')).toMatch(/unexpected argument 'extra'/);
@@ -120,7 +146,10 @@ describe('flashattn CLI (dist/, built by npm ci)', () => {
       [['bench', '--json'], /^flashattn bench: --json needs a value/],
       [['bench', '--json', '--quick'], /^flashattn bench: --json needs a value/],
       [['bench', '--quick=yes'], /^flashattn bench: --quick takes no value/],
-      [['serve-demo', '--port', '-3'], /^flashattn serve-demo: --port expects an integer from 0 to 65535 but received '-3'/],
+      [
+        ['serve-demo', '--port', '-3'],
+        /^flashattn serve-demo: --port expects an integer from 0 to 65535 but received '-3'/,
+      ],
       [['serve-demo', '--port', '70000'], /^flashattn serve-demo: --port /],
       [['serve-demo', '--isolated', 'maybe'], /^flashattn serve-demo: --isolated /],
       [['serve-demo', '--port'], /^flashattn serve-demo: --port needs a value/],
@@ -145,7 +174,10 @@ describe('flashattn CLI (dist/, built by npm ci)', () => {
       expect(lines(plain.stderr)).toHaveLength(1);
       expect(plain.stderr).toMatch(/^flashattn: .*EADDRINUSE/);
       expect(plain.stderr).not.toMatch(/\n\s+at /);
-      for (const args of [['--debug', 'serve-demo', '--port', port], ['serve-demo', '--port', port, '--debug']]) {
+      for (const args of [
+        ['--debug', 'serve-demo', '--port', port],
+        ['serve-demo', '--port', port, '--debug'],
+      ]) {
         const debug = cmd(args, 20_000);
         expect(debug.status).toBe(1);
         expect(debug.stderr).toMatch(/^flashattn: Error: .*EADDRINUSE/);

@@ -9,14 +9,19 @@ import { enginesUnderTest } from './engines.js';
 const seed = freshSeed();
 const engines = await enginesUnderTest();
 
-afterAll(async () => { for (const e of engines) await e.engine?.dispose(); });
+afterAll(async () => {
+  for (const e of engines) await e.engine?.dispose();
+});
 
 for (const e of engines) {
   describe.skipIf(!e.engine)(`conformance on ${e.name}${e.engine ? '' : ` (skipped: ${e.reason})`}`, () => {
     cases.forEach((c, i) => {
       it(caseId(c), async (ctx) => {
         const r = await runCase(e.engine!, c, seed + i, { device: e.device });
-        if (r.skipped) { ctx.skip(r.skipped); return; }
+        if (r.skipped) {
+          ctx.skip(r.skipped);
+          return;
+        }
         expect(r.ok, `${r.id}: ${r.detail} (tolerance ${r.tolerance}); replay with FLASHATTN_SEED=${seed}`).toBe(true);
       });
     });

@@ -10,9 +10,14 @@ import { enginesUnderTest } from './engines.js';
 const seed = freshSeed();
 const all = await enginesUnderTest();
 const get = (name: string) => all.find((e) => e.name === name)!;
-const pairs = [[get('wasm threads=2'), get('wasm threads=1')], [get('cuda'), get('wasm threads=1')]] as const;
+const pairs = [
+  [get('wasm threads=2'), get('wasm threads=1')],
+  [get('cuda'), get('wasm threads=1')],
+] as const;
 
-afterAll(async () => { for (const e of all) await e.engine?.dispose(); });
+afterAll(async () => {
+  for (const e of all) await e.engine?.dispose();
+});
 
 for (const [a, b] of pairs) {
   const why = a.engine ? '' : ` (skipped: ${a.reason})`;

@@ -30,11 +30,15 @@ try {
 const gpu = engine !== null;
 const seed = freshSeed();
 
-afterAll(async () => { await engine?.dispose(); });
+afterAll(async () => {
+  await engine?.dispose();
+});
 
 describe('cuda loader', () => {
   it.skipIf(gpu)('says what it tried and why it cannot run', async () => {
-    expect(reason).toMatch(/addon is not installed|no NVIDIA driver|NVIDIA driver supports CUDA|no CUDA device|no usable CUDA device/);
+    expect(reason).toMatch(
+      /addon is not installed|no NVIDIA driver|NVIDIA driver supports CUDA|no CUDA device|no usable CUDA device/,
+    );
     if (/addon is not installed/.test(reason)) {
       for (const c of addonCandidates()) expect(reason).toContain(c.path ?? c.from);
       expect(reason).toMatch(/build-cuda/);
@@ -43,12 +47,17 @@ describe('cuda loader', () => {
   });
 
   it.skipIf(gpu)('a built addon loads and reports the missing device instead of crashing', () => {
-    let addon;
-    try { addon = cudaAddon(); } catch { return; } // not built here: nothing more to check
+    let addon: ReturnType<typeof cudaAddon>;
+    try {
+      addon = cudaAddon();
+    } catch {
+      return;
+    } // not built here: nothing more to check
     const info = addon.deviceInfo();
     expect(info.error).toMatch(/cudaGetDeviceCount|no CUDA device/);
     // Where no driver is installed at all the reason says so plainly, not in the runtime's words.
-    if (info.driverVersion === 0) expect(reason).toMatch(/no NVIDIA driver is installed .*\(addon from a local build: /);
+    if (info.driverVersion === 0)
+      expect(reason).toMatch(/no NVIDIA driver is installed .*\(addon from a local build: /);
     else expect(reason).toMatch(/NVIDIA driver supports CUDA|no CUDA device/);
   });
 });
@@ -90,13 +99,19 @@ describe.skipIf(!gpu)(`cuda engine${gpu ? '' : ` (skipped: ${reason})`}`, () => 
   it('leaves forgotten device tensors to the finalizer', async () => {
     v8.setFlagsFromString('--expose_gc');
     const gc = vm.runInNewContext('gc') as () => void;
-    const settle = async () => { for (let i = 0; i < 3; i++) { gc(); await new Promise((r) => setTimeout(r, 20)); } };
-    await settle();  // earlier tests' garbage first, so only this test's tensors come and go
+    const settle = async () => {
+      for (let i = 0; i < 3; i++) {
+        gc();
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    };
+    await settle(); // earlier tests' garbage first, so only this test's tensors come and go
     const before = cudaAddon().liveBytes();
     // Held until every upload is done (V8 may collect earlier ones while later ones upload),
     // then forgotten: only the finalizer can free them.
     let held: unknown[] | null = [];
-    for (let i = 0; i < 8; i++) held.push(await e().upload({ data: new Float32Array(4 << 20), shape: [4 << 20], dtype: 'float32' }));
+    for (let i = 0; i < 8; i++)
+      held.push(await e().upload({ data: new Float32Array(4 << 20), shape: [4 << 20], dtype: 'float32' }));
     expect(cudaAddon().liveBytes()).toBe(before + 8 * (16 << 20));
     held = null;
     for (let i = 0; i < 10 && cudaAddon().liveBytes() > before; i++) {
@@ -114,10 +129,26 @@ describe.skipIf(!gpu)(`cuda engine${gpu ? '' : ` (skipped: ${reason})`}`, () => 
   });
 
   it('returns device tensors for device inputs', async () => {
-    const q = await e().upload({ data: encode(new Float32Array(37 * 2 * 64).fill(0.5), 'float16'), shape: [37, 2, 64], dtype: 'float16' });
-    const k = await e().upload({ data: encode(new Float32Array(53 * 2 * 64).fill(0.25), 'float16'), shape: [53, 2, 64], dtype: 'float16' });
-    const v = await e().upload({ data: encode(new Float32Array(53 * 2 * 64).fill(2), 'float16'), shape: [53, 2, 64], dtype: 'float16' });
-    const r = await e().attentionVarlen(q, k, v, { cuSeqlensQ: Int32Array.of(0, 37), cuSeqlensK: Int32Array.of(0, 53), returnLse: true });
+    const q = await e().upload({
+      data: encode(new Float32Array(37 * 2 * 64).fill(0.5), 'float16'),
+      shape: [37, 2, 64],
+      dtype: 'float16',
+    });
+    const k = await e().upload({
+      data: encode(new Float32Array(53 * 2 * 64).fill(0.25), 'float16'),
+      shape: [53, 2, 64],
+      dtype: 'float16',
+    });
+    const v = await e().upload({
+      data: encode(new Float32Array(53 * 2 * 64).fill(2), 'float16'),
+      shape: [53, 2, 64],
+      dtype: 'float16',
+    });
+    const r = await e().attentionVarlen(q, k, v, {
+      cuSeqlensQ: Int32Array.of(0, 37),
+      cuSeqlensK: Int32Array.of(0, 53),
+      returnLse: true,
+    });
     expect(r.out.location).toBe('cuda');
     expect(r.lse?.location).toBe('cuda');
     const out = decode((await e().download(r.out)).data, 'float16');
@@ -127,10 +158,19 @@ describe.skipIf(!gpu)(`cuda engine${gpu ? '' : ` (skipped: ${reason})`}`, () => 
 
   it('times the kernel through the addon hook', async () => {
     const backend = await loadCudaBackend();
-    const n = 1024, h = 8, d = 128;
-    const data = encode(Float32Array.from({ length: n * h * d }, (_, i) => Math.cos(i)), 'bfloat16');
+    const n = 1024,
+      h = 8,
+      d = 128;
+    const data = encode(
+      Float32Array.from({ length: n * h * d }, (_, i) => Math.cos(i)),
+      'bfloat16',
+    );
     const t = await e().upload({ data, shape: [n, h, d], dtype: 'bfloat16' });
-    const p = validateVarlen(t, t, t, { cuSeqlensQ: Int32Array.of(0, n), cuSeqlensK: Int32Array.of(0, n), causal: true });
+    const p = validateVarlen(t, t, t, {
+      cuSeqlensQ: Int32Array.of(0, n),
+      cuSeqlensK: Int32Array.of(0, n),
+      causal: true,
+    });
     const info = await backend.time(p, 5);
     expect(info.kernelMs).toBeGreaterThan(0);
     expect(info.headDimClass).toBe(128);
@@ -140,13 +180,22 @@ describe.skipIf(!gpu)(`cuda engine${gpu ? '' : ` (skipped: ${reason})`}`, () => 
   it('plans the Hopper kernel for the fast path on sm_90 only, and mma.sync for everything else', async () => {
     const backend = await loadCudaBackend();
     const hopper = backend.info.computeCapability === '9.0';
-    const n = 300, h = 4;
+    const n = 300,
+      h = 4;
     const planOf = async (d: number, opts: { softcap?: number } = {}, changes: Partial<Knobs> = {}) => {
-      const data = encode(Float32Array.from({ length: n * h * d }, (_, i) => Math.sin(i)), 'float16');
+      const data = encode(
+        Float32Array.from({ length: n * h * d }, (_, i) => Math.sin(i)),
+        'float16',
+      );
       const t = await e().upload({ data, shape: [n, h, d], dtype: 'float16' });
       const restore = setKnobs(changes);
       try {
-        const p = validateVarlen(t, t, t, { cuSeqlensQ: Int32Array.of(0, n), cuSeqlensK: Int32Array.of(0, n), causal: true, ...opts });
+        const p = validateVarlen(t, t, t, {
+          cuSeqlensQ: Int32Array.of(0, n),
+          cuSeqlensK: Int32Array.of(0, n),
+          causal: true,
+          ...opts,
+        });
         return (await backend.time(p, 1)).tile;
       } finally {
         restore();

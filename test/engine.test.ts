@@ -6,16 +6,24 @@ import { tensor } from '../src/tensor.js';
 describe('createEngine', () => {
   it('rejects bad engine options', async () => {
     await expect(createEngine({ backend: 'webgpu' as 'wasm' })).rejects.toThrow(RangeError);
-    await expect(createEngine({ threads: 0 })).rejects.toThrow(/^Expected an integer from 1 to 256 for options.threads but received 0$/);
+    await expect(createEngine({ threads: 0 })).rejects.toThrow(
+      /^Expected an integer from 1 to 256 for options.threads but received 0$/,
+    );
   });
 
   it('bounds threads, refuses wrong types and misspelt options, and an invalid FLASHATTN_BACKEND', async () => {
-    await expect(createEngine({ threads: 100000 })).rejects.toThrow(/^Expected an integer from 1 to 256 for options.threads but received 100000$/);
+    await expect(createEngine({ threads: 100000 })).rejects.toThrow(
+      /^Expected an integer from 1 to 256 for options.threads but received 100000$/,
+    );
     await expect(createEngine({ threads: '4' as never })).rejects.toThrow(TypeError);
     await expect(createEngine({ backend: 4 as never })).rejects.toThrow(TypeError);
-    await expect(createEngine({ thread: 2 } as never)).rejects.toThrow(/options.thread but received an unknown key; did you mean 'threads'\?/);
+    await expect(createEngine({ thread: 2 } as never)).rejects.toThrow(
+      /options.thread but received an unknown key; did you mean 'threads'\?/,
+    );
     const { readKnobs } = await import('../src/knobs.js');
-    expect(readKnobs({ FLASHATTN_BACKEND: 'gpu' }).errors).toEqual([`Expected 'auto', 'wasm', 'cuda' for FLASHATTN_BACKEND but received "gpu"`]);
+    expect(readKnobs({ FLASHATTN_BACKEND: 'gpu' }).errors).toEqual([
+      `Expected 'auto', 'wasm', 'cuda' for FLASHATTN_BACKEND but received "gpu"`,
+    ]);
     expect(readKnobs({ FLASHATTN_BACKEND: 'wasm' }).knobs.backend).toBe('wasm');
   });
 
@@ -24,7 +32,9 @@ describe('createEngine', () => {
     await engine.dispose();
     await engine.dispose();
     const t = tensor(new Float32Array(8), [1, 1, 1, 8]);
-    await expect(engine.attention(t, t, t)).rejects.toThrow(/^Expected an engine that is not disposed for engine.attention but received a disposed wasm engine/);
+    await expect(engine.attention(t, t, t)).rejects.toThrow(
+      /^Expected an engine that is not disposed for engine.attention but received a disposed wasm engine/,
+    );
     await expect(engine.upload(t)).rejects.toThrow(TypeError);
     expect(() => engine.supports(t, t, t)).toThrow(TypeError);
   });
@@ -55,8 +65,9 @@ describe('createEngine', () => {
     const engine = await createEngine({ backend: 'wasm', threads: 1 });
     try {
       const dev = { shape: [1, 1, 8], dtype: 'float16', location: 'cuda', dispose() {} } as const;
-      await expect(engine.attentionVarlen(dev, dev, dev, { cuSeqlensQ: Int32Array.of(0, 1), cuSeqlensK: Int32Array.of(0, 1) }))
-        .rejects.toThrow(/download\(\)/);
+      await expect(
+        engine.attentionVarlen(dev, dev, dev, { cuSeqlensQ: Int32Array.of(0, 1), cuSeqlensK: Int32Array.of(0, 1) }),
+      ).rejects.toThrow(/download\(\)/);
       const r = await engine.upload(tensor(new Float32Array(1), [1]));
       expect(r.location).toBe('wasm'); // resident in the wasm memory (test/wasm-engine.test.ts)
       r.dispose();

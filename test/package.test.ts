@@ -27,7 +27,11 @@ const WHICH = `import { createEngine } from 'flashattn';
 const e = await createEngine({ threads: 1 });
 console.log(JSON.stringify({ backend: e.backend, reason: e.fallbackReason ?? null, addon: e.info.addon ?? null }));
 await e.dispose();`;
-interface Which { backend: string; reason: string | null; addon: string | null }
+interface Which {
+  backend: string;
+  reason: string | null;
+  addon: string | null;
+}
 
 let packed: { library: string; cuda: string | null; sizes: { library: number; cuda: number | null } };
 let dir: string;
@@ -45,27 +49,42 @@ const project = (name: string, tarballs: string[]) => {
 beforeAll(() => {
   packed = JSON.parse(execFileSync(process.execPath, [join(root, 'scripts/pack.mjs'), '--json'], { encoding: 'utf8' }));
   dir = mkdtempSync(join(tmpdir(), 'flashattn-consumer-'));
-  console.log(`[flashattn] packed: library ${(packed.sizes.library / 1024).toFixed(0)} KiB` +
-    (packed.sizes.cuda ? `, @flashattn/cuda ${(packed.sizes.cuda / 2 ** 20).toFixed(1)} MiB` : ', no cuda package (no addon built here)'));
+  console.log(
+    `[flashattn] packed: library ${(packed.sizes.library / 1024).toFixed(0)} KiB` +
+      (packed.sizes.cuda
+        ? `, @flashattn/cuda ${(packed.sizes.cuda / 2 ** 20).toFixed(1)} MiB`
+        : ', no cuda package (no addon built here)'),
+  );
 }, 120_000);
-afterAll(() => { if (dir) rmSync(dir, { recursive: true, force: true }); });
+afterAll(() => {
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
 
 describe('the packed library', () => {
   it('holds only what users run', () => {
-    const files = execFileSync('tar', ['-tzf', packed.library], { encoding: 'utf8' }).trim().split('\n').map((f) => f.replace(/^package\//, ''));
+    const files = execFileSync('tar', ['-tzf', packed.library], { encoding: 'utf8' })
+      .trim()
+      .split('\n')
+      .map((f) => f.replace(/^package\//, ''));
     expect(files).toContain('dist/index.js');
     expect(files).toContain('build/wasm/flashattn.wasm');
     expect(files).toContain('LICENSE');
     expect(files).toContain('CMakeLists.txt'); // the sources `flashattn build-cuda` builds from
-    const stray = files.filter((f) => /^(src|test|bench|scripts|notes|assembly|packages)\/|\.node$|results|\.pyc$|^web\/blank/.test(f));
+    const stray = files.filter((f) =>
+      /^(src|test|bench|scripts|notes|assembly|packages)\/|\.node$|results|\.pyc$|^web\/blank/.test(f),
+    );
     expect(stray).toEqual([]);
     expect(packed.sizes.library).toBeLessThan(400 * 1024);
-    const manifest = JSON.parse(execFileSync('tar', ['-xzOf', packed.library, 'package/package.json'], { encoding: 'utf8' }));
+    const manifest = JSON.parse(
+      execFileSync('tar', ['-xzOf', packed.library, 'package/package.json'], { encoding: 'utf8' }),
+    );
     expect(manifest.scripts).toBeUndefined();
     expect(manifest.devDependencies).toBeUndefined();
     expect(manifest.private).toBeUndefined();
     expect(manifest.dependencies).toBeUndefined();
-    expect(manifest.optionalDependencies).toEqual({ [`@flashattn/cuda-${process.platform}-${process.arch}`]: manifest.version });
+    expect(manifest.optionalDependencies).toEqual({
+      [`@flashattn/cuda-${process.platform}-${process.arch}`]: manifest.version,
+    });
   });
 
   it('passes publint and arethetypeswrong (ESM only: require() of it needs Node 20.19+, tested below)', () => {
@@ -78,7 +97,9 @@ describe('the packed library', () => {
 
 describe('a consumer install (no devDependencies)', () => {
   let app: string;
-  beforeAll(() => { app = project('app', [packed.library]); }, 120_000);
+  beforeAll(() => {
+    app = project('app', [packed.library]);
+  }, 120_000);
 
   it("the README's JavaScript example runs as pasted", () => {
     writeFileSync(join(app, 'example.mjs'), readmeBlock('Use', 'js'));
@@ -96,16 +117,30 @@ describe('a consumer install (no devDependencies)', () => {
       writeFileSync(join(ts, 'example.ts'), readmeBlock('Use', 'ts'));
       writeFileSync(join(ts, 'package.json'), JSON.stringify({ type: 'module' }));
       const module = resolution === 'nodenext' ? 'nodenext' : 'esnext';
-      writeFileSync(join(ts, 'tsconfig.json'), JSON.stringify({
-        compilerOptions: { target: 'es2022', module, moduleResolution: resolution, strict: true, noEmit: true, types: [], lib: ['es2022', 'dom'] },
-        files: ['example.ts'],
-      }));
+      writeFileSync(
+        join(ts, 'tsconfig.json'),
+        JSON.stringify({
+          compilerOptions: {
+            target: 'es2022',
+            module,
+            moduleResolution: resolution,
+            strict: true,
+            noEmit: true,
+            types: [],
+            lib: ['es2022', 'dom'],
+          },
+          files: ['example.ts'],
+        }),
+      );
       const r = run(ts, process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', '.']);
       expect(r.status, r.stdout + r.stderr).toBe(0);
     }, 60_000);
 
   it('require() from CommonJS works', () => {
-    writeFileSync(join(app, 'cjs.cjs'), "const fa = require('flashattn'); console.log(typeof fa.createEngine, typeof fa.tensor);");
+    writeFileSync(
+      join(app, 'cjs.cjs'),
+      "const fa = require('flashattn'); console.log(typeof fa.createEngine, typeof fa.tensor);",
+    );
     const r = run(app, process.execPath, ['cjs.cjs']);
     expect(r.stdout.trim(), r.stderr).toBe('function function');
   });
@@ -131,39 +166,60 @@ describe('flashattn build-cuda in a consumer install', () => {
   it('says what is missing: nvcc, cmake', () => {
     const app = project('app-missing', [packed.library]);
     const cli = join(app, 'node_modules/flashattn/dist/cli.js');
-    const noNvcc = spawnSync(process.execPath, [cli, 'build-cuda'], { cwd: app, encoding: 'utf8', env: { ...process.env, CUDACXX: '/nonexistent/nvcc' } });
+    const noNvcc = spawnSync(process.execPath, [cli, 'build-cuda'], {
+      cwd: app,
+      encoding: 'utf8',
+      env: { ...process.env, CUDACXX: '/nonexistent/nvcc' },
+    });
     expect(noNvcc.status).toBe(1);
     expect(noNvcc.stderr.trim()).toBe('flashattn: CUDACXX is /nonexistent/nvcc, which does not exist');
     const nvcc = findNvcc();
     if (!nvcc) return;
     // A PATH without cmake (nvcc named by CUDACXX).
-    const noCmake = spawnSync(process.execPath, [cli, 'build-cuda'], { cwd: app, encoding: 'utf8', env: { ...process.env, CUDACXX: nvcc, PATH: join(app, 'nothing') } });
+    const noCmake = spawnSync(process.execPath, [cli, 'build-cuda'], {
+      cwd: app,
+      encoding: 'utf8',
+      env: { ...process.env, CUDACXX: nvcc, PATH: join(app, 'nothing') },
+    });
     expect(noCmake.status).toBe(1);
     expect(noCmake.stderr.trim()).toBe('flashattn: cmake is not on PATH (the build needs CMake 3.18 or newer)');
   }, 120_000);
 
   it('builds the addon from the shipped sources where nvcc is found, and the engine loads it', (ctx) => {
-    if (!findNvcc()) { console.log('[flashattn] no nvcc here: the consumer build-cuda is not tested'); ctx.skip(); return; }
+    if (!findNvcc()) {
+      console.log('[flashattn] no nvcc here: the consumer build-cuda is not tested');
+      ctx.skip();
+      return;
+    }
     const app = project('app-build', [packed.library]);
     const r = run(app, 'npx', ['--no-install', 'flashattn', 'build-cuda'], 900_000);
     expect(r.status, r.stdout.slice(-2000) + r.stderr).toBe(0);
     expect(r.stdout).toMatch(/flashattn: built .*flashattn_cuda\.node/);
     writeFileSync(join(app, 'which.mjs'), WHICH);
     const got = JSON.parse(run(app, process.execPath, ['which.mjs']).stdout) as Which;
-    expect(got.backend === 'cuda' ? got.addon : got.reason).toMatch(/node_modules\/flashattn\/build\/Release\/flashattn_cuda\.node/);
+    expect(got.backend === 'cuda' ? got.addon : got.reason).toMatch(
+      /node_modules\/flashattn\/build\/Release\/flashattn_cuda\.node/,
+    );
   }, 900_000);
 });
 
 describe('a consumer install with the platform package', () => {
   it('loads the prebuilt addon from @flashattn/cuda-* and reports the GPU or its absence', (ctx) => {
-    if (!packed.cuda) { console.log('[flashattn] no addon was built here (no nvcc): the platform package is not tested'); ctx.skip(); return; }
+    if (!packed.cuda) {
+      console.log('[flashattn] no addon was built here (no nvcc): the platform package is not tested');
+      ctx.skip();
+      return;
+    }
     const app = project('app-cuda', [packed.library, packed.cuda]);
     writeFileSync(join(app, 'which.mjs'), WHICH);
     const r = run(app, process.execPath, ['which.mjs']);
     expect(r.stderr).toBe('');
     const got = JSON.parse(r.stdout) as Which;
     if (got.backend === 'cuda') expect(got.addon).toMatch(/@flashattn\/cuda-.*\(the prebuilt package/);
-    else expect(got.reason).toMatch(/\(addon from the prebuilt package @flashattn\/cuda-[a-z0-9-]+: .*node_modules\/@flashattn\//);
+    else
+      expect(got.reason).toMatch(
+        /\(addon from the prebuilt package @flashattn\/cuda-[a-z0-9-]+: .*node_modules\/@flashattn\//,
+      );
     const doctor = run(app, 'npx', ['--no-install', 'flashattn', 'doctor', '--filter', 'Lq=10 Lk=20']);
     expect(doctor.stdout).toMatch(/@flashattn\/cuda-/);
   }, 300_000);

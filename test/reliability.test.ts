@@ -9,15 +9,27 @@ import type { Engine, Tensor, VarlenOptions } from '../src/types.js';
 const seed = 4242;
 const next = rng(seed);
 const [H, D] = [2, 16];
-const lens = [[5, 40], [33, 33], [0, 7], [9, 0]] as const;
-const cuSeqlensQ = Int32Array.from([0, 5, 38, 38, 47]), cuSeqlensK = Int32Array.from([0, 40, 73, 80, 80]);
+const lens = [
+  [5, 40],
+  [33, 33],
+  [0, 7],
+  [9, 0],
+] as const;
+const cuSeqlensQ = Int32Array.from([0, 5, 38, 38, 47]),
+  cuSeqlensK = Int32Array.from([0, 40, 73, 80, 80]);
 const t = (rows: number): Tensor => ({ data: randn(next, rows * H * D), shape: [rows, H, D], dtype: 'float32' });
-const q = t(47), k = t(80), v = t(80);
+const q = t(47),
+  k = t(80),
+  v = t(80);
 const base: VarlenOptions = { cuSeqlensQ, cuSeqlensK, returnLse: true };
 
 let engines: Engine[];
-beforeAll(async () => { engines = [await createEngine({ backend: 'wasm', threads: 1 }), await createEngine({ backend: 'wasm', threads: 2 })]; });
-afterAll(async () => { for (const e of engines) await e.dispose(); });
+beforeAll(async () => {
+  engines = [await createEngine({ backend: 'wasm', threads: 1 }), await createEngine({ backend: 'wasm', threads: 2 })];
+});
+afterAll(async () => {
+  for (const e of engines) await e.dispose();
+});
 
 describe(`window widths however large (seed ${seed}, ${lens.length} sequences)`, () => {
   const cases: [string, [number, number], [number, number]][] = [
@@ -47,24 +59,35 @@ describe(`window widths however large (seed ${seed}, ${lens.length} sequences)`,
 
 describe('huge calls are refused before any memory proportional to them is taken', () => {
   it('2,097,152 one-token sequences x 8 heads: a RangeError at once, not an out-of-memory crash', async () => {
-    const n = 2 ** 21, Hh = 8, d = 4;
+    const n = 2 ** 21,
+      Hh = 8,
+      d = 4;
     const cu = Int32Array.from({ length: n + 1 }, (_, i) => i);
     const x: Tensor = { data: new Float32Array(n * Hh * d), shape: [n, Hh, d], dtype: 'float32' };
     const before = process.memoryUsage().heapUsed;
     const t0 = performance.now();
-    const err = await engines[0]!.attentionVarlen(x, x, x, { cuSeqlensQ: cu, cuSeqlensK: cu }).then(() => null, (e: Error) => e);
+    const err = await engines[0]!.attentionVarlen(x, x, x, { cuSeqlensQ: cu, cuSeqlensK: cu }).then(
+      () => null,
+      (e: Error) => e,
+    );
     expect(err).toBeInstanceOf(RangeError);
-    expect(err!.message).toMatch(/^Expected a call of at most 4194304 work items .* but received one of 16777216; split the batch$/);
+    expect(err!.message).toMatch(
+      /^Expected a call of at most 4194304 work items .* but received one of 16777216; split the batch$/,
+    );
     expect(performance.now() - t0).toBeLessThan(5000);
     expect(process.memoryUsage().heapUsed - before).toBeLessThan(64 * 2 ** 20);
   });
 });
 
 describe('inputs are taken at the call', () => {
-  it('the arrays\' contents changed right after the call (engine idle or busy) do not change it', async () => {
+  it("the arrays' contents changed right after the call (engine idle or busy) do not change it", async () => {
     for (const e of engines) {
       const want = await e.attentionVarlen(q, k, v, base);
-      const copies = () => ({ q: { ...q, data: (q.data as Float32Array).slice() }, k: { ...k, data: (k.data as Float32Array).slice() }, v: { ...v, data: (v.data as Float32Array).slice() } });
+      const copies = () => ({
+        q: { ...q, data: (q.data as Float32Array).slice() },
+        k: { ...k, data: (k.data as Float32Array).slice() },
+        v: { ...v, data: (v.data as Float32Array).slice() },
+      });
       const calls = Array.from({ length: 3 }, () => {
         const c = copies();
         const r = e.attentionVarlen(c.q, c.k, c.v, base);
@@ -76,13 +99,19 @@ describe('inputs are taken at the call', () => {
   });
 
   it('cuSeqlens changed after the call do not change the call', async () => {
-    const cq = Int32Array.from(cuSeqlensQ), ck = Int32Array.from(cuSeqlensK);
+    const cq = Int32Array.from(cuSeqlensQ),
+      ck = Int32Array.from(cuSeqlensK);
     for (const e of engines) {
       const want = await e.attentionVarlen(q, k, v, base);
-      const pending = [e.attentionVarlen(q, k, v, { ...base, cuSeqlensQ: cq, cuSeqlensK: ck }), e.attentionVarlen(q, k, v, { ...base, cuSeqlensQ: cq, cuSeqlensK: ck })];
-      cq.set([0, 1, 2, 3, 47]); ck.set([0, 70, 75, 79, 80]);
+      const pending = [
+        e.attentionVarlen(q, k, v, { ...base, cuSeqlensQ: cq, cuSeqlensK: ck }),
+        e.attentionVarlen(q, k, v, { ...base, cuSeqlensQ: cq, cuSeqlensK: ck }),
+      ];
+      cq.set([0, 1, 2, 3, 47]);
+      ck.set([0, 70, 75, 79, 80]);
       for (const r of await Promise.all(pending)) expect(r.out.data).toEqual(want.out.data);
-      cq.set(cuSeqlensQ); ck.set(cuSeqlensK);
+      cq.set(cuSeqlensQ);
+      ck.set(cuSeqlensK);
     }
   });
 });
@@ -119,11 +148,22 @@ describe('dispose and dead workers: every promise settles', () => {
         return {
           post: (m: Parameters<Handle['post']>[0]) => {
             h.post(m);
-            if (entry.dieOnRun) { entry.dieOnRun = false; setImmediate(() => entry.die(new Error('wasm worker exited (code 1)'))); }
+            if (entry.dieOnRun) {
+              entry.dieOnRun = false;
+              setImmediate(() => entry.die(new Error('wasm worker exited (code 1)')));
+            }
           },
           onMessage: (l: Parameters<Handle['onMessage']>[0]) => h.onMessage(l),
-          onFailure: (l: (e: Error) => void) => { entry.die = (e) => { void h.terminate(); l(e); }; h.onFailure(l); },
-          ref: () => h.ref(), unref: () => h.unref(), terminate: () => h.terminate(),
+          onFailure: (l: (e: Error) => void) => {
+            entry.die = (e) => {
+              void h.terminate();
+              l(e);
+            };
+            h.onFailure(l);
+          },
+          ref: () => h.ref(),
+          unref: () => h.unref(),
+          terminate: () => h.terminate(),
         };
       },
     };
@@ -134,7 +174,8 @@ describe('dispose and dead workers: every promise settles', () => {
       const inFlight = engine.attentionVarlen(big.q, big.k, big.v, opts);
       await expect(inFlight).rejects.toThrow(/worker 1 died during the call .* replaced/);
       expect(handles.length).toBe(3);
-      for (let i = 0; i < 3; i++) expect((await engine.attentionVarlen(big.q, big.k, big.v, opts)).out.data).toEqual(want.out.data);
+      for (let i = 0; i < 3; i++)
+        expect((await engine.attentionVarlen(big.q, big.k, big.v, opts)).out.data).toEqual(want.out.data);
     } finally {
       await engine.dispose();
     }

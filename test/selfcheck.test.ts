@@ -3,21 +3,38 @@
 // a little, and skip, with the engine's reason, what an engine cannot run.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Backend } from '../src/backend.js';
-import { BAD_CALLS, SELF_CHECKS, badCallError, compareEngines, runSelfCheck, selfCheckInputs } from '../src/cli/selfcheck.js';
+import {
+  BAD_CALLS,
+  SELF_CHECKS,
+  badCallError,
+  compareEngines,
+  runSelfCheck,
+  selfCheckInputs,
+} from '../src/cli/selfcheck.js';
 import { engineFromBackend } from '../src/engine.js';
 import { createEngine } from '../src/node.js';
 import type { Engine, Tensor } from '../src/types.js';
 
 let wasm: Engine;
-beforeAll(async () => { wasm = await createEngine({ backend: 'wasm', threads: 2 }); });
-afterAll(async () => { await wasm.dispose(); });
+beforeAll(async () => {
+  wasm = await createEngine({ backend: 'wasm', threads: 2 });
+});
+afterAll(async () => {
+  await wasm.dispose();
+});
 
 /** A façade over the wasm engine's backend whose outputs are moved by `delta`, or that refuses everything. */
-async function skewed(delta: number, refuse: string | null = null): Promise<{ engine: Engine; close: () => Promise<void> }> {
+async function skewed(
+  delta: number,
+  refuse: string | null = null,
+): Promise<{ engine: Engine; close: () => Promise<void> }> {
   const { createWasmBackend } = await import('../src/wasm/backend.js');
   const inner = await createWasmBackend({ threads: 1 });
   const b: Backend = {
-    name: 'wasm', threads: 1, info: inner.info, checkInputs: inner.checkInputs?.bind(inner),
+    name: 'wasm',
+    threads: 1,
+    info: inner.info,
+    checkInputs: inner.checkInputs?.bind(inner),
     unsupported: (p) => refuse ?? inner.unsupported(p),
     run: async (p) => {
       const r = await inner.run(p);
@@ -48,7 +65,9 @@ describe('self-checks', () => {
         expect(r.ok, `${r.name} should fail: ${r.detail}`).toBe(false);
       }
       expect((await compareEngines(bad.engine, wasm, SELF_CHECKS[0]!, 1)).ok).toBe(false);
-    } finally { await bad.close(); }
+    } finally {
+      await bad.close();
+    }
   });
 
   it("a call the engine cannot run is skipped with the engine's reason (engine.supports)", async () => {
@@ -58,14 +77,20 @@ describe('self-checks', () => {
       expect(no.engine.supports(x.q, x.k, x.v, x.options)).toBe('this engine runs nothing');
       expect(wasm.supports(x.q, x.k, x.v, x.options)).toBeNull();
       expect((await runSelfCheck(no.engine, SELF_CHECKS[0]!, 1)).skipped).toBe('this engine runs nothing');
-      await expect(no.engine.attentionVarlen(x.q, x.k, x.v, x.options)).rejects.toThrow(new RangeError('this engine runs nothing'));
-    } finally { await no.close(); }
+      await expect(no.engine.attentionVarlen(x.q, x.k, x.v, x.options)).rejects.toThrow(
+        new RangeError('this engine runs nothing'),
+      );
+    } finally {
+      await no.close();
+    }
   });
 
-  it('engine.supports throws the call\'s own error for input that breaks the contract', () => {
+  it("engine.supports throws the call's own error for input that breaks the contract", () => {
     const x = selfCheckInputs(SELF_CHECKS[0]!, 1);
     expect(() => wasm.supports(x.q, x.k, x.v, { ...x.options, window: [-3, 0] })).toThrow(RangeError);
-    expect(() => wasm.supports({ data: new Float64Array(4), shape: [1, 1, 4] } as never, x.k, x.v, x.options)).toThrow(TypeError);
+    expect(() => wasm.supports({ data: new Float64Array(4), shape: [1, 1, 4] } as never, x.k, x.v, x.options)).toThrow(
+      TypeError,
+    );
   });
 
   it('every bad call is rejected by the wasm engine with a TypeError or RangeError', async () => {

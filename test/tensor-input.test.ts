@@ -14,13 +14,19 @@ const [L, H, D] = [37, 4, 32];
 const seed = 9001;
 const next = rng(seed);
 const data = () => randn(next, L * H * D);
-const qd = data(), kd = data(), vd = data();
+const qd = data(),
+  kd = data(),
+  vd = data();
 const shape = [1, L, H, D];
 const half = (a: Float32Array) => Uint16Array.from(a, f32ToF16);
 
 let engine: Engine;
-beforeAll(async () => { engine = await createEngine({ backend: 'wasm', threads: 2 }); });
-afterAll(async () => { await engine.dispose(); });
+beforeAll(async () => {
+  engine = await createEngine({ backend: 'wasm', threads: 2 });
+});
+afterAll(async () => {
+  await engine.dispose();
+});
 
 const run = async (q: InputTensor, k: InputTensor, v: InputTensor) =>
   (await engine.attention(q, k, v, { causal: true, returnLse: true })) as { out: Tensor; lse: Tensor };
@@ -36,31 +42,53 @@ describe(`tensors as users hold them (seed ${seed})`, () => {
 
   it('onnxruntime Tensors (float32 and float16) give what the same data as our tensors gives', async () => {
     const canon = await run(tensor(qd, shape), tensor(kd, shape), tensor(vd, shape));
-    const ort = await run(new OrtTensor('float32', qd, shape), new OrtTensor('float32', kd, shape), new OrtTensor('float32', vd, shape));
+    const ort = await run(
+      new OrtTensor('float32', qd, shape),
+      new OrtTensor('float32', kd, shape),
+      new OrtTensor('float32', vd, shape),
+    );
     expect(ort.out.data).toEqual(canon.out.data);
     expect(ort.out.shape).toEqual([1, L, H, D]);
     const h = [half(qd), half(kd), half(vd)] as const;
-    const canon16 = await run(tensor(h[0], shape, 'float16'), tensor(h[1], shape, 'float16'), tensor(h[2], shape, 'float16'));
-    const ort16 = await run(new OrtTensor('float16', h[0], shape), new OrtTensor('float16', h[1], shape), new OrtTensor('float16', h[2], shape));
+    const canon16 = await run(
+      tensor(h[0], shape, 'float16'),
+      tensor(h[1], shape, 'float16'),
+      tensor(h[2], shape, 'float16'),
+    );
+    const ort16 = await run(
+      new OrtTensor('float16', h[0], shape),
+      new OrtTensor('float16', h[1], shape),
+      new OrtTensor('float16', h[2], shape),
+    );
     expect(ort16.out.dtype).toBe('float16');
     expect(ort16.out.data).toEqual(canon16.out.data);
   });
 
   it('upload takes the same forms', async () => {
-    const kr = await engine.upload({ data: kd, shape }), vr = await engine.upload(new OrtTensor('float32', vd, shape));
+    const kr = await engine.upload({ data: kd, shape }),
+      vr = await engine.upload(new OrtTensor('float32', vd, shape));
     try {
       const canon = await run(tensor(qd, shape), tensor(kd, shape), tensor(vd, shape));
       expect((await run({ data: qd, shape }, kr, vr)).out.data).toEqual(canon.out.data);
-    } finally { kr.dispose(); vr.dispose(); }
+    } finally {
+      kr.dispose();
+      vr.dispose();
+    }
   });
 
   it.skipIf(typeof (globalThis as { Float16Array?: unknown }).Float16Array !== 'function')(
-    'a Float16Array is float16 (this runtime has one)', async () => {
+    'a Float16Array is float16 (this runtime has one)',
+    async () => {
       const F16 = (globalThis as unknown as { Float16Array: new (a: Float32Array) => ArrayBufferView }).Float16Array;
-      const canon = await run(tensor(half(qd), shape, 'float16'), tensor(half(kd), shape, 'float16'), tensor(half(vd), shape, 'float16'));
+      const canon = await run(
+        tensor(half(qd), shape, 'float16'),
+        tensor(half(kd), shape, 'float16'),
+        tensor(half(vd), shape, 'float16'),
+      );
       const f = (a: Float32Array) => ({ data: new F16(a) as never, shape });
       expect((await run(f(qd), f(kd), f(vd))).out.data).toEqual(canon.out.data);
-    });
+    },
+  );
 
   it('the shape and data are read at the call: reusing the object afterwards changes nothing', async () => {
     const q = { data: qd, shape: [...shape] };
@@ -73,20 +101,56 @@ describe(`tensors as users hold them (seed ${seed})`, () => {
 });
 
 describe('inputs that are not accepted: a TypeError naming the argument, before any work', () => {
-  const k = tensor(kd, shape), v = tensor(vd, shape);
-  const gpuTensor = { type: 'float32', dims: shape, location: 'gpu-buffer', get data(): never { throw new Error('not on the CPU'); } };
+  const k = tensor(kd, shape),
+    v = tensor(vd, shape);
+  const gpuTensor = {
+    type: 'float32',
+    dims: shape,
+    location: 'gpu-buffer',
+    get data(): never {
+      throw new Error('not on the CPU');
+    },
+  };
   const cases: [string, unknown, RegExp, ErrorConstructor?][] = [
-    ['Uint16Array without dtype', { data: half(qd), shape }, /^Expected dtype 'float16' or 'bfloat16' .* for q\.dtype but received undefined$/],
-    ['Float64Array', { data: Float64Array.from(qd), shape }, /^Expected a Float32Array, Float16Array or Uint16Array for q\.data but received Float64Array/],
+    [
+      'Uint16Array without dtype',
+      { data: half(qd), shape },
+      /^Expected dtype 'float16' or 'bfloat16' .* for q\.dtype but received undefined$/,
+    ],
+    [
+      'Float64Array',
+      { data: Float64Array.from(qd), shape },
+      /^Expected a Float32Array, Float16Array or Uint16Array for q\.data but received Float64Array/,
+    ],
     ['number[] data', { data: Array.from(qd), shape }, /for q\.data but received an array of length/],
-    ['onnxruntime int32 Tensor', new OrtTensor('int32', new Int32Array(L * H * D), shape), /^Expected an onnxruntime Tensor of type 'float32' or 'float16' for q\.type but received "int32"$/],
-    ['onnxruntime float64 Tensor', new OrtTensor('float64', Float64Array.from(qd), shape), /for q\.type but received "float64"/],
-    ['onnxruntime Tensor on the GPU', gpuTensor, /on the CPU .*getData\(\).* for q\.location but received "gpu-buffer"$/],
-    ['onnxruntime Tensor of the wrong rank', new OrtTensor('float32', qd, [L * H * D]), /^Expected a shape of rank 4 for q\.shape/, RangeError],
+    [
+      'onnxruntime int32 Tensor',
+      new OrtTensor('int32', new Int32Array(L * H * D), shape),
+      /^Expected an onnxruntime Tensor of type 'float32' or 'float16' for q\.type but received "int32"$/,
+    ],
+    [
+      'onnxruntime float64 Tensor',
+      new OrtTensor('float64', Float64Array.from(qd), shape),
+      /for q\.type but received "float64"/,
+    ],
+    [
+      'onnxruntime Tensor on the GPU',
+      gpuTensor,
+      /on the CPU .*getData\(\).* for q\.location but received "gpu-buffer"$/,
+    ],
+    [
+      'onnxruntime Tensor of the wrong rank',
+      new OrtTensor('float32', qd, [L * H * D]),
+      /^Expected a shape of rank 4 for q\.shape/,
+      RangeError,
+    ],
   ];
   for (const [name, q, message, kind = TypeError] of cases)
     it(name, async () => {
-      const err = await engine.attention(q as InputTensor, k, v).then(() => null, (e: Error) => e);
+      const err = await engine.attention(q as InputTensor, k, v).then(
+        () => null,
+        (e: Error) => e,
+      );
       expect(err).toBeInstanceOf(kind);
       expect(err!.message).toMatch(message);
     });

@@ -45,7 +45,11 @@ describe('wasm ABI', () => {
     inside('P_', kernel['PARAMS_INTS']!, false);
     inside('I_', kernel['ITEM_INTS']!, true);
     inside('PA_', kernel['PARENT_INTS']!, false);
-    expect(group('DTYPE_').map(([, v]) => v).sort()).toEqual([0, 1, 2]);
+    expect(
+      group('DTYPE_')
+        .map(([, v]) => v)
+        .sort(),
+    ).toEqual([0, 1, 2]);
     // a split item (at most SLOT_ROWS rows) is an item (at most BM rows)
     expect(kernel['SLOT_ROWS']!).toBeLessThanOrEqual(kernel['BM']!);
   });
@@ -61,14 +65,15 @@ describe('wasm ABI', () => {
   });
 
   it('the host writes every params slot by name, and no slot by number', () => {
-    const core = read('src/wasm/core.ts');
-    expect(core).not.toMatch(/\b(?:i32|f32)\[\d+\]/);
+    const params = read('src/wasm/params.ts');
+    expect(params).not.toMatch(/\b(?:i32|f32)\[\d+\]/);
     for (const [name] of group('P_')) {
       if (name === 'P_COUNTER') continue; // starts at 0 with the rest of the block
-      expect(core, `core.ts writes ${name}`).toMatch(new RegExp(`\\b(?:i32|f32)\\[${name}\\] =`));
+      expect(params, `params.ts writes ${name}`).toMatch(new RegExp(`\\b(?:i32|f32)\\[${name}\\] =`));
     }
-    const plan = read('src/wasm/plan.ts');
-    for (const [name] of group('I_')) expect(plan, `plan.ts writes ${name}`).toMatch(new RegExp(`\\[${name}\\] =`));
+    const items = read('src/wasm/items.ts');
+    for (const [name] of group('I_'))
+      expect(items, `items.ts writes ${name}`).toMatch(new RegExp(`\\[o \\+ ${name}\\] =`));
   });
 
   it('the built kernel runs one item from a params block written by these names', async () => {
@@ -76,38 +81,91 @@ describe('wasm ABI', () => {
     const memory = new WebAssembly.Memory({ initial: 16, maximum: 65536, shared: true });
     const { instance } = await WebAssembly.instantiate(bytes, { env: { memory } });
     const k = instance.exports as unknown as {
-      run(params: number, thread: number): void; heapBase(): number; slotRows(): number; scratchBytes(D: number, Dv: number): number;
+      run(params: number, thread: number): void;
+      heapBase(): number;
+      slotRows(): number;
+      scratchBytes(D: number, Dv: number): number;
     };
     expect(k.slotRows()).toBe(host.SLOT_ROWS);
 
     // one query row, three keys, one head, D = Dv = 4, float32, no mask
-    const D = 4, Lk = 3, scale = 0.5;
+    const D = 4,
+      Lk = 3,
+      scale = 0.5;
     const q = [0.3, -1.2, 0.8, 0.1];
-    const keys = [[1, 0.5, -0.3, 2], [-0.7, 0.2, 0.9, -1.1], [0.4, -0.6, 0.1, 0.3]];
-    const vals = [[1, 2, 3, 4], [-1, 0.5, 0, 2], [0.25, -3, 1, 1]];
+    const keys = [
+      [1, 0.5, -0.3, 2],
+      [-0.7, 0.2, 0.9, -1.1],
+      [0.4, -0.6, 0.1, 0.3],
+    ];
+    const vals = [
+      [1, 2, 3, 4],
+      [-1, 0.5, 0, 2],
+      [0.25, -3, 1, 1],
+    ];
     let at = Math.ceil(k.heapBase() / 64) * 64;
-    const take = (bytes: number) => { const o = at; at += Math.ceil(bytes / 64) * 64; return o; };
-    const params = take(host.PARAMS_INTS * 4), item = take(host.ITEM_INTS * 4);
-    const qAt = take(D * 4), kAt = take(Lk * D * 4), vAt = take(Lk * D * 4), outAt = take(D * 4), lseAt = take(4);
+    const take = (bytes: number) => {
+      const o = at;
+      at += Math.ceil(bytes / 64) * 64;
+      return o;
+    };
+    const params = take(host.PARAMS_INTS * 4),
+      item = take(host.ITEM_INTS * 4);
+    const qAt = take(D * 4),
+      kAt = take(Lk * D * 4),
+      vAt = take(Lk * D * 4),
+      outAt = take(D * 4),
+      lseAt = take(4);
     const scratch = take(k.scratchBytes(D, D) >>> 0);
     const buf = memory.buffer;
-    const i32 = new Int32Array(buf, params, host.PARAMS_INTS), f32 = new Float32Array(buf, params, host.PARAMS_INTS);
-    i32[host.P_COUNTER] = 0; i32[host.P_NITEMS] = 1; i32[host.P_ITEMS] = item;
-    i32[host.P_Q] = qAt; i32[host.P_K] = kAt; i32[host.P_V] = vAt; i32[host.P_OUT] = outAt; i32[host.P_LSE] = lseAt;
-    i32[host.P_ALIBI] = 0; i32[host.P_H] = 1; i32[host.P_HK] = 1; i32[host.P_D] = D; i32[host.P_DV] = D;
-    i32[host.P_DTYPE] = host.DTYPE_F32; f32[host.P_QMUL] = scale * Math.LOG2E; f32[host.P_CAPMUL] = 0;
-    i32[host.P_WL] = -1; i32[host.P_WR] = -1; i32[host.P_LSEA] = 1; i32[host.P_LSEB] = 1;
-    i32[host.P_SCRATCH] = scratch; i32[host.P_SCRATCH_STRIDE] = 0; i32[host.P_PARTIAL] = 0; i32[host.P_PARENTS] = 0;
+    const i32 = new Int32Array(buf, params, host.PARAMS_INTS),
+      f32 = new Float32Array(buf, params, host.PARAMS_INTS);
+    i32[host.P_COUNTER] = 0;
+    i32[host.P_NITEMS] = 1;
+    i32[host.P_ITEMS] = item;
+    i32[host.P_Q] = qAt;
+    i32[host.P_K] = kAt;
+    i32[host.P_V] = vAt;
+    i32[host.P_OUT] = outAt;
+    i32[host.P_LSE] = lseAt;
+    i32[host.P_ALIBI] = 0;
+    i32[host.P_H] = 1;
+    i32[host.P_HK] = 1;
+    i32[host.P_D] = D;
+    i32[host.P_DV] = D;
+    i32[host.P_DTYPE] = host.DTYPE_F32;
+    f32[host.P_QMUL] = scale * Math.LOG2E;
+    f32[host.P_CAPMUL] = 0;
+    i32[host.P_WL] = -1;
+    i32[host.P_WR] = -1;
+    i32[host.P_LSEA] = 1;
+    i32[host.P_LSEB] = 1;
+    i32[host.P_SCRATCH] = scratch;
+    i32[host.P_SCRATCH_STRIDE] = 0;
+    i32[host.P_PARTIAL] = 0;
+    i32[host.P_PARENTS] = 0;
     const it = new Int32Array(buf, item, host.ITEM_INTS);
-    it[host.I_Q0] = 0; it[host.I_LQ] = 1; it[host.I_K0] = 0; it[host.I_LK] = Lk; it[host.I_H0] = 0; it[host.I_NG] = 1;
-    it[host.I_I0] = 0; it[host.I_NR] = 1; it[host.I_KS] = 0; it[host.I_KE] = Lk; it[host.I_PARENT] = -1; it[host.I_SLOT] = 0;
+    it[host.I_Q0] = 0;
+    it[host.I_LQ] = 1;
+    it[host.I_K0] = 0;
+    it[host.I_LK] = Lk;
+    it[host.I_H0] = 0;
+    it[host.I_NG] = 1;
+    it[host.I_I0] = 0;
+    it[host.I_NR] = 1;
+    it[host.I_KS] = 0;
+    it[host.I_KE] = Lk;
+    it[host.I_PARENT] = -1;
+    it[host.I_SLOT] = 0;
     new Float32Array(buf, qAt, D).set(q);
     new Float32Array(buf, kAt, Lk * D).set(keys.flat());
     new Float32Array(buf, vAt, Lk * D).set(vals.flat());
     k.run(params, 0);
 
     const s = keys.map((kr) => scale * kr.reduce((a, x, d) => a + x * q[d]!, 0));
-    const m = Math.max(...s), w = s.map((x) => Math.exp(x - m)), l = w.reduce((a, b) => a + b, 0);
+    const m = Math.max(...s),
+      w = s.map((x) => Math.exp(x - m)),
+      l = w.reduce((a, b) => a + b, 0);
     const want = [0, 1, 2, 3].map((d) => w.reduce((a, x, j) => a + x * vals[j]![d]!, 0) / l);
     const out = new Float32Array(buf, outAt, D);
     for (let d = 0; d < D; d++) expect(out[d]).toBeCloseTo(want[d]!, 5);

@@ -16,7 +16,11 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 describe.skipIf(!cxx)('block order of the CUDA engine (host C++)', () => {
   it('every order is a permutation of the units and keeps its promise', () => {
     const exe = path.join(dir, 'work_order_test');
-    execFileSync(cxx!, ['-std=c++17', '-O1', '-I', path.join(root, 'cuda'), path.join(root, 'test/host/work_order_test.cc'), '-o', exe], { stdio: 'pipe' });
+    execFileSync(
+      cxx!,
+      ['-std=c++17', '-O1', '-I', path.join(root, 'cuda'), path.join(root, 'test/host/work_order_test.cc'), '-o', exe],
+      { stdio: 'pipe' },
+    );
     const seed = freshSeed();
     const r = spawnSync(exe, [String(seed)], { encoding: 'utf8' });
     expect(r.stdout, `seed ${seed}`).toMatch(/^ok \d+/);

@@ -13,8 +13,10 @@ export function naiveAttention(d: WorkloadData): Float32Array {
   const s = new Float32Array(Math.max(1, ...d.w.seqlensK));
   const acc = new Float32Array(Dv);
   for (let b = 0; b < d.w.seqlensQ.length; b++) {
-    const q0 = d.cuSeqlensQ[b]!, k0 = d.cuSeqlensK[b]!;
-    const lq = d.cuSeqlensQ[b + 1]! - q0, lk = d.cuSeqlensK[b + 1]! - k0;
+    const q0 = d.cuSeqlensQ[b]!,
+      k0 = d.cuSeqlensK[b]!;
+    const lq = d.cuSeqlensQ[b + 1]! - q0,
+      lk = d.cuSeqlensK[b + 1]! - k0;
     for (let i = 0; i < lq; i++) {
       const [lo, hi] = visibleRange(i, lq, lk, -1, right);
       for (let h = 0; h < H; h++) {

@@ -19,8 +19,12 @@ class Writer {
     return this;
   }
 
-  tag(field: number, wire: number): this { return this.varint((field << 3) | wire); }
-  int(field: number, v: number | bigint): this { return this.tag(field, 0).varint(v); }
+  tag(field: number, wire: number): this {
+    return this.varint((field << 3) | wire);
+  }
+  int(field: number, v: number | bigint): this {
+    return this.tag(field, 0).varint(v);
+  }
 
   bytes(field: number, b: Uint8Array): this {
     this.tag(field, 2).varint(b.length);
@@ -28,8 +32,12 @@ class Writer {
     return this;
   }
 
-  string(field: number, s: string): this { return this.bytes(field, new TextEncoder().encode(s)); }
-  message(field: number, m: Writer): this { return this.bytes(field, m.finish()); }
+  string(field: number, s: string): this {
+    return this.bytes(field, new TextEncoder().encode(s));
+  }
+  message(field: number, m: Writer): this {
+    return this.bytes(field, m.finish());
+  }
 
   float(field: number, f: number): this {
     this.tag(field, 5);
@@ -38,7 +46,9 @@ class Writer {
     return this;
   }
 
-  finish(): Uint8Array { return Uint8Array.from(this.chunks); }
+  finish(): Uint8Array {
+    return Uint8Array.from(this.chunks);
+  }
 }
 
 // ---------------------------------------------------------------- ONNX model description
@@ -85,7 +95,8 @@ function valueInfo(v: ValueInfo): Writer {
   const shape = new Writer();
   for (const d of v.dims) {
     const dim = new Writer();
-    if (typeof d === 'number') dim.int(1, d); else dim.string(2, d);
+    if (typeof d === 'number') dim.int(1, d);
+    else dim.string(2, d);
     shape.message(1, dim);
   }
   const tensorType = new Writer().int(1, v.elemType).message(2, shape);
@@ -124,7 +135,7 @@ function initializer(t: Initializer): Writer {
 /** Encodes a one-graph ModelProto. */
 export function encodeModel(g: GraphSpec): Uint8Array {
   const graph = new Writer();
-  g.nodes.forEach((n, i) => graph.message(1, node(n, i)));
+  for (const [i, n] of g.nodes.entries()) graph.message(1, node(n, i));
   graph.string(2, 'flashattn_bench');
   for (const t of g.initializers ?? []) graph.message(5, initializer(t));
   for (const v of g.inputs) graph.message(11, valueInfo(v));

@@ -16,7 +16,13 @@ import type { WorkloadData } from '../../dist/cli/bench/workloads.js';
 import type { BenchOptions, BenchReport, BenchResult } from '../../dist/cli/bench.js';
 import { BenchRun, fmt, pad } from '../../dist/cli/bench.js';
 
-export const IMPLS = ['flashattn', 'flashattn (resident K/V)', 'onnxruntime-node', 'onnxruntime-web', 'naive JS'] as const;
+export const IMPLS = [
+  'flashattn',
+  'flashattn (resident K/V)',
+  'onnxruntime-node',
+  'onnxruntime-web',
+  'naive JS',
+] as const;
 export type ImplName = (typeof IMPLS)[number];
 
 export interface PeerBenchReport extends BenchReport {
@@ -30,16 +36,29 @@ const NAIVE_FULL: TimingPolicy = { warmup: 1, minIters: 3, maxIters: 7, minTimeM
 const NAIVE_QUICK: TimingPolicy = { warmup: 1, minIters: 1, maxIters: 1, minTimeMs: 0, maxTimeMs: 0 };
 
 /** The benchmark. Rejects (after printing everything) if any output is wrong. */
-export async function peerBench(opt: BenchOptions, args: string[], log: (line: string) => void): Promise<PeerBenchReport> {
+export async function peerBench(
+  opt: BenchOptions,
+  args: string[],
+  log: (line: string) => void,
+): Promise<PeerBenchReport> {
   // measurements: per thread count, flashattn (+ resident K/V) and the two onnxruntime packages; naive JS once per workload
-  const run = new BenchRun(opt, args, log, (workloads, resident) => opt.threads.length * (workloads * 3 + resident) + workloads);
+  const run = new BenchRun(
+    opt,
+    args,
+    log,
+    (workloads, resident) => opt.threads.length * (workloads * 3 + resident) + workloads,
+  );
   const report = run.report as PeerBenchReport;
   report.screening = [];
   run.header('flashattn CPU benchmark');
 
   const ortNode = new Map<number, PeerRunner | string>();
   const ortWeb = new Map<number, PeerRunner | string>();
-  const getPeer = async (m: Map<number, PeerRunner | string>, t: number, load: (t: number) => Promise<PeerRunner | string>) => {
+  const getPeer = async (
+    m: Map<number, PeerRunner | string>,
+    t: number,
+    load: (t: number) => Promise<PeerRunner | string>,
+  ) => {
     if (!m.has(t)) m.set(t, await load(t));
     return m.get(t)!;
   };
@@ -47,7 +66,10 @@ export async function peerBench(opt: BenchOptions, args: string[], log: (line: s
     await run.release(t);
     for (const m of [ortNode, ortWeb]) {
       const x = m.get(t);
-      if (x !== undefined && typeof x !== 'string') { m.set(t, 'released'); await x.dispose().catch(() => {}); }
+      if (x !== undefined && typeof x !== 'string') {
+        m.set(t, 'released');
+        await x.dispose().catch(() => {});
+      }
     }
   };
 
@@ -66,10 +88,14 @@ export async function peerBench(opt: BenchOptions, args: string[], log: (line: s
         else await run.measureEngine(e, p, t);
         // onnxruntime peers
         for (const [impl, m, load] of [
-          ['onnxruntime-node', ortNode, loadOrtNode], ['onnxruntime-web', ortWeb, loadOrtWeb],
+          ['onnxruntime-node', ortNode, loadOrtNode],
+          ['onnxruntime-web', ortWeb, loadOrtWeb],
         ] as const) {
           const peer = await getPeer(m, t, load);
-          if (typeof peer === 'string') { run.unavailable(impl, t, peer); continue; }
+          if (typeof peer === 'string') {
+            run.unavailable(impl, t, peer);
+            continue;
+          }
           report.versions[impl] = peer.version;
           await runPeer(run, peer, impl, t, d, ref, opt.quick ? null : run.policy, tag);
         }
@@ -78,7 +104,10 @@ export async function peerBench(opt: BenchOptions, args: string[], log: (line: s
           const label = `  ${w.id} 1t ${pad('naive JS', 17)}`;
           const r = await run.steady(async () => {
             const others = othersCores();
-            const { timing, result: out } = await measure(() => naiveAttention(d), opt.quick ? NAIVE_QUICK : NAIVE_FULL);
+            const { timing, result: out } = await measure(
+              () => naiveAttention(d),
+              opt.quick ? NAIVE_QUICK : NAIVE_FULL,
+            );
             return run.result(d, 'naive JS', 1, timing, checkAgainst(out, ref), others());
           }, label);
           run.record(r, d, label);
@@ -98,7 +127,14 @@ export async function peerBench(opt: BenchOptions, args: string[], log: (line: s
  * within 25%) are then timed with the full policy. With `full` null (quick), screening is the measurement.
  */
 async function runPeer(
-  run: BenchRun, peer: PeerRunner, impl: ImplName, t: number, d: WorkloadData, ref: Float64Array, full: TimingPolicy | null, tag: string,
+  run: BenchRun,
+  peer: PeerRunner,
+  impl: ImplName,
+  t: number,
+  d: WorkloadData,
+  ref: Float64Array,
+  full: TimingPolicy | null,
+  tag: string,
 ): Promise<void> {
   const report = run.report as PeerBenchReport;
   const label = `${tag}${pad(impl, 17)}`;
@@ -108,11 +144,12 @@ async function runPeer(
   const screened: { plan: OrtPlan; r: BenchResult }[] = [];
   const toResult = (plan: OrtPlan, pr: PeerRun, others: number): BenchResult =>
     run.result(d, impl, t, pr.timing, checkAgainst(pr.out, ref), others, plan.op);
-  const timed = (plan: OrtPlan, policy: TimingPolicy): Promise<BenchResult> => run.steady(async () => {
-    const others = othersCores();
-    const pr = await peer.run(plan, policy);
-    return toResult(plan, pr, others());
-  }, label);
+  const timed = (plan: OrtPlan, policy: TimingPolicy): Promise<BenchResult> =>
+    run.steady(async () => {
+      const others = othersCores();
+      const pr = await peer.run(plan, policy);
+      return toResult(plan, pr, others());
+    }, label);
   for (const plan of ortPlans(d)) {
     try {
       const r = await timed(plan, full ? SCREEN : QUICK);
@@ -123,7 +160,10 @@ async function runPeer(
     }
   }
   const good = screened.filter((s) => s.r.ok).sort((a, b) => a.r.minMs - b.r.minMs);
-  if (!good.length) { note(` ✗ no candidate operator ran correctly  (${run.progress.step()})`); return; }
+  if (!good.length) {
+    note(` ✗ no candidate operator ran correctly  (${run.progress.step()})`);
+    return;
+  }
   if (!full) {
     // quick: the screening runs are the measurement; the fastest is the result
     record(good[0]!.r, '', false);
@@ -135,7 +175,10 @@ async function runPeer(
   let best: BenchResult | null = null;
   for (const f of finalists) {
     const r = await timed(f.plan, full);
-    if (!r.ok) { record(r, '', false); return; }
+    if (!r.ok) {
+      record(r, '', false);
+      return;
+    }
     if (finalists.length > 1) record(r, ' final  ', true);
     if (!best || r.medianMs < best.medianMs) best = r;
   }
@@ -144,10 +187,12 @@ async function runPeer(
 
 /** The side-by-side table (markdown), one row per workload and thread count. */
 export function table(report: BenchReport, threads: number[]): string[] {
-  const get = (w: string, impl: ImplName, t: number) => report.results.find((r) => r.workload === w && r.impl === impl && r.threads === t && r.ok);
+  const get = (w: string, impl: ImplName, t: number) =>
+    report.results.find((r) => r.workload === w && r.impl === impl && r.threads === t && r.ok);
   const cell = (r: BenchResult | undefined, bw: boolean) =>
-    (r ? `${fmt(r.gflops, 1)}${bw ? ` (${fmt(r.gbps!, 1)} GB/s)` : ''}${r.othersCores > BUSY_CORES ? ' ⚠' : ''}` : '—');
-  const ratio = (a: BenchResult | undefined, b: BenchResult | undefined) => (a && b ? `${fmt(a.gflops / b.gflops, 2)}x` : '—');
+    r ? `${fmt(r.gflops, 1)}${bw ? ` (${fmt(r.gbps!, 1)} GB/s)` : ''}${r.othersCores > BUSY_CORES ? ' ⚠' : ''}` : '—';
+  const ratio = (a: BenchResult | undefined, b: BenchResult | undefined) =>
+    a && b ? `${fmt(a.gflops / b.gflops, 2)}x` : '—';
   const lines = [
     '',
     'GFLOP/s (median; C also GB/s of K and V read). Ratios are flashattn / peer at the same thread count (naive JS: 1 thread).',
@@ -159,24 +204,38 @@ export function table(report: BenchReport, threads: number[]): string[] {
     const bw = w.id === 'C';
     const naive = get(w.id, 'naive JS', 1);
     for (const t of threads) {
-      const fa = get(w.id, 'flashattn', t), on = get(w.id, 'onnxruntime-node', t), ow = get(w.id, 'onnxruntime-web', t);
-      lines.push(`| ${w.id} | ${t} | ${cell(fa, bw)} | ${cell(on, bw)} | ${cell(ow, bw)} | ${cell(naive, bw)} | ${ratio(fa, on)} | ${ratio(fa, ow)} | ${ratio(fa, naive)} |`);
+      const fa = get(w.id, 'flashattn', t),
+        on = get(w.id, 'onnxruntime-node', t),
+        ow = get(w.id, 'onnxruntime-web', t);
+      lines.push(
+        `| ${w.id} | ${t} | ${cell(fa, bw)} | ${cell(on, bw)} | ${cell(ow, bw)} | ${cell(naive, bw)} | ${ratio(fa, on)} | ${ratio(fa, ow)} | ${ratio(fa, naive)} |`,
+      );
     }
     // flashattn with K and V resident (uploaded once), against the same peer numbers
     for (const t of threads) {
       const fr = get(w.id, 'flashattn (resident K/V)', t);
       if (!fr) continue;
-      const on = get(w.id, 'onnxruntime-node', t), ow = get(w.id, 'onnxruntime-web', t);
-      lines.push(`| ${w.id}, flashattn (resident K/V) | ${t} | ${cell(fr, bw)} | ${cell(on, bw)} | ${cell(ow, bw)} | ${cell(naive, bw)} | ${ratio(fr, on)} | ${ratio(fr, ow)} | ${ratio(fr, naive)} |`);
+      const on = get(w.id, 'onnxruntime-node', t),
+        ow = get(w.id, 'onnxruntime-web', t);
+      lines.push(
+        `| ${w.id}, flashattn (resident K/V) | ${t} | ${cell(fr, bw)} | ${cell(on, bw)} | ${cell(ow, bw)} | ${cell(naive, bw)} | ${ratio(fr, on)} | ${ratio(fr, ow)} | ${ratio(fr, naive)} |`,
+      );
     }
   }
   lines.push('', 'Operators the onnxruntime numbers come from (the fastest correct candidate):', '');
-  for (const w of report.workloads) for (const impl of ['onnxruntime-node', 'onnxruntime-web'] as const) {
-    const ops = threads.map((t) => get(w.id, impl, t)).filter((r): r is BenchResult => !!r).map((r) => `${r.threads}t: ${r.op}`);
-    if (ops.length) lines.push(`- ${w.id} ${impl}: ${ops.join('; ')}`);
-  }
+  for (const w of report.workloads)
+    for (const impl of ['onnxruntime-node', 'onnxruntime-web'] as const) {
+      const ops = threads
+        .map((t) => get(w.id, impl, t))
+        .filter((r): r is BenchResult => !!r)
+        .map((r) => `${r.threads}t: ${r.op}`);
+      if (ops.length) lines.push(`- ${w.id} ${impl}: ${ops.join('; ')}`);
+    }
   if (report.results.some((r) => r.othersCores > BUSY_CORES))
-    lines.push('', `⚠ measured while other processes used more than ${BUSY_CORES} of a core on average: not trustworthy.`);
+    lines.push(
+      '',
+      `⚠ measured while other processes used more than ${BUSY_CORES} of a core on average: not trustworthy.`,
+    );
   const versions = Object.entries(report.versions).map(([k, v]) => `${k} ${v}`);
   if (versions.length) lines.push('', `versions: ${versions.join('; ')}`);
   const missing = Object.entries(report.unavailable);

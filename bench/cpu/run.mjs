@@ -22,7 +22,9 @@ const missing = [
   ['../dist/peer-bench.js', 'bench:setup was not run (bench/cpu/*.ts are not compiled)'],
 ].find(([p]) => !existsSync(at(p)));
 if (missing) {
-  console.error(`bench: ${missing[1]}: run \`npm run bench:setup\` first (installs onnxruntime-node and onnxruntime-web into bench/node_modules, compiles bench/cpu/*.ts to bench/dist/)`);
+  console.error(
+    `bench: ${missing[1]}: run \`npm run bench:setup\` first (installs onnxruntime-node and onnxruntime-web into bench/node_modules, compiles bench/cpu/*.ts to bench/dist/)`,
+  );
   process.exit(1);
 }
 
@@ -33,8 +35,12 @@ const { peerBench } = await import('../dist/peer-bench.js');
 const spec = {
   ...benchCommand,
   prog: 'node bench/cpu/run.mjs',
-  summary: 'the wasm engine against onnxruntime-node, onnxruntime-web and a naive JS loop on the CPU workloads A–E, every output verified',
-  details: benchCommand.details.split('\n').filter((l) => !l.startsWith('against peers')).join('\n'),
+  summary:
+    'the wasm engine against onnxruntime-node, onnxruntime-web and a naive JS loop on the CPU workloads A–E, every output verified',
+  details: benchCommand.details
+    .split('\n')
+    .filter((l) => !l.startsWith('against peers'))
+    .join('\n'),
 };
 const args = process.argv.slice(2);
 try {

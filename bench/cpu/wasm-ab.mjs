@@ -8,19 +8,36 @@ import { nodePlatform } from '../../dist/wasm/platform-node.js';
 import { WORKLOADS, makeWorkloadData } from '../../dist/cli/bench/workloads.js';
 
 const args = process.argv.slice(2);
-const opt = (name, def) => { const i = args.indexOf(`--${name}`); if (i < 0) return def; const v = args[i + 1]; args.splice(i, 2); return v; };
-const simd = opt('simd', 'auto'), only = opt('only', 'A,B,C,D').split(','), rounds = Number(opt('rounds', '30'));
+const opt = (name, def) => {
+  const i = args.indexOf(`--${name}`);
+  if (i < 0) return def;
+  const v = args[i + 1];
+  args.splice(i, 2);
+  return v;
+};
+const simd = opt('simd', 'auto'),
+  only = opt('only', 'A,B,C,D').split(','),
+  rounds = Number(opt('rounds', '30'));
 const threads = Number(opt('threads', '1'));
 const dirs = args;
 const engines = [];
 for (const dir of dirs) {
-  const files = { baseline: new URL(`file://${dir}/flashattn.wasm`), relaxed: new URL(`file://${dir}/flashattn-relaxed.wasm`) };
-  engines.push(await createEngineWith({ wasm: (x) => createWasmBackendWith(nodePlatform, files, { threads: x.threads, simd }) }, { backend: 'wasm', threads }));
+  const files = {
+    baseline: new URL(`file://${dir}/flashattn.wasm`),
+    relaxed: new URL(`file://${dir}/flashattn-relaxed.wasm`),
+  };
+  engines.push(
+    await createEngineWith(
+      { wasm: (x) => createWasmBackendWith(nodePlatform, files, { threads: x.threads, simd }) },
+      { backend: 'wasm', threads },
+    ),
+  );
 }
 for (const w of WORKLOADS.filter((w) => only.includes(w.id))) {
   const d = makeWorkloadData(w);
   const t = (data, shape) => ({ data, shape, dtype: 'float32' });
-  const q = t(d.q, [d.totalQ, w.numHeads, w.headDim]), k = t(d.k, [d.totalK, w.numKvHeads, w.headDim]);
+  const q = t(d.q, [d.totalQ, w.numHeads, w.headDim]),
+    k = t(d.k, [d.totalK, w.numKvHeads, w.headDim]);
   const v = t(d.v, [d.totalK, w.numKvHeads, w.headDimV]);
   const opts = { cuSeqlensQ: d.cuSeqlensQ, cuSeqlensK: d.cuSeqlensK, causal: w.causal };
   const times = engines.map(() => []);
@@ -34,7 +51,9 @@ for (const w of WORKLOADS.filter((w) => only.includes(w.id))) {
   }
   for (const [i, ts] of times.entries()) {
     ts.sort((a, b) => a - b);
-    console.log(`${w.id} ${dirs[i]} ${engines[i].info.simd} t=${threads}: best ${(d.flops / ts[0] / 1e6).toFixed(1)} median ${(d.flops / ts[ts.length >> 1] / 1e6).toFixed(1)} GFLOP/s`);
+    console.log(
+      `${w.id} ${dirs[i]} ${engines[i].info.simd} t=${threads}: best ${(d.flops / ts[0] / 1e6).toFixed(1)} median ${(d.flops / ts[ts.length >> 1] / 1e6).toFixed(1)} GFLOP/s`,
+    );
   }
 }
 for (const e of engines) await e.dispose();

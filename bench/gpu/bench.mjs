@@ -17,7 +17,10 @@ import { validateVarlen } from '../../dist/validate.js';
 import { flops, kvBytes, shapes } from './shapes.mjs';
 
 const argv = process.argv.slice(2);
-const opt = (name, dflt) => { const i = argv.indexOf(name); return i >= 0 ? argv[i + 1] : dflt; };
+const opt = (name, dflt) => {
+  const i = argv.indexOf(name);
+  return i >= 0 ? argv[i + 1] : dflt;
+};
 const out = opt('--out', null);
 const iters = Number(opt('--iters', 20));
 const only = opt('--only', null);
@@ -30,7 +33,9 @@ if (out && !argv.includes('--append')) writeFileSync(out, '');
 
 const backend = await loadCudaBackend();
 const engine = await createEngine({ backend: 'cuda' });
-console.log(`device: ${backend.info.device} (cc ${backend.info.computeCapability}, ${backend.info.multiprocessors} SMs), addon ${backend.info.addon}`);
+console.log(
+  `device: ${backend.info.device} (cc ${backend.info.computeCapability}, ${backend.info.multiprocessors} SMs), addon ${backend.info.addon}`,
+);
 
 /** Random half-precision bits in ±[0.5, 1) (never zeros: zeros can run faster than real data). */
 function randomHalf(n, dtype) {
@@ -44,7 +49,8 @@ function randomHalf(n, dtype) {
 const cu = (lens) => Int32Array.from([0, ...lens.map((_, i) => lens.slice(0, i + 1).reduce((x, y) => x + y, 0))]);
 
 async function inputs(s) {
-  const tq = s.seqlensQ.reduce((a, b) => a + b, 0), tk = s.seqlensK.reduce((a, b) => a + b, 0);
+  const tq = s.seqlensQ.reduce((a, b) => a + b, 0),
+    tk = s.seqlensK.reduce((a, b) => a + b, 0);
   const t = (n, shape) => ({ data: randomHalf(n, s.dtype), shape, dtype: s.dtype });
   return {
     host: {
@@ -70,15 +76,23 @@ for (const s of shapes) {
   const [q, k, v] = await Promise.all([engine.upload(host.q), engine.upload(host.k), engine.upload(host.v)]);
   const p = validateVarlen(q, k, v, options);
   const plans = [{}];
-  if (variants && s.kind === 'decode') plans.push({ splits: 1 }, { splits: 2 }, { splits: 4 }, { splits: 8 }, { splits: 16 });
+  if (variants && s.kind === 'decode')
+    plans.push({ splits: 1 }, { splits: 2 }, { splits: 4 }, { splits: 8 }, { splits: 16 });
   for (const plan of plans) {
     await backend.time(p, 3, plan); // warm-up: module load, smem opt-in, pool growth
     const r = await backend.time(p, iters, plan);
     const row = {
-      impl, shape: s.name, dtype: s.dtype, kind: s.kind, ms: r.kernelMs, minMs: r.minMs,
-      tflops: flops(s) / (r.kernelMs * 1e9), gbps: kvBytes(s) / (r.kernelMs * 1e6),
+      impl,
+      shape: s.name,
+      dtype: s.dtype,
+      kind: s.kind,
+      ms: r.kernelMs,
+      minMs: r.minMs,
+      tflops: flops(s) / (r.kernelMs * 1e9),
+      gbps: kvBytes(s) / (r.kernelMs * 1e6),
       plan: `${r.tile} d${r.headDimClass} splits=${r.splits} work=${r.numWork} occ=${r.blocksPerSm}`,
-      forced: Object.keys(plan).length ? JSON.stringify(plan) : undefined, addon: backend.info.addon,
+      forced: Object.keys(plan).length ? JSON.stringify(plan) : undefined,
+      addon: backend.info.addon,
     };
     record(row);
   }

@@ -29,10 +29,16 @@ const paths = [['default', {}], ...cudaKernelPaths];
 // The knobs the paths set start from their defaults, whatever the environment set: 'default' is
 // the default plan, and so are the larger cases and the rest after the paths.
 const defaults = readKnobs({}).knobs;
-setKnobs(Object.fromEntries(cudaKernelPaths.flatMap(([, changes]) => Object.keys(changes)).map((k) => [k, defaults[k]])));
+setKnobs(
+  Object.fromEntries(cudaKernelPaths.flatMap(([, changes]) => Object.keys(changes)).map((k) => [k, defaults[k]])),
+);
 
-let passed = 0, failed = 0;
-const fail = (what) => { failed++; console.log(`FAIL ${what}`); };
+let passed = 0,
+  failed = 0;
+const fail = (what) => {
+  failed++;
+  console.log(`FAIL ${what}`);
+};
 const check = (ok, what) => (ok ? passed++ : fail(what));
 
 let engine;
@@ -47,7 +53,8 @@ console.log(`device: ${JSON.stringify(engine.info)}; seed ${seed}${quick ? ' (qu
 const shared = tiny ? [cases[0], cases[4], cases[7], cases[31]] : quick ? cases.filter((_, i) => i % 4 === 0) : cases;
 for (const [name, changes] of tiny ? paths.slice(0, 2) : quick ? paths.slice(0, 3) : paths) {
   const restore = setKnobs(changes);
-  let p = 0, f = 0;
+  let p = 0,
+    f = 0;
   for (const device of [false, true]) {
     for (let i = 0; i < shared.length; i++) {
       const c = shared[i];
@@ -55,9 +62,13 @@ for (const [name, changes] of tiny ? paths.slice(0, 2) : quick ? paths.slice(0, 
         const r = await runCase(engine, c, seed + i, { device });
         if (r.skipped) console.log(`skip [${name}] ${r.id}: ${r.skipped}`);
         else if (r.ok) p++;
-        else { f++; fail(`[${name}${device ? ', device' : ''}] ${r.id}: ${r.detail} (tolerance ${r.tolerance})`); }
+        else {
+          f++;
+          fail(`[${name}${device ? ', device' : ''}] ${r.id}: ${r.detail} (tolerance ${r.tolerance})`);
+        }
       } catch (e) {
-        f++; fail(`[${name}${device ? ', device' : ''}] ${caseId(c)} threw ${e.stack}`);
+        f++;
+        fail(`[${name}${device ? ', device' : ''}] ${caseId(c)} threw ${e.stack}`);
       }
     }
   }
@@ -72,7 +83,9 @@ for (const c of tiny ? [] : quick ? largeCases.slice(0, 2) : largeCases) {
     try {
       const r = await runCase(engine, c, seed + 7, { device });
       check(r.ok, `[large${device ? ', device' : ''}] ${r.id}: ${r.detail}`);
-      console.log(`large ${r.ok ? 'ok  ' : 'FAIL'} ${r.id}${device ? ' (device)' : ''}: ${r.detail} [${Date.now() - t0} ms]`);
+      console.log(
+        `large ${r.ok ? 'ok  ' : 'FAIL'} ${r.id}${device ? ' (device)' : ''}: ${r.detail} [${Date.now() - t0} ms]`,
+      );
     } catch (e) {
       fail(`[large] ${caseId(c)} threw ${e.stack}`);
     }
@@ -86,20 +99,39 @@ for (const dtype of ['float32', 'float16', 'bfloat16']) {
   const data = encode(values, dtype);
   const d = await engine.upload({ data, shape: [3, 5, 7], dtype });
   const back = await engine.download(d);
-  check(back.dtype === dtype && decode(back.data, dtype).every((x, i) => Object.is(x, decode(data, dtype)[i])), `round trip ${dtype}`);
+  check(
+    back.dtype === dtype && decode(back.data, dtype).every((x, i) => Object.is(x, decode(data, dtype)[i])),
+    `round trip ${dtype}`,
+  );
   const live = addon.liveBytes();
   d.dispose();
   check(addon.liveBytes() === live - data.byteLength, `dispose frees ${dtype}`);
-  check(await engine.download(d).then(() => false, (e) => /disposed/.test(e.message)), 'download of a disposed tensor rejects');
+  check(
+    await engine.download(d).then(
+      () => false,
+      (e) => /disposed/.test(e.message),
+    ),
+    'download of a disposed tensor rejects',
+  );
 }
 if (typeof globalThis.gc === 'function') {
   const before = addon.liveBytes();
-  for (let i = 0; i < 8; i++) await engine.upload({ data: new Float32Array(4 << 20), shape: [4 << 20], dtype: 'float32' });
-  for (let i = 0; i < 10 && addon.liveBytes() > before; i++) { globalThis.gc(); await new Promise((r) => setTimeout(r, 20)); }
+  for (let i = 0; i < 8; i++)
+    await engine.upload({ data: new Float32Array(4 << 20), shape: [4 << 20], dtype: 'float32' });
+  for (let i = 0; i < 10 && addon.liveBytes() > before; i++) {
+    globalThis.gc();
+    await new Promise((r) => setTimeout(r, 20));
+  }
   check(addon.liveBytes() === before, `finalizer frees forgotten tensors (live ${addon.liveBytes()} vs ${before})`);
 }
-const err = await addon.allocDevice(2 ** 52).then(() => null, (e) => e);
-check(err instanceof Error && /cudaErrorMemoryAllocation|out of memory/.test(err.message), `CUDA error becomes a JS error: ${err?.message}`);
+const err = await addon.allocDevice(2 ** 52).then(
+  () => null,
+  (e) => e,
+);
+check(
+  err instanceof Error && /cudaErrorMemoryAllocation|out of memory/.test(err.message),
+  `CUDA error becomes a JS error: ${err?.message}`,
+);
 console.log(`CUDA error message: ${err?.message}`);
 const after = await runCase(engine, cases[0], seed);
 check(after.ok, 'engine works after a CUDA error');
@@ -107,8 +139,18 @@ check(after.ok, 'engine works after a CUDA error');
 // Timing hook.
 const backend = await loadCudaBackend();
 const { validateVarlen } = await import('../../dist/validate.js');
-const t = await engine.upload({ data: encode(Float32Array.from({ length: 1024 * 8 * 128 }, (_, i) => Math.cos(i)), 'bfloat16'), shape: [1024, 8, 128], dtype: 'bfloat16' });
-const info = await backend.time(validateVarlen(t, t, t, { cuSeqlensQ: Int32Array.of(0, 1024), cuSeqlensK: Int32Array.of(0, 1024), causal: true }), 5);
+const t = await engine.upload({
+  data: encode(
+    Float32Array.from({ length: 1024 * 8 * 128 }, (_, i) => Math.cos(i)),
+    'bfloat16',
+  ),
+  shape: [1024, 8, 128],
+  dtype: 'bfloat16',
+});
+const info = await backend.time(
+  validateVarlen(t, t, t, { cuSeqlensQ: Int32Array.of(0, 1024), cuSeqlensK: Int32Array.of(0, 1024), causal: true }),
+  5,
+);
 check(info.kernelMs > 0, 'timing hook');
 t.dispose();
 

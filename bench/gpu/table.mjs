@@ -6,7 +6,14 @@
 import { readFileSync } from 'node:fs';
 
 const rows = process.argv.slice(2).flatMap((f) => {
-  try { return readFileSync(f, 'utf8').split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l)); } catch { return []; }
+  try {
+    return readFileSync(f, 'utf8')
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l));
+  } catch {
+    return [];
+  }
 });
 const dev = rows.find((r) => r.impl === 'device');
 const key = (r) => `${r.dtype}|${r.shape}`;
@@ -18,10 +25,16 @@ for (const r of rows) {
 }
 const fmt = (r, decode) => (!r ? '' : r.ms == null ? 'n/a' : decode ? r.gbps.toFixed(0) : r.tflops.toFixed(0));
 const lines = [];
-if (dev) lines.push(`${dev.name}, torch ${dev.torch}, device-to-device copy ${dev.copyGBps.toFixed(0)} GB/s (read + write)`, '');
+if (dev)
+  lines.push(
+    `${dev.name}, torch ${dev.torch}, device-to-device copy ${dev.copyGBps.toFixed(0)} GB/s (read + write)`,
+    '',
+  );
 // An A/B run (bench.mjs --impl "flashattn base") adds the other build's numbers and new/base.
 const ab = rows.some((r) => r.impl === 'flashattn base');
-lines.push(`| dtype | shape | flashattn | FA2 sdpa | FA2 varlen | cuDNN sdpa | vs FA2 | flashattn ms |${ab ? ' base | base vs FA2 | new/base |' : ''}`);
+lines.push(
+  `| dtype | shape | flashattn | FA2 sdpa | FA2 varlen | cuDNN sdpa | vs FA2 | flashattn ms |${ab ? ' base | base vs FA2 | new/base |' : ''}`,
+);
 lines.push(`| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |${ab ? ' ---: | ---: | ---: |' : ''}`);
 for (const [k, g] of by) {
   const [dtype, shape] = k.split('|');
@@ -32,9 +45,14 @@ for (const [k, g] of by) {
   const ratio = fa2 ? (fa2.ms / ours.ms).toFixed(2) : '';
   const unit = decode ? ' GB/s' : '';
   const base = g['flashattn base'];
-  const abCols = !ab ? '' : !base ? ' | | |'
-    : ` ${fmt(base, decode)} | ${fa2 ? (fa2.ms / base.ms).toFixed(2) : ''} | ${(base.ms / ours.ms).toFixed(3)} |`;
-  lines.push(`| ${dtype === 'bfloat16' ? 'bf16' : 'f16'} | ${shape} | ${fmt(ours, decode)}${unit} | ${fmt(g['FA2 sdpa'], decode)} | ${fmt(g['FA2 varlen_attn'], decode)} | ${fmt(g['cuDNN sdpa'], decode)} | ${ratio} | ${ours.ms.toFixed(3)} |${abCols}`);
+  const abCols = !ab
+    ? ''
+    : !base
+      ? ' | | |'
+      : ` ${fmt(base, decode)} | ${fa2 ? (fa2.ms / base.ms).toFixed(2) : ''} | ${(base.ms / ours.ms).toFixed(3)} |`;
+  lines.push(
+    `| ${dtype === 'bfloat16' ? 'bf16' : 'f16'} | ${shape} | ${fmt(ours, decode)}${unit} | ${fmt(g['FA2 sdpa'], decode)} | ${fmt(g['FA2 varlen_attn'], decode)} | ${fmt(g['cuDNN sdpa'], decode)} | ${ratio} | ${ours.ms.toFixed(3)} |${abCols}`,
+  );
 }
 const e2e = rows.filter((r) => r.impl.startsWith('flashattn e2e'));
 if (e2e.length) {
@@ -43,7 +61,14 @@ if (e2e.length) {
 }
 const forced = rows.filter((r) => r.forced);
 if (forced.length) {
-  lines.push('', '| tuning run | dtype | forced | plan | ms | TFLOP/s | GB/s |', '| --- | --- | --- | --- | ---: | ---: | ---: |');
-  for (const r of forced) lines.push(`| ${r.shape} | ${r.dtype} | ${r.forced} | ${r.plan} | ${r.ms.toFixed(3)} | ${r.tflops.toFixed(0)} | ${r.gbps.toFixed(0)} |`);
+  lines.push(
+    '',
+    '| tuning run | dtype | forced | plan | ms | TFLOP/s | GB/s |',
+    '| --- | --- | --- | --- | ---: | ---: | ---: |',
+  );
+  for (const r of forced)
+    lines.push(
+      `| ${r.shape} | ${r.dtype} | ${r.forced} | ${r.plan} | ${r.ms.toFixed(3)} | ${r.tflops.toFixed(0)} | ${r.gbps.toFixed(0)} |`,
+    );
 }
 console.log(lines.join('\n'));

@@ -42,33 +42,54 @@ export const flag = {
     return { help, parse: () => true };
   },
   text(value: string, help: string): FlagDef<string> {
-    return { value, help, parse: (s) => { if (s === '') throw expected('a non-empty value', s); return s; } };
+    return {
+      value,
+      help,
+      parse: (s) => {
+        if (s === '') throw expected('a non-empty value', s);
+        return s;
+      },
+    };
   },
   int(value: string, help: string, min: number, max = Number.MAX_SAFE_INTEGER): FlagDef<number> {
     return { value, help, parse: (s) => readInt(s, min, max, `an integer ${range(min, max)}`) };
   },
   choice<C extends string>(choices: readonly C[], help: string): FlagDef<C> {
     return {
-      value: choices.join('|'), help,
-      parse: (s) => { if (!(choices as readonly string[]).includes(s)) throw expected(`one of ${choices.join(', ')}`, s); return s as C; },
+      value: choices.join('|'),
+      help,
+      parse: (s) => {
+        if (!(choices as readonly string[]).includes(s)) throw expected(`one of ${choices.join(', ')}`, s);
+        return s as C;
+      },
     };
   },
   /** Comma-separated integers, duplicates dropped: `--threads 1,2`. */
   intList(value: string, help: string, min: number, max = Number.MAX_SAFE_INTEGER): FlagDef<number[]> {
     return {
-      value, help,
-      parse: (s) => [...new Set(s.split(',').map((x) => readInt(x.trim(), min, max, `comma-separated integers ${range(min, max)}`, s)))],
+      value,
+      help,
+      parse: (s) => [
+        ...new Set(
+          s.split(',').map((x) => readInt(x.trim(), min, max, `comma-separated integers ${range(min, max)}`, s)),
+        ),
+      ],
     };
   },
   /** Comma-separated choices (case-insensitive, given in upper case): `--only A,C`. */
   choiceList(value: string, choices: readonly string[], help: string): FlagDef<string[]> {
     return {
-      value, help,
-      parse: (s) => [...new Set(s.split(',').map((x) => {
-        const c = x.trim().toUpperCase();
-        if (!choices.includes(c)) throw expected(`a comma-separated list among ${choices.join(',')}`, s);
-        return c;
-      }))],
+      value,
+      help,
+      parse: (s) => [
+        ...new Set(
+          s.split(',').map((x) => {
+            const c = x.trim().toUpperCase();
+            if (!choices.includes(c)) throw expected(`a comma-separated list among ${choices.join(',')}`, s);
+            return c;
+          }),
+        ),
+      ],
     };
   },
 };
@@ -98,9 +119,14 @@ export function parseCommand<F extends Flags>(spec: CommandSpec<F>, args: readon
   let help = false;
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
-    if (a === '-h' || a === '--help') { help = true; continue; }
+    if (a === '-h' || a === '--help') {
+      help = true;
+      continue;
+    }
     if (!a.startsWith('--') || a === '--') {
-      throw new UsageError(`${who}: unexpected argument '${a}' (${a.startsWith('-') ? 'flags are spelt --name' : 'it takes no positional argument'}; ${who} --help lists the flags)`);
+      throw new UsageError(
+        `${who}: unexpected argument '${a}' (${a.startsWith('-') ? 'flags are spelt --name' : 'it takes no positional argument'}; ${who} --help lists the flags)`,
+      );
     }
     const eq = a.indexOf('=');
     const name = eq > 0 ? a.slice(2, eq) : a.slice(2);
@@ -114,7 +140,8 @@ export function parseCommand<F extends Flags>(spec: CommandSpec<F>, args: readon
       text = a.slice(eq + 1);
     } else {
       const next = args[i + 1];
-      if (next === undefined || next.startsWith('--')) throw new UsageError(`${who}: --${name} needs a value (${def.value})`);
+      if (next === undefined || next.startsWith('--'))
+        throw new UsageError(`${who}: --${name} needs a value (${def.value})`);
       text = next;
       i++;
     }
@@ -129,8 +156,9 @@ export function parseCommand<F extends Flags>(spec: CommandSpec<F>, args: readon
 
 /** `flashattn <name> --help`: the summary, details and every flag. */
 export function commandUsage(spec: CommandSpec): string {
-  const rows = Object.entries({ ...spec.flags, help: HELP }).map(([name, d]) =>
-    [`--${name}${name === 'help' ? ', -h' : ''}${d.value ? ` ${d.value}` : ''}`, d.help] as const);
+  const rows = Object.entries({ ...spec.flags, help: HELP }).map(
+    ([name, d]) => [`--${name}${name === 'help' ? ', -h' : ''}${d.value ? ` ${d.value}` : ''}`, d.help] as const,
+  );
   const width = Math.max(...rows.map(([l]) => l.length)) + 2;
   return [
     `usage: ${spec.prog ?? `flashattn ${spec.name}`}${Object.keys(spec.flags).length ? ' [flags]' : ''}`,

@@ -36,7 +36,12 @@ function onPath(name: string): string | null {
   for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
     if (!dir) continue;
     const p = path.join(dir, name);
-    try { accessSync(p, constants.X_OK); return p; } catch { /* not here */ }
+    try {
+      accessSync(p, constants.X_OK);
+      return p;
+    } catch {
+      /* not here */
+    }
   }
   return null;
 }
@@ -50,7 +55,11 @@ export function findNvcc(): string | null {
 
 const req = createRequire(path.join(root, 'package.json'));
 const packageDir = (name: string, from = req): string | null => {
-  try { return path.dirname(from.resolve(`${name}/package.json`)); } catch { return null; }
+  try {
+    return path.dirname(from.resolve(`${name}/package.json`));
+  } catch {
+    return null;
+  }
 };
 
 /** Node-API's C headers: the node-api-headers package, else the headers that ship with Node. */
@@ -70,11 +79,25 @@ function addonApiInclude(log: (s: string) => void): string {
   if (local) return local;
   const npm = onPath(process.platform === 'win32' ? 'npm.cmd' : 'npm');
   const how = 'install it next to flashattn (npm install --no-save node-addon-api@8) and run build-cuda again';
-  if (!npm) throw new BuildCudaError(`the build needs node-addon-api's headers and npm is not on PATH to fetch them: ${how}`);
+  if (!npm)
+    throw new BuildCudaError(`the build needs node-addon-api's headers and npm is not on PATH to fetch them: ${how}`);
   log('flashattn: fetching node-addon-api (C++ headers for the addon) into build/cuda-deps');
   mkdirSync(deps, { recursive: true });
-  const r = spawnSync(npm, ['install', '--prefix', deps, '--no-save', '--no-package-lock', '--ignore-scripts', '--no-audit', '--no-fund',
-    'node-addon-api@^8'], { stdio: 'inherit' });
+  const r = spawnSync(
+    npm,
+    [
+      'install',
+      '--prefix',
+      deps,
+      '--no-save',
+      '--no-package-lock',
+      '--ignore-scripts',
+      '--no-audit',
+      '--no-fund',
+      'node-addon-api@^8',
+    ],
+    { stdio: 'inherit' },
+  );
   const got = packageDir('node-addon-api', createRequire(path.join(deps, 'package.json')));
   if (r.status !== 0 || !got) throw new BuildCudaError(`fetching node-addon-api failed: ${how}`);
   return got;
@@ -91,22 +114,37 @@ export function buildCuda(o: BuildCudaOptions = {}): string | null {
   const nvcc = findNvcc();
   if (!nvcc) {
     const env = process.env.CUDACXX;
-    return skip(env ? `CUDACXX is ${env}, which does not exist` : 'no CUDA compiler found: nvcc on PATH, in CUDACXX or at /usr/local/cuda/bin/nvcc');
+    return skip(
+      env
+        ? `CUDACXX is ${env}, which does not exist`
+        : 'no CUDA compiler found: nvcc on PATH, in CUDACXX or at /usr/local/cuda/bin/nvcc',
+    );
   }
   const cmake = onPath('cmake');
   if (!cmake) return skip('cmake is not on PATH (the build needs CMake 3.18 or newer)');
   if (!existsSync(path.join(root, 'CMakeLists.txt'))) return skip(`the CUDA sources are missing from ${root}`);
   const nodeInc = nodeApiInclude();
-  if (!nodeInc) return skip("Node-API's headers were not found (the node-api-headers package, or include/node next to node)");
+  if (!nodeInc)
+    return skip("Node-API's headers were not found (the node-api-headers package, or include/node next to node)");
   let addonInc: string;
-  try { addonInc = addonApiInclude(log); } catch (e) { return skip((e as Error).message); }
+  try {
+    addonInc = addonApiInclude(log);
+  } catch (e) {
+    return skip((e as Error).message);
+  }
 
   const work = path.join(root, 'build', 'cuda');
   if (o.clean) rmSync(work, { recursive: true, force: true });
   const ninja = onPath('ninja');
   const configure = [
-    '-S', root, '-B', work, '-DCMAKE_BUILD_TYPE=Release', `-DCMAKE_CUDA_COMPILER=${nvcc}`,
-    `-DFLASHATTN_NODE_API_INCLUDE=${nodeInc}`, `-DFLASHATTN_ADDON_API_INCLUDE=${addonInc}`,
+    '-S',
+    root,
+    '-B',
+    work,
+    '-DCMAKE_BUILD_TYPE=Release',
+    `-DCMAKE_CUDA_COMPILER=${nvcc}`,
+    `-DFLASHATTN_NODE_API_INCLUDE=${nodeInc}`,
+    `-DFLASHATTN_ADDON_API_INCLUDE=${addonInc}`,
     `-DFLASHATTN_PTXAS_VERBOSE=${o.ptxasVerbose ? 'ON' : 'OFF'}`,
   ];
   if (ninja && !existsSync(path.join(work, 'CMakeCache.txt'))) configure.push('-G', 'Ninja');
@@ -114,14 +152,23 @@ export function buildCuda(o: BuildCudaOptions = {}): string | null {
   const started = Date.now();
   for (const args of [configure, ['--build', work, '--parallel', jobs]]) {
     const r = spawnSync(cmake, args, { cwd: root, stdio: 'inherit' });
-    const failed = r.error ? r.error.message : r.status !== 0 ? `cmake ${args[0]} exited with status ${r.status}` : null;
+    const failed = r.error
+      ? r.error.message
+      : r.status !== 0
+        ? `cmake ${args[0]} exited with status ${r.status}`
+        : null;
     if (failed) {
-      if (o.bestEffort) { log(`flashattn: CUDA addon build failed (${failed}); the WebAssembly engine is used instead`); return null; }
+      if (o.bestEffort) {
+        log(`flashattn: CUDA addon build failed (${failed}); the WebAssembly engine is used instead`);
+        return null;
+      }
       throw new Error(`the CUDA addon build failed: ${failed}`);
     }
   }
   if (!existsSync(ADDON_OUTPUT)) throw new Error(`the CUDA build finished but ${ADDON_OUTPUT} was not produced`);
-  log(`flashattn: built ${path.relative(process.cwd(), ADDON_OUTPUT) || ADDON_OUTPUT} in ${((Date.now() - started) / 1000).toFixed(0)} s`);
+  log(
+    `flashattn: built ${path.relative(process.cwd(), ADDON_OUTPUT) || ADDON_OUTPUT} in ${((Date.now() - started) / 1000).toFixed(0)} s`,
+  );
   return ADDON_OUTPUT;
 }
 

@@ -7,7 +7,8 @@ import { maskPicture } from './picture.js';
 import { randn, rng } from './random.js';
 import { SELF_CHECKS, runSelfCheck } from './selfcheck.js';
 
-const cumsum = (lens: number[]) => Int32Array.from([0, ...lens.map((_, i) => lens.slice(0, i + 1).reduce((a, b) => a + b, 0))]);
+const cumsum = (lens: number[]) =>
+  Int32Array.from([0, ...lens.map((_, i) => lens.slice(0, i + 1).reduce((a, b) => a + b, 0))]);
 
 const flags = {
   backend: flag.choice(['auto', 'wasm', 'cuda'] as const, 'the engine (default auto: cuda where it loads, else wasm)'),
@@ -24,8 +25,10 @@ export const demoCommand: CommandSpec<typeof flags> = {
 export async function demo(o: Values<typeof flags>, log: (s: string) => void): Promise<number> {
   const engine = await createEngine({ backend: o.backend, threads: o.threads });
   try {
-    log(`flashattn demo on the ${engine.backend} engine (${engine.threads} thread${engine.threads > 1 ? 's' : ''})` +
-      (engine.fallbackReason ? `\n  not cuda because ${engine.fallbackReason}` : ''));
+    log(
+      `flashattn demo on the ${engine.backend} engine (${engine.threads} thread${engine.threads > 1 ? 's' : ''})` +
+        (engine.fallbackReason ? `\n  not cuda because ${engine.fallbackReason}` : ''),
+    );
     log('');
     log('10 queries, 20 keys, causal: masks are aligned bottom-right, so the last query sees the last key.');
     for (const l of maskPicture(10, 20, -1, 0)) log(l);
@@ -57,9 +60,13 @@ export async function demo(o: Values<typeof flags>, log: (s: string) => void): P
     times.sort((a, b) => a - b);
     const ms = times[2]!;
     log('');
-    log(`packed batch of ${lens.length} sequences [${lens.join(', ')}] (${total} tokens), ${Hb} heads, head dim ${D}, causal:`);
+    log(
+      `packed batch of ${lens.length} sequences [${lens.join(', ')}] (${total} tokens), ${Hb} heads, head dim ${D}, causal:`,
+    );
     const copies = engine.backend === 'cuda' ? ', host-to-device copies included' : '';
-    log(`  ${ms.toFixed(1)} ms (median of 5${copies}), ${(total / ms * 1e3).toFixed(0)} tokens/s, ${(flops / ms / 1e6).toFixed(1)} GFLOP/s`);
+    log(
+      `  ${ms.toFixed(1)} ms (median of 5${copies}), ${((total / ms) * 1e3).toFixed(0)} tokens/s, ${(flops / ms / 1e6).toFixed(1)} GFLOP/s`,
+    );
     return ok ? 0 : 1;
   } finally {
     await engine.dispose();

@@ -16,7 +16,8 @@ export function rng(seed: number): () => number {
 export function randn(next: () => number, n: number, scale = 1): Float32Array {
   const out = new Float32Array(n);
   for (let i = 0; i < n; i += 2) {
-    const r = Math.sqrt(-2 * Math.log(1 - next())), t = 2 * Math.PI * next();
+    const r = Math.sqrt(-2 * Math.log(1 - next())),
+      t = 2 * Math.PI * next();
     out[i] = r * Math.cos(t) * scale;
     if (i + 1 < n) out[i + 1] = r * Math.sin(t) * scale;
   }

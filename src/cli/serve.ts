@@ -13,15 +13,25 @@ import { type CommandSpec, type Values, flag } from './args.js';
 export const packageRoot = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 
 const TYPES: Record<string, string> = {
-  '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.mjs': 'text/javascript; charset=utf-8',
-  '.wasm': 'application/wasm', '.css': 'text/css; charset=utf-8', '.json': 'application/json', '.map': 'application/json',
-  '.png': 'image/png', '.svg': 'image/svg+xml',
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.mjs': 'text/javascript; charset=utf-8',
+  '.wasm': 'application/wasm',
+  '.css': 'text/css; charset=utf-8',
+  '.json': 'application/json',
+  '.map': 'application/json',
+  '.png': 'image/png',
+  '.svg': 'image/svg+xml',
 };
 
 /** Only these folders of the package are served. */
 const ROOTS = ['web', 'dist', 'build/wasm'];
 
-export interface DemoServer { server: Server; url: string; close(): Promise<void> }
+export interface DemoServer {
+  server: Server;
+  url: string;
+  close(): Promise<void>;
+}
 
 /** Starts the server; `isolated: false` leaves out COOP/COEP (the page then runs on one thread). */
 export function startServer(port = 0, isolated = true, host = '127.0.0.1'): Promise<DemoServer> {
@@ -34,7 +44,10 @@ export function startServer(port = 0, isolated = true, host = '127.0.0.1'): Prom
       res.writeHead(404, { 'content-type': 'text/plain' }).end(`not found: ${path}`);
       return;
     }
-    const headers: Record<string, string> = { 'content-type': TYPES[extname(file)] ?? 'application/octet-stream', 'cache-control': 'no-store' };
+    const headers: Record<string, string> = {
+      'content-type': TYPES[extname(file)] ?? 'application/octet-stream',
+      'cache-control': 'no-store',
+    };
     if (isolated) {
       headers['cross-origin-opener-policy'] = 'same-origin';
       headers['cross-origin-embedder-policy'] = 'require-corp';
@@ -55,20 +68,29 @@ export function startServer(port = 0, isolated = true, host = '127.0.0.1'): Prom
 
 const flags = {
   port: flag.int('N', 'the port on 127.0.0.1 (default 8787; 0 picks a free one)', 0, 65535),
-  isolated: flag.choice(['true', 'false'] as const, 'send COOP/COEP, so the page is cross-origin isolated and wasm threads run (default true)'),
+  isolated: flag.choice(
+    ['true', 'false'] as const,
+    'send COOP/COEP, so the page is cross-origin isolated and wasm threads run (default true)',
+  ),
 };
 
 export const serveDemoCommand: CommandSpec<typeof flags> = {
   name: 'serve-demo',
-  summary: 'serves the browser demo page on http://127.0.0.1:8787/, cross-origin isolated (npm run demo:web); Ctrl-C stops',
+  summary:
+    'serves the browser demo page on http://127.0.0.1:8787/, cross-origin isolated (npm run demo:web); Ctrl-C stops',
   flags,
 };
 
 export async function serveDemo(o: Values<typeof flags>, log: (s: string) => void): Promise<number> {
   const isolated = o.isolated !== 'false';
   const s = await startServer(o.port ?? 8787, isolated);
-  log(`flashattn demo page: ${s.url}  (${isolated ? 'cross-origin isolated, so wasm threads are available'
-    : 'not cross-origin isolated: one worker computes'}; Ctrl-C stops)`);
+  log(
+    `flashattn demo page: ${s.url}  (${
+      isolated
+        ? 'cross-origin isolated, so wasm threads are available'
+        : 'not cross-origin isolated: one worker computes'
+    }; Ctrl-C stops)`,
+  );
   await new Promise<void>(() => {});
   return 0;
 }

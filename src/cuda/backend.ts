@@ -59,18 +59,30 @@ export interface NativeAddon {
   /** Bytes of device memory held by live buffers (user tensors and calls in flight). */
   liveBytes(): number;
   attention(
-    args: NativeArgs, q: NativeBuffer | HostData, k: NativeBuffer | HostData, v: NativeBuffer | HostData,
-    out?: HostData, lse?: Float32Array | null,
+    args: NativeArgs,
+    q: NativeBuffer | HostData,
+    k: NativeBuffer | HostData,
+    v: NativeBuffer | HostData,
+    out?: HostData,
+    lse?: Float32Array | null,
   ): Promise<NativeRunInfo & { out?: NativeBuffer; lse?: NativeBuffer }>;
 }
 
 interface NativeArgs {
   dtype: DType;
-  cuSeqlensQ: Int32Array; cuSeqlensK: Int32Array;
-  totalQ: number; totalK: number; maxSeqlenQ: number;
-  numHeads: number; numKvHeads: number; headDim: number; headDimV: number;
-  windowLeft: number; windowRight: number;
-  softmaxScale: number; softcap: number;
+  cuSeqlensQ: Int32Array;
+  cuSeqlensK: Int32Array;
+  totalQ: number;
+  totalK: number;
+  maxSeqlenQ: number;
+  numHeads: number;
+  numKvHeads: number;
+  headDim: number;
+  headDimV: number;
+  windowLeft: number;
+  windowRight: number;
+  softmaxScale: number;
+  softcap: number;
   alibiSlopes: Float32Array | null;
   fixedSeqlenQ: number;
   returnLse: boolean;
@@ -127,15 +139,22 @@ class CudaTensor implements DeviceTensor {
   readonly location = 'cuda' as const;
   readonly #buffer: NativeBuffer;
 
-  constructor(readonly shape: readonly number[], readonly dtype: DType, buffer: NativeBuffer) {
+  constructor(
+    readonly shape: readonly number[],
+    readonly dtype: DType,
+    buffer: NativeBuffer,
+  ) {
     this.shape = Object.freeze([...shape]);
     this.#buffer = buffer;
   }
 
   static bufferOf(t: AnyTensor, name: string): NativeBuffer {
     if (!(t instanceof CudaTensor))
-      throw new TypeError(`Expected a device tensor made by this engine (upload or a cuda result) for ${name} but received a plain object`);
-    if (t.#buffer.disposed) throw new TypeError(`Expected a live device tensor for ${name} but received one that was disposed`);
+      throw new TypeError(
+        `Expected a device tensor made by this engine (upload or a cuda result) for ${name} but received a plain object`,
+      );
+    if (t.#buffer.disposed)
+      throw new TypeError(`Expected a live device tensor for ${name} but received one that was disposed`);
     const need = sizeOf(t.shape) * bytesOf(t.dtype);
     if (t.#buffer.bytes < need)
       throw new RangeError(`Expected ${need} bytes of device memory for ${name} but received ${t.#buffer.bytes}`);
@@ -165,7 +184,11 @@ export function addonCandidates(): { path: string | null; from: string }[] {
   // src/cuda/backend.ts and dist/cuda/backend.js are both two levels below the package root.
   list.push({ path: path.resolve(here(), '..', '..', 'build', 'Release', ADDON_NAME), from: 'a local build' });
   let prebuilt: string | null = null;
-  try { prebuilt = createRequire(import.meta.url).resolve(`${PLATFORM_PACKAGE}/${ADDON_NAME}`); } catch { /* not installed */ }
+  try {
+    prebuilt = createRequire(import.meta.url).resolve(`${PLATFORM_PACKAGE}/${ADDON_NAME}`);
+  } catch {
+    /* not installed */
+  }
   list.push({ path: prebuilt, from: `the prebuilt package ${PLATFORM_PACKAGE}` });
   return list;
 }
@@ -188,15 +211,17 @@ function loadAddon(): { addon: NativeAddon; path: string; from: string } {
       tried.push(`${c.from}: ${c.path} failed to load: ${(e as Error).message.split('\n')[0]}`);
     }
   }
-  const fix = process.platform === 'linux' && process.arch === 'x64'
-    ? `install ${PLATFORM_PACKAGE} (an optional dependency of flashattn), or run \`npx flashattn build-cuda\` (needs nvcc and cmake)`
-    : `no prebuilt addon exists for ${process.platform}-${process.arch}; run \`npx flashattn build-cuda\` (needs nvcc and cmake)`;
+  const fix =
+    process.platform === 'linux' && process.arch === 'x64'
+      ? `install ${PLATFORM_PACKAGE} (an optional dependency of flashattn), or run \`npx flashattn build-cuda\` (needs nvcc and cmake)`
+      : `no prebuilt addon exists for ${process.platform}-${process.arch}; run \`npx flashattn build-cuda\` (needs nvcc and cmake)`;
   throw new Error(`the CUDA addon is not installed (${tried.join('; ')}); ${fix}`);
 }
 
 /** Why the driver cannot run CUDA, in a user's words (the runtime's own status for the rest). */
 function driverProblem(dev: NativeDeviceInfo): string {
-  if (dev.driverVersion === 0) return 'no NVIDIA driver is installed (or it cannot be loaded), so there is no GPU to use';
+  if (dev.driverVersion === 0)
+    return 'no NVIDIA driver is installed (or it cannot be loaded), so there is no GPU to use';
   const v = (x: number) => `${Math.floor(x / 1000)}.${(x % 1000) / 10}`;
   if (dev.driverVersion < dev.runtimeVersion)
     return `the NVIDIA driver supports CUDA ${v(dev.driverVersion)} but the addon needs CUDA ${v(dev.runtimeVersion)}: update the driver`;
@@ -213,7 +238,9 @@ export async function loadCudaBackend(): Promise<CudaBackend> {
   const dev = addon.deviceInfo();
   if (dev.error !== undefined) throw new Error(`${driverProblem(dev)} (addon from ${from}: ${addonPath})`);
   if ((dev.major ?? 0) < 8)
-    throw new Error(`no usable CUDA device: ${dev.name} has compute capability ${dev.major}.${dev.minor}; the CUDA engine needs 8.0 or newer`);
+    throw new Error(
+      `no usable CUDA device: ${dev.name} has compute capability ${dev.major}.${dev.minor}; the CUDA engine needs 8.0 or newer`,
+    );
   return new CudaEngine(addon, `${addonPath} (${from})`, dev);
 }
 
@@ -222,7 +249,11 @@ class CudaEngine implements CudaBackend {
   readonly threads = 1;
   readonly info: Readonly<Record<string, string | number | boolean>>;
 
-  constructor(readonly addon: NativeAddon, addonPath: string, dev: NativeDeviceInfo) {
+  constructor(
+    readonly addon: NativeAddon,
+    addonPath: string,
+    dev: NativeDeviceInfo,
+  ) {
     const v = (x: number) => `${Math.floor(x / 1000)}.${(x % 1000) / 10}`;
     this.info = Object.freeze({
       device: dev.name ?? 'unknown',
@@ -248,12 +279,26 @@ class CudaEngine implements CudaBackend {
     const cap = p.maxSeqlenQ + p.maxSeqlenK + 1;
     const w = (x: number) => (x < 0 ? -1 : Math.min(x, cap));
     return {
-      dtype: p.dtype, cuSeqlensQ: p.cuSeqlensQ, cuSeqlensK: p.cuSeqlensK,
-      totalQ: p.totalQ, totalK: p.totalK, maxSeqlenQ: p.maxSeqlenQ,
-      numHeads: p.numHeads, numKvHeads: p.numKvHeads, headDim: p.headDim, headDimV: p.headDimV,
-      windowLeft: w(p.windowLeft), windowRight: w(p.windowRight),
-      softmaxScale: p.softmaxScale, softcap: p.softcap, alibiSlopes: p.alibiSlopes,
-      fixedSeqlenQ: p.fixedSeqlenQ, returnLse: p.returnLse, poison: knobs.poisonOutputs, ...knobArgs(), ...extra,
+      dtype: p.dtype,
+      cuSeqlensQ: p.cuSeqlensQ,
+      cuSeqlensK: p.cuSeqlensK,
+      totalQ: p.totalQ,
+      totalK: p.totalK,
+      maxSeqlenQ: p.maxSeqlenQ,
+      numHeads: p.numHeads,
+      numKvHeads: p.numKvHeads,
+      headDim: p.headDim,
+      headDimV: p.headDimV,
+      windowLeft: w(p.windowLeft),
+      windowRight: w(p.windowRight),
+      softmaxScale: p.softmaxScale,
+      softcap: p.softcap,
+      alibiSlopes: p.alibiSlopes,
+      fixedSeqlenQ: p.fixedSeqlenQ,
+      returnLse: p.returnLse,
+      poison: knobs.poisonOutputs,
+      ...knobArgs(),
+      ...extra,
     };
   }
 
@@ -277,7 +322,12 @@ class CudaEngine implements CudaBackend {
     const out = p.dtype === 'float32' ? new Float32Array(n) : new Uint16Array(n);
     const lse = p.returnLse ? new Float32Array(sizeOf(p.lseShape)) : null;
     await this.addon.attention(args, q, k, v, out, lse);
-    const t = (data: HostData, shape: readonly number[], dtype: DType): Tensor => ({ data, shape, dtype, location: 'cpu' });
+    const t = (data: HostData, shape: readonly number[], dtype: DType): Tensor => ({
+      data,
+      shape,
+      dtype,
+      location: 'cpu',
+    });
     return { out: t(out, p.outShape, p.dtype), lse: lse ? t(lse, p.lseShape, 'float32') : null };
   }
 

@@ -23,35 +23,61 @@ type Plan = { threads: number; runsOn: 'workers' | 'one worker' | 'calling threa
 function planThreads(asked: number | undefined): Plan {
   const want = asked ?? browserPlatform.defaultThreads();
   if (typeof Worker !== 'function')
-    return { threads: 1, runsOn: 'calling thread', reason: 'this runtime has no Web Workers, so the engine computes on the calling thread' };
+    return {
+      threads: 1,
+      runsOn: 'calling thread',
+      reason: 'this runtime has no Web Workers, so the engine computes on the calling thread',
+    };
   if (globalThis.crossOriginIsolated === true) {
-    const n = want === 1 ? (asked === 1 ? 'threads: 1 was asked; one worker computes' : 'one core; one worker computes') : `${want} workers compute`;
+    const n =
+      want === 1
+        ? asked === 1
+          ? 'threads: 1 was asked; one worker computes'
+          : 'one core; one worker computes'
+        : `${want} workers compute`;
     return { threads: want, runsOn: 'workers', reason: `cross-origin isolated: ${n} on the page's shared memory` };
   }
-  const why = want > 1
-    ? `${want} threads need SharedArrayBuffer, which needs a cross-origin isolated page (headers ` +
-      'Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy: require-corp)'
-    : asked === 1 ? 'threads: 1 was asked' : 'one core';
-  return { threads: 1, runsOn: 'one worker', reason: `${why}; the engine computes in one worker, inputs and outputs copied by postMessage` };
+  const why =
+    want > 1
+      ? `${want} threads need SharedArrayBuffer, which needs a cross-origin isolated page (headers ` +
+        'Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy: require-corp)'
+      : asked === 1
+        ? 'threads: 1 was asked'
+        : 'one core';
+  return {
+    threads: 1,
+    runsOn: 'one worker',
+    reason: `${why}; the engine computes in one worker, inputs and outputs copied by postMessage`,
+  };
 }
 
 export async function createBrowserWasmBackend(o: BrowserWasmOptions): Promise<Backend> {
   const plan = planThreads(o.threads);
   const kernel = await loadKernel(o.wasm, plan.runsOn !== 'workers');
-  const impl: Backend = plan.runsOn === 'workers' ? await createWasmBackendWith(browserPlatform, kernel, { threads: plan.threads, offThread: true })
-    : plan.runsOn === 'one worker' ? await WorkerEngine.start(kernel)
-      : await createWasmBackendWith(browserPlatform, kernel, { threads: 1, sharedMemory: kernel.shared });
+  const impl: Backend =
+    plan.runsOn === 'workers'
+      ? await createWasmBackendWith(browserPlatform, kernel, { threads: plan.threads, offThread: true })
+      : plan.runsOn === 'one worker'
+        ? await WorkerEngine.start(kernel)
+        : await createWasmBackendWith(browserPlatform, kernel, { threads: 1, sharedMemory: kernel.shared });
   const info = {
-    ...impl.info, runsOn: plan.runsOn, threadsReason: plan.reason,
-    crossOriginIsolated: globalThis.crossOriginIsolated === true, sharedMemory: kernel.shared,
+    ...impl.info,
+    runsOn: plan.runsOn,
+    threadsReason: plan.reason,
+    crossOriginIsolated: globalThis.crossOriginIsolated === true,
+    sharedMemory: kernel.shared,
   };
   // Resident tensors (upload) live in the page's wasm memory; an engine in one worker has none.
   const noResident = async (): Promise<never> => {
-    throw new TypeError('Expected a cross-origin isolated page (or a runtime without workers) for upload on the wasm engine; ' +
-      'here the engine computes in one worker, so tensors cannot stay resident: pass host tensors');
+    throw new TypeError(
+      'Expected a cross-origin isolated page (or a runtime without workers) for upload on the wasm engine; ' +
+        'here the engine computes in one worker, so tensors cannot stay resident: pass host tensors',
+    );
   };
   return {
-    name: impl.name, threads: impl.threads, info,
+    name: impl.name,
+    threads: impl.threads,
+    info,
     unsupported: (p) => impl.unsupported(p),
     run: (p) => impl.run(p),
     ...(impl.checkInputs ? { checkInputs: (p: Problem<AnyTensor>) => impl.checkInputs!(p) } : {}),

@@ -7,57 +7,36 @@ import type { Backend, BackendOutput } from '../backend.js';
 import { knobs } from '../knobs.js';
 import type { Problem } from '../problem.js';
 import type { AnyTensor, DeviceTensor, DType, Tensor } from '../types.js';
+import { PARAMS_INTS } from './abi.js';
 import {
-  DTYPE_BF16, DTYPE_F16, DTYPE_F32, PARAMS_INTS, P_ALIBI, P_CAPMUL, P_D, P_DTYPE, P_DV, P_H, P_HK, P_ITEMS, P_K, P_LSE,
-  P_LSEA, P_LSEB, P_NITEMS, P_OUT, P_PARENTS, P_PARTIAL, P_Q, P_QMUL, P_SCRATCH, P_SCRATCH_STRIDE, P_V, P_WL, P_WR,
-} from './abi.js';
+  type CompiledKernel,
+  type KernelExports,
+  type WasmBackendOptions,
+  type WasmFiles,
+  compileKernel,
+} from './kernel.js';
 import {
-  type Block, type ItemCounts, type ItemPlan, type KernelSizes, type Layout, MAX_ITEMS, Regions, type ResidentInputs, countItems, layout, planItems,
+  type Block,
+  type ItemCounts,
+  type ItemPlan,
+  type KernelSizes,
+  type Layout,
+  MAX_ITEMS,
+  Regions,
+  type ResidentInputs,
+  countItems,
+  layout,
+  planItems,
 } from './plan.js';
 import type { Platform } from './platform.js';
+import { writeParams } from './params.js';
 import { WorkerPool, disposedError } from './pool.js';
 
-export interface WasmFiles {
-  baseline: URL;
-  relaxed: URL;
-}
-
-/** A kernel the host compiled itself (the browser entry: compileStreaming, or a module the user passed), in place of files. */
-export interface CompiledKernel {
-  module: WebAssembly.Module;
-  simd: 'relaxed' | 'baseline';
-  /** Where it came from (info.wasm). */
-  source: string;
-}
-
-export interface WasmBackendOptions {
-  /** Threads to compute on; default: the available cores. 1 runs on the calling thread, with no worker. */
-  threads?: number;
-  /**
-   * 'auto' (default; also FLASHATTN_WASM_SIMD): the relaxed-SIMD build when this WebAssembly
-   * engine validates it, else the baseline build. 'relaxed' fails where it does not validate.
-   */
-  simd?: 'auto' | 'relaxed' | 'baseline';
-  /**
-   * false: a memory of the calling thread only, for hosts without SharedArrayBuffer; needs threads = 1
-   * and a kernel compiled to import an unshared memory (unshare.ts). Default true.
-   */
-  sharedMemory?: boolean;
-  /** Compute on workers even for one thread (a page's main thread must not compute). Default false. */
-  offThread?: boolean;
-}
-
-interface KernelExports {
-  run(params: number, thread: number): void;
-  heapBase(): number;
-  scratchBytes(D: number, Dv: number): number;
-  slotBytes(Dv: number): number;
-}
+export type { CompiledKernel, WasmBackendOptions, WasmFiles } from './kernel.js';
 
 const PAGE = 65536;
 const MAX_PAGES = 65536; // 4 GiB, the most a 32-bit wasm memory can address
 const MAX_BYTES = PAGE * MAX_PAGES;
-const DTYPE_CODE = { float32: DTYPE_F32, float16: DTYPE_F16, bfloat16: DTYPE_BF16 } as const;
 const NAN16 = { float16: 0x7e00, bfloat16: 0x7fc0 } as const;
 
 /** The problem with copies of its host inputs' data (resident ones stay as they are). */
@@ -66,47 +45,23 @@ function snapshotHostInputs(p: Problem<AnyTensor>): Problem<AnyTensor> {
   return { ...p, q: copy(p.q), k: copy(p.k), v: copy(p.v) };
 }
 
-export async function createWasmBackendWith(platform: Platform, files: WasmFiles | CompiledKernel, opts: WasmBackendOptions = {}): Promise<Backend> {
+export async function createWasmBackendWith(
+  platform: Platform,
+  files: WasmFiles | CompiledKernel,
+  opts: WasmBackendOptions = {},
+): Promise<Backend> {
   const threads = opts.threads ?? platform.defaultThreads();
-  if (!Number.isInteger(threads) || threads < 1) throw new RangeError(`Expected an integer >= 1 for threads but received ${String(threads)}`);
+  if (!Number.isInteger(threads) || threads < 1)
+    throw new RangeError(`Expected an integer >= 1 for threads but received ${String(threads)}`);
   const shared = opts.sharedMemory ?? true;
-  if (!shared && (threads > 1 || opts.offThread)) throw new RangeError('Expected threads = 1 on the calling thread with an unshared memory');
+  if (!shared && (threads > 1 || opts.offThread))
+    throw new RangeError('Expected threads = 1 on the calling thread with an unshared memory');
   const { module, simd, source } = 'module' in files ? files : await compileKernel(platform, files, opts.simd);
   const memory = new WebAssembly.Memory({ initial: 64, maximum: MAX_PAGES, shared });
   const instance = await WebAssembly.instantiate(module, { env: { memory } });
   const exports = instance.exports as unknown as KernelExports;
   const pool = threads > 1 || opts.offThread ? await WorkerPool.start(platform, module, memory, threads) : null;
   return new WasmBackend(exports, memory, pool, threads, { simd, threads, wasm: source });
-}
-
-async function readKernel(platform: Platform, url: URL): Promise<Uint8Array<ArrayBuffer>> {
-  try {
-    return await platform.readBytes(url);
-  } catch (e) {
-    throw new Error(`cannot read the wasm kernel ${url.href} (build it with \`npm run build:wasm\`): ${(e as Error).message}`, { cause: e });
-  }
-}
-
-async function compileKernel(platform: Platform, files: WasmFiles, simdOption: WasmBackendOptions['simd']): Promise<CompiledKernel> {
-  const want = simdOption ?? knobs.wasmSimd;
-  if (want !== 'auto' && want !== 'relaxed' && want !== 'baseline')
-    throw new RangeError(`Expected 'auto', 'relaxed' or 'baseline' for simd but received ${JSON.stringify(want)}`);
-
-  let simd: 'relaxed' | 'baseline' = 'baseline';
-  let url = files.baseline;
-  let bytes: Uint8Array<ArrayBuffer> | null = null;
-  if (want !== 'baseline') {
-    // 'auto' falls back to the baseline build when the relaxed one is missing or rejected
-    const relaxed = want === 'relaxed' ? await readKernel(platform, files.relaxed) : await readKernel(platform, files.relaxed).catch(() => null);
-    if (relaxed && WebAssembly.validate(relaxed)) { simd = 'relaxed'; url = files.relaxed; bytes = relaxed; }
-    else if (want === 'relaxed')
-      throw new Error('this WebAssembly engine rejects relaxed SIMD (Node 20 needs --experimental-wasm-relaxed-simd); use simd: \'auto\'');
-  }
-  if (!bytes) {
-    bytes = await readKernel(platform, files.baseline);
-    if (!WebAssembly.validate(bytes)) throw new Error('this WebAssembly engine does not support SIMD with shared memory (threads)');
-  }
-  return { module: await WebAssembly.compile(bytes), simd, source: url.href };
 }
 
 interface Prepared {
@@ -130,7 +85,12 @@ class WasmTensor implements DeviceTensor {
   readonly #owner: WasmBackend;
   readonly #block: Block;
 
-  constructor(readonly shape: readonly number[], readonly dtype: DType, owner: WasmBackend, block: Block) {
+  constructor(
+    readonly shape: readonly number[],
+    readonly dtype: DType,
+    owner: WasmBackend,
+    block: Block,
+  ) {
     this.shape = Object.freeze([...shape]);
     this.#owner = owner;
     this.#block = block;
@@ -139,12 +99,20 @@ class WasmTensor implements DeviceTensor {
   /** The block of a live tensor uploaded to `owner`; a TypeError naming the fix otherwise. */
   static blockOf(t: AnyTensor, name: string, owner: WasmBackend): Block {
     if (!(t instanceof WasmTensor)) {
-      if (t.location === 'cuda') throw new TypeError(`Expected a host or wasm-resident tensor for ${name} but received a cuda tensor; download() it first`);
-      throw new TypeError(`Expected a tensor made by this wasm engine's upload() for ${name} but received a plain object with location 'wasm'`);
+      if (t.location === 'cuda')
+        throw new TypeError(
+          `Expected a host or wasm-resident tensor for ${name} but received a cuda tensor; download() it first`,
+        );
+      throw new TypeError(
+        `Expected a tensor made by this wasm engine's upload() for ${name} but received a plain object with location 'wasm'`,
+      );
     }
     if (t.#owner !== owner)
-      throw new TypeError(`Expected a tensor resident in this wasm engine for ${name} but received one uploaded to another engine; download() it from that engine (and upload() it to this one)`);
-    if (!t.#block.live) throw new TypeError(`Expected a live resident tensor for ${name} but received one that was disposed`);
+      throw new TypeError(
+        `Expected a tensor resident in this wasm engine for ${name} but received one uploaded to another engine; download() it from that engine (and upload() it to this one)`,
+      );
+    if (!t.#block.live)
+      throw new TypeError(`Expected a live resident tensor for ${name} but received one that was disposed`);
     return t.#block;
   }
 
@@ -197,22 +165,48 @@ class WasmBackend implements Backend {
   /** Copies a host tensor into a block of the wasm memory that stays until dispose() (or the finalizer). */
   upload(t: Tensor): Promise<DeviceTensor> {
     if (t === null || typeof t !== 'object' || !ArrayBuffer.isView((t as Tensor).data))
-      return Promise.reject(new TypeError(`Expected a host tensor { data, shape, dtype } for upload but received ${t === null || typeof t !== 'object' ? String(t) : `a tensor on '${(t as AnyTensor).location}'`}`));
-    const want = t.dtype === 'float32' ? Float32Array : t.dtype === 'float16' || t.dtype === 'bfloat16' ? Uint16Array : null;
-    if (!want) return Promise.reject(new TypeError(`Expected one of 'float32', 'float16', 'bfloat16' for dtype but received ${JSON.stringify(t.dtype)}`));
+      return Promise.reject(
+        new TypeError(
+          `Expected a host tensor { data, shape, dtype } for upload but received ${t === null || typeof t !== 'object' ? String(t) : `a tensor on '${(t as AnyTensor).location}'`}`,
+        ),
+      );
+    const want =
+      t.dtype === 'float32' ? Float32Array : t.dtype === 'float16' || t.dtype === 'bfloat16' ? Uint16Array : null;
+    if (!want)
+      return Promise.reject(
+        new TypeError(
+          `Expected one of 'float32', 'float16', 'bfloat16' for dtype but received ${JSON.stringify(t.dtype)}`,
+        ),
+      );
     if (!(t.data instanceof want))
-      return Promise.reject(new TypeError(`Expected a ${want.name} for a '${t.dtype}' tensor's data but received ${t.data.constructor.name}`));
-    if (!Array.isArray(t.shape) || !t.shape.every((x) => Number.isInteger(x) && x >= 0) || t.data.length !== sizeOf(t.shape))
-      return Promise.reject(new RangeError(`Expected ${sizeOf(t.shape ?? [])} elements (shape [${(t.shape ?? []).join(', ')}]) for data but received ${t.data.length}`));
+      return Promise.reject(
+        new TypeError(
+          `Expected a ${want.name} for a '${t.dtype}' tensor's data but received ${t.data.constructor.name}`,
+        ),
+      );
+    if (
+      !Array.isArray(t.shape) ||
+      !t.shape.every((x) => Number.isInteger(x) && x >= 0) ||
+      t.data.length !== sizeOf(t.shape)
+    )
+      return Promise.reject(
+        new RangeError(
+          `Expected ${sizeOf(t.shape ?? [])} elements (shape [${(t.shape ?? []).join(', ')}]) for data but received ${t.data.length}`,
+        ),
+      );
     // In the queue: a call in flight may use the memory the block will take.
     return this.enqueue(() => {
       if (this.disposed) throw disposedError();
       const bytes = t.data.byteLength;
       if (this.regions.fit(bytes) + bytes > MAX_BYTES)
-        throw new RangeError(`Expected a tensor that fits the wasm engine's 4 GiB memory but received ${(bytes / 2 ** 30).toFixed(2)} GiB`);
+        throw new RangeError(
+          `Expected a tensor that fits the wasm engine's 4 GiB memory but received ${(bytes / 2 ** 30).toFixed(2)} GiB`,
+        );
       const block = this.regions.take(bytes);
       this.reserve(block.end);
-      new Uint8Array(this.memory.buffer, block.start, bytes).set(new Uint8Array(t.data.buffer, t.data.byteOffset, bytes));
+      new Uint8Array(this.memory.buffer, block.start, bytes).set(
+        new Uint8Array(t.data.buffer, t.data.byteOffset, bytes),
+      );
       const r = new WasmTensor(t.shape, t.dtype, this, block);
       this.finalizer.register(r, block, r);
       return r;
@@ -220,7 +214,8 @@ class WasmBackend implements Backend {
   }
 
   async download(t: DeviceTensor): Promise<Tensor> {
-    if (t === null || typeof t !== 'object') throw new TypeError(`Expected a resident tensor for download but received ${String(t)}`);
+    if (t === null || typeof t !== 'object')
+      throw new TypeError(`Expected a resident tensor for download but received ${String(t)}`);
     if (this.disposed) throw disposedError();
     // results are host tensors even when q was resident: downloading one is a copy
     const host = t as unknown as Tensor;
@@ -252,13 +247,21 @@ class WasmBackend implements Backend {
     const r = this.busy === 0 ? (async () => f())() : this.queue.then(f);
     this.busy++;
     // the queue must not hold the last result (a resident tensor the finalizer is to free)
-    this.queue = r.then(() => undefined, () => undefined).then(() => { this.busy--; });
+    this.queue = r
+      .then(
+        () => undefined,
+        () => undefined,
+      )
+      .then(() => {
+        this.busy--;
+      });
     return r;
   }
 
   unsupported(p: Problem<AnyTensor>): string | null {
     for (const n of INPUTS)
-      if (p[n].location === 'cuda') return `Expected a host or wasm-resident tensor for ${n} but received a cuda tensor; download() it first`;
+      if (p[n].location === 'cuda')
+        return `Expected a host or wasm-resident tensor for ${n} but received a cuda tensor; download() it first`;
     // Sized from counts alone: nothing proportional to the call is allocated before it is known to fit.
     const counts = countItems(p);
     if (counts.count > MAX_ITEMS)
@@ -286,7 +289,13 @@ class WasmBackend implements Backend {
   }
 
   /** The layout of a call from `base`, its resident inputs (location 'wasm') left out at offset 0. */
-  private layoutOf(p: Problem<AnyTensor>, plan: ItemCounts, moved: boolean, base: number, resident?: ResidentInputs): Layout {
+  private layoutOf(
+    p: Problem<AnyTensor>,
+    plan: ItemCounts,
+    moved: boolean,
+    base: number,
+    resident?: ResidentInputs,
+  ): Layout {
     const res: ResidentInputs = { ...resident };
     for (const n of INPUTS) if (p[n].location === 'wasm') res[n] ??= 0;
     return layout(p, this.sizes, this.threads, plan.count, plan.parentCount, plan.slotCount, moved, base, res);
@@ -301,7 +310,10 @@ class WasmBackend implements Backend {
       const bytes = lay.end - lay.params;
       let movedBytes = 0;
       // host inputs (the part of [q, out) that is not resident) small enough to alternate
-      const hostInputs = INPUTS.reduce((n, x) => n + (p[x].location === 'wasm' ? 0 : (p[x] as Tensor).data.byteLength), 0);
+      const hostInputs = INPUTS.reduce(
+        (n, x) => n + (p[x].location === 'wasm' ? 0 : (p[x] as Tensor).data.byteLength),
+        0,
+      );
       if (this.pool && hostInputs <= ALTERNATE_INPUTS) {
         const moved = this.layoutOf(p, plan, true, base);
         movedBytes = moved.end - moved.params;
@@ -329,23 +341,7 @@ class WasmBackend implements Backend {
     this.reserve(lay.end);
     const buf = this.memory.buffer;
 
-    // the params block (abi.ts); P_COUNTER and the unused slots start at 0
-    const i32 = new Int32Array(buf, lay.params, PARAMS_INTS);
-    const f32 = new Float32Array(buf, lay.params, PARAMS_INTS);
-    const cap = p.softcap > 0;
-    i32.fill(0);
-    i32[P_NITEMS] = plan.count; i32[P_ITEMS] = lay.items; i32[P_Q] = lay.q; i32[P_K] = lay.k; i32[P_V] = lay.v;
-    i32[P_OUT] = lay.out; i32[P_LSE] = lay.lse; i32[P_ALIBI] = lay.alibi;
-    i32[P_H] = p.numHeads; i32[P_HK] = p.numKvHeads; i32[P_D] = p.headDim; i32[P_DV] = p.headDimV;
-    i32[P_DTYPE] = DTYPE_CODE[p.dtype];
-    f32[P_QMUL] = cap ? p.softmaxScale / p.softcap : p.softmaxScale * Math.LOG2E;
-    f32[P_CAPMUL] = cap ? p.softcap * Math.LOG2E : 0;
-    i32[P_WL] = p.windowLeft; i32[P_WR] = p.windowRight;
-    // lse is [H, totalQ] for packed q, [batch, H, Lq] for fixed-length q: index q0 * A + h * B + i
-    i32[P_LSEA] = p.fixedSeqlenQ > 0 ? p.numHeads : 1;
-    i32[P_LSEB] = p.fixedSeqlenQ > 0 ? p.fixedSeqlenQ : p.totalQ;
-    i32[P_SCRATCH] = lay.scratch; i32[P_SCRATCH_STRIDE] = lay.scratchStride;
-    i32[P_PARTIAL] = lay.partial; i32[P_PARENTS] = lay.parents;
+    writeParams(new Int32Array(buf, lay.params, PARAMS_INTS), p, lay, plan.count);
     new Int32Array(buf, lay.items, plan.items.length).set(plan.items);
     new Int32Array(buf, lay.parents, plan.parents.length).set(plan.parents);
     if (p.alibiSlopes) {
@@ -359,7 +355,8 @@ class WasmBackend implements Backend {
       else new Float32Array(buf, at, data.length).set(data as Float32Array);
     };
     for (const n of INPUTS) if (resident[n] === undefined) put(lay[n], (p[n] as Tensor).data);
-    const outLen = p.totalQ * p.numHeads * p.headDimV, lseLen = p.totalQ * p.numHeads;
+    const outLen = p.totalQ * p.numHeads * p.headDimV,
+      lseLen = p.totalQ * p.numHeads;
     if (knobs.poisonOutputs) {
       if (half) new Uint16Array(buf, lay.out, outLen).fill(NAN16[p.dtype as 'float16' | 'bfloat16']);
       else new Float32Array(buf, lay.out, outLen).fill(NaN);
@@ -372,7 +369,10 @@ class WasmBackend implements Backend {
     const allocate = (touch: boolean) => {
       const o = half ? new Uint16Array(outLen) : new Float32Array(outLen);
       const l = p.returnLse ? new Float32Array(lseLen) : null;
-      if (touch) { o.fill(0); l?.fill(0); }
+      if (touch) {
+        o.fill(0);
+        l?.fill(0);
+      }
       return { o, l };
     };
     let res: { o: Float32Array | Uint16Array; l: Float32Array | null };
@@ -394,7 +394,9 @@ class WasmBackend implements Backend {
     else outData.set(new Float32Array(buf, lay.out, outLen));
     lseData?.set(new Float32Array(buf, lay.lse, lseLen));
     const out: Tensor = { data: outData, shape: [...p.outShape], dtype: p.dtype, location: 'cpu' };
-    const lse: Tensor | null = lseData ? { data: lseData, shape: [...p.lseShape], dtype: 'float32', location: 'cpu' } : null;
+    const lse: Tensor | null = lseData
+      ? { data: lseData, shape: [...p.lseShape], dtype: 'float32', location: 'cpu' }
+      : null;
     return { out, lse };
   }
 }

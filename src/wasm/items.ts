@@ -15,8 +15,25 @@
  */
 import { visibleRange } from '../problem.js';
 import {
-  BM, I_H0, I_I0, I_K0, I_KE, I_KS, I_LK, I_LQ, I_NG, I_NR, I_PARENT, I_Q0, I_SLOT, ITEM_INTS,
-  PA_CHUNKS, PA_FIRST, PA_LEFT, PARENT_INTS, SLOT_ROWS,
+  BM,
+  I_H0,
+  I_I0,
+  I_K0,
+  I_KE,
+  I_KS,
+  I_LK,
+  I_LQ,
+  I_NG,
+  I_NR,
+  I_PARENT,
+  I_Q0,
+  I_SLOT,
+  ITEM_INTS,
+  PA_CHUNKS,
+  PA_FIRST,
+  PA_LEFT,
+  PARENT_INTS,
+  SLOT_ROWS,
 } from './abi.js';
 
 /** Split items have at most this many rows (the kernel's partial slot size). */
@@ -38,14 +55,32 @@ export interface ItemPlan {
 }
 
 interface Shape {
-  batch: number; cuSeqlensQ: Int32Array; cuSeqlensK: Int32Array; numHeads: number; numKvHeads: number;
-  windowLeft: number; windowRight: number;
+  batch: number;
+  cuSeqlensQ: Int32Array;
+  cuSeqlensK: Int32Array;
+  numHeads: number;
+  numKvHeads: number;
+  windowLeft: number;
+  windowRight: number;
 }
 
 /** Receives the walk's items (fields by their abi.ts slot order) and split parents. */
 interface Sink {
-  item(q0: number, lq: number, k0: number, lk: number, h0: number, ng: number, i0: number, nr: number,
-    ks: number, ke: number, parent: number, slot: number, cost: number): void;
+  item(
+    q0: number,
+    lq: number,
+    k0: number,
+    lk: number,
+    h0: number,
+    ng: number,
+    i0: number,
+    nr: number,
+    ks: number,
+    ke: number,
+    parent: number,
+    slot: number,
+    cost: number,
+  ): void;
   parent(chunks: number, firstSlot: number): void;
 }
 
@@ -55,21 +90,35 @@ function rowsOf(lq: number, group: number): { ng: number; nr: number } {
 }
 
 function walk(p: Shape, sink: Sink): { count: number; parents: number; slots: number } {
-  const H = p.numHeads, Hk = p.numKvHeads, G = H / Hk;
-  let count = 0, parents = 0, slots = 0;
-  const lo = new Int32Array(BM), hi = new Int32Array(BM);
+  const H = p.numHeads,
+    Hk = p.numKvHeads,
+    G = H / Hk;
+  let count = 0,
+    parents = 0,
+    slots = 0;
+  const lo = new Int32Array(BM),
+    hi = new Int32Array(BM);
   for (let b = 0; b < p.batch; b++) {
-    const q0 = p.cuSeqlensQ[b]!, lq = p.cuSeqlensQ[b + 1]! - q0;
-    const k0 = p.cuSeqlensK[b]!, lk = p.cuSeqlensK[b + 1]! - k0;
+    const q0 = p.cuSeqlensQ[b]!,
+      lq = p.cuSeqlensQ[b + 1]! - q0;
+    const k0 = p.cuSeqlensK[b]!,
+      lk = p.cuSeqlensK[b + 1]! - k0;
     if (lq === 0) continue;
     const { ng, nr } = rowsOf(lq, G);
     for (let i0 = 0; i0 < lq; i0 += nr) {
       const nri = Math.min(nr, lq - i0);
       // Keys some row of the block sees, and the pairs it keeps (the item's cost).
-      let loMin = Infinity, hiMax = -Infinity, n = 0;
+      let loMin = Infinity,
+        hiMax = -Infinity,
+        n = 0;
       for (let i = i0; i < i0 + nri; i++) {
         const [l, h] = visibleRange(i, lq, lk, p.windowLeft, p.windowRight);
-        if (h >= l) { loMin = Math.min(loMin, l); hiMax = Math.max(hiMax, h); lo[n] = l; hi[n++] = h; }
+        if (h >= l) {
+          loMin = Math.min(loMin, l);
+          hiMax = Math.max(hiMax, h);
+          lo[n] = l;
+          hi[n++] = h;
+        }
       }
       const pairsIn = (ks: number, ke: number) => {
         let pairs = 0;
@@ -79,7 +128,9 @@ function walk(p: Shape, sink: Sink): { count: number; parents: number; slots: nu
       const span = hiMax + 1 - loMin;
       for (let hk = 0; hk < Hk; hk++) {
         for (let g0 = 0; g0 < G; g0 += ng) {
-          const ngi = Math.min(ng, G - g0), h0 = hk * G + g0, R = ngi * nri;
+          const ngi = Math.min(ng, G - g0),
+            h0 = hk * G + g0,
+            R = ngi * nri;
           if (n === 0) {
             sink.item(q0, lq, k0, lk, h0, ngi, i0, nri, 0, 0, -1, 0, R);
             count++;
@@ -87,7 +138,8 @@ function walk(p: Shape, sink: Sink): { count: number; parents: number; slots: nu
             const chunks = Math.ceil(span / CHUNK);
             sink.parent(chunks, slots);
             for (let c = 0; c < chunks; c++) {
-              const ks = loMin + c * CHUNK, ke = Math.min(hiMax + 1, ks + CHUNK);
+              const ks = loMin + c * CHUNK,
+                ke = Math.min(hiMax + 1, ks + CHUNK);
               sink.item(q0, lq, k0, lk, h0, ngi, i0, nri, ks, ke, parents, slots + c, pairsIn(ks, ke) * ngi + R);
             }
             parents++;
@@ -117,24 +169,38 @@ export function countItems(p: Shape): ItemCounts {
 export function planItems(p: Shape): ItemPlan {
   const total = walk(p, COUNT);
   if (total.count > MAX_ITEMS) throw new RangeError(`a call of ${total.count} work items (more than ${MAX_ITEMS})`);
-  const raw = new Int32Array(total.count * ITEM_INTS), costs = new Float64Array(total.count);
+  const raw = new Int32Array(total.count * ITEM_INTS),
+    costs = new Float64Array(total.count);
   const parents = new Int32Array(total.parents * PARENT_INTS);
-  let at = 0, pat = 0;
+  let at = 0,
+    pat = 0;
   walk(p, {
     item(q0, lq, k0, lk, h0, ng, i0, nr, ks, ke, parent, slot, cost) {
       const o = at * ITEM_INTS;
-      raw[o + I_Q0] = q0; raw[o + I_LQ] = lq; raw[o + I_K0] = k0; raw[o + I_LK] = lk;
-      raw[o + I_H0] = h0; raw[o + I_NG] = ng; raw[o + I_I0] = i0; raw[o + I_NR] = nr;
-      raw[o + I_KS] = ks; raw[o + I_KE] = ke; raw[o + I_PARENT] = parent; raw[o + I_SLOT] = slot;
+      raw[o + I_Q0] = q0;
+      raw[o + I_LQ] = lq;
+      raw[o + I_K0] = k0;
+      raw[o + I_LK] = lk;
+      raw[o + I_H0] = h0;
+      raw[o + I_NG] = ng;
+      raw[o + I_I0] = i0;
+      raw[o + I_NR] = nr;
+      raw[o + I_KS] = ks;
+      raw[o + I_KE] = ke;
+      raw[o + I_PARENT] = parent;
+      raw[o + I_SLOT] = slot;
       costs[at++] = cost;
     },
     parent(chunks, first) {
       const o = pat++ * PARENT_INTS;
-      parents[o + PA_LEFT] = chunks; parents[o + PA_CHUNKS] = chunks; parents[o + PA_FIRST] = first;
+      parents[o + PA_LEFT] = chunks;
+      parents[o + PA_CHUNKS] = chunks;
+      parents[o + PA_FIRST] = first;
     },
   });
   const order = Uint32Array.from({ length: total.count }, (_, i) => i).sort((a, b) => costs[b]! - costs[a]! || a - b);
   const items = new Int32Array(raw.length);
-  for (let dst = 0; dst < order.length; dst++) items.set(raw.subarray(order[dst]! * ITEM_INTS, (order[dst]! + 1) * ITEM_INTS), dst * ITEM_INTS);
+  for (let dst = 0; dst < order.length; dst++)
+    items.set(raw.subarray(order[dst]! * ITEM_INTS, (order[dst]! + 1) * ITEM_INTS), dst * ITEM_INTS);
   return { items, count: total.count, parents, parentCount: total.parents, slotCount: total.slots };
 }

@@ -13,10 +13,17 @@ export interface LoadedKernel extends CompiledKernel {
   shared: boolean;
 }
 
-const HINT = "serve the package's build/wasm/ there, or pass createEngine({ wasm: { baseline, relaxed } }) (README: In the browser)";
+const HINT =
+  "serve the package's build/wasm/ there, or pass createEngine({ wasm: { baseline, relaxed } }) (README: In the browser)";
 
 function isSource(s: unknown): s is WasmSource {
-  return typeof s === 'string' || s instanceof URL || s instanceof ArrayBuffer || ArrayBuffer.isView(s) || s instanceof WebAssembly.Module;
+  return (
+    typeof s === 'string' ||
+    s instanceof URL ||
+    s instanceof ArrayBuffer ||
+    ArrayBuffer.isView(s) ||
+    s instanceof WebAssembly.Module
+  );
 }
 
 function describe(s: WasmSource): string {
@@ -25,11 +32,14 @@ function describe(s: WasmSource): string {
 }
 
 export function checkSources(w: unknown): asserts w is WasmSources {
-  if (w === null || typeof w !== 'object') throw new TypeError(`Expected { baseline, relaxed? } for options.wasm but received ${String(w)}`);
+  if (w === null || typeof w !== 'object')
+    throw new TypeError(`Expected { baseline, relaxed? } for options.wasm but received ${String(w)}`);
   for (const key of ['baseline', 'relaxed'] as const) {
     const s = (w as Record<string, unknown>)[key];
     if ((s !== undefined || key === 'baseline') && !isSource(s))
-      throw new TypeError(`Expected a URL, bytes or a WebAssembly.Module for options.wasm.${key} but received ${s === null ? 'null' : typeof s}`);
+      throw new TypeError(
+        `Expected a URL, bytes or a WebAssembly.Module for options.wasm.${key} but received ${s === null ? 'null' : typeof s}`,
+      );
   }
 }
 
@@ -57,7 +67,9 @@ async function compileSource(s: WasmSource, shared: boolean): Promise<WebAssembl
     throw new Error(`could not fetch ${url.href} (${(e as Error).message}); ${HINT}`);
   }
   if (!res.ok) throw new Error(`HTTP ${res.status} for ${url.href}; ${HINT}`);
-  const streaming = shared && typeof WebAssembly.compileStreaming === 'function' &&
+  const streaming =
+    shared &&
+    typeof WebAssembly.compileStreaming === 'function' &&
     (res.headers.get('content-type') ?? '').split(';')[0]!.trim() === 'application/wasm';
   if (streaming) return WebAssembly.compileStreaming(res);
   return compileBytes(new Uint8Array(await res.arrayBuffer()), shared);
@@ -74,8 +86,10 @@ export async function loadKernel(sources: WasmSources, unshared: boolean): Promi
   const source = relaxed ? sources.relaxed! : sources.baseline;
   const shared = !unshared || source instanceof WebAssembly.Module;
   if (shared && !canShareMemory()) {
-    throw new Error('this runtime refuses shared WebAssembly memory, and a compiled WebAssembly.Module cannot be rewritten ' +
-      'for an unshared one; pass the bytes of the kernel in options.wasm instead');
+    throw new Error(
+      'this runtime refuses shared WebAssembly memory, and a compiled WebAssembly.Module cannot be rewritten ' +
+        'for an unshared one; pass the bytes of the kernel in options.wasm instead',
+    );
   }
   let module: WebAssembly.Module;
   try {
@@ -83,7 +97,9 @@ export async function loadKernel(sources: WasmSources, unshared: boolean): Promi
   } catch (e) {
     const why = (e as Error).message;
     if (e instanceof WebAssembly.CompileError)
-      throw new Error(`the wasm kernel (${describe(source)}) does not compile here; it needs WebAssembly SIMD and threads (atomics): ${why}`);
+      throw new Error(
+        `the wasm kernel (${describe(source)}) does not compile here; it needs WebAssembly SIMD and threads (atomics): ${why}`,
+      );
     throw e;
   }
   return { module, simd: relaxed ? 'relaxed' : 'baseline', source: describe(source), shared };

@@ -5,14 +5,33 @@
 import type { Problem } from '../problem.js';
 import { ITEM_INTS, PARAMS_INTS, PARENT_INTS } from './abi.js';
 
-export { CHUNK, type ItemCounts, type ItemPlan, MAX_ITEMS, SPLIT_MAX_ROWS, SPLIT_MIN, countItems, planItems } from './items.js';
+export {
+  CHUNK,
+  type ItemCounts,
+  type ItemPlan,
+  MAX_ITEMS,
+  SPLIT_MAX_ROWS,
+  SPLIT_MIN,
+  countItems,
+  planItems,
+} from './items.js';
 
 const align = (x: number, a = 64) => Math.ceil(x / a) * a;
 
 export interface Layout {
-  params: number; items: number; parents: number; alibi: number;
-  q: number; k: number; v: number; out: number; lse: number;
-  scratch: number; scratchStride: number; partial: number; slotBytes: number;
+  params: number;
+  items: number;
+  parents: number;
+  alibi: number;
+  q: number;
+  k: number;
+  v: number;
+  out: number;
+  lse: number;
+  scratch: number;
+  scratchStride: number;
+  partial: number;
+  slotBytes: number;
   end: number;
 }
 
@@ -22,10 +41,17 @@ export interface KernelSizes {
   slotBytes(Dv: number): number;
 }
 
-type Dims = Pick<Problem<unknown>, 'dtype' | 'totalQ' | 'totalK' | 'numHeads' | 'numKvHeads' | 'headDim' | 'headDimV' | 'returnLse'> & { alibiSlopes: unknown };
+type Dims = Pick<
+  Problem<unknown>,
+  'dtype' | 'totalQ' | 'totalK' | 'numHeads' | 'numKvHeads' | 'headDim' | 'headDimV' | 'returnLse'
+> & { alibiSlopes: unknown };
 
 /** Inputs already in the wasm memory (resident tensors): their byte offsets; the layout leaves them out. */
-export interface ResidentInputs { q?: number; k?: number; v?: number }
+export interface ResidentInputs {
+  q?: number;
+  k?: number;
+  v?: number;
+}
 
 /**
  * Byte offsets of one call in the wasm memory, from `base` (default: the kernel's heap base); `end` is
@@ -34,12 +60,23 @@ export interface ResidentInputs { q?: number; k?: number; v?: number }
  * into lines the workers still cache). Inputs in `resident` take no room: their offsets are used as given.
  */
 export function layout(
-  p: Dims, k: KernelSizes, threads: number, itemCount: number, parentCount: number, slotCount: number, moveInputs = false,
-  base = k.heapBase, resident: ResidentInputs = {},
+  p: Dims,
+  k: KernelSizes,
+  threads: number,
+  itemCount: number,
+  parentCount: number,
+  slotCount: number,
+  moveInputs = false,
+  base = k.heapBase,
+  resident: ResidentInputs = {},
 ): Layout {
   const es = p.dtype === 'float32' ? 4 : 2;
   let at = align(base);
-  const take = (bytes: number) => { const o = at; at = align(at + bytes); return o; };
+  const take = (bytes: number) => {
+    const o = at;
+    at = align(at + bytes);
+    return o;
+  };
   const input = (at: number | undefined, bytes: number) => (at !== undefined ? at : take(bytes));
   const qBytes = p.totalQ * p.numHeads * p.headDim * es;
   const kBytes = p.totalK * p.numKvHeads * p.headDim * es;
@@ -61,13 +98,32 @@ export function layout(
     const q2 = input(resident.q, qBytes);
     const k2 = input(resident.k, kBytes);
     const v2 = input(resident.v, vBytes);
-    return { params, items, parents, alibi, q: q2, k: k2, v: v2, out, lse, scratch, scratchStride, partial, slotBytes, end: at };
+    return {
+      params,
+      items,
+      parents,
+      alibi,
+      q: q2,
+      k: k2,
+      v: v2,
+      out,
+      lse,
+      scratch,
+      scratchStride,
+      partial,
+      slotBytes,
+      end: at,
+    };
   }
   return { params, items, parents, alibi, q, k: kk, v, out, lse, scratch, scratchStride, partial, slotBytes, end: at };
 }
 
 /** A region of the wasm memory held by a resident tensor. */
-export interface Block { start: number; end: number; live: boolean }
+export interface Block {
+  start: number;
+  end: number;
+  live: boolean;
+}
 
 /**
  * The wasm memory's resident regions, kept across calls: blocks sorted by offset above a floor (the
@@ -105,6 +161,10 @@ export class Regions {
   }
 
   /** Bytes held by live blocks. */
-  get bytes(): number { return this.blocks.reduce((n, b) => n + b.end - b.start, 0); }
-  get count(): number { return this.blocks.length; }
+  get bytes(): number {
+    return this.blocks.reduce((n, b) => n + b.end - b.start, 0);
+  }
+  get count(): number {
+    return this.blocks.length;
+  }
 }

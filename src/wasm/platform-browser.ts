@@ -19,9 +19,11 @@ export function spawnWorker(name: string): Worker {
 /** Why a worker is gone, from its 'error' event (a script that could not start, or an uncaught error). */
 export function workerError(e: ErrorEvent | Event): Error {
   const message = (e as ErrorEvent).message;
-  return new Error(message
-    ? `wasm worker failed: ${message}`
-    : 'wasm worker failed to start (a Content-Security-Policy must allow worker-src blob:)');
+  return new Error(
+    message
+      ? `wasm worker failed: ${message}`
+      : 'wasm worker failed to start (a Content-Security-Policy must allow worker-src blob:)',
+  );
 }
 
 class BrowserWorker implements WorkerHandle {
@@ -31,13 +33,23 @@ class BrowserWorker implements WorkerHandle {
     this.w = spawnWorker(`flashattn-wasm-${init.index}`);
     this.w.postMessage({ type: 'pool', ...init } satisfies ToWorker);
   }
-  post(message: { type: 'run'; id: number; params: number }): void { this.w.postMessage(message satisfies ToWorker); }
+  post(message: { type: 'run'; id: number; params: number }): void {
+    this.w.postMessage(message satisfies ToWorker);
+  }
   onMessage(listener: (m: WorkerMessage) => void): void {
     this.w.addEventListener('message', (e) => listener(e.data as WorkerMessage));
   }
   onFailure(listener: (e: Error) => void): void {
-    const fail = (e: Error) => { if (!this.failed) { this.failed = true; listener(e); } };
-    this.w.addEventListener('error', (e) => { e.preventDefault(); fail(workerError(e)); });
+    const fail = (e: Error) => {
+      if (!this.failed) {
+        this.failed = true;
+        listener(e);
+      }
+    };
+    this.w.addEventListener('error', (e) => {
+      e.preventDefault();
+      fail(workerError(e));
+    });
     this.w.addEventListener('messageerror', () => fail(new Error('wasm worker: a message could not be read')));
   }
   // A page does not exit, so there is nothing to keep alive.

@@ -36,15 +36,28 @@ class NodeWorker implements WorkerHandle {
   constructor(init: WorkerInit) {
     this.w = new Worker(WORKER_SOURCE, { eval: true, workerData: init, name: `flashattn-wasm-${init.index}` });
   }
-  post(message: { type: 'run'; id: number; params: number }): void { this.w.postMessage(message); }
-  onMessage(listener: (m: WorkerMessage) => void): void { this.w.on('message', listener); }
+  post(message: { type: 'run'; id: number; params: number }): void {
+    this.w.postMessage(message);
+  }
+  onMessage(listener: (m: WorkerMessage) => void): void {
+    this.w.on('message', listener);
+  }
   onFailure(listener: (e: Error) => void): void {
-    const fail = (e: Error) => { if (!this.failed) { this.failed = true; listener(e); } };
+    const fail = (e: Error) => {
+      if (!this.failed) {
+        this.failed = true;
+        listener(e);
+      }
+    };
     this.w.on('error', fail);
     this.w.on('exit', (code) => fail(new Error(`wasm worker exited (code ${code})`)));
   }
-  ref(): void { this.w.ref(); }
-  unref(): void { this.w.unref(); }
+  ref(): void {
+    this.w.ref();
+  }
+  unref(): void {
+    this.w.unref();
+  }
   async terminate(): Promise<void> {
     this.failed = true;
     await this.w.terminate();

@@ -9,7 +9,10 @@
  */
 import type { Platform, WorkerHandle, WorkerMessage } from './platform.js';
 
-interface Pending { resolve(): void; reject(e: Error): void }
+interface Pending {
+  resolve(): void;
+  reject(e: Error): void;
+}
 
 /** The error of a call that the engine's dispose() cut short. */
 export function disposedError(): Error {
@@ -26,15 +29,22 @@ class Slot {
   /** Why this slot can run nothing any more (a replacement failed to start). */
   broken: Error | null = null;
 
-  constructor(private readonly pool: WorkerPool, readonly index: number) {}
+  constructor(
+    private readonly pool: WorkerPool,
+    readonly index: number,
+  ) {}
 
   start(): void {
     const handle = this.pool.spawn(this.index);
     this.handle = handle;
     this.ready = new Promise<void>((resolve, reject) => {
       handle.onMessage((m: WorkerMessage) => {
-        if (m.type === 'ready') { handle.unref(); return resolve(); }
-        if (m.id === undefined) return reject(new Error(`wasm worker ${this.index} failed to start: ${(m as { message: string }).message}`));
+        if (m.type === 'ready') {
+          handle.unref();
+          return resolve();
+        }
+        if (m.id === undefined)
+          return reject(new Error(`wasm worker ${this.index} failed to start: ${(m as { message: string }).message}`));
         const p = this.pending.get(m.id);
         if (!p) return;
         this.pending.delete(m.id);
@@ -43,11 +53,17 @@ class Slot {
       });
       handle.onFailure((e) => {
         reject(e);
-        this.failAll(new Error(`flashattn: wasm worker ${this.index} died during the call (${e.message}); it was replaced and the engine keeps working`));
+        this.failAll(
+          new Error(
+            `flashattn: wasm worker ${this.index} died during the call (${e.message}); it was replaced and the engine keeps working`,
+          ),
+        );
         if (!this.pool.closed) this.start();
       });
     });
-    this.ready.catch((e: Error) => { if (handle === this.handle) this.broken = e; });
+    this.ready.catch((e: Error) => {
+      if (handle === this.handle) this.broken = e;
+    });
   }
 
   failAll(e: Error): void {
@@ -61,12 +77,21 @@ export class WorkerPool {
   closed = false;
   private readonly slots: Slot[];
 
-  private constructor(private readonly platform: Platform, private readonly module: WebAssembly.Module,
-    private readonly memory: WebAssembly.Memory, count: number) {
+  private constructor(
+    private readonly platform: Platform,
+    private readonly module: WebAssembly.Module,
+    private readonly memory: WebAssembly.Memory,
+    count: number,
+  ) {
     this.slots = Array.from({ length: count }, (_, i) => new Slot(this, i));
   }
 
-  static async start(platform: Platform, module: WebAssembly.Module, memory: WebAssembly.Memory, count: number): Promise<WorkerPool> {
+  static async start(
+    platform: Platform,
+    module: WebAssembly.Module,
+    memory: WebAssembly.Memory,
+    count: number,
+  ): Promise<WorkerPool> {
     const pool = new WorkerPool(platform, module, memory, count);
     for (const s of pool.slots) s.start();
     try {
@@ -83,21 +108,29 @@ export class WorkerPool {
     return this.platform.spawn({ module: this.module, memory: this.memory, index });
   }
 
-  get size(): number { return this.slots.length; }
+  get size(): number {
+    return this.slots.length;
+  }
 
   /** Every worker runs the kernel on `params`; resolves when all are done. */
   async run(params: number): Promise<void> {
     if (this.closed) throw disposedError();
     await Promise.all(this.slots.map((s) => s.ready.catch(() => undefined)));
     for (const s of this.slots)
-      if (s.broken) throw new Error(`flashattn: the wasm engine lost worker ${s.index} and could not start another (${s.broken.message}); create a new engine`);
+      if (s.broken)
+        throw new Error(
+          `flashattn: the wasm engine lost worker ${s.index} and could not start another (${s.broken.message}); create a new engine`,
+        );
     if (this.closed) throw disposedError();
     const id = this.nextId++;
-    const done = this.slots.map((s) => new Promise<void>((resolve, reject) => {
-      s.pending.set(id, { resolve, reject });
-      s.handle.ref();
-      s.handle.post({ type: 'run', id, params });
-    }));
+    const done = this.slots.map(
+      (s) =>
+        new Promise<void>((resolve, reject) => {
+          s.pending.set(id, { resolve, reject });
+          s.handle.ref();
+          s.handle.post({ type: 'run', id, params });
+        }),
+    );
     const results = await Promise.allSettled(done);
     for (const s of this.slots) s.handle.unref();
     const bad = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');

@@ -38,7 +38,9 @@ const describe = (e: unknown) => ({ name: (e as Error)?.name ?? 'Error', message
 /** The host engine computes on this thread: it never starts workers or reads files. */
 const hostPlatform: Platform = {
   readBytes: () => Promise.reject(new Error('the host worker is given a compiled kernel')),
-  spawn: () => { throw new Error('the host worker computes on one thread'); },
+  spawn: () => {
+    throw new Error('the host worker computes on one thread');
+  },
   defaultThreads: () => 1,
 };
 
@@ -48,7 +50,12 @@ scope.onmessage = (e) => next(e.data as ToWorker);
 function start(m: ToWorker): void {
   if (m.type === 'pool') startPool(m);
   else if (m.type === 'host') void startHost(m);
-  else post({ type: 'error', name: 'Error', message: `wasm worker: expected 'pool' or 'host' first but received '${m.type}'` });
+  else
+    post({
+      type: 'error',
+      name: 'Error',
+      message: `wasm worker: expected 'pool' or 'host' first but received '${m.type}'`,
+    });
 }
 
 function startPool(m: WorkerInit): void {
@@ -89,8 +96,13 @@ async function startHost(m: { kernel: CompiledKernel; sharedMemory: boolean }): 
       try {
         setKnobs({ poisonOutputs: c.poison });
         const r = await engine.run(c.problem);
-        const out = r.out as Tensor, lse = r.lse as Tensor | null;
-        post({ type: 'result', id: c.id, out, lse, staging }, [staging, out.data.buffer, ...(lse ? [lse.data.buffer] : [])]);
+        const out = r.out as Tensor,
+          lse = r.lse as Tensor | null;
+        post({ type: 'result', id: c.id, out, lse, staging }, [
+          staging,
+          out.data.buffer,
+          ...(lse ? [lse.data.buffer] : []),
+        ]);
       } catch (e) {
         post({ type: 'error', id: c.id, ...describe(e), staging }, [staging]);
       }

@@ -17,7 +17,10 @@ import type { LoadedKernel } from './kernel-browser.js';
 import { browserPlatform, spawnWorker, workerError } from './platform-browser.js';
 import type { FromHost, ToWorker } from './worker-browser.js';
 
-interface Pending { resolve(o: BackendOutput): void; reject(e: Error): void }
+interface Pending {
+  resolve(o: BackendOutput): void;
+  reject(e: Error): void;
+}
 
 const ERRORS: Record<string, new (message: string) => Error> = { RangeError, TypeError };
 
@@ -33,11 +36,16 @@ export class WorkerEngine implements Backend {
   private failure: Error | null = null;
   private spare: ArrayBuffer | null = null;
 
-  private constructor(private readonly worker: Worker, private readonly predicate: Backend) {
+  private constructor(
+    private readonly worker: Worker,
+    private readonly predicate: Backend,
+  ) {
     worker.addEventListener('message', (e) => this.receive(e.data as FromHost));
     worker.addEventListener('error', (e) => {
       e.preventDefault();
-      this.fail(new Error(`flashattn: the wasm engine's worker failed (${workerError(e).message}); create a new engine`));
+      this.fail(
+        new Error(`flashattn: the wasm engine's worker failed (${workerError(e).message}); create a new engine`),
+      );
     });
   }
 
@@ -52,9 +60,16 @@ export class WorkerEngine implements Backend {
           if (m.type === 'ready') resolve();
           else reject(new Error(`wasm worker failed to start: ${(m as { message?: string }).message}`));
         };
-        worker.onerror = (e) => { e.preventDefault(); reject(workerError(e)); };
+        worker.onerror = (e) => {
+          e.preventDefault();
+          reject(workerError(e));
+        };
         const { module, simd, source } = kernel;
-        worker.postMessage({ type: 'host', kernel: { module, simd, source }, sharedMemory: kernel.shared } satisfies ToWorker);
+        worker.postMessage({
+          type: 'host',
+          kernel: { module, simd, source },
+          sharedMemory: kernel.shared,
+        } satisfies ToWorker);
       });
     } catch (e) {
       worker.terminate();
@@ -64,7 +79,9 @@ export class WorkerEngine implements Backend {
     return new WorkerEngine(worker, predicate);
   }
 
-  get info() { return this.predicate.info; }
+  get info() {
+    return this.predicate.info;
+  }
 
   unsupported(p: Problem<AnyTensor>): string | null {
     return this.predicate.unsupported(p);
@@ -76,7 +93,9 @@ export class WorkerEngine implements Backend {
     const { problem, staging } = this.stage(p as Problem<Tensor>);
     return new Promise<BackendOutput>((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      this.worker.postMessage({ type: 'call', id, problem, poison: knobs.poisonOutputs } satisfies ToWorker, { transfer: [staging] });
+      this.worker.postMessage({ type: 'call', id, problem, poison: knobs.poisonOutputs } satisfies ToWorker, {
+        transfer: [staging],
+      });
     });
   }
 
@@ -88,7 +107,10 @@ export class WorkerEngine implements Backend {
     else if (bytes > 0) staging = new ArrayBuffer(bytes);
     let at = 0;
     const copy = (t: Tensor): Tensor => {
-      const data = t.data instanceof Float32Array ? new Float32Array(staging, at, t.data.length) : new Uint16Array(staging, at, t.data.length);
+      const data =
+        t.data instanceof Float32Array
+          ? new Float32Array(staging, at, t.data.length)
+          : new Uint16Array(staging, at, t.data.length);
       data.set(t.data);
       at += align8(t.data.byteLength);
       return { ...t, data };
@@ -105,7 +127,12 @@ export class WorkerEngine implements Backend {
 
   private receive(m: FromHost): void {
     if (m.type === 'ready' || m.id === undefined) return;
-    if (m.staging && m.staging.byteLength <= KEEP_STAGING_BYTES && m.staging.byteLength > (this.spare?.byteLength ?? -1)) this.spare = m.staging;
+    if (
+      m.staging &&
+      m.staging.byteLength <= KEEP_STAGING_BYTES &&
+      m.staging.byteLength > (this.spare?.byteLength ?? -1)
+    )
+      this.spare = m.staging;
     const p = this.pending.get(m.id);
     if (!p) return;
     this.pending.delete(m.id);

@@ -4,7 +4,10 @@ import { visibleRange } from '../problem.js';
 import type { CheckMessage, CheckRequest } from './check.js';
 
 // tsconfig's lib is the page's (DOM); this is the part of a worker's global scope used here.
-const scope = self as unknown as { onmessage: ((ev: MessageEvent<CheckRequest>) => void) | null; postMessage(m: CheckMessage): void };
+const scope = self as unknown as {
+  onmessage: ((ev: MessageEvent<CheckRequest>) => void) | null;
+  postMessage(m: CheckMessage): void;
+};
 
 /** The page's metric: relative error, absolute below 1, over `n` values from `at`. */
 function maxError(got: Float32Array, want: Float64Array, at: number, n: number): number {
@@ -15,13 +18,21 @@ function maxError(got: Float32Array, want: Float64Array, at: number, n: number):
 
 function checkAll(r: CheckRequest): CheckMessage {
   const { lq, lk, heads, dim } = r;
-  const ref = referenceAttentionVarlen(tensor(r.q, [lq, heads, dim]), tensor(r.k, [lk, heads, dim]), tensor(r.v, [lk, heads, dim]),
-    { cuSeqlensQ: Int32Array.of(0, lq), cuSeqlensK: Int32Array.of(0, lk), causal: r.causal, window: [r.left, r.right] });
+  const ref = referenceAttentionVarlen(
+    tensor(r.q, [lq, heads, dim]),
+    tensor(r.k, [lk, heads, dim]),
+    tensor(r.v, [lk, heads, dim]),
+    { cuSeqlensQ: Int32Array.of(0, lq), cuSeqlensK: Int32Array.of(0, lk), causal: r.causal, window: [r.left, r.right] },
+  );
   const row = heads * dim;
-  let worst = 0, worstRow = -1;
+  let worst = 0,
+    worstRow = -1;
   for (let i = 0; i < lq; i++) {
     const e = maxError(r.out, ref.out64.subarray(i * row, (i + 1) * row), i * row, row);
-    if (e > worst || worstRow < 0) { worst = e; worstRow = i; }
+    if (e > worst || worstRow < 0) {
+      worst = e;
+      worstRow = i;
+    }
   }
   return { type: 'done', maxError: worst, rows: lq, worstRow };
 }
@@ -34,7 +45,9 @@ function checkAll(r: CheckRequest): CheckMessage {
 function checkRows(r: CheckRequest, rows: Int32Array): CheckMessage {
   const { lq, lk, heads, dim } = r;
   const row = heads * dim;
-  let worst = 0, worstRow = -1, last = performance.now();
+  let worst = 0,
+    worstRow = -1,
+    last = performance.now();
   for (let n = 0; n < rows.length; n++) {
     const i = rows[n]!;
     const [lo, hi] = visibleRange(i, lq, lk, r.left, r.causal ? 0 : r.right);
@@ -44,12 +57,22 @@ function checkRows(r: CheckRequest, rows: Int32Array): CheckMessage {
     } else {
       const keys = hi - lo + 1;
       const slice = (x: Float32Array) => tensor(x.subarray(lo * row, (hi + 1) * row), [keys, heads, dim]);
-      want = referenceAttentionVarlen(tensor(r.q.subarray(i * row, (i + 1) * row), [1, heads, dim]), slice(r.k), slice(r.v),
-        { cuSeqlensQ: Int32Array.of(0, 1), cuSeqlensK: Int32Array.of(0, keys) }).out64;
+      want = referenceAttentionVarlen(
+        tensor(r.q.subarray(i * row, (i + 1) * row), [1, heads, dim]),
+        slice(r.k),
+        slice(r.v),
+        { cuSeqlensQ: Int32Array.of(0, 1), cuSeqlensK: Int32Array.of(0, keys) },
+      ).out64;
     }
     const e = maxError(r.out, want, i * row, row);
-    if (e > worst || worstRow < 0) { worst = e; worstRow = i; }
-    if (performance.now() - last > 100) { scope.postMessage({ type: 'progress', done: n + 1, total: rows.length }); last = performance.now(); }
+    if (e > worst || worstRow < 0) {
+      worst = e;
+      worstRow = i;
+    }
+    if (performance.now() - last > 100) {
+      scope.postMessage({ type: 'progress', done: n + 1, total: rows.length });
+      last = performance.now();
+    }
   }
   return { type: 'done', maxError: worst, rows: rows.length, worstRow };
 }

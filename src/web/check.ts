@@ -5,9 +5,16 @@
  */
 
 export interface CheckRequest {
-  lq: number; lk: number; heads: number; dim: number;
-  causal: boolean; left: number; right: number;
-  q: Float32Array; k: Float32Array; v: Float32Array;
+  lq: number;
+  lk: number;
+  heads: number;
+  dim: number;
+  causal: boolean;
+  left: number;
+  right: number;
+  q: Float32Array;
+  k: Float32Array;
+  v: Float32Array;
   /** The engine's output, `[lq, heads, dim]`. */
   out: Float32Array;
   /** Query rows to check, ascending; null = all (one reference call on the whole problem). */
@@ -19,7 +26,12 @@ export type CheckMessage =
   | { type: 'done'; maxError: number; rows: number; worstRow: number }
   | { type: 'error'; message: string };
 
-export interface CheckResult { maxError: number; rows: number; worstRow: number; ms: number }
+export interface CheckResult {
+  maxError: number;
+  rows: number;
+  worstRow: number;
+  ms: number;
+}
 
 /**
  * What the check may spend, in (kept pair x head x head dim) units: the whole problem in one
@@ -32,7 +44,14 @@ export const CHECK_BUDGET = { all: 2.5e8, sample: 1e8 };
  * Null when checking every row fits the budget, else sorted distinct rows: the first and last
  * (edge rows are where masks go wrong) plus random ones, as many as the budget pays for.
  */
-export function sampleRows(lq: number, kept: number, heads: number, dim: number, budget = CHECK_BUDGET, random = Math.random): Int32Array | null {
+export function sampleRows(
+  lq: number,
+  kept: number,
+  heads: number,
+  dim: number,
+  budget = CHECK_BUDGET,
+  random = Math.random,
+): Int32Array | null {
   if (kept * heads * dim <= budget.all) return null;
   const perRow = Math.max(1, (kept / Math.max(lq, 1)) * heads * dim);
   const n = Math.max(2, Math.floor(budget.sample / perRow));
@@ -43,15 +62,25 @@ export function sampleRows(lq: number, kept: number, heads: number, dim: number,
 }
 
 /** Runs one check in a fresh worker, terminated when it answers (a stale check never reports late). */
-export function checkInWorker(req: CheckRequest, onProgress: (done: number, total: number) => void): Promise<CheckResult> {
-  const worker = new Worker(new URL('./check-worker.js', import.meta.url), { type: 'module', name: 'flashattn reference check' });
+export function checkInWorker(
+  req: CheckRequest,
+  onProgress: (done: number, total: number) => void,
+): Promise<CheckResult> {
+  const worker = new Worker(new URL('./check-worker.js', import.meta.url), {
+    type: 'module',
+    name: 'flashattn reference check',
+  });
   const t0 = performance.now();
   return new Promise<CheckResult>((resolve, reject) => {
     worker.onmessage = (ev: MessageEvent<CheckMessage>) => {
       const m = ev.data;
-      if (m.type === 'progress') { onProgress(m.done, m.total); return; }
+      if (m.type === 'progress') {
+        onProgress(m.done, m.total);
+        return;
+      }
       worker.terminate();
-      if (m.type === 'done') resolve({ maxError: m.maxError, rows: m.rows, worstRow: m.worstRow, ms: performance.now() - t0 });
+      if (m.type === 'done')
+        resolve({ maxError: m.maxError, rows: m.rows, worstRow: m.worstRow, ms: performance.now() - t0 });
       else reject(new Error(m.message));
     };
     worker.onerror = (ev) => {

@@ -9,7 +9,8 @@ const num = (id: string) => Number($<HTMLInputElement>(id).value);
 /** The mask the engine is given: causal means right = 0 whatever the right-window box held. */
 function params() {
   const causal = $<HTMLInputElement>('causal').checked;
-  const left = num('left'), right = causal ? 0 : num('right');
+  const left = num('left'),
+    right = causal ? 0 : num('right');
   return { lq: num('lq'), lk: num('lk'), heads: num('heads'), dim: num('dim'), causal, left, right };
 }
 
@@ -20,7 +21,10 @@ function params() {
 function syncCausal(): void {
   const box = $<HTMLInputElement>('right');
   const causal = $<HTMLInputElement>('causal').checked;
-  if (causal && !box.disabled) { box.dataset['saved'] = box.value; box.value = '0'; }
+  if (causal && !box.disabled) {
+    box.dataset['saved'] = box.value;
+    box.value = '0';
+  }
   if (!causal && box.disabled) box.value = box.dataset['saved'] ?? '-1';
   box.disabled = causal;
   $('right-note').textContent = causal ? '0: set by causal' : '-1 = none';
@@ -34,9 +38,10 @@ function redraw(): void {
   drawMask($<HTMLCanvasElement>('mask'), p);
   const { kept, emptyRows } = maskStats(p);
   const total = p.lq * p.lk;
-  $('mask-info').textContent = `mask in use: window left ${windowText(p.left)}, right ${windowText(p.right)}` +
+  $('mask-info').textContent =
+    `mask in use: window left ${windowText(p.left)}, right ${windowText(p.right)}` +
     `${p.causal ? ' (causal)' : ''}; keeps ${kept} of ${total} (query, key) pairs` +
-    `${total ? ` (${(100 * kept / total).toFixed(1)}%)` : ''}; ${emptyRows} row(s) see no key`;
+    `${total ? ` (${((100 * kept) / total).toFixed(1)}%)` : ''}; ${emptyRows} row(s) see no key`;
 }
 
 function random(n: number, seed: number): Float32Array {
@@ -45,14 +50,16 @@ function random(n: number, seed: number): Float32Array {
 }
 
 /** FlashAttention's count: QK^T and PV, 2 FLOPs per multiply-add each, over kept pairs only. */
-const gflops = (kept: number, heads: number, dim: number, ms: number) => (ms > 0 ? ((4 * kept * heads * dim) / (ms * 1e6)).toFixed(2) : '—');
+const gflops = (kept: number, heads: number, dim: number, ms: number) =>
+  ms > 0 ? ((4 * kept * heads * dim) / (ms * 1e6)).toFixed(2) : '—';
 
 async function main(): Promise<void> {
   // The mask needs no engine: draw it (and follow the inputs) while the wasm loads.
   for (const el of document.querySelectorAll('input')) el.addEventListener('input', redraw);
   redraw();
   const engine = await createEngine();
-  $('engine').textContent = `engine: ${engine.backend}, ${engine.threads} thread(s)` +
+  $('engine').textContent =
+    `engine: ${engine.backend}, ${engine.threads} thread(s)` +
     (engine.info['threadsReason'] ? ` — ${engine.info['threadsReason']}` : '') +
     `, crossOriginIsolated=${globalThis.crossOriginIsolated === true}`;
   const button = $<HTMLButtonElement>('run');
@@ -68,31 +75,47 @@ async function main(): Promise<void> {
     button.disabled = true;
     let ticker: ReturnType<typeof setInterval> | undefined;
     try {
-      const qd = random(lq * heads * dim, 1), kd = random(lk * heads * dim, 2), vd = random(lk * heads * dim, 3);
-      const q = tensor(qd, [lq, heads, dim]), k = tensor(kd, [lk, heads, dim]), v = tensor(vd, [lk, heads, dim]);
-      const opts = { cuSeqlensQ: Int32Array.of(0, lq), cuSeqlensK: Int32Array.of(0, lk), causal, window: [left, right] as [number, number] };
+      const qd = random(lq * heads * dim, 1),
+        kd = random(lk * heads * dim, 2),
+        vd = random(lk * heads * dim, 3);
+      const q = tensor(qd, [lq, heads, dim]),
+        k = tensor(kd, [lk, heads, dim]),
+        v = tensor(vd, [lk, heads, dim]);
+      const opts = {
+        cuSeqlensQ: Int32Array.of(0, lq),
+        cuSeqlensK: Int32Array.of(0, lk),
+        causal,
+        window: [left, right] as [number, number],
+      };
       const t0 = performance.now();
       const got = await engine.attentionVarlen(q, k, v, opts);
       const ms = performance.now() - t0;
       const { kept } = maskStats(p);
-      const timing = `${lq} x ${lk}, ${heads} heads, head dim ${dim}: ${ms.toFixed(2)} ms, ` +
+      const timing =
+        `${lq} x ${lk}, ${heads} heads, head dim ${dim}: ${ms.toFixed(2)} ms, ` +
         `${gflops(kept, heads, dim, ms)} GFLOP/s on ${engine.threads} thread(s)`;
-      $('flops').textContent = `GFLOP/s as FlashAttention counts it: 4 x ${kept} kept (query, key) pairs x ${heads} heads x ` +
-        `${dim} head dim = ${(4 * kept * heads * dim / 1e9).toPrecision(3)} GFLOP in ${ms.toFixed(2)} ms; masked pairs are not counted`;
+      $('flops').textContent =
+        `GFLOP/s as FlashAttention counts it: 4 x ${kept} kept (query, key) pairs x ${heads} heads x ` +
+        `${dim} head dim = ${((4 * kept * heads * dim) / 1e9).toPrecision(3)} GFLOP in ${ms.toFixed(2)} ms; masked pairs are not counted`;
 
       const rows = sampleRows(lq, kept, heads, dim);
       const what = rows ? `${rows.length} of ${lq} rows (a random sample, each row exact)` : `all ${lq} rows`;
       // The elapsed counter ticks from this thread: if it moves, the page is not blocked by the check.
       const c0 = performance.now();
       let progress = '';
-      const tick = () => { status.textContent = `${timing}; checking ${what} in a Web Worker… ${((performance.now() - c0) / 1000).toFixed(1)} s${progress}`; };
+      const tick = () => {
+        status.textContent = `${timing}; checking ${what} in a Web Worker… ${((performance.now() - c0) / 1000).toFixed(1)} s${progress}`;
+      };
       tick();
       ticker = setInterval(tick, 100);
       const out = got.out.data as Float32Array;
-      const check = await checkInWorker({ ...p, q: qd, k: kd, v: vd, out, rows }, (done, total) => { progress = ` (${done}/${total})`; });
+      const check = await checkInWorker({ ...p, q: qd, k: kd, v: vd, out, rows }, (done, total) => {
+        progress = ` (${done}/${total})`;
+      });
       const ok = check.maxError <= 1e-4;
       status.className = ok ? 'ok' : 'bad';
-      status.textContent = `${ok ? 'PASS' : 'FAIL'}: ${timing}; checked ${what} in a Web Worker ` +
+      status.textContent =
+        `${ok ? 'PASS' : 'FAIL'}: ${timing}; checked ${what} in a Web Worker ` +
         `(${(check.ms / 1000).toFixed(1)} s): max error against the float64 reference ${check.maxError.toExponential(2)}` +
         (ok || check.worstRow < 0 ? '' : ` (worst at query row ${check.worstRow})`);
     } catch (e) {
@@ -105,4 +128,6 @@ async function main(): Promise<void> {
   });
 }
 
-main().catch((e: unknown) => { $('engine').textContent = `failed to start: ${(e as Error).message}`; });
+main().catch((e: unknown) => {
+  $('engine').textContent = `failed to start: ${(e as Error).message}`;
+});

@@ -3,14 +3,21 @@ import { visibleRange } from '../problem.js';
 
 export const COLORS = { visible: '#1f4e9c', diagonal: '#f0a020', masked: '#f2f2f2', empty: '#f4c7c7' } as const;
 
-export interface Mask { lq: number; lk: number; left: number; right: number }
+export interface Mask {
+  lq: number;
+  lk: number;
+  left: number;
+  right: number;
+}
 
 /** Kept (query, key) pairs and rows that keep none: FlashAttention's FLOP count skips masked pairs, so GFLOP/s needs this. */
 export function maskStats({ lq, lk, left, right }: Mask): { kept: number; emptyRows: number } {
-  let kept = 0, emptyRows = 0;
+  let kept = 0,
+    emptyRows = 0;
   for (let i = 0; i < lq; i++) {
     const [lo, hi] = visibleRange(i, lq, lk, left, right);
-    if (hi >= lo) kept += hi - lo + 1; else emptyRows++;
+    if (hi >= lo) kept += hi - lo + 1;
+    else emptyRows++;
   }
   return { kept, emptyRows };
 }
@@ -19,7 +26,8 @@ export function maskStats({ lq, lk, left, right }: Mask): { kept: number; emptyR
 export function ticks(n: number, want = 5): number[] {
   if (n <= 0) return [];
   if (n === 1) return [0];
-  const raw = (n - 1) / want, mag = 10 ** Math.floor(Math.log10(raw));
+  const raw = (n - 1) / want,
+    mag = 10 ** Math.floor(Math.log10(raw));
   const step = Math.max(1, [1, 2, 5, 10].map((m) => m * mag).find((s) => s >= raw) ?? 10 * mag);
   const out = [];
   for (let t = 0; t < n - 1; t += step) out.push(t);
@@ -40,18 +48,26 @@ const PLOT = { width: 800, height: 400 };
  */
 export function drawMask(canvas: HTMLCanvasElement, m: Mask): void {
   const { lq, lk, left, right } = m;
-  const fitX = Math.min(24, PLOT.width / Math.max(lk, 1)), fitY = Math.min(24, PLOT.height / Math.max(lq, 1));
+  const fitX = Math.min(24, PLOT.width / Math.max(lk, 1)),
+    fitY = Math.min(24, PLOT.height / Math.max(lq, 1));
   const square = Math.floor(Math.min(fitX, fitY));
   const cx = square >= 1 ? square : fitX >= 1 ? Math.floor(fitX) : fitX;
   const cy = square >= 1 ? square : fitY >= 1 ? Math.floor(fitY) : fitY;
-  const w = Math.ceil(lk * cx), h = Math.ceil(lq * cy);
+  const w = Math.ceil(lk * cx),
+    h = Math.ceil(lq * cy);
   canvas.width = MARGIN.left + Math.max(w, 120) + MARGIN.right;
   // Tall enough for the turned "query rows" title even with one row.
   canvas.height = MARGIN.top + Math.max(h, 120) + MARGIN.bottom;
-  Object.assign(canvas.dataset, { x0: String(MARGIN.left), y0: String(MARGIN.top), cellX: String(cx), cellY: String(cy) });
+  Object.assign(canvas.dataset, {
+    x0: String(MARGIN.left),
+    y0: String(MARGIN.top),
+    cellX: String(cx),
+    cellY: String(cy),
+  });
   const g = canvas.getContext('2d')!;
   g.clearRect(0, 0, canvas.width, canvas.height);
-  const x0 = MARGIN.left, y0 = MARGIN.top;
+  const x0 = MARGIN.left,
+    y0 = MARGIN.top;
   g.fillStyle = COLORS.masked;
   g.fillRect(x0, y0, w, h);
   // Below a pixel per cell everything snaps to whole pixels, each pixel row showing the query row
@@ -71,15 +87,26 @@ export function drawMask(canvas: HTMLCanvasElement, m: Mask): void {
     g.fillStyle = COLORS.visible;
     g.fillRect(px(lo), y, Math.max(px(hi + 1) - px(lo), 1), bh);
     // A shrunk pixel row stands for several query rows: its diagonal spans all of theirs, or it breaks up.
-    const iLast = cy >= 1 ? i : Math.min(lq - 1, Math.ceil((b + 1) / cy) - 1), iFirst = cy >= 1 ? i : Math.min(i, Math.floor(b / cy));
-    const d0 = Math.max(0, iFirst + lk - lq), d1 = Math.min(lk - 1, iLast + lk - lq);
-    if (d0 <= d1) { g.fillStyle = COLORS.diagonal; g.fillRect(px(d0), y, Math.max(px(d1 + 1) - px(d0), 1), bh); }
+    const iLast = cy >= 1 ? i : Math.min(lq - 1, Math.ceil((b + 1) / cy) - 1),
+      iFirst = cy >= 1 ? i : Math.min(i, Math.floor(b / cy));
+    const d0 = Math.max(0, iFirst + lk - lq),
+      d1 = Math.min(lk - 1, iLast + lk - lq);
+    if (d0 <= d1) {
+      g.fillStyle = COLORS.diagonal;
+      g.fillRect(px(d0), y, Math.max(px(d1 + 1) - px(d0), 1), bh);
+    }
   }
   if (cx >= 6 && cy >= 6) {
     g.strokeStyle = '#fff';
     g.beginPath();
-    for (let i = 0; i <= lq; i++) { g.moveTo(x0, y0 + i * cy); g.lineTo(x0 + w, y0 + i * cy); }
-    for (let j = 0; j <= lk; j++) { g.moveTo(x0 + j * cx, y0); g.lineTo(x0 + j * cx, y0 + h); }
+    for (let i = 0; i <= lq; i++) {
+      g.moveTo(x0, y0 + i * cy);
+      g.lineTo(x0 + w, y0 + i * cy);
+    }
+    for (let j = 0; j <= lk; j++) {
+      g.moveTo(x0 + j * cx, y0);
+      g.lineTo(x0 + j * cx, y0 + h);
+    }
     g.stroke();
   }
   drawAxes(g, m, cx, cy);
@@ -88,31 +115,41 @@ export function drawMask(canvas: HTMLCanvasElement, m: Mask): void {
 const span = (n: number) => (n > 1 ? `0 … ${n - 1}` : '0');
 
 function drawAxes(g: CanvasRenderingContext2D, { lq, lk }: Mask, cx: number, cy: number): void {
-  const x0 = MARGIN.left, y0 = MARGIN.top;
+  const x0 = MARGIN.left,
+    y0 = MARGIN.top;
   g.fillStyle = '#333';
   g.strokeStyle = '#333';
   g.font = '11px system-ui, sans-serif';
   g.textAlign = 'left';
   g.textBaseline = 'top';
-  const scale = cx < 1 || cy < 1 ? `   (shrunk: a pixel ≈ ${Math.max(1, 1 / cy).toFixed(1)} rows x ${Math.max(1, 1 / cx).toFixed(1)} keys)` : '';
+  const scale =
+    cx < 1 || cy < 1
+      ? `   (shrunk: a pixel ≈ ${Math.max(1, 1 / cy).toFixed(1)} rows x ${Math.max(1, 1 / cx).toFixed(1)} keys)`
+      : '';
   g.fillText(lk > 0 ? `keys ${span(lk)} →${scale}` : 'keys: none (Lk = 0)', x0, 2);
   g.textAlign = 'center';
   g.textBaseline = 'bottom';
-  const tx = ticks(lk, Math.max(1, Math.min(6, Math.floor(lk * cx / 40)))), ty = ticks(lq, Math.max(1, Math.min(6, Math.floor(lq * cy / 30))));
+  const tx = ticks(lk, Math.max(1, Math.min(6, Math.floor((lk * cx) / 40)))),
+    ty = ticks(lq, Math.max(1, Math.min(6, Math.floor((lq * cy) / 30))));
   // The canvas's text is pixels: say it in words too, for screen readers (and tests).
-  g.canvas.setAttribute('aria-label', `visibility mask: query rows ${lq ? `0 to ${lq - 1}` : 'none'} down, keys ${lk ? `0 to ${lk - 1}` : 'none'} across`);
+  g.canvas.setAttribute(
+    'aria-label',
+    `visibility mask: query rows ${lq ? `0 to ${lq - 1}` : 'none'} down, keys ${lk ? `0 to ${lk - 1}` : 'none'} across`,
+  );
   Object.assign(g.canvas.dataset, { ticksX: tx.join(','), ticksY: ty.join(',') });
   g.beginPath();
   for (const j of tx) {
     const x = x0 + (j + 0.5) * cx;
-    g.moveTo(x, y0 - 4); g.lineTo(x, y0);
+    g.moveTo(x, y0 - 4);
+    g.lineTo(x, y0);
     g.fillText(String(j), x, y0 - 5);
   }
   g.textAlign = 'right';
   g.textBaseline = 'middle';
   for (const i of ty) {
     const y = y0 + (i + 0.5) * cy;
-    g.moveTo(x0 - 4, y); g.lineTo(x0, y);
+    g.moveTo(x0 - 4, y);
+    g.lineTo(x0, y);
     g.fillText(String(i), x0 - 6, y);
   }
   g.stroke();

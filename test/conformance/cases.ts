@@ -32,13 +32,24 @@ export interface Case {
 }
 
 const base: Case = {
-  seqlensQ: [37], seqlensK: [53], numHeads: 2, numKvHeads: 2, headDim: 64, headDimV: 64, dtype: 'float32', returnLse: true,
+  seqlensQ: [37],
+  seqlensK: [53],
+  numHeads: 2,
+  numKvHeads: 2,
+  headDim: 64,
+  headDimV: 64,
+  dtype: 'float32',
+  returnLse: true,
 };
 
 export function caseId(c: Case): string {
   const parts: string[] = [];
   const same = (a: number[], b: number[]) => a.length === b.length && a.every((x, i) => x === b[i]);
-  parts.push(same(c.seqlensQ, c.seqlensK) ? `L=${c.seqlensQ.join(',')}` : `Lq=${c.seqlensQ.join(',')} Lk=${c.seqlensK.join(',')}`);
+  parts.push(
+    same(c.seqlensQ, c.seqlensK)
+      ? `L=${c.seqlensQ.join(',')}`
+      : `Lq=${c.seqlensQ.join(',')} Lk=${c.seqlensK.join(',')}`,
+  );
   parts.push(c.numKvHeads === c.numHeads ? `h=${c.numHeads}` : `h=${c.numHeads}/${c.numKvHeads}`);
   parts.push(c.headDimV === c.headDim ? `d=${c.headDim}` : `d=${c.headDim}/${c.headDimV}`);
   if (c.dtype !== 'float32') parts.push(c.dtype);
@@ -74,7 +85,13 @@ export const cases: Case[] = [
   mk({ seqlensQ: [5, 0, 7, 3], seqlensK: [6, 4, 0, 9] }),
   mk({ seqlensQ: [], seqlensK: [] }),
   mk({ seqlensQ: [1, 63, 65, 130, 2], seqlensK: [129, 64, 1, 130, 300], causal: true, numHeads: 4, numKvHeads: 2 }),
-  mk({ seqlensQ: [1, 63, 65, 130, 2], seqlensK: [129, 64, 1, 130, 300], numHeads: 4, numKvHeads: 2, dtype: 'bfloat16' }),
+  mk({
+    seqlensQ: [1, 63, 65, 130, 2],
+    seqlensK: [129, 64, 1, 130, 300],
+    numHeads: 4,
+    numKvHeads: 2,
+    dtype: 'bfloat16',
+  }),
   // Lq = 1 (decode) and Lk = 1.
   mk({ seqlensQ: [1, 1, 1], seqlensK: [200, 1, 77], numHeads: 8, numKvHeads: 2, causal: true }),
   mk({ seqlensQ: [1], seqlensK: [517], numHeads: 8, numKvHeads: 1, headDim: 128 }),
@@ -119,7 +136,15 @@ export const cases: Case[] = [
   mk({ seqlensQ: [20, 30], seqlensK: [40, 30], badIn: 'v', bad: '-inf', window: [3, 0] }),
   mk({ seqlensQ: [20, 30], seqlensK: [40, 30], badIn: 'k', bad: 'inf', causal: true }),
   mk({ seqlensQ: [20, 30], seqlensK: [40, 30], badIn: 'v', bad: 'inf', causal: true, dtype: 'float16' }),
-  mk({ seqlensQ: [20, 30], seqlensK: [40, 30], badIn: 'v', bad: '-inf', causal: true, dtype: 'bfloat16', headDim: 128 }),
+  mk({
+    seqlensQ: [20, 30],
+    seqlensK: [40, 30],
+    badIn: 'v',
+    bad: '-inf',
+    causal: true,
+    dtype: 'bfloat16',
+    headDim: 128,
+  }),
 ];
 
 /**
@@ -127,12 +152,73 @@ export const cases: Case[] = [
  * key tiles, several query blocks, grouped heads, every head-dim class, split key ranges.
  */
 export const largeCases: Case[] = [
-  mk({ seqlensQ: [1, 1, 1, 1], seqlensK: [4100, 700, 1, 2049], numHeads: 32, numKvHeads: 8, headDim: 128, dtype: 'bfloat16', causal: true }),
-  mk({ seqlensQ: [300, 0, 517, 64], seqlensK: [300, 77, 900, 64], numHeads: 4, numKvHeads: 2, headDim: 128, dtype: 'float16', causal: true }),
+  mk({
+    seqlensQ: [1, 1, 1, 1],
+    seqlensK: [4100, 700, 1, 2049],
+    numHeads: 32,
+    numKvHeads: 8,
+    headDim: 128,
+    dtype: 'bfloat16',
+    causal: true,
+  }),
+  mk({
+    seqlensQ: [300, 0, 517, 64],
+    seqlensK: [300, 77, 900, 64],
+    numHeads: 4,
+    numKvHeads: 2,
+    headDim: 128,
+    dtype: 'float16',
+    causal: true,
+  }),
   mk({ seqlensQ: [700], seqlensK: [650], numHeads: 2, headDim: 64, dtype: 'bfloat16', window: [100, 40] }),
-  mk({ seqlensQ: [260, 3], seqlensK: [300, 1000], numHeads: 2, headDim: 256, dtype: 'float16', causal: true, alibi: true }),
-  mk({ seqlensQ: [200], seqlensK: [1500], numHeads: 6, numKvHeads: 3, headDim: 96, headDimV: 72, softcap: 15, qScale: 3 }),
-  mk({ seqlensQ: [5, 600], seqlensK: [2000, 600], numHeads: 4, numKvHeads: 1, headDim: 200, dtype: 'bfloat16', causal: true, badIn: 'k' }),
-  mk({ seqlensQ: [5, 600], seqlensK: [2000, 600], numHeads: 4, numKvHeads: 1, headDim: 128, dtype: 'bfloat16', causal: true, badIn: 'v', bad: 'inf' }),
-  mk({ seqlensQ: [1000, 24], seqlensK: [1000, 3000], numHeads: 2, numKvHeads: 1, headDim: 128, dtype: 'float16', causal: true, window: [300, 0] }),
+  mk({
+    seqlensQ: [260, 3],
+    seqlensK: [300, 1000],
+    numHeads: 2,
+    headDim: 256,
+    dtype: 'float16',
+    causal: true,
+    alibi: true,
+  }),
+  mk({
+    seqlensQ: [200],
+    seqlensK: [1500],
+    numHeads: 6,
+    numKvHeads: 3,
+    headDim: 96,
+    headDimV: 72,
+    softcap: 15,
+    qScale: 3,
+  }),
+  mk({
+    seqlensQ: [5, 600],
+    seqlensK: [2000, 600],
+    numHeads: 4,
+    numKvHeads: 1,
+    headDim: 200,
+    dtype: 'bfloat16',
+    causal: true,
+    badIn: 'k',
+  }),
+  mk({
+    seqlensQ: [5, 600],
+    seqlensK: [2000, 600],
+    numHeads: 4,
+    numKvHeads: 1,
+    headDim: 128,
+    dtype: 'bfloat16',
+    causal: true,
+    badIn: 'v',
+    bad: 'inf',
+  }),
+  mk({
+    seqlensQ: [1000, 24],
+    seqlensK: [1000, 3000],
+    numHeads: 2,
+    numKvHeads: 1,
+    headDim: 128,
+    dtype: 'float16',
+    causal: true,
+    window: [300, 0],
+  }),
 ];

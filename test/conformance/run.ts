@@ -25,7 +25,9 @@ export interface CaseResult {
 }
 
 export interface Inputs {
-  q: Tensor; k: Tensor; v: Tensor;
+  q: Tensor;
+  k: Tensor;
+  v: Tensor;
   options: VarlenOptions;
   fixed: boolean;
 }
@@ -35,33 +37,51 @@ const sum = (a: number[]) => a.reduce((x, y) => x + y, 0);
 /** Builds a case's inputs from a seed: the same seed gives the same tensors everywhere. */
 export function buildInputs(c: Case, seed: number): Inputs {
   const next = rng(seed);
-  const totalQ = sum(c.seqlensQ), totalK = sum(c.seqlensK), batch = c.seqlensQ.length;
+  const totalQ = sum(c.seqlensQ),
+    totalK = sum(c.seqlensK),
+    batch = c.seqlensQ.length;
   const qv = randn(next, totalQ * c.numHeads * c.headDim, c.qScale ?? 1);
   const kv = randn(next, totalK * c.numKvHeads * c.headDim);
   const vv = randn(next, totalK * c.numKvHeads * c.headDimV);
   if (c.badIn) {
     const row = (c.badIn === 'q' ? c.seqlensQ[0]! : c.seqlensK[0]!) - 1;
-    const arr = { q: qv, k: kv, v: vv }[c.badIn], heads = c.badIn === 'q' ? c.numHeads : c.numKvHeads;
+    const arr = { q: qv, k: kv, v: vv }[c.badIn],
+      heads = c.badIn === 'q' ? c.numHeads : c.numKvHeads;
     const dim = c.badIn === 'v' ? c.headDimV : c.headDim;
     if (row >= 0) arr[row * heads * dim] = c.bad === 'inf' ? Infinity : c.bad === '-inf' ? -Infinity : NaN;
   }
   const cu = (lens: number[]) => Int32Array.from([0, ...lens.map((_, i) => sum(lens.slice(0, i + 1)))]);
   const t = (data: Float32Array, shape: number[]): Tensor => ({ data: encode(data, c.dtype), shape, dtype: c.dtype });
-  const alibiSlopes = c.alibi ? Float32Array.from({ length: c.numHeads }, (_, h) => 2 ** (-8 * (h + 1) / c.numHeads)) : undefined;
+  const alibiSlopes = c.alibi
+    ? Float32Array.from({ length: c.numHeads }, (_, h) => 2 ** ((-8 * (h + 1)) / c.numHeads))
+    : undefined;
   const options: VarlenOptions = {
-    cuSeqlensQ: cu(c.seqlensQ), cuSeqlensK: cu(c.seqlensK), causal: c.causal, window: c.window,
-    softmaxScale: c.softmaxScale, softcap: c.softcap, alibiSlopes, returnLse: c.returnLse,
+    cuSeqlensQ: cu(c.seqlensQ),
+    cuSeqlensK: cu(c.seqlensK),
+    causal: c.causal,
+    window: c.window,
+    softmaxScale: c.softmaxScale,
+    softcap: c.softcap,
+    alibiSlopes,
+    returnLse: c.returnLse,
   };
   if (c.fixed) {
-    const sq = c.seqlensQ[0] ?? 0, sk = c.seqlensK[0] ?? 0;
+    const sq = c.seqlensQ[0] ?? 0,
+      sk = c.seqlensK[0] ?? 0;
     return {
-      q: t(qv, [batch, sq, c.numHeads, c.headDim]), k: t(kv, [batch, sk, c.numKvHeads, c.headDim]),
-      v: t(vv, [batch, sk, c.numKvHeads, c.headDimV]), options, fixed: true,
+      q: t(qv, [batch, sq, c.numHeads, c.headDim]),
+      k: t(kv, [batch, sk, c.numKvHeads, c.headDim]),
+      v: t(vv, [batch, sk, c.numKvHeads, c.headDimV]),
+      options,
+      fixed: true,
     };
   }
   return {
-    q: t(qv, [totalQ, c.numHeads, c.headDim]), k: t(kv, [totalK, c.numKvHeads, c.headDim]),
-    v: t(vv, [totalK, c.numKvHeads, c.headDimV]), options, fixed: false,
+    q: t(qv, [totalQ, c.numHeads, c.headDim]),
+    k: t(kv, [totalK, c.numKvHeads, c.headDim]),
+    v: t(vv, [totalK, c.numKvHeads, c.headDimV]),
+    options,
+    fixed: false,
   };
 }
 
@@ -75,10 +95,13 @@ export function formOptions(x: Inputs): AttentionOptions | VarlenOptions {
 /** Runs an engine on inputs (through device tensors when `device` is set). */
 export async function runEngine(engine: Engine, x: Inputs, device = false) {
   const fixedOptions = formOptions(x);
-  if (!device) return x.fixed ? engine.attention(x.q, x.k, x.v, fixedOptions) : engine.attentionVarlen(x.q, x.k, x.v, x.options);
+  if (!device)
+    return x.fixed ? engine.attention(x.q, x.k, x.v, fixedOptions) : engine.attentionVarlen(x.q, x.k, x.v, x.options);
   const [q, k, v] = await Promise.all([engine.upload(x.q), engine.upload(x.k), engine.upload(x.v)]);
   try {
-    const r = x.fixed ? await engine.attention(q, k, v, fixedOptions) : await engine.attentionVarlen(q, k, v, x.options);
+    const r = x.fixed
+      ? await engine.attention(q, k, v, fixedOptions)
+      : await engine.attentionVarlen(q, k, v, x.options);
     // the cuda engine returns device tensors; the wasm engine returns host tensors even for resident inputs
     const host = async (t: AnyTensor) => ('data' in t ? t : engine.download(t));
     const out = await host(r.out);
@@ -87,7 +110,9 @@ export async function runEngine(engine: Engine, x: Inputs, device = false) {
     if (r.lse && !('data' in r.lse)) r.lse.dispose();
     return { out, lse };
   } finally {
-    q.dispose(); k.dispose(); v.dispose();
+    q.dispose();
+    k.dispose();
+    v.dispose();
   }
 }
 
@@ -103,30 +128,44 @@ function sameShape(a: readonly number[], b: readonly number[]) {
   return a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
-export async function runCase(engine: Engine, c: Case, seed: number, opts: { device?: boolean } = {}): Promise<CaseResult> {
+export async function runCase(
+  engine: Engine,
+  c: Case,
+  seed: number,
+  opts: { device?: boolean } = {},
+): Promise<CaseResult> {
   const id = caseId(c);
   const x = buildInputs(c, seed);
   const p = x.fixed ? validateFixed(x.q, x.k, x.v, formOptions(x)) : validateVarlen(x.q, x.k, x.v, x.options);
-  const res = (ok: boolean, error: number, tolerance: number, detail: string, skipped?: string): CaseResult =>
-    ({ id, seed, ok, error, tolerance, detail, skipped });
+  const res = (ok: boolean, error: number, tolerance: number, detail: string, skipped?: string): CaseResult => ({
+    id,
+    seed,
+    ok,
+    error,
+    tolerance,
+    detail,
+    skipped,
+  });
   const why = engine.supports(x.q, x.k, x.v, formOptions(x));
   if (why !== null) return res(true, 0, 0, '', why);
 
   const cd = computeDtype(engine, c.dtype);
   // The reference sees exactly the values the engine computes with.
-  const rounded = (t: Tensor): Tensor => (cd === c.dtype ? t : { ...t, data: encode(t.data as Float32Array, cd), dtype: cd });
+  const rounded = (t: Tensor): Tensor =>
+    cd === c.dtype ? t : { ...t, data: encode(t.data as Float32Array, cd), dtype: cd };
   const refP = { ...p, q: rounded(x.q), k: rounded(x.k), v: rounded(x.v), dtype: cd };
   const ref = referenceProblem(refP);
 
   const restore = setKnobs({ poisonOutputs: true });
-  let r;
+  let r: Awaited<ReturnType<typeof runEngine>>;
   try {
     r = await runEngine(engine, x, opts.device);
   } finally {
     restore();
   }
   if (r.out.dtype !== c.dtype) return res(false, NaN, 0, `out.dtype ${r.out.dtype}, expected ${c.dtype}`);
-  if (!sameShape(r.out.shape, p.outShape)) return res(false, NaN, 0, `out.shape [${r.out.shape}], expected [${p.outShape}]`);
+  if (!sameShape(r.out.shape, p.outShape))
+    return res(false, NaN, 0, `out.shape [${r.out.shape}], expected [${p.outShape}]`);
   const out = decode(r.out.data, r.out.dtype);
 
   // Not finite exactly where the reference is not: a NaN or Inf elsewhere is an unwritten (poisoned)
@@ -142,16 +181,21 @@ export async function runCase(engine: Engine, c: Case, seed: number, opts: { dev
     for (let i = 0; i < out.length; i++) {
       if (!Number.isFinite(ref.out[i])) continue;
       const e = Math.abs(out[i]! - ref.out[i]!) / Math.max(1, Math.abs(ref.out[i]!));
-      if (e > error) { error = e; at = i; }
+      if (e > error) {
+        error = e;
+        at = i;
+      }
     }
     tolerance = 1e-4;
     detail = at >= 0 ? `max scaled error ${error.toExponential(2)} at out[${at}]` : 'exact';
   } else {
     const relErr = (o: Float64Array) => {
-      let num = 0, den = 0;
+      let num = 0,
+        den = 0;
       for (let i = 0; i < o.length; i++) {
         if (!Number.isFinite(ref.out[i])) continue;
-        num += (o[i]! - ref.out[i]!) ** 2; den += ref.out[i]! ** 2;
+        num += (o[i]! - ref.out[i]!) ** 2;
+        den += ref.out[i]! ** 2;
       }
       return den > 0 ? Math.sqrt(num / den) : Math.sqrt(num);
     };
@@ -169,9 +213,13 @@ export async function runCase(engine: Engine, c: Case, seed: number, opts: { dev
     const lse = r.lse.data as Float32Array;
     const lseTol = cd === 'float32' ? 1e-4 : 1e-3;
     for (let i = 0; i < lse.length; i++) {
-      const a = lse[i]!, b = ref.lse[i]!;
-      const bad = Number.isNaN(b) ? !Number.isNaN(a) : b === -Infinity ? a !== -Infinity
-        : !(Math.abs(a - b) <= lseTol * Math.max(1, Math.abs(b)));
+      const a = lse[i]!,
+        b = ref.lse[i]!;
+      const bad = Number.isNaN(b)
+        ? !Number.isNaN(a)
+        : b === -Infinity
+          ? a !== -Infinity
+          : !(Math.abs(a - b) <= lseTol * Math.max(1, Math.abs(b)));
       if (bad) return res(false, error, tolerance, `lse[${i}] = ${a}, reference ${b}`);
     }
   } else if (r.lse) return res(false, error, tolerance, 'lse returned without returnLse');

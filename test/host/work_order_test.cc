@@ -17,20 +17,22 @@
 using namespace fa;
 
 static int checks = 0, failures = 0;
-#define CHECK(cond, ...)                                   \
-  do {                                                     \
-    ++checks;                                              \
-    if (!(cond)) {                                         \
-      if (++failures <= 10) {                              \
-        std::printf("FAIL line %d: ", __LINE__);           \
-        std::printf(__VA_ARGS__);                          \
-        std::printf("\n");                                 \
-      }                                                    \
-    }                                                      \
+#define CHECK(cond, ...)                         \
+  do {                                           \
+    ++checks;                                    \
+    if (!(cond)) {                               \
+      if (++failures <= 10) {                    \
+        std::printf("FAIL line %d: ", __LINE__); \
+        std::printf(__VA_ARGS__);                \
+        std::printf("\n");                       \
+      }                                          \
+    }                                            \
   } while (0)
 
 using Key = std::tuple<int, int, int, int>;  // b, hk, mBlock, split
-static Key keyOf(const Unit& u) { return {u.w.b, u.w.hk, u.w.mBlock, u.w.split}; }
+static Key keyOf(const Unit& u) {
+  return {u.w.b, u.w.hk, u.w.mBlock, u.w.split};
+}
 
 // A random plan: sequences with random query-block counts, kv heads, splits, causal-like costs.
 static std::vector<Unit> randomUnits(std::mt19937& rng, int maxBlocks) {
@@ -95,7 +97,8 @@ int main(int argc, char** argv) {
       if (starts) {
         CHECK(!done.count(c), "seed %u trial %d: cluster (%d, %d) is split", seed, trial, c.first, c.second);
         done.insert(c);
-        CHECK(lastTotal < 0 || cl[i].clusterCost <= lastTotal, "seed %u trial %d: clusters not costliest first", seed, trial);
+        CHECK(lastTotal < 0 || cl[i].clusterCost <= lastTotal, "seed %u trial %d: clusters not costliest first", seed,
+              trial);
         lastTotal = cl[i].clusterCost;
       } else {
         CHECK(cl[i - 1].cost >= cl[i].cost, "seed %u trial %d: cluster not longest first inside", seed, trial);
@@ -105,7 +108,8 @@ int main(int argc, char** argv) {
     const auto& hy = out[WorkOrder::Hybrid];
     const size_t tail = size_t(std::min<long long>((long long)hy.size(), 2 * slots));
     for (size_t i = 0; i + tail < hy.size(); ++i)
-      CHECK(keyOf(hy[i]) == keyOf(cl[i]), "seed %u trial %d: hybrid differs from clusters before its tail", seed, trial);
+      CHECK(keyOf(hy[i]) == keyOf(cl[i]), "seed %u trial %d: hybrid differs from clusters before its tail", seed,
+            trial);
     for (size_t i = hy.size() - tail + 1; i < hy.size(); ++i)
       CHECK(hy[i - 1].cost >= hy[i].cost, "seed %u trial %d: hybrid tail not longest first", seed, trial);
 

@@ -5,7 +5,11 @@
  */
 import os from 'node:os';
 
-interface Snapshot { busyMs: number; ownMs: number; wallMs: number }
+interface Snapshot {
+  busyMs: number;
+  ownMs: number;
+  wallMs: number;
+}
 
 function snapshot(): Snapshot {
   let busy = 0;

@@ -11,11 +11,17 @@ export interface Check {
 export const F32_TOLERANCE = 1e-4;
 
 export function checkAgainst(out: ArrayLike<number>, ref: Float64Array, tol = F32_TOLERANCE): Check {
-  if (out.length !== ref.length) return { ok: false, maxErr: Infinity, worst: `length ${out.length}, expected ${ref.length}` };
-  let maxErr = 0, at = 0;
+  if (out.length !== ref.length)
+    return { ok: false, maxErr: Infinity, worst: `length ${out.length}, expected ${ref.length}` };
+  let maxErr = 0,
+    at = 0;
   for (let i = 0; i < ref.length; i++) {
     const e = Math.abs(out[i]! - ref[i]!) / Math.max(1, Math.abs(ref[i]!));
-    if (!(e <= maxErr)) { maxErr = Number.isNaN(e) ? Infinity : e; at = i; if (maxErr === Infinity) break; }
+    if (!(e <= maxErr)) {
+      maxErr = Number.isNaN(e) ? Infinity : e;
+      at = i;
+      if (maxErr === Infinity) break;
+    }
   }
   return { ok: maxErr <= tol, maxErr, worst: `element ${at}: ${out[at]} vs reference ${ref[at]}` };
 }

@@ -23,16 +23,63 @@ export interface Workload {
 }
 
 export const WORKLOADS: readonly Workload[] = [
-  { id: 'A', title: 'prefill, causal, 8 heads, 1024 x 1024, d 64', numHeads: 8, numKvHeads: 8, headDim: 64, headDimV: 64,
-    seqlensQ: [1024], seqlensK: [1024], causal: true },
-  { id: 'B', title: 'bottom-right causal, 8 heads, 512 q x 2048 k, d 64', numHeads: 8, numKvHeads: 8, headDim: 64, headDimV: 64,
-    seqlensQ: [512], seqlensK: [2048], causal: true },
-  { id: 'C', title: 'decode, 32 q heads / 8 kv heads, 1 x 4096, d 128', numHeads: 32, numKvHeads: 8, headDim: 128, headDimV: 128,
-    seqlensQ: [1], seqlensK: [4096], causal: true, reportBandwidth: true, residentKV: true },
-  { id: 'D', title: 'non-causal, 12 heads, 512 x 512, d 64', numHeads: 12, numKvHeads: 12, headDim: 64, headDimV: 64,
-    seqlensQ: [512], seqlensK: [512], causal: false },
-  { id: 'E', title: 'packed batch, causal, 8 heads, d 64, lengths [37, 512, 129, 1024, 5, 300]', numHeads: 8, numKvHeads: 8,
-    headDim: 64, headDimV: 64, seqlensQ: [37, 512, 129, 1024, 5, 300], seqlensK: [37, 512, 129, 1024, 5, 300], causal: true },
+  {
+    id: 'A',
+    title: 'prefill, causal, 8 heads, 1024 x 1024, d 64',
+    numHeads: 8,
+    numKvHeads: 8,
+    headDim: 64,
+    headDimV: 64,
+    seqlensQ: [1024],
+    seqlensK: [1024],
+    causal: true,
+  },
+  {
+    id: 'B',
+    title: 'bottom-right causal, 8 heads, 512 q x 2048 k, d 64',
+    numHeads: 8,
+    numKvHeads: 8,
+    headDim: 64,
+    headDimV: 64,
+    seqlensQ: [512],
+    seqlensK: [2048],
+    causal: true,
+  },
+  {
+    id: 'C',
+    title: 'decode, 32 q heads / 8 kv heads, 1 x 4096, d 128',
+    numHeads: 32,
+    numKvHeads: 8,
+    headDim: 128,
+    headDimV: 128,
+    seqlensQ: [1],
+    seqlensK: [4096],
+    causal: true,
+    reportBandwidth: true,
+    residentKV: true,
+  },
+  {
+    id: 'D',
+    title: 'non-causal, 12 heads, 512 x 512, d 64',
+    numHeads: 12,
+    numKvHeads: 12,
+    headDim: 64,
+    headDimV: 64,
+    seqlensQ: [512],
+    seqlensK: [512],
+    causal: false,
+  },
+  {
+    id: 'E',
+    title: 'packed batch, causal, 8 heads, d 64, lengths [37, 512, 129, 1024, 5, 300]',
+    numHeads: 8,
+    numKvHeads: 8,
+    headDim: 64,
+    headDimV: 64,
+    seqlensQ: [37, 512, 129, 1024, 5, 300],
+    seqlensK: [37, 512, 129, 1024, 5, 300],
+    causal: true,
+  },
 ];
 
 export interface WorkloadData {
@@ -60,19 +107,31 @@ function prefix(lens: readonly number[]): Int32Array {
 
 /** Seeded unit-scale normal inputs: the same seed gives the same data everywhere. */
 export function makeWorkloadData(w: Workload, seed = 1234): WorkloadData {
-  const cuSeqlensQ = prefix(w.seqlensQ), cuSeqlensK = prefix(w.seqlensK);
-  const totalQ = cuSeqlensQ[w.seqlensQ.length]!, totalK = cuSeqlensK[w.seqlensK.length]!;
+  const cuSeqlensQ = prefix(w.seqlensQ),
+    cuSeqlensK = prefix(w.seqlensK);
+  const totalQ = cuSeqlensQ[w.seqlensQ.length]!,
+    totalK = cuSeqlensK[w.seqlensK.length]!;
   const next = rng(seed);
   const q = randn(next, totalQ * w.numHeads * w.headDim);
   const k = randn(next, totalK * w.numKvHeads * w.headDim);
   const v = randn(next, totalK * w.numKvHeads * w.headDimV);
   const t = (data: Float32Array, shape: number[]): Tensor => ({ data, shape, dtype: 'float32' });
   const problem = validateVarlen(
-    t(q, [totalQ, w.numHeads, w.headDim]), t(k, [totalK, w.numKvHeads, w.headDim]), t(v, [totalK, w.numKvHeads, w.headDimV]),
+    t(q, [totalQ, w.numHeads, w.headDim]),
+    t(k, [totalK, w.numKvHeads, w.headDim]),
+    t(v, [totalK, w.numKvHeads, w.headDimV]),
     { cuSeqlensQ, cuSeqlensK, causal: w.causal },
   );
   return {
-    w, q, k, v, cuSeqlensQ, cuSeqlensK, totalQ, totalK, problem,
+    w,
+    q,
+    k,
+    v,
+    cuSeqlensQ,
+    cuSeqlensK,
+    totalQ,
+    totalK,
+    problem,
     flops: problemFlops(problem),
     kvBytes: totalK * w.numKvHeads * (w.headDim + w.headDimV) * 4,
   };
