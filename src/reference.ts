@@ -1,5 +1,5 @@
 /**
- * The float64 reference: SEMANTICS.md written out literally, one row at a time (it holds one row
+ * The float64 reference: docs/semantics.md written out literally, one row at a time (it holds one row
  * of scores, never the whole matrix). Slow on purpose; engines are checked against it.
  */
 import { decode } from './half.js';

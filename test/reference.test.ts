@@ -1,4 +1,4 @@
-// The float64 reference checked against values worked out by hand from SEMANTICS.md.
+// The float64 reference checked against values worked out by hand from docs/semantics.md.
 import { describe, expect, it } from 'vitest';
 import { visibleRange } from '../src/problem.js';
 import { referenceAttention, referenceAttentionVarlen } from '../src/reference.js';

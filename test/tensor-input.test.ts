@@ -1,4 +1,4 @@
-// Tensors as users hold them (SEMANTICS.md "Inputs"): `{ data, shape }` without dtype for Float32Array,
+// Tensors as users hold them (docs/semantics.md "Inputs"): `{ data, shape }` without dtype for Float32Array,
 // a Float16Array as float16 where the runtime has one, and onnxruntime Tensors (onnxruntime-common's
 // class, the one onnxruntime-web/-node and transformers.js hand out). Each gives the same result as
 // the canonical form, bit for bit; what is not accepted is a TypeError naming the argument.

@@ -1,4 +1,4 @@
-// Every "Bad input" rule of SEMANTICS.md: the right error class and a message naming the argument,
+// Every "Bad input" rule of docs/semantics.md: the right error class and a message naming the argument,
 // thrown before any engine sees the call.
 import { describe, expect, it } from 'vitest';
 import type { Backend } from '../src/backend.js';

@@ -13,7 +13,7 @@
  * (from /proc); a row above BUSY_CORES (src/cli/bench/interference.ts) is measured again, up to
  * --retries N times (default 3), keeping the least disturbed attempt, and flagged if still above.
  * GFLOP/s = attentionFlops (src/problem.ts: 4 * kept (query, key) pairs * heads * d) / median time.
- * Every result is checked against the float64 reference (SEMANTICS.md's float32 tolerance).
+ * Every result is checked against the float64 reference (docs/semantics.md's float32 tolerance).
  */
 import { execSync } from 'node:child_process';
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';

@@ -3,7 +3,7 @@
  * operator that computes the workload's exact semantics (bottom-right causal mask, grouped heads).
  * The runners are in peers.ts.
  *
- * Semantics respected (see shared/WASM-NOTES.md):
+ * Semantics respected (docs/semantics.md; what each operator does with masks was checked against its outputs):
  * - ONNX `Attention` (opset 23) aligns `is_causal` top-left when Sq != Sk: is_causal only when
  *   Sq == Sk, else an explicit additive bottom-right mask.
  * - `com.microsoft.MultiHeadAttention` `unidirectional=1` is wrong for Sq < Sk: only used when

@@ -40,7 +40,7 @@ function checkAll(r: CheckRequest): CheckMessage {
 /**
  * One row's exact reference: attention of that query over exactly the keys its mask keeps, so the
  * reference runs on the kept slice with no mask (the slice is contiguous in [Lk, heads, dim], so
- * no copy). A row that keeps no key must come out zero, as SEMANTICS.md says.
+ * no copy). A row that keeps no key must come out zero, as docs/semantics.md says.
  */
 function checkRows(r: CheckRequest, rows: Int32Array): CheckMessage {
   const { lq, lk, heads, dim } = r;

@@ -1,6 +1,6 @@
 /**
  * Runs conformance cases on an engine: fresh seeded inputs, outputs poisoned before the call,
- * every element compared with the float64 reference under SEMANTICS.md's tolerances.
+ * every element compared with the float64 reference under docs/semantics.md's tolerances.
  * Used by vitest and by `flashattn doctor` (which must run without a test framework).
  */
 import { setKnobs } from '../../src/knobs.js';

@@ -1,4 +1,4 @@
-/** Checks a float32 output against the float64 reference with SEMANTICS.md's float32 tolerance. */
+/** Checks a float32 output against the float64 reference with docs/semantics.md's float32 tolerance. */
 
 export interface Check {
   ok: boolean;
