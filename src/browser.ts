@@ -8,32 +8,7 @@ import { createEngineWith, type Loaders } from './engine.js';
 import type { Engine, EngineOptions, WasmSources } from './types.js';
 import { createBrowserWasmBackend } from './wasm/backend-browser.js';
 
-export type {
-  AnyTensor,
-  AttentionOptions,
-  AttentionResult,
-  BackendName,
-  DType,
-  DeviceTensor,
-  Engine,
-  EngineOptions,
-  Float16ArrayLike,
-  HostData,
-  InputTensor,
-  OrtTensorLike,
-  ResultTensor,
-  Tensor,
-  TensorInput,
-  TensorLike,
-  VarlenOptions,
-  WasmSource,
-  WasmSources,
-} from './types.js';
-export { tensor } from './tensor.js';
-export { referenceAttention, referenceAttentionVarlen } from './reference.js';
-export type { ReferenceResult } from './reference.js';
-export { f16ToF32, bf16ToF32, f32ToF16, f32ToBf16, encode, decode } from './half.js';
-export { attentionFlops } from './flops.js';
+export * from './api.js';
 
 const CUDA_IN_BROWSER = "the cuda engine needs Node and the native addon; in a browser use backend 'wasm'";
 

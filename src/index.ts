@@ -1,27 +1,3 @@
-export type {
-  AnyTensor,
-  AttentionOptions,
-  AttentionResult,
-  BackendName,
-  DType,
-  DeviceTensor,
-  Engine,
-  EngineOptions,
-  Float16ArrayLike,
-  HostData,
-  InputTensor,
-  OrtTensorLike,
-  ResultTensor,
-  Tensor,
-  TensorInput,
-  TensorLike,
-  VarlenOptions,
-  WasmSource,
-  WasmSources,
-} from './types.js';
+/** The Node entry: the shared API (api.ts) and the createEngine of src/node.ts (cuda addon, then wasm on worker_threads). */
+export * from './api.js';
 export { createEngine } from './node.js';
-export { tensor } from './tensor.js';
-export { referenceAttention, referenceAttentionVarlen } from './reference.js';
-export type { ReferenceResult } from './reference.js';
-export { f16ToF32, bf16ToF32, f32ToF16, f32ToBf16, encode, decode } from './half.js';
-export { attentionFlops } from './flops.js';

@@ -8,8 +8,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildSync } from 'esbuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Case } from './conformance/cases.js';
-import { caseId } from './conformance/cases.js';
+import { caseId, splitCases as cases } from './conformance/cases.js';
 import { randn, rng } from './conformance/random.js';
 import { buildInputs, runCase, runEngine } from './conformance/run.js';
 import type { Backend } from '../src/backend.js';
@@ -17,98 +16,6 @@ import { engineFromBackend } from '../src/engine.js';
 import { createEngine } from '../src/node.js';
 import type { AnyTensor, Engine, Tensor } from '../src/types.js';
 import { wasmFiles } from '../src/wasm/backend.js';
-
-const base: Case = {
-  seqlensQ: [37],
-  seqlensK: [53],
-  numHeads: 2,
-  numKvHeads: 2,
-  headDim: 64,
-  headDimV: 64,
-  dtype: 'float32',
-  returnLse: true,
-};
-const mk = (o: Partial<Case>): Case => ({ ...base, ...o });
-
-/** Cases that exercise what the shared suite reaches only lightly: split key ranges, ragged batches, halves. */
-const cases: Case[] = [
-  // ragged causal packed batch, grouped heads, sequences longer than one row block
-  mk({
-    seqlensQ: [1, 63, 65, 130, 2, 300],
-    seqlensK: [129, 64, 1, 130, 300, 700],
-    numHeads: 4,
-    numKvHeads: 2,
-    causal: true,
-  }),
-  // decode, GQA 32/8, d 128: key ranges split into fixed chunks and combined
-  mk({
-    seqlensQ: [1, 1, 1],
-    seqlensK: [3000, 1100, 5000],
-    numHeads: 32,
-    numKvHeads: 8,
-    headDim: 128,
-    headDimV: 128,
-    causal: true,
-  }),
-  // decode, MHA (one row per item), window cutting the range, alibi
-  mk({ seqlensQ: [1, 1], seqlensK: [2600, 1500], numHeads: 3, numKvHeads: 3, window: [1300, -1], alibi: true }),
-  // 16 rows: split with chunk boundaries inside the rows' ranges, bottom-right causal
-  mk({ seqlensQ: [16], seqlensK: [2100], numHeads: 2, numKvHeads: 2, headDim: 40, headDimV: 24, causal: true }),
-  // few rows, many heads per item (no split), NaN confined to its rows
-  mk({ seqlensQ: [5, 13], seqlensK: [900, 1300], numHeads: 16, numKvHeads: 2, causal: true, badIn: 'k' }),
-  // halves
-  mk({
-    seqlensQ: [200, 77],
-    seqlensK: [200, 77],
-    numHeads: 4,
-    numKvHeads: 1,
-    headDim: 80,
-    dtype: 'float16',
-    window: [30, 5],
-    alibi: true,
-  }),
-  mk({
-    seqlensQ: [1, 90],
-    seqlensK: [2500, 90],
-    numHeads: 4,
-    numKvHeads: 2,
-    headDim: 96,
-    dtype: 'bfloat16',
-    softcap: 20,
-    causal: true,
-  }),
-  mk({
-    seqlensQ: [1],
-    seqlensK: [3000],
-    numHeads: 8,
-    numKvHeads: 2,
-    headDim: 128,
-    headDimV: 128,
-    dtype: 'float16',
-    causal: true,
-  }),
-  // decode with head dims that are not multiples of 4 / 8 (dot product tails, padded V)
-  mk({
-    seqlensQ: [1, 1],
-    seqlensK: [700, 1500],
-    numHeads: 6,
-    numKvHeads: 2,
-    headDim: 13,
-    headDimV: 7,
-    dtype: 'float16',
-    causal: true,
-  }),
-  mk({
-    seqlensQ: [1, 2],
-    seqlensK: [1300, 90],
-    numHeads: 4,
-    numKvHeads: 4,
-    headDim: 30,
-    headDimV: 12,
-    softcap: 10,
-    alibi: true,
-  }),
-];
 
 /**
  * A script for a child process: `body(src)` is its TypeScript, where src(path) is an import

@@ -14,7 +14,7 @@ import { QUICK, measure } from '../../dist/cli/bench/timing.js';
 import { checkAgainst } from '../../dist/cli/bench/verify.js';
 import type { WorkloadData } from '../../dist/cli/bench/workloads.js';
 import type { BenchOptions, BenchReport, BenchResult } from '../../dist/cli/bench.js';
-import { BenchRun, fmt, pad } from '../../dist/cli/bench.js';
+import { BenchRun, fmt, pad, tableFooter } from '../../dist/cli/bench.js';
 
 export const IMPLS = [
   'flashattn',
@@ -231,14 +231,5 @@ export function table(report: BenchReport, threads: number[]): string[] {
         .map((r) => `${r.threads}t: ${r.op}`);
       if (ops.length) lines.push(`- ${w.id} ${impl}: ${ops.join('; ')}`);
     }
-  if (report.results.some((r) => r.othersCores > BUSY_CORES))
-    lines.push(
-      '',
-      `⚠ measured while other processes used more than ${BUSY_CORES} of a core on average: not trustworthy.`,
-    );
-  const versions = Object.entries(report.versions).map(([k, v]) => `${k} ${v}`);
-  if (versions.length) lines.push('', `versions: ${versions.join('; ')}`);
-  const missing = Object.entries(report.unavailable);
-  if (missing.length) lines.push('', ...missing.map(([k, v]) => `- ${k}: ${v}`));
-  return lines;
+  return [...lines, ...tableFooter(report)];
 }

@@ -10,7 +10,7 @@
  */
 import { type CommandSpec, type Values, flag } from './args.js';
 import { BUSY_CORES } from './bench/interference.js';
-import { type BenchOptions, type BenchReport, type BenchResult, BenchRun, fmt } from './bench/run.js';
+import { type BenchOptions, type BenchReport, type BenchResult, BenchRun, fmt, tableFooter } from './bench/run.js';
 import { WORKLOADS } from './bench/workloads.js';
 
 export * from './bench/run.js';
@@ -108,14 +108,5 @@ export function engineTable(report: BenchReport, threads: number[]): string[] {
       if (r) lines.push(row(`${w.id}, resident K/V`, t, r, bw));
     }
   }
-  if (report.results.some((r) => r.othersCores > BUSY_CORES))
-    lines.push(
-      '',
-      `⚠ measured while other processes used more than ${BUSY_CORES} of a core on average: not trustworthy.`,
-    );
-  const versions = Object.entries(report.versions).map(([k, v]) => `${k} ${v}`);
-  if (versions.length) lines.push('', `versions: ${versions.join('; ')}`);
-  const missing = Object.entries(report.unavailable);
-  if (missing.length) lines.push('', ...missing.map(([k, v]) => `- ${k}: ${v}`));
-  return lines;
+  return [...lines, ...tableFooter(report)];
 }

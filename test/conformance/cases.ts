@@ -65,7 +65,7 @@ export function caseId(c: Case): string {
   return parts.join(' ');
 }
 
-const mk = (o: Partial<Case>): Case => {
+export const makeCase = (o: Partial<Case>): Case => {
   const c = { ...base, ...o };
   if (o.numHeads !== undefined && o.numKvHeads === undefined) c.numKvHeads = o.numHeads;
   if (o.headDim !== undefined && o.headDimV === undefined) c.headDimV = o.headDim;
@@ -76,16 +76,22 @@ const HEAD_DIMS = [1, 13, 40, 59, 64, 80, 96, 111, 128, 160, 192, 224, 256];
 
 export const cases: Case[] = [
   // The classic bottom-right picture, and its mirror where the first rows see nothing.
-  mk({ seqlensQ: [10], seqlensK: [20], causal: true }),
-  mk({ seqlensQ: [20], seqlensK: [10], causal: true }),
-  mk({ seqlensQ: [10], seqlensK: [20] }),
-  mk({ seqlensQ: [130], seqlensK: [70], causal: true, numHeads: 3 }),
+  makeCase({ seqlensQ: [10], seqlensK: [20], causal: true }),
+  makeCase({ seqlensQ: [20], seqlensK: [10], causal: true }),
+  makeCase({ seqlensQ: [10], seqlensK: [20] }),
+  makeCase({ seqlensQ: [130], seqlensK: [70], causal: true, numHeads: 3 }),
   // Ragged packed batches with empty sequences on either side.
-  mk({ seqlensQ: [5, 0, 7, 3, 0], seqlensK: [6, 4, 0, 9, 0], causal: true }),
-  mk({ seqlensQ: [5, 0, 7, 3], seqlensK: [6, 4, 0, 9] }),
-  mk({ seqlensQ: [], seqlensK: [] }),
-  mk({ seqlensQ: [1, 63, 65, 130, 2], seqlensK: [129, 64, 1, 130, 300], causal: true, numHeads: 4, numKvHeads: 2 }),
-  mk({
+  makeCase({ seqlensQ: [5, 0, 7, 3, 0], seqlensK: [6, 4, 0, 9, 0], causal: true }),
+  makeCase({ seqlensQ: [5, 0, 7, 3], seqlensK: [6, 4, 0, 9] }),
+  makeCase({ seqlensQ: [], seqlensK: [] }),
+  makeCase({
+    seqlensQ: [1, 63, 65, 130, 2],
+    seqlensK: [129, 64, 1, 130, 300],
+    causal: true,
+    numHeads: 4,
+    numKvHeads: 2,
+  }),
+  makeCase({
     seqlensQ: [1, 63, 65, 130, 2],
     seqlensK: [129, 64, 1, 130, 300],
     numHeads: 4,
@@ -93,50 +99,50 @@ export const cases: Case[] = [
     dtype: 'bfloat16',
   }),
   // Lq = 1 (decode) and Lk = 1.
-  mk({ seqlensQ: [1, 1, 1], seqlensK: [200, 1, 77], numHeads: 8, numKvHeads: 2, causal: true }),
-  mk({ seqlensQ: [1], seqlensK: [517], numHeads: 8, numKvHeads: 1, headDim: 128 }),
-  mk({ seqlensQ: [40], seqlensK: [1] }),
-  mk({ seqlensQ: [40], seqlensK: [1], causal: true }),
+  makeCase({ seqlensQ: [1, 1, 1], seqlensK: [200, 1, 77], numHeads: 8, numKvHeads: 2, causal: true }),
+  makeCase({ seqlensQ: [1], seqlensK: [517], numHeads: 8, numKvHeads: 1, headDim: 128 }),
+  makeCase({ seqlensQ: [40], seqlensK: [1] }),
+  makeCase({ seqlensQ: [40], seqlensK: [1], causal: true }),
   // Windows: left only, right only, both, [0, 0], with causal, and one wider than the sequence.
-  mk({ seqlensQ: [150], seqlensK: [150], window: [17, -1] }),
-  mk({ seqlensQ: [90], seqlensK: [150], window: [-1, 5] }),
-  mk({ seqlensQ: [150], seqlensK: [90], window: [20, 3] }),
-  mk({ seqlensQ: [70], seqlensK: [70], window: [0, 0] }),
-  mk({ seqlensQ: [100], seqlensK: [160], window: [33, 0], causal: true }),
-  mk({ seqlensQ: [33, 80], seqlensK: [60, 50], window: [1000, 1000] }),
+  makeCase({ seqlensQ: [150], seqlensK: [150], window: [17, -1] }),
+  makeCase({ seqlensQ: [90], seqlensK: [150], window: [-1, 5] }),
+  makeCase({ seqlensQ: [150], seqlensK: [90], window: [20, 3] }),
+  makeCase({ seqlensQ: [70], seqlensK: [70], window: [0, 0] }),
+  makeCase({ seqlensQ: [100], seqlensK: [160], window: [33, 0], causal: true }),
+  makeCase({ seqlensQ: [33, 80], seqlensK: [60, 50], window: [1000, 1000] }),
   // Grouped heads.
-  mk({ seqlensQ: [45, 70], seqlensK: [80, 70], numHeads: 8, numKvHeads: 2, causal: true }),
-  mk({ seqlensQ: [45, 70], seqlensK: [80, 70], numHeads: 6, numKvHeads: 1 }),
+  makeCase({ seqlensQ: [45, 70], seqlensK: [80, 70], numHeads: 8, numKvHeads: 2, causal: true }),
+  makeCase({ seqlensQ: [45, 70], seqlensK: [80, 70], numHeads: 6, numKvHeads: 1 }),
   // Head dims, odd ones included, and headDimV != headDim.
-  ...HEAD_DIMS.map((d) => mk({ seqlensQ: [29, 66], seqlensK: [71, 66], headDim: d, causal: d % 2 === 0 })),
-  mk({ seqlensQ: [48, 17], seqlensK: [64, 90], headDim: 192, headDimV: 128, causal: true }),
-  mk({ seqlensQ: [48], seqlensK: [64], headDim: 32, headDimV: 80 }),
+  ...HEAD_DIMS.map((d) => makeCase({ seqlensQ: [29, 66], seqlensK: [71, 66], headDim: d, causal: d % 2 === 0 })),
+  makeCase({ seqlensQ: [48, 17], seqlensK: [64, 90], headDim: 192, headDimV: 128, causal: true }),
+  makeCase({ seqlensQ: [48], seqlensK: [64], headDim: 32, headDimV: 80 }),
   // Score transforms.
-  mk({ seqlensQ: [64, 30], seqlensK: [96, 30], softcap: 5, qScale: 4 }),
-  mk({ seqlensQ: [64, 30], seqlensK: [96, 30], alibi: true, causal: true, numHeads: 4 }),
-  mk({ seqlensQ: [64, 30], seqlensK: [96, 30], alibi: true, window: [10, 10], numHeads: 4, softcap: 30 }),
-  mk({ seqlensQ: [50], seqlensK: [75], softmaxScale: 0.5 }),
-  mk({ seqlensQ: [50], seqlensK: [75], softmaxScale: -0.07, causal: true }),
+  makeCase({ seqlensQ: [64, 30], seqlensK: [96, 30], softcap: 5, qScale: 4 }),
+  makeCase({ seqlensQ: [64, 30], seqlensK: [96, 30], alibi: true, causal: true, numHeads: 4 }),
+  makeCase({ seqlensQ: [64, 30], seqlensK: [96, 30], alibi: true, window: [10, 10], numHeads: 4, softcap: 30 }),
+  makeCase({ seqlensQ: [50], seqlensK: [75], softmaxScale: 0.5 }),
+  makeCase({ seqlensQ: [50], seqlensK: [75], softmaxScale: -0.07, causal: true }),
   // Scores far beyond exp's range: only the running maximum keeps them finite.
-  mk({ seqlensQ: [80, 33], seqlensK: [120, 33], qScale: 300 }),
-  mk({ seqlensQ: [80, 33], seqlensK: [120, 33], qScale: 300, causal: true, dtype: 'float16' }),
+  makeCase({ seqlensQ: [80, 33], seqlensK: [120, 33], qScale: 300 }),
+  makeCase({ seqlensQ: [80, 33], seqlensK: [120, 33], qScale: 300, causal: true, dtype: 'float16' }),
   // Half precision inputs.
-  mk({ seqlensQ: [65, 9], seqlensK: [130, 9], dtype: 'float16', causal: true, numHeads: 4, numKvHeads: 2 }),
-  mk({ seqlensQ: [65, 9], seqlensK: [130, 9], dtype: 'bfloat16', headDim: 128 }),
-  mk({ seqlensQ: [65], seqlensK: [130], dtype: 'bfloat16', headDim: 80, window: [20, 8], alibi: true }),
+  makeCase({ seqlensQ: [65, 9], seqlensK: [130, 9], dtype: 'float16', causal: true, numHeads: 4, numKvHeads: 2 }),
+  makeCase({ seqlensQ: [65, 9], seqlensK: [130, 9], dtype: 'bfloat16', headDim: 128 }),
+  makeCase({ seqlensQ: [65], seqlensK: [130], dtype: 'bfloat16', headDim: 80, window: [20, 8], alibi: true }),
   // Fixed-length form, and without LSE.
-  mk({ seqlensQ: [31, 31, 31], seqlensK: [47, 47, 47], fixed: true, causal: true, numHeads: 4, numKvHeads: 2 }),
-  mk({ seqlensQ: [16, 16], seqlensK: [16, 16], fixed: true, dtype: 'float16', headDim: 32 }),
-  mk({ seqlensQ: [70], seqlensK: [70], causal: true, returnLse: false }),
+  makeCase({ seqlensQ: [31, 31, 31], seqlensK: [47, 47, 47], fixed: true, causal: true, numHeads: 4, numKvHeads: 2 }),
+  makeCase({ seqlensQ: [16, 16], seqlensK: [16, 16], fixed: true, dtype: 'float16', headDim: 32 }),
+  makeCase({ seqlensQ: [70], seqlensK: [70], causal: true, returnLse: false }),
   // NaN and infinities stay inside the rows that see them (a hidden key's 0 weight times Inf is NaN).
-  mk({ seqlensQ: [20, 30], seqlensK: [40, 30], badIn: 'q', causal: true }),
-  mk({ seqlensQ: [20, 30], seqlensK: [40, 30], badIn: 'k', causal: true }),
-  mk({ seqlensQ: [20, 30], seqlensK: [40, 30], badIn: 'v', causal: true }),
-  mk({ seqlensQ: [20, 30], seqlensK: [40, 30], badIn: 'v', bad: 'inf', causal: true }),
-  mk({ seqlensQ: [20, 30], seqlensK: [40, 30], badIn: 'v', bad: '-inf', window: [3, 0] }),
-  mk({ seqlensQ: [20, 30], seqlensK: [40, 30], badIn: 'k', bad: 'inf', causal: true }),
-  mk({ seqlensQ: [20, 30], seqlensK: [40, 30], badIn: 'v', bad: 'inf', causal: true, dtype: 'float16' }),
-  mk({
+  makeCase({ seqlensQ: [20, 30], seqlensK: [40, 30], badIn: 'q', causal: true }),
+  makeCase({ seqlensQ: [20, 30], seqlensK: [40, 30], badIn: 'k', causal: true }),
+  makeCase({ seqlensQ: [20, 30], seqlensK: [40, 30], badIn: 'v', causal: true }),
+  makeCase({ seqlensQ: [20, 30], seqlensK: [40, 30], badIn: 'v', bad: 'inf', causal: true }),
+  makeCase({ seqlensQ: [20, 30], seqlensK: [40, 30], badIn: 'v', bad: '-inf', window: [3, 0] }),
+  makeCase({ seqlensQ: [20, 30], seqlensK: [40, 30], badIn: 'k', bad: 'inf', causal: true }),
+  makeCase({ seqlensQ: [20, 30], seqlensK: [40, 30], badIn: 'v', bad: 'inf', causal: true, dtype: 'float16' }),
+  makeCase({
     seqlensQ: [20, 30],
     seqlensK: [40, 30],
     badIn: 'v',
@@ -152,7 +158,7 @@ export const cases: Case[] = [
  * key tiles, several query blocks, grouped heads, every head-dim class, split key ranges.
  */
 export const largeCases: Case[] = [
-  mk({
+  makeCase({
     seqlensQ: [1, 1, 1, 1],
     seqlensK: [4100, 700, 1, 2049],
     numHeads: 32,
@@ -161,7 +167,7 @@ export const largeCases: Case[] = [
     dtype: 'bfloat16',
     causal: true,
   }),
-  mk({
+  makeCase({
     seqlensQ: [300, 0, 517, 64],
     seqlensK: [300, 77, 900, 64],
     numHeads: 4,
@@ -170,8 +176,8 @@ export const largeCases: Case[] = [
     dtype: 'float16',
     causal: true,
   }),
-  mk({ seqlensQ: [700], seqlensK: [650], numHeads: 2, headDim: 64, dtype: 'bfloat16', window: [100, 40] }),
-  mk({
+  makeCase({ seqlensQ: [700], seqlensK: [650], numHeads: 2, headDim: 64, dtype: 'bfloat16', window: [100, 40] }),
+  makeCase({
     seqlensQ: [260, 3],
     seqlensK: [300, 1000],
     numHeads: 2,
@@ -180,7 +186,7 @@ export const largeCases: Case[] = [
     causal: true,
     alibi: true,
   }),
-  mk({
+  makeCase({
     seqlensQ: [200],
     seqlensK: [1500],
     numHeads: 6,
@@ -190,7 +196,7 @@ export const largeCases: Case[] = [
     softcap: 15,
     qScale: 3,
   }),
-  mk({
+  makeCase({
     seqlensQ: [5, 600],
     seqlensK: [2000, 600],
     numHeads: 4,
@@ -200,7 +206,7 @@ export const largeCases: Case[] = [
     causal: true,
     badIn: 'k',
   }),
-  mk({
+  makeCase({
     seqlensQ: [5, 600],
     seqlensK: [2000, 600],
     numHeads: 4,
@@ -211,7 +217,7 @@ export const largeCases: Case[] = [
     badIn: 'v',
     bad: 'inf',
   }),
-  mk({
+  makeCase({
     seqlensQ: [1000, 24],
     seqlensK: [1000, 3000],
     numHeads: 2,
@@ -220,5 +226,88 @@ export const largeCases: Case[] = [
     dtype: 'float16',
     causal: true,
     window: [300, 0],
+  }),
+];
+
+/**
+ * Cases that exercise what the shared suite reaches only lightly on the wasm engine: split key
+ * ranges, ragged batches, halves (its own tests run them at every thread count).
+ */
+export const splitCases: Case[] = [
+  // ragged causal packed batch, grouped heads, sequences longer than one row block
+  makeCase({
+    seqlensQ: [1, 63, 65, 130, 2, 300],
+    seqlensK: [129, 64, 1, 130, 300, 700],
+    numHeads: 4,
+    numKvHeads: 2,
+    causal: true,
+  }),
+  // decode, GQA 32/8, d 128: key ranges split into fixed chunks and combined
+  makeCase({
+    seqlensQ: [1, 1, 1],
+    seqlensK: [3000, 1100, 5000],
+    numHeads: 32,
+    numKvHeads: 8,
+    headDim: 128,
+    headDimV: 128,
+    causal: true,
+  }),
+  // decode, MHA (one row per item), window cutting the range, alibi
+  makeCase({ seqlensQ: [1, 1], seqlensK: [2600, 1500], numHeads: 3, numKvHeads: 3, window: [1300, -1], alibi: true }),
+  // 16 rows: split with chunk boundaries inside the rows' ranges, bottom-right causal
+  makeCase({ seqlensQ: [16], seqlensK: [2100], numHeads: 2, numKvHeads: 2, headDim: 40, headDimV: 24, causal: true }),
+  // few rows, many heads per item (no split), NaN confined to its rows
+  makeCase({ seqlensQ: [5, 13], seqlensK: [900, 1300], numHeads: 16, numKvHeads: 2, causal: true, badIn: 'k' }),
+  // halves
+  makeCase({
+    seqlensQ: [200, 77],
+    seqlensK: [200, 77],
+    numHeads: 4,
+    numKvHeads: 1,
+    headDim: 80,
+    dtype: 'float16',
+    window: [30, 5],
+    alibi: true,
+  }),
+  makeCase({
+    seqlensQ: [1, 90],
+    seqlensK: [2500, 90],
+    numHeads: 4,
+    numKvHeads: 2,
+    headDim: 96,
+    dtype: 'bfloat16',
+    softcap: 20,
+    causal: true,
+  }),
+  makeCase({
+    seqlensQ: [1],
+    seqlensK: [3000],
+    numHeads: 8,
+    numKvHeads: 2,
+    headDim: 128,
+    headDimV: 128,
+    dtype: 'float16',
+    causal: true,
+  }),
+  // decode with head dims that are not multiples of 4 / 8 (dot product tails, padded V)
+  makeCase({
+    seqlensQ: [1, 1],
+    seqlensK: [700, 1500],
+    numHeads: 6,
+    numKvHeads: 2,
+    headDim: 13,
+    headDimV: 7,
+    dtype: 'float16',
+    causal: true,
+  }),
+  makeCase({
+    seqlensQ: [1, 2],
+    seqlensK: [1300, 90],
+    numHeads: 4,
+    numKvHeads: 4,
+    headDim: 30,
+    headDimV: 12,
+    softcap: 10,
+    alibi: true,
   }),
 ];

@@ -391,3 +391,18 @@ export function engineInputs(d: WorkloadData): EngineInputs {
     varlen,
   };
 }
+
+/** The lines under a results table: disturbed measurements, versions, what did not run and why. */
+export function tableFooter(report: BenchReport): string[] {
+  const lines: string[] = [];
+  if (report.results.some((r) => r.othersCores > BUSY_CORES))
+    lines.push(
+      '',
+      `⚠ measured while other processes used more than ${BUSY_CORES} of a core on average: not trustworthy.`,
+    );
+  const versions = Object.entries(report.versions).map(([k, v]) => `${k} ${v}`);
+  if (versions.length) lines.push('', `versions: ${versions.join('; ')}`);
+  const missing = Object.entries(report.unavailable);
+  if (missing.length) lines.push('', ...missing.map(([k, v]) => `- ${k}: ${v}`));
+  return lines;
+}
