@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "fixup.h"
 #include "fwd.h"
 #include "status.h"
 #include "work_order.h"
@@ -274,6 +275,15 @@ std::string Forward::launch() {
            "launching the split-KV combine");
   if (outTmp_)
     FA_TRY(convertRows(ct, outTmp_, dvPad_, a.dtype, a.out, a.headDimV, a.headDimV, rowsQ, stream_), "converting out");
+
+  // Last step, the non-finite-V fix-up (fixup.h): in a masked call, rows that cannot see a key the
+  // kernel loaded for them got 0 * V of it, NaN when V is not finite there; the fix-up finds such
+  // blocks and recomputes them into the final out and lse. Calls whose rows see every key of their
+  // sequence launch nothing.
+  info_.fixup = p.numWork > 0 && fixupNeeded(a.cuSeqlensQ, a.cuSeqlensK, p.windowLeft, p.windowRight);
+  if (info_.fixup)
+    FA_TRY(launchFixup(p, ct, kernel.tile, kernel.headDimClass, a.dtype, a.out, a.headDimV, stream_),
+           "launching the non-finite V fix-up");
   return "";
 }
 

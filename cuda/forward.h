@@ -1,6 +1,6 @@
 // The host side of one attention call: plans the launch (kernel instance, split-KV count, work
 // list in the planned order), owns the call's device temporaries, and enqueues
-// conversion, attention and combine kernels on a stream. Plain C++; no N-API types.
+// conversion, attention, combine and fix-up kernels on a stream. Plain C++; no N-API types.
 #pragma once
 #include <cuda_runtime.h>
 
@@ -51,6 +51,7 @@ struct KernelChoice {
 struct PlanInfo {
   KernelChoice kernel;
   int splits = 1, numWork = 0, blocksPerSm = 0;
+  bool fixup = false;  // launch() ran the non-finite-V fix-up (fixup.h)
 };
 
 // Copies host bytes to the device on the call's stream (the addon passes its pinned staging).

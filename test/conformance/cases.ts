@@ -151,6 +151,13 @@ export const cases: Case[] = [
     dtype: 'bfloat16',
     headDim: 128,
   }),
+  // The bad key under a sliding window, seen by rows 17-19 of sequence 0 only.
+  makeCase({ seqlensQ: [20, 30], seqlensK: [40, 30], badIn: 'v', bad: 'inf', window: [5, 2] }),
+  // Lq > Lk: rows 0-19 of sequence 0 see no key (zeros, lse -inf), only row 59 sees the bad key;
+  // sequence 1's first key sits right after it.
+  makeCase({ seqlensQ: [60, 30], seqlensK: [40, 50], badIn: 'v', causal: true }),
+  // Grouped heads under a causal window: only query row 49 (all 4 heads of kv head 0) sees it.
+  makeCase({ seqlensQ: [50, 20], seqlensK: [70, 20], numHeads: 8, numKvHeads: 2, badIn: 'v', window: [10, 0] }),
 ];
 
 /**
@@ -226,6 +233,28 @@ export const largeCases: Case[] = [
     dtype: 'float16',
     causal: true,
     window: [300, 0],
+  }),
+  // Many query blocks and key tiles around the bad key (the last of sequence 0, seen by its last
+  // query row only), grouped heads, Lq < Lk, and a short sequence 1 right after it.
+  makeCase({
+    seqlensQ: [300, 40],
+    seqlensK: [1000, 40],
+    numHeads: 8,
+    numKvHeads: 2,
+    headDim: 128,
+    dtype: 'bfloat16',
+    causal: true,
+    badIn: 'v',
+  }),
+  makeCase({
+    seqlensQ: [700, 5],
+    seqlensK: [650, 900],
+    numHeads: 2,
+    headDim: 64,
+    dtype: 'float16',
+    window: [100, 40],
+    badIn: 'v',
+    bad: '-inf',
   }),
 ];
 

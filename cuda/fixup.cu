@@ -1,0 +1,201 @@
+// The non-finite-V fix-up (fixup.h). The attention kernels zero-fill key rows past the end of a
+// sequence (cp.async with a zero source size), so the only hidden keys a block multiplies by
+// P = 0 are real keys of its own sequence inside the key tiles it loads: those are the keys this
+// kernel scans.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <cstdint>
+#include <type_traits>
+
+#include "fixup.h"
+#include "fwd_rows.cuh"          // kLog2e, kLn2
+#include "fwd_wgmma_launch.cuh"  // WgTileOf: the Hopper kernel's tile shapes
+
+namespace fa {
+namespace {
+
+constexpr int kFixThreads = 256, kFixWarps = kFixThreads / 32;
+constexpr int kMaxDim = 256;            // the widest head-dim class
+constexpr int kPerLane = kMaxDim / 32;  // head-dim elements per lane in the recompute
+
+template <typename T>
+__device__ __forceinline__ float toF(T x);
+template <>
+__device__ __forceinline__ float toF<__half>(__half x) {
+  return __half2float(x);
+}
+template <>
+__device__ __forceinline__ float toF<__nv_bfloat16>(__nv_bfloat16 x) {
+  return __bfloat162float(x);
+}
+template <typename O>
+__device__ __forceinline__ O fromF(float x);
+template <>
+__device__ __forceinline__ float fromF<float>(float x) {
+  return x;
+}
+template <>
+__device__ __forceinline__ __half fromF<__half>(float x) {
+  return __float2half_rn(x);
+}
+template <>
+__device__ __forceinline__ __nv_bfloat16 fromF<__nv_bfloat16>(float x) {
+  return __float2bfloat16_rn(x);
+}
+
+// Whether either of the two 16-bit values in x is Inf or NaN (all exponent bits set).
+template <typename T>
+__device__ __forceinline__ bool nonFinite2(uint32_t x) {
+  constexpr uint32_t e = std::is_same<T, __half>::value ? 0x7C00u : 0x7F80u;
+  return (x & e) == e || ((x >> 16) & e) == e;
+}
+
+// One block per work item of split 0: (sequence, kv head, query block of bm rows).
+template <typename T, typename O>
+__global__ void __launch_bounds__(kFixThreads)
+    fixupKernel(const __grid_constant__ FwdParams p, int bm, int bn, O* __restrict__ out, int outDim) {
+  const WorkItem w = p.work[blockIdx.x];
+  if (w.split != 0) return;
+  const int G = p.group, lq = w.lq, lk = w.lk, m0 = w.mBlock * bm;
+  const int rowEnd = min(m0 + bm, lq * G);
+  int nLo, nHi;
+  keyBlockRange(w.mBlock, bm, bn, lq, lk, G, p.windowLeft, p.windowRight, nLo, nHi);
+  if (m0 >= rowEnd || nHi <= nLo) return;
+
+  // The keys the attention kernel loaded for this block, [kLo, kHi), less the keys every row of
+  // it sees, [seeLo, seeHi] (visibility is monotone in the row: the last row's lower bound and
+  // the first row's upper bound), leaves A = [kLo, aHi) and B = [bLo, kHi).
+  const int shift = lk - lq;
+  const int kLo = nLo * bn, kHi = min(nHi * bn, lk);
+  const int seeLo = max(0, (rowEnd - 1) / G + shift - p.windowLeft);
+  const int seeHi = min(lk - 1, m0 / G + shift + p.windowRight);
+  int aHi = kHi, bLo = kHi;
+  if (seeLo <= seeHi) {
+    aHi = min(max(seeLo, kLo), kHi);
+    bLo = min(max(seeHi + 1, kLo), kHi);
+  }
+  // A and B hold at most a few tiles of keys (about bn plus the block's rows on each side; a
+  // block none of whose keys all rows see has fewer than bm + left + right + 2 bn), so the count
+  // of 16-byte chunks fits an int. Four independent loads per thread are in flight at a time.
+  const int nA = aHi - kLo, nKeys = nA + (kHi - bLo), chunks = p.dv / 8, total = nKeys * chunks;
+  const T* vBase = static_cast<const T*>(p.v) + (int64_t)w.kStart * p.vRowStride + (int64_t)w.hk * p.vHeadStride;
+  bool bad = false;
+  for (int base = threadIdx.x; base < total; base += 4 * kFixThreads) {
+    uint4 x[4];
+#pragma unroll
+    for (int u = 0; u < 4; ++u) {
+      const int idx = base + u * kFixThreads, key = idx / chunks, c = idx - key * chunks;
+      const int j = key < nA ? kLo + key : bLo + (key - nA);
+      x[u] = idx < total ? __ldg(reinterpret_cast<const uint4*>(vBase + (int64_t)j * p.vRowStride + c * 8))
+                         : make_uint4(0, 0, 0, 0);
+    }
+#pragma unroll
+    for (int u = 0; u < 4; ++u)
+      bad |= nonFinite2<T>(x[u].x) | nonFinite2<T>(x[u].y) | nonFinite2<T>(x[u].z) | nonFinite2<T>(x[u].w);
+  }
+  if (!__syncthreads_or(bad)) return;  // the normal case: nothing hidden is non-finite
+
+  // Recompute every row of the block, one warp per row, over exactly the keys the row sees:
+  // scores as transformScores computes them (log2 domain), online softmax in float32, the lse of
+  // storeRows. Slow and simple; it runs only on non-finite input.
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, H = p.numHeads;
+  const T* qBase = static_cast<const T*>(p.q);
+  const T* kBase = static_cast<const T*>(p.k) + (int64_t)w.kStart * p.kRowStride + (int64_t)w.hk * p.kHeadStride;
+  for (int r = m0 + warp; r < rowEnd; r += kFixWarps) {
+    const int i = r / G, h = w.hk * G + (r - i * G), diag = i + shift;
+    const int jLo = max(0, diag - p.windowLeft), jHi = min(lk - 1, diag + p.windowRight);
+    const T* qRow = qBase + (int64_t)(w.qStart + i) * p.qRowStride + (int64_t)h * p.qHeadStride;
+    float q[kPerLane], acc[kPerLane];
+#pragma unroll
+    for (int t = 0; t < kPerLane; ++t) {
+      const int c = lane + 32 * t;
+      q[t] = c < p.d ? toF(qRow[c]) : 0.f;
+      acc[t] = 0.f;
+    }
+    const float slope = p.alibiSlopes ? p.alibiSlopes[h] * kLog2e : 0.f;
+    float mx = -INFINITY, sum = 0.f;
+    for (int j = jLo; j <= jHi; ++j) {
+      const T* kRow = kBase + (int64_t)j * p.kRowStride;
+      float dot = 0.f;
+#pragma unroll
+      for (int t = 0; t < kPerLane; ++t)
+        if (lane + 32 * t < p.d) dot = fmaf(q[t], toF(kRow[lane + 32 * t]), dot);
+#pragma unroll
+      for (int o = 16; o > 0; o >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, o);
+      float s = p.softcapInv != 0.f ? p.softcapLog2 * tanhf(dot * p.softcapInv) : dot * p.scaleLog2;
+      if (p.alibiSlopes) s -= slope * fabsf(float(diag - j));
+      const float mNew = fmaxf(mx, s), mUse = mNew == -INFINITY ? 0.f : mNew;
+      const float corr = exp2f(mx - mUse), pj = exp2f(s - mUse);
+      sum = fmaf(sum, corr, pj);
+      const T* vRow = vBase + (int64_t)j * p.vRowStride;
+#pragma unroll
+      for (int t = 0; t < kPerLane; ++t)
+        if (lane + 32 * t < p.dv) acc[t] = fmaf(acc[t], corr, pj * toF(vRow[lane + 32 * t]));
+      mx = mNew;
+    }
+    // sum == 0: the row saw no key (zeros, lse -inf); a NaN sum propagates.
+    const bool empty = sum == 0.f;
+    const float inv = empty ? 0.f : 1.f / sum;
+    O* dst = out + ((int64_t)(w.qStart + i) * H + h) * outDim;
+#pragma unroll
+    for (int t = 0; t < kPerLane; ++t)
+      if (lane + 32 * t < outDim) dst[lane + 32 * t] = fromF<O>(empty ? 0.f : acc[t] * inv);
+    if (p.lse && lane == 0) {
+      const float mUse = mx == -INFINITY ? 0.f : mx;
+      const int64_t at =
+          p.lseFixedS > 0 ? (int64_t)(w.b * H + h) * p.lseFixedS + i : (int64_t)h * p.totalQ + w.qStart + i;
+      p.lse[at] = empty ? -INFINITY : (mUse + log2f(sum)) * kLn2;
+    }
+  }
+}
+
+// Rows and keys per block of the attention kernel instance (tile.h, fwd_wgmma_launch.cuh).
+struct Shape {
+  int bm, bn;
+};
+template <int D>
+Shape shapeOf(Tile tile) {
+  if (tile == Tile::Small) return Shape{SmallTile<D>::kBM, SmallTile<D>::kBN};
+  if (tile == Tile::Wgmma) {
+    if constexpr (D == 64 || D == 128) return Shape{WgTileOf<D>::kBM, WgTileOf<D>::kBN};
+    return Shape{0, 0};
+  }
+  return Shape{MainTile<D>::kBM, MainTile<D>::kBN};
+}
+
+template <typename T, typename O>
+cudaError_t launchAs(const FwdParams& p, Shape s, void* out, int outDim, cudaStream_t st) {
+  fixupKernel<T, O><<<(unsigned)p.numWork, kFixThreads, 0, st>>>(p, s.bm, s.bn, static_cast<O*>(out), outDim);
+  return cudaGetLastError();
+}
+
+}  // namespace
+
+bool fixupNeeded(const std::vector<int>& cuSeqlensQ, const std::vector<int>& cuSeqlensK, int left, int right) {
+  if (left >= kUnbounded && right >= kUnbounded) return false;
+  // Row i of a sequence sees keys max(0, i + lk - lq - left) .. min(lk - 1, i + lk - lq + right):
+  // all lk of them, for every row, exactly when left >= lk - 1 and right >= lq - 1.
+  for (size_t b = 0; b + 1 < cuSeqlensQ.size() && b + 1 < cuSeqlensK.size(); ++b) {
+    const int lq = cuSeqlensQ[b + 1] - cuSeqlensQ[b], lk = cuSeqlensK[b + 1] - cuSeqlensK[b];
+    if (lq > 0 && lk > 0 && (left < lk - 1 || right < lq - 1)) return true;
+  }
+  return false;
+}
+
+cudaError_t launchFixup(const FwdParams& p, DType computeT, Tile tile, int headDimClass, DType outT, void* out,
+                        int outDim, cudaStream_t stream) {
+  if (p.numWork <= 0) return cudaSuccess;
+  const Shape s = headDimClass == 64    ? shapeOf<64>(tile)
+                  : headDimClass == 128 ? shapeOf<128>(tile)
+                                        : shapeOf<256>(tile);
+  if (s.bm <= 0 || p.d > kMaxDim || p.dv > kMaxDim || p.dv % 8 != 0 || outDim > p.dv) return cudaErrorInvalidValue;
+  if (computeT == DType::F16 && outT == DType::F32) return launchAs<__half, float>(p, s, out, outDim, stream);
+  if (computeT == DType::F16 && outT == DType::F16) return launchAs<__half, __half>(p, s, out, outDim, stream);
+  if (computeT == DType::BF16 && outT == DType::BF16)
+    return launchAs<__nv_bfloat16, __nv_bfloat16>(p, s, out, outDim, stream);
+  if (computeT == DType::BF16 && outT == DType::F32) return launchAs<__nv_bfloat16, float>(p, s, out, outDim, stream);
+  return cudaErrorInvalidValue;
+}
+
+}  // namespace fa
