@@ -1,10 +1,13 @@
-// Registers the addon's functions; the work lives in workers.cc (calls), device_buffer.cc
-// (device memory owned from JS) and ../cuda (kernels and planning, no N-API types).
+// Registers the addon's functions; the work lives in context.cc (an engine's stream and staging),
+// calls.cc (the calls on a context), device_buffer.cc (device memory owned from JS) and ../cuda
+// (kernels and planning, no N-API types).
 #include <cuda_runtime.h>
 #include <napi.h>
 
+#include "calls.h"
+#include "context.h"
+#include "aux_kernels.h"
 #include "device_buffer.h"
-#include "workers.h"
 
 namespace addon {
 namespace {
@@ -56,15 +59,42 @@ static Napi::Value LiveBytes(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), double(addon::liveDeviceBytes()));
 }
 
+// The stream-ordered pool's memory: reserved from the driver, and in use (tests check it stays flat).
+static Napi::Value PoolBytes(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object r = Napi::Object::New(env);
+  cudaMemPool_t pool;
+  uint64_t reserved = 0, used = 0;
+  if (cudaDeviceGetDefaultMemPool(&pool, 0) == cudaSuccess) {
+    cudaMemPoolGetAttribute(pool, cudaMemPoolAttrReservedMemCurrent, &reserved);
+    cudaMemPoolGetAttribute(pool, cudaMemPoolAttrUsedMemCurrent, &used);
+  }
+  r.Set("reserved", double(reserved));
+  r.Set("used", double(used));
+  return r;
+}
+
+// Test hook: enqueues a kernel that traps on the context's stream.
+static Napi::Value Trap(const Napi::CallbackInfo& info) {
+  std::shared_ptr<addon::Context> ctx = addon::ContextHandle::From(info[0]);
+  cudaError_t e = fa::launchTrap(ctx->stream);
+  if (e != cudaSuccess) throw Napi::Error::New(info.Env(), fa::cudaMessage(e, "launching the trap kernel"));
+  return info.Env().Undefined();
+}
+
 static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   using namespace addon;
   DeviceBuffer::Init(env, exports);
+  ContextHandle::Init(env, exports);
   exports.Set("deviceInfo", Napi::Function::New(env, DeviceInfo));
   exports.Set("upload", Napi::Function::New(env, Upload));
   exports.Set("download", Napi::Function::New(env, Download));
   exports.Set("allocDevice", Napi::Function::New(env, AllocDevice));
   exports.Set("attention", Napi::Function::New(env, Attention));
+  exports.Set("timeAttention", Napi::Function::New(env, TimeAttention));
   exports.Set("liveBytes", Napi::Function::New(env, LiveBytes));
+  exports.Set("poolBytes", Napi::Function::New(env, PoolBytes));
+  exports.Set("trap", Napi::Function::New(env, Trap));
   return exports;
 }
 

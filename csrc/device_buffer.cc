@@ -2,7 +2,7 @@
 
 #include <atomic>
 
-#include "gpu.h"
+#include "context.h"
 
 namespace addon {
 
@@ -14,16 +14,17 @@ size_t liveDeviceBytes() {
 
 DevMem::~DevMem() {
   if (ptr) {
-    cudaFreeAsync(ptr, Gpu::get().stream());
+    cudaFreeAsync(ptr, ctx->stream);
     liveBytes -= bytes;
   }
 }
 
-std::string allocDevMem(size_t bytes, std::shared_ptr<DevMem>& out) {
+std::string allocDevMem(const std::shared_ptr<Context>& ctx, size_t bytes, std::shared_ptr<DevMem>& out) {
   auto mem = std::make_shared<DevMem>();
   mem->bytes = bytes;
+  mem->ctx = ctx;
   if (bytes > 0) {
-    cudaError_t e = cudaMallocAsync(&mem->ptr, bytes, Gpu::get().stream());
+    cudaError_t e = cudaMallocAsync(&mem->ptr, bytes, ctx->stream);
     if (e != cudaSuccess) {
       mem->ptr = nullptr;
       return fa::cudaMessage(e, ("cudaMallocAsync of " + std::to_string(bytes) + " bytes").c_str());

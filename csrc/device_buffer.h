@@ -1,7 +1,8 @@
-// Device memory owned from JavaScript. DevMem is the allocation; it is freed (stream-ordered)
-// when its last owner lets go: the DeviceBuffer JS object (on dispose() or when the garbage
-// collector finalises it) or a call in flight that uses it. So disposing a tensor while a call
-// still reads it is safe: the memory goes back after that call.
+// Device memory owned from JavaScript. DevMem is the allocation, made on one context's stream; it
+// is freed in that stream's order when its last owner lets go: the DeviceBuffer JS object (on
+// dispose() or when the garbage collector finalises it) or a call that uses it. Since every call of
+// an engine runs in its stream order, disposing a tensor right after a call that reads it is safe:
+// the memory goes back after that call's kernels.
 #pragma once
 #include <napi.h>
 
@@ -11,9 +12,12 @@
 
 namespace addon {
 
+struct Context;
+
 struct DevMem {
   void* ptr = nullptr;
   size_t bytes = 0;
+  std::shared_ptr<Context> ctx;
   ~DevMem();
 };
 
@@ -21,8 +25,8 @@ struct DevMem {
 // finalizer give memory back).
 size_t liveDeviceBytes();
 
-// Allocates on the addon's stream; call with the GPU lock held. Empty string on success.
-std::string allocDevMem(size_t bytes, std::shared_ptr<DevMem>& out);
+// Allocates in `ctx`'s stream order (from the pool: no driver call once it is warm). Empty string on success.
+std::string allocDevMem(const std::shared_ptr<Context>& ctx, size_t bytes, std::shared_ptr<DevMem>& out);
 
 class DeviceBuffer : public Napi::ObjectWrap<DeviceBuffer> {
  public:

@@ -22,4 +22,8 @@ cudaError_t combineSplits(DType outT, const float* oAccum, const float* lseAccum
                           int numHeads, int dv, void* out, int64_t oRowStride, int oHeadStride, float* lse,
                           int lseFixedS, cudaStream_t stream);
 
+// A kernel that traps: the tests' way to make a call fault on the GPU (a fault must surface as a
+// JavaScript error at the next wait, never abort the process).
+cudaError_t launchTrap(cudaStream_t stream);
+
 }  // namespace fa

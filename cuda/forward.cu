@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <map>
+#include <mutex>
+#include <tuple>
 
 #include "fixup.h"
 #include "fwd.h"
@@ -100,48 +103,52 @@ int chooseSplits(long long blocks, int slots, int maxKeyBlocks) {
   return 1;
 }
 
-}  // namespace
-
-Forward::~Forward() {
-  for (void* t : temps_) cudaFreeAsync(t, stream_);
-}
-
-void* Forward::alloc(size_t bytes, std::string& err) {
-  if (bytes == 0) bytes = 16;
-  void* ptr = nullptr;
-  cudaError_t e = cudaMallocAsync(&ptr, bytes, stream_);
-  if (e != cudaSuccess) {
-    err = cudaMessage(e, "cudaMallocAsync (attention temporaries)");
-    return nullptr;
+// The tile configuration of a kernel choice (occupancy queries, shared-memory opt-in) costs a few
+// CUDA runtime calls; it is the same for every call, so it is asked once per process and choice.
+cudaError_t cachedTileInfo(const KernelChoice& k, TileInfo* ti) {
+  static std::mutex mu;
+  static std::map<std::tuple<int, int, int>, std::pair<cudaError_t, TileInfo>> known;
+  const auto key = std::make_tuple(int(k.computeType), k.headDimClass, int(k.tile));
+  std::lock_guard<std::mutex> lock(mu);
+  auto it = known.find(key);
+  if (it == known.end()) {
+    TileInfo t{};
+    cudaError_t e = k.computeType == DType::BF16 ? dispatchInfo<__nv_bfloat16>(k, &t) : dispatchInfo<__half>(k, &t);
+    if (e != cudaSuccess) (void)cudaGetLastError();  // no image for this device: not sticky
+    it = known.emplace(key, std::make_pair(e, t)).first;
   }
-  temps_.push_back(ptr);
-  return ptr;
+  *ti = it->second.second;
+  return it->second.first;
 }
 
-std::string Forward::prepare(const ForwardArgs& a, const Uploader& upload) {
-  a_ = a;
-  std::string err;
+int multiprocessors() {
+  static const int sms = [] {
+    int dev = 0, n = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev)) return 0;
+    return n;
+  }();
+  return sms;
+}
+
+// The inputs that decide a call's work list: a plan cache key.
+uint64_t planKey(const ForwardArgs& a, const KernelChoice& k, const TileInfo& ti) {
+  KeyHasher h;
+  h.bytes(a.cuSeqlensQ.data(), sizeof(int) * a.cuSeqlensQ.size());
+  h.bytes(a.cuSeqlensK.data(), sizeof(int) * a.cuSeqlensK.size());
+  h.bytes(a.alibiSlopes.data(), sizeof(float) * a.alibiSlopes.size());
+  for (int x : {a.numHeads, a.numKvHeads, a.windowLeft, a.windowRight, a.forceSplits, int(a.order), k.headDimClass,
+                int(k.tile), int(a.cuSeqlensQ.size()), int(a.alibiSlopes.size()), ti.bm, ti.bn, ti.blocksPerSm})
+    h.value(x);
+  return h.done();
+}
+
+// Plans the work units of a call (query block, kv head, split) in the planned order, and lays out
+// the small metadata the kernels read (ALiBi slopes, then the work items) in `meta`.
+std::string planWork(const ForwardArgs& a, const TileInfo& ti, int sms, int left, int right, CachedPlan& plan,
+                     std::vector<unsigned char>& meta) {
   const int H = a.numHeads, Hk = a.numKvHeads, G = H / Hk;
+  (void)H;
   const int batch = int(a.cuSeqlensQ.size()) - 1;
-  dPad_ = paddedDim(a.headDim);
-  dvPad_ = paddedDim(a.headDimV);
-  TileInfo ti{};
-  auto tileInfo = [&ti](const KernelChoice& k) {
-    return k.computeType == DType::BF16 ? dispatchInfo<__nv_bfloat16>(k, &ti) : dispatchInfo<__half>(k, &ti);
-  };
-  const KernelChoice kernel = chooseKernel(a, [&](const KernelChoice& k) {
-    if (tileInfo(k) == cudaSuccess) return true;
-    (void)cudaGetLastError();  // no sm_90a image for this device: the mma.sync kernel serves
-    return false;
-  });
-  if (kernel.tile != Tile::Wgmma) FA_TRY(tileInfo(kernel), "configuring the attention kernel");
-  int dev = 0, sms = 0;
-  FA_TRY(cudaGetDevice(&dev), "cudaGetDevice");
-  FA_TRY(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev), "cudaDeviceGetAttribute");
-
-  const int left = a.windowLeft < 0 ? kUnbounded : std::min(a.windowLeft, kUnbounded);
-  const int right = a.windowRight < 0 ? kUnbounded : std::min(a.windowRight, kUnbounded);
-
   // Query blocks of every sequence and the key blocks each visits.
   struct QBlock {
     int b, m, lo, hi;
@@ -178,8 +185,6 @@ std::string Forward::prepare(const ForwardArgs& a, const Uploader& upload) {
   std::vector<WorkItem> items(units.size());
   for (size_t i = 0; i < units.size(); ++i) items[i] = units[i].w;
 
-  info_ = PlanInfo{kernel, splits, int(items.size()), ti.blocksPerSm};
-
   // One upload for everything small: ALiBi slopes, work items.
   const size_t alibiBytes = sizeof(float) * a.alibiSlopes.size();
   size_t off = 0;
@@ -188,12 +193,81 @@ std::string Forward::prepare(const ForwardArgs& a, const Uploader& upload) {
   off = (off + 31) & ~size_t(31);
   const size_t offW = off;
   off += sizeof(WorkItem) * items.size();
-  std::vector<unsigned char> meta(off);
+  meta.assign(off, 0);
   if (alibiBytes) std::memcpy(meta.data() + offA, a.alibiSlopes.data(), alibiBytes);
   if (!items.empty()) std::memcpy(meta.data() + offW, items.data(), sizeof(WorkItem) * items.size());
-  unsigned char* dMeta = static_cast<unsigned char*>(alloc(off, err));
-  if (!dMeta) return err;
-  FA_TRY(upload(dMeta, meta.data(), off), "uploading the work list");
+
+  plan.splits = splits;
+  plan.numWork = int(items.size());
+  plan.blocksPerSm = ti.blocksPerSm;
+  plan.offAlibi = offA;
+  plan.offWork = offW;
+  plan.bytes = off;
+  return "";
+}
+
+}  // namespace
+
+Forward::~Forward() {
+  for (void* t : temps_) cudaFreeAsync(t, stream_);
+}
+
+void* Forward::alloc(size_t bytes, std::string& err) {
+  if (bytes == 0) bytes = 16;
+  void* ptr = nullptr;
+  cudaError_t e = cudaMallocAsync(&ptr, bytes, stream_);
+  if (e != cudaSuccess) {
+    err = cudaMessage(e, "cudaMallocAsync (attention temporaries)");
+    return nullptr;
+  }
+  temps_.push_back(ptr);
+  return ptr;
+}
+
+std::string Forward::prepare(const ForwardArgs& a, const Uploader& upload, PlanCache* cache) {
+  a_ = a;
+  std::string err;
+  const int H = a.numHeads, Hk = a.numKvHeads, G = H / Hk;
+  const int batch = int(a.cuSeqlensQ.size()) - 1;
+  dPad_ = paddedDim(a.headDim);
+  dvPad_ = paddedDim(a.headDimV);
+  TileInfo ti{};
+  // No sm_90a image for this device: the mma.sync kernel serves.
+  const KernelChoice kernel =
+      chooseKernel(a, [&](const KernelChoice& k) { return cachedTileInfo(k, &ti) == cudaSuccess; });
+  if (kernel.tile != Tile::Wgmma) FA_TRY(cachedTileInfo(kernel, &ti), "configuring the attention kernel");
+  const int sms = multiprocessors();
+  if (sms <= 0) return "cudaDeviceGetAttribute (multiprocessors) failed";
+
+  const int left = a.windowLeft < 0 ? kUnbounded : std::min(a.windowLeft, kUnbounded);
+  const int right = a.windowRight < 0 ? kUnbounded : std::min(a.windowRight, kUnbounded);
+
+  // The work list: from the cache when the plan inputs repeat, else planned and uploaded.
+  const uint64_t key = cache ? planKey(a, kernel, ti) : 0;
+  const CachedPlan* plan = cache ? cache->find(key) : nullptr;
+  const bool reused = plan != nullptr;
+  if (!plan) {
+    CachedPlan fresh;
+    std::vector<unsigned char> meta;
+    if (std::string e = planWork(a, ti, sms, left, right, fresh, meta); !e.empty()) return e;
+    fresh.key = key;
+    if (cache) {
+      if (std::string e = cache->store(fresh, meta.data(), upload, &plan); !e.empty()) return e;
+    } else {
+      unsigned char* dMeta = static_cast<unsigned char*>(alloc(fresh.bytes, err));
+      if (!dMeta) return err;
+      if (fresh.bytes)
+        if (std::string e = upload(dMeta, meta.data(), fresh.bytes); !e.empty()) return e;
+      fresh.meta = dMeta;
+      ownPlan_ = fresh;
+      plan = &ownPlan_;
+    }
+  }
+  info_ = PlanInfo{kernel, plan->splits, plan->numWork, plan->blocksPerSm, reused};
+  const int splits = plan->splits;
+  const size_t alibiBytes = sizeof(float) * a.alibiSlopes.size();
+  unsigned char* dMeta = static_cast<unsigned char*>(plan->meta);
+  const size_t offA = plan->offAlibi, offW = plan->offWork;
 
   const int64_t rowsQ = (int64_t)a.totalQ * H, rowsK = (int64_t)a.totalK * Hk;
   const bool convQK = a.dtype == DType::F32 || dPad_ != a.headDim;
@@ -236,7 +310,7 @@ std::string Forward::prepare(const ForwardArgs& a, const Uploader& upload) {
   p.softcapLog2 = float(double(a.softcap) * 1.4426950408889634);
   p.lseFixedS = a.fixedSeqlenQ;
   p.numSplits = splits;
-  p.numWork = int(items.size());
+  p.numWork = plan->numWork;
   if (splits > 1) {
     if (!(p.oAccum = static_cast<float*>(alloc(sizeof(float) * splits * rowsQ * dvPad_, err)))) return err;
     if (!(p.lseAccum = static_cast<float*>(alloc(sizeof(float) * splits * rowsQ, err)))) return err;

@@ -11,6 +11,7 @@
 
 #include "aux_kernels.h"
 #include "params.h"
+#include "plan_cache.h"
 #include "tile.h"
 #include "work_order.h"
 
@@ -51,11 +52,13 @@ struct KernelChoice {
 struct PlanInfo {
   KernelChoice kernel;
   int splits = 1, numWork = 0, blocksPerSm = 0;
-  bool fixup = false;  // launch() ran the non-finite-V fix-up (fixup.h)
+  bool planReused = false;  // the work list came from the PlanCache
+  bool fixup = false;       // launch() ran the non-finite-V fix-up (fixup.h)
 };
 
-// Copies host bytes to the device on the call's stream (the addon passes its pinned staging).
-using Uploader = std::function<cudaError_t(void* dst, const void* src, size_t bytes)>;
+// Copies host bytes to the device in the call's stream order (the addon passes its pinned
+// staging); returns an error message or "". The host bytes may be reused when it returns.
+using Uploader = std::function<std::string(void* dst, const void* src, size_t bytes)>;
 
 class Forward {
  public:
@@ -64,8 +67,9 @@ class Forward {
   Forward(const Forward&) = delete;
   Forward& operator=(const Forward&) = delete;
 
-  // Plans, allocates temporaries, uploads the work list. Empty string on success.
-  std::string prepare(const ForwardArgs& a, const Uploader& upload);
+  // Plans (or takes the plan from `cache`), allocates temporaries, uploads the work list, all in
+  // stream order: nothing here waits for the GPU. Empty string on success.
+  std::string prepare(const ForwardArgs& a, const Uploader& upload, PlanCache* cache = nullptr);
   // Enqueues every kernel of the call; may be repeated (benchmarks).
   std::string launch();
   const PlanInfo& info() const { return info_; }
@@ -77,6 +81,7 @@ class Forward {
   PlanInfo info_;
   FwdParams p_{};
   std::vector<void*> temps_;
+  CachedPlan ownPlan_;  // the work list of a call planned without a cache
   void* qc_ = nullptr;
   void* kc_ = nullptr;
   void* vc_ = nullptr;

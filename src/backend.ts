@@ -25,6 +25,8 @@ export interface Backend {
    */
   checkInputs?(p: Problem<AnyTensor>): void;
   upload?(t: Tensor): Promise<DeviceTensor>;
+  /** Settles when every call made so far has (engines whose calls all settle before resolving need none). */
+  synchronize?(): Promise<void>;
   download?(t: DeviceTensor): Promise<Tensor>;
   dispose(): Promise<void>;
 }

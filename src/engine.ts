@@ -182,6 +182,11 @@ class FacadeEngine implements Engine {
     return this.impl.download(t);
   }
 
+  async synchronize(): Promise<void> {
+    this.live('synchronize');
+    await this.impl.synchronize?.();
+  }
+
   /** Frees the engine; calls in flight and queued are rejected, later calls refused. Safe to call twice. */
   async dispose(): Promise<void> {
     if (this.#disposed) return;

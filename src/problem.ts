@@ -37,6 +37,9 @@ export interface Problem<D = HostData> {
    * the seqlenQ S: lse of (sequence b, head h, row i) is at `(b * numHeads + h) * S + i`.
    */
   readonly fixedSeqlenQ: number;
+  /** Device tensors to write `out` and `lse` into (options.out / options.lse), or null: new ones. */
+  readonly outInto: D | null;
+  readonly lseInto: D | null;
 }
 
 /** Index of the lse of (sequence b, head h, row i of the sequence). */

@@ -81,6 +81,13 @@ export interface AttentionOptions {
   alibiSlopes?: Float32Array | readonly number[];
   /** Also return the natural log-sum-exp of each row's scores. Default false. */
   returnLse?: boolean;
+  /**
+   * cuda engine, device tensors: a device tensor of this engine to write `out` into (shape and dtype of
+   * the result), so that a decode loop allocates nothing; the result's `out` is this tensor.
+   */
+  out?: DeviceTensor;
+  /** Likewise for `lse` (float32, implies `returnLse`). */
+  lse?: DeviceTensor;
 }
 
 export interface VarlenOptions extends AttentionOptions {
@@ -158,6 +165,12 @@ export interface Engine {
    * resident tensor that calls of this engine read in place, mixed freely with host tensors).
    */
   upload(t: TensorInput): Promise<DeviceTensor>;
+  /**
+   * Resolves when every call made so far has finished (on the cuda engine: its stream is idle, and a
+   * kernel fault among them rejects it with the CUDA message). Results are usable without it: calls
+   * on device tensors run in the order they were made.
+   */
+  synchronize(): Promise<void>;
   /** Copies a tensor made by this engine's `upload` (or a cuda result) back to the host. */
   download(t: DeviceTensor): Promise<Tensor>;
   dispose(): Promise<void>;

@@ -15,7 +15,7 @@ const MAX_ROWS = 2 ** 31 - 1;
 /** float32 options stay far from overflow after the kernels' own factors (log2 e, distances). */
 const F32_SAFE = 2 ** 126;
 
-const OPTION_KEYS = ['causal', 'window', 'softmaxScale', 'softcap', 'alibiSlopes', 'returnLse'] as const;
+const OPTION_KEYS = ['causal', 'window', 'softmaxScale', 'softcap', 'alibiSlopes', 'returnLse', 'out', 'lse'] as const;
 const VARLEN_KEYS = [...OPTION_KEYS, 'cuSeqlensQ', 'cuSeqlensK'] as const;
 
 function checkCuSeqlens(cu: unknown, name: string, total: number, totalName: string): Int32Array {
@@ -153,6 +153,28 @@ function maxLen(cu: Int32Array): number {
   return m;
 }
 
+/**
+ * options.out / options.lse: device tensors of the call's engine to write the results into (checked
+ * against the call's shapes and dtype here, and as the engine's own by the engine). `lse` implies returnLse.
+ */
+function checkInto(o: AttentionOptions, q: AnyTensor, dtype: DType, outShape: number[], lseShape: number[]) {
+  const into = (key: 'out' | 'lse', want: DType, shape: number[]): AnyTensor | null => {
+    const t = readKey(o, key, `options.${key}`) as AnyTensor | undefined | null;
+    if (t === undefined || t === null) return null;
+    const what = 'a cuda device tensor of this engine (out and lse are for calls on device tensors)';
+    if (typeof t !== 'object' || readKey(t, 'location', `options.${key}.location`) !== 'cuda')
+      throw typeErr(what, `options.${key}`, t);
+    if (q.location !== 'cuda')
+      throw typeErr(`${what}, with q on cuda`, `options.${key}`, words('a call on host tensors'));
+    if (t.dtype !== want) throw typeErr(`dtype '${want}'`, `options.${key}.dtype`, t.dtype);
+    const s = Array.isArray(t.shape) ? [...t.shape] : t.shape;
+    if (!Array.isArray(s) || s.length !== shape.length || s.some((x, i) => x !== shape[i]))
+      throw rangeErr(`shape [${shape.join(', ')}]`, `options.${key}.shape`, s);
+    return t;
+  };
+  return { outInto: into('out', dtype, outShape), lseInto: into('lse', 'float32', lseShape) };
+}
+
 const rows = (n: number, name: string, shape: number[], what: string) => {
   if (n > MAX_ROWS) throw rangeErr(`at most ${MAX_ROWS} ${what} (offsets are int32)`, name, shape);
 };
@@ -197,6 +219,10 @@ export function validateVarlen(
     throw rangeErr(`the same length as options.cuSeqlensQ (${cuSeqlensQ.length})`, 'options.cuSeqlensK', cuSeqlensK);
   const maxSeqlenQ = maxLen(cuSeqlensQ),
     maxSeqlenK = maxLen(cuSeqlensK);
+  const opts = checkOptions(options, heads.numHeads, heads.headDim, maxSeqlenQ + maxSeqlenK, true);
+  const outShape = [qs[0]!, heads.numHeads, heads.headDimV],
+    lseShape = [heads.numHeads, qs[0]!];
+  const into = checkInto(options, q, dtype, outShape, lseShape);
   return {
     dtype,
     q,
@@ -210,9 +236,11 @@ export function validateVarlen(
     maxSeqlenQ,
     maxSeqlenK,
     ...heads,
-    ...checkOptions(options, heads.numHeads, heads.headDim, maxSeqlenQ + maxSeqlenK, true),
-    outShape: [qs[0]!, heads.numHeads, heads.headDimV],
-    lseShape: [heads.numHeads, qs[0]!],
+    ...opts,
+    returnLse: opts.returnLse || into.lseInto !== null,
+    ...into,
+    outShape,
+    lseShape,
     fixedSeqlenQ: 0,
   };
 }
@@ -251,6 +279,9 @@ export function validateFixed(
   rows(batch * seqlenK, 'k.shape', ks, 'rows in all (batch x seqlenK)');
   const heads = checkHeads(qs, ks, vs, 3);
   const opts = checkOptions(options ?? {}, heads.numHeads, heads.headDim, seqlenQ + seqlenK, false);
+  const outShape = [batch, seqlenQ, heads.numHeads, heads.headDimV],
+    lseShape = [batch, heads.numHeads, seqlenQ];
+  const into = checkInto(options ?? {}, q, dtype, outShape, lseShape);
   const cuSeqlensQ = new Int32Array(batch + 1),
     cuSeqlensK = new Int32Array(batch + 1);
   for (let b = 0; b <= batch; b++) {
@@ -266,8 +297,8 @@ export function validateFixed(
     cuSeqlensK,
     batch,
     seqlenQ,
-    outShape: [batch, seqlenQ, heads.numHeads, heads.headDimV],
-    lseShape: [batch, heads.numHeads, seqlenQ],
+    outShape,
+    lseShape,
     fixedSeqlenQ: seqlenQ,
     totalQ: batch * seqlenQ,
     totalK: batch * seqlenK,
@@ -275,5 +306,7 @@ export function validateFixed(
     maxSeqlenK: batch ? seqlenK : 0,
     ...heads,
     ...opts,
+    returnLse: opts.returnLse || into.lseInto !== null,
+    ...into,
   };
 }

@@ -122,7 +122,9 @@ describe.skipIf(!gpu)(`cuda engine${gpu ? '' : ` (skipped: ${reason})`}`, () => 
   });
 
   it('turns CUDA errors into rejected promises with the CUDA message', async () => {
-    await expect(cudaAddon().allocDevice(2 ** 52)).rejects.toThrow(/cudaErrorMemoryAllocation|out of memory/);
+    const ctx = new (cudaAddon().Context)();
+    await expect(cudaAddon().allocDevice(ctx, 2 ** 52)).rejects.toThrow(/cudaErrorMemoryAllocation|out of memory/);
+    await ctx.dispose();
     // The engine still works afterwards.
     const r = await runCase(e(), cases[0]!, seed);
     expect(r.ok, r.detail).toBe(true);

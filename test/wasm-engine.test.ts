@@ -156,6 +156,8 @@ describe('wasm engine', () => {
         outShape: [1, 8, 256],
         lseShape: [8, 1],
         fixedSeqlenQ: 0,
+        outInto: null,
+        lseInto: null,
       } satisfies Problem<AnyTensor>;
       expect(b.unsupported(p)).toMatch(/4 GiB/);
       const dev = { shape: [0, 1, 8], dtype: 'float32', location: 'cuda', dispose() {} } as const;

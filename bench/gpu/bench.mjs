@@ -62,6 +62,38 @@ async function inputs(s) {
   };
 }
 
+/**
+ * The call as a user sees it (wall clock around the public API): awaited (the call, then
+ * synchronize: its kernels done) back to back, median of `n`; and 20 calls in flight (issued
+ * without awaiting, then one synchronize), per call. Outputs are disposed as they come.
+ */
+async function callTimes(q, k, v, options, n = 30) {
+  const sync = () => (engine.synchronize ? engine.synchronize() : undefined);
+  const drop = (r) => {
+    r.out.dispose();
+    r.lse?.dispose();
+  };
+  const one = async () => {
+    const r = await engine.attentionVarlen(q, k, v, options);
+    await sync();
+    drop(r);
+  };
+  for (let i = 0; i < 3; i++) await one();
+  const times = [];
+  for (let i = 0; i < n; i++) {
+    const t0 = performance.now();
+    await one();
+    times.push(performance.now() - t0);
+  }
+  times.sort((a, b) => a - b);
+  const t0 = performance.now();
+  const rs = await Promise.all(Array.from({ length: 20 }, () => engine.attentionVarlen(q, k, v, options)));
+  await sync();
+  const inflight = (performance.now() - t0) / 20;
+  for (const r of rs) drop(r);
+  return { awaited: times[n >> 1], inflight };
+}
+
 function record(row) {
   console.log(JSON.stringify(row));
   if (out) appendFileSync(out, JSON.stringify(row) + '\n');
@@ -94,6 +126,11 @@ for (const s of shapes) {
       forced: Object.keys(plan).length ? JSON.stringify(plan) : undefined,
       addon: backend.info.addon,
     };
+    if (Object.keys(plan).length === 0) {
+      const c = await callTimes(q, k, v, options);
+      row.callMs = c.awaited;
+      row.inflightMs = c.inflight;
+    }
     record(row);
   }
   if (e2e && e2eNames.has(s.name)) {

@@ -124,7 +124,8 @@ if (typeof globalThis.gc === 'function') {
   }
   check(addon.liveBytes() === before, `finalizer frees forgotten tensors (live ${addon.liveBytes()} vs ${before})`);
 }
-const err = await addon.allocDevice(2 ** 52).then(
+const ctx = new addon.Context();
+const err = await addon.allocDevice(ctx, 2 ** 52).then(
   () => null,
   (e) => e,
 );
@@ -133,6 +134,7 @@ check(
   `CUDA error becomes a JS error: ${err?.message}`,
 );
 console.log(`CUDA error message: ${err?.message}`);
+await ctx.dispose();
 const after = await runCase(engine, cases[0], seed);
 check(after.ok, 'engine works after a CUDA error');
 

@@ -54,6 +54,23 @@ for (const [k, g] of by) {
     `| ${dtype === 'bfloat16' ? 'bf16' : 'f16'} | ${shape} | ${fmt(ours, decode)}${unit} | ${fmt(g['FA2 sdpa'], decode)} | ${fmt(g['FA2 varlen_attn'], decode)} | ${fmt(g['cuDNN sdpa'], decode)} | ${ratio} | ${ours.ms.toFixed(3)} |${abCols}`,
   );
 }
+// The call as a user sees it (wall clock, ms): awaited (call + synchronize) and per call with 20 in flight.
+const calls = [...by].filter(([, g]) => g.flashattn?.callMs != null);
+if (calls.length) {
+  const c = (r) => (r?.callMs != null ? `${r.callMs.toFixed(3)} / ${r.inflightMs.toFixed(3)}` : '');
+  lines.push(
+    '',
+    '| dtype | shape | kernel ms | call ms: awaited / 20 in flight | call - kernel (awaited) | FA2 sdpa call | FA2 varlen call | cuDNN call |',
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |',
+  );
+  for (const [k, g] of calls) {
+    const [dtype, shape] = k.split('|');
+    const o = g.flashattn;
+    lines.push(
+      `| ${dtype === 'bfloat16' ? 'bf16' : 'f16'} | ${shape} | ${o.ms.toFixed(3)} | ${c(o)} | ${((o.callMs - o.ms) * 1e3).toFixed(0)} us | ${c(g['FA2 sdpa'])} | ${c(g['FA2 varlen_attn'])} | ${c(g['cuDNN sdpa'])} |`,
+    );
+  }
+}
 const e2e = rows.filter((r) => r.impl.startsWith('flashattn e2e'));
 if (e2e.length) {
   lines.push('', '| end to end from typed arrays (copies included) | dtype | ms |', '| --- | --- | ---: |');

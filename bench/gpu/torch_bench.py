@@ -32,6 +32,27 @@ def bench(fn):
     return triton.testing.do_bench(fn, warmup=25, rep=100, return_mode="median")
 
 
+def call_times(fn, n=30, inflight=20):
+    """The call as a user sees it, wall clock: awaited (fn then synchronize, back to back; median)
+    and `inflight` calls issued then one synchronize (per call)."""
+    import time
+    for _ in range(3):
+        fn()
+    torch.cuda.synchronize()
+    ts = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        fn()
+        torch.cuda.synchronize()
+        ts.append((time.perf_counter() - t0) * 1e3)
+    ts.sort()
+    t0 = time.perf_counter()
+    for _ in range(inflight):
+        fn()
+    torch.cuda.synchronize()
+    return ts[len(ts) // 2], (time.perf_counter() - t0) * 1e3 / inflight
+
+
 def rand(shape, dtype):
     return (torch.rand(shape, device="cuda", dtype=torch.float32) - 0.5).to(dtype)
 
@@ -53,8 +74,10 @@ def run(s):
     def emit(impl, fn):
         try:
             ms = bench(fn)
+            awaited, inflight = call_times(fn)
             rows.append({"impl": impl, "shape": s["name"], "dtype": s["dtype"], "kind": s["kind"], "ms": ms,
-                         "tflops": s["flops"] / (ms * 1e9), "gbps": s["kvBytes"] / (ms * 1e6)})
+                         "tflops": s["flops"] / (ms * 1e9), "gbps": s["kvBytes"] / (ms * 1e6),
+                         "callMs": awaited, "inflightMs": inflight})
         except Exception as e:  # a peer that cannot run a shape says so in the table
             rows.append({"impl": impl, "shape": s["name"], "dtype": s["dtype"], "kind": s["kind"], "ms": None,
                          "error": f"{type(e).__name__}: {str(e).splitlines()[0][:120]}"})

@@ -282,6 +282,11 @@ class WasmBackend implements Backend {
     return this.enqueue(() => this.runNow(call));
   }
 
+  /** Settles once every call and upload enqueued so far has (whatever their outcome). */
+  async synchronize(): Promise<void> {
+    await this.queue;
+  }
+
   async dispose(): Promise<void> {
     if (this.disposed) return;
     this.disposed = true;

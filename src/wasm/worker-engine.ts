@@ -33,6 +33,8 @@ export class WorkerEngine implements Backend {
   readonly threads = 1;
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
+  /** The calls not settled yet (synchronize waits for them). */
+  private readonly calls = new Set<Promise<unknown>>();
   private failure: Error | null = null;
   private spare: ArrayBuffer | null = null;
 
@@ -91,12 +93,16 @@ export class WorkerEngine implements Backend {
     if (this.failure) return Promise.reject(this.failure);
     const id = this.nextId++;
     const { problem, staging } = this.stage(p as Problem<Tensor>);
-    return new Promise<BackendOutput>((resolve, reject) => {
+    const call = new Promise<BackendOutput>((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
       this.worker.postMessage({ type: 'call', id, problem, poison: knobs.poisonOutputs } satisfies ToWorker, {
         transfer: [staging],
       });
     });
+    this.calls.add(call);
+    const forget = () => this.calls.delete(call);
+    call.then(forget, forget);
+    return call;
   }
 
   /** The problem with q, k and v copied into one transferable buffer (the spare one when it fits). */
@@ -116,6 +122,11 @@ export class WorkerEngine implements Backend {
       return { ...t, data };
     };
     return { problem: { ...p, q: copy(p.q), k: copy(p.k), v: copy(p.v) }, staging };
+  }
+
+  /** Settles once every call posted so far has. */
+  async synchronize(): Promise<void> {
+    await Promise.allSettled(this.calls);
   }
 
   async dispose(): Promise<void> {

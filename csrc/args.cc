@@ -1,0 +1,72 @@
+#include "args.h"
+
+#include <string>
+#include <vector>
+
+namespace addon {
+namespace {
+
+int getInt(const Napi::Object& o, const char* key, int fallback = 0) {
+  Napi::Value v = o.Get(key);
+  return v.IsNumber() ? v.As<Napi::Number>().Int32Value() : fallback;
+}
+
+std::vector<int> getInt32Array(const Napi::Object& o, const char* key) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
+    throw Napi::TypeError::New(o.Env(), std::string("Expected an Int32Array for ") + key);
+  Napi::Int32Array a = v.As<Napi::Int32Array>();
+  return std::vector<int>(a.Data(), a.Data() + a.ElementLength());
+}
+
+fa::DType parseDType(const Napi::Value& v) {
+  const std::string s = v.IsString() ? v.As<Napi::String>().Utf8Value() : "";
+  if (s == "float32") return fa::DType::F32;
+  if (s == "float16") return fa::DType::F16;
+  if (s == "bfloat16") return fa::DType::BF16;
+  throw Napi::TypeError::New(v.Env(), "Expected 'float32', 'float16' or 'bfloat16' for args.dtype");
+}
+
+}  // namespace
+
+fa::ForwardArgs parseForwardArgs(const Napi::Object& o) {
+  fa::ForwardArgs a;
+  a.dtype = parseDType(o.Get("dtype"));
+  a.cuSeqlensQ = getInt32Array(o, "cuSeqlensQ");
+  a.cuSeqlensK = getInt32Array(o, "cuSeqlensK");
+  if (a.cuSeqlensQ.empty() || a.cuSeqlensQ.size() != a.cuSeqlensK.size())
+    throw Napi::RangeError::New(o.Env(), "cuSeqlensQ and cuSeqlensK must have the same length >= 1");
+  a.totalQ = getInt(o, "totalQ");
+  a.totalK = getInt(o, "totalK");
+  a.maxSeqlenQ = getInt(o, "maxSeqlenQ");
+  a.numHeads = getInt(o, "numHeads", 1);
+  a.numKvHeads = getInt(o, "numKvHeads", 1);
+  a.headDim = getInt(o, "headDim");
+  a.headDimV = getInt(o, "headDimV");
+  a.windowLeft = getInt(o, "windowLeft", -1);
+  a.windowRight = getInt(o, "windowRight", -1);
+  a.softmaxScale = o.Get("softmaxScale").ToNumber().FloatValue();
+  a.softcap = o.Get("softcap").ToNumber().FloatValue();
+  a.fixedSeqlenQ = getInt(o, "fixedSeqlenQ");
+  a.poison = o.Get("poison").ToBoolean();
+  // The planner's knobs (src/knobs.ts, read once there), passed with every call.
+  a.forceSplits = getInt(o, "forceSplits");
+  a.forceTile = getInt(o, "forceTile");
+  Napi::Value wgmma = o.Get("wgmma"), order = o.Get("order");
+  a.wgmma = wgmma.IsUndefined() || wgmma.ToBoolean();
+  const std::string orderName = order.IsString() ? order.As<Napi::String>().Utf8Value() : "auto";
+  a.order = fa::workOrderFromEnv(orderName.c_str(), fa::WorkOrder::Auto);
+  Napi::Value slopes = o.Get("alibiSlopes");
+  if (slopes.IsTypedArray()) {
+    Napi::Float32Array s = slopes.As<Napi::Float32Array>();
+    if (int(s.ElementLength()) != a.numHeads)
+      throw Napi::RangeError::New(o.Env(), "alibiSlopes must have numHeads entries");
+    a.alibiSlopes.assign(s.Data(), s.Data() + s.ElementLength());
+  }
+  if (a.numHeads < 1 || a.numKvHeads < 1 || a.numHeads % a.numKvHeads || a.headDim < 1 || a.headDim > 256 ||
+      a.headDimV < 1 || a.headDimV > 256 || a.cuSeqlensQ.back() != a.totalQ || a.cuSeqlensK.back() != a.totalK)
+    throw Napi::RangeError::New(o.Env(), "inconsistent attention arguments");
+  return a;
+}
+
+}  // namespace addon

@@ -1,0 +1,269 @@
+// The addon's calls on a context (csrc/context.h). Work on device buffers is enqueued on the
+// context's stream from the JavaScript thread and returns at once: outputs are valid in stream
+// order for the next call, and a kernel fault surfaces at the next wait (synchronize, download,
+// a call from typed arrays). Host arrays are copied into pinned staging before a call returns (so
+// the caller may reuse them at once); the copy back waits on a worker thread.
+#include "calls.h"
+
+#include <algorithm>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "args.h"
+#include "async.h"
+#include "context.h"
+#include "device_buffer.h"
+#include "forward.h"
+
+namespace addon {
+namespace {
+
+[[noreturn]] void fail(Napi::Env env, const std::string& err) {
+  throw Napi::Error::New(env, err);
+}
+
+// A typed array's bytes (valid while the JavaScript value is).
+struct HostBytes {
+  void* data = nullptr;
+  size_t bytes = 0;
+  bool present = false;
+  static HostBytes Of(const Napi::Value& v) {
+    HostBytes h;
+    if (!v.IsTypedArray()) return h;
+    Napi::TypedArray t = v.As<Napi::TypedArray>();
+    h.data = static_cast<char*>(t.ArrayBuffer().Data()) + t.ByteOffset();
+    h.bytes = t.ByteLength();
+    h.present = true;
+    return h;
+  }
+};
+
+std::shared_ptr<DevMem> deviceOf(const Napi::Value& v, const std::shared_ptr<Context>& ctx, const char* name) {
+  std::shared_ptr<DevMem> m = DeviceBuffer::From(v);
+  if (!m) fail(v.Env(), std::string("device tensor ") + name + " has been disposed");
+  if (m->ctx != ctx)
+    throw Napi::TypeError::New(v.Env(), std::string("device tensor ") + name + " belongs to another engine");
+  return m;
+}
+
+// Copies a typed array into a new device buffer (stream order); the array may change on return.
+std::shared_ptr<DevMem> upload(Napi::Env env, const std::shared_ptr<Context>& ctx, const HostBytes& h) {
+  std::shared_ptr<DevMem> m;
+  if (std::string e = allocDevMem(ctx, h.bytes, m); !e.empty()) fail(env, e);
+  if (h.bytes)
+    if (std::string e = ctx->copyIn(m->ptr, h.data, h.bytes); !e.empty()) fail(env, e);
+  return m;
+}
+
+Napi::Object planInfo(Napi::Env env, const fa::PlanInfo& info) {
+  Napi::Object r = Napi::Object::New(env);
+  const fa::Tile tile = info.kernel.tile;
+  r.Set("splits", info.splits);
+  r.Set("tile", tile == fa::Tile::Small ? "small" : tile == fa::Tile::Wgmma ? "wgmma" : "main");
+  r.Set("headDimClass", info.kernel.headDimClass);
+  r.Set("numWork", info.numWork);
+  r.Set("blocksPerSm", info.blocksPerSm);
+  r.Set("planReused", info.planReused);
+  r.Set("fixup", info.fixup);
+  return r;
+}
+
+struct Sizes {
+  size_t q, k, v, out, lse;
+  explicit Sizes(const fa::ForwardArgs& a) {
+    const size_t eb = fa::dtypeBytes(a.dtype);
+    q = size_t(a.totalQ) * a.numHeads * a.headDim * eb;
+    k = size_t(a.totalK) * a.numKvHeads * a.headDim * eb;
+    v = size_t(a.totalK) * a.numKvHeads * a.headDimV * eb;
+    out = size_t(a.totalQ) * a.numHeads * a.headDimV * eb;
+    lse = size_t(a.totalQ) * a.numHeads * sizeof(float);
+  }
+};
+
+// The operands of a call: device buffers of this context, or typed arrays uploaded now.
+std::shared_ptr<DevMem> operand(const Napi::Value& v, const std::shared_ptr<Context>& ctx, size_t bytes,
+                                const char* name) {
+  if (DeviceBuffer::Is(v)) {
+    std::shared_ptr<DevMem> m = deviceOf(v, ctx, name);
+    if (m->bytes < bytes)
+      throw Napi::RangeError::New(v.Env(), std::string("device tensor ") + name + " holds " + std::to_string(m->bytes) +
+                                               " bytes, " + std::to_string(bytes) + " expected");
+    return m;
+  }
+  HostBytes h = HostBytes::Of(v);
+  if (!h.present)
+    throw Napi::TypeError::New(v.Env(), std::string("Expected a DeviceBuffer or a typed array for ") + name);
+  if (h.bytes != bytes)
+    throw Napi::RangeError::New(v.Env(), std::string("host array ") + name + " holds " + std::to_string(h.bytes) +
+                                             " bytes, " + std::to_string(bytes) + " expected");
+  return upload(v.Env(), ctx, h);
+}
+
+// An output: the caller's device buffer (written in place), or a new one.
+std::shared_ptr<DevMem> output(const Napi::Value& v, const std::shared_ptr<Context>& ctx, size_t bytes,
+                               const char* name) {
+  if (DeviceBuffer::Is(v)) {
+    std::shared_ptr<DevMem> m = deviceOf(v, ctx, name);
+    if (m->bytes < bytes) throw Napi::RangeError::New(v.Env(), std::string("device tensor ") + name + " is too small");
+    return m;
+  }
+  std::shared_ptr<DevMem> m;
+  if (std::string e = allocDevMem(ctx, bytes, m); !e.empty()) fail(v.Env(), e);
+  return m;
+}
+
+}  // namespace
+
+// (ctx, args, q, k, v, out?, lse?): q, k, v device buffers or typed arrays; out / lse device
+// buffers to write into, typed arrays to copy the results into (then a promise of the plan info),
+// or undefined (new device buffers, returned with the plan info at once).
+Napi::Value Attention(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::shared_ptr<Context> ctx = ContextHandle::From(info[0]);
+  if (!info[1].IsObject()) throw Napi::TypeError::New(env, "Expected an args object");
+  Napi::Object o = info[1].As<Napi::Object>();
+  fa::ForwardArgs a = parseForwardArgs(o);
+  const bool returnLse = o.Get("returnLse").ToBoolean();
+  const Sizes sz(a);
+  std::shared_ptr<DevMem> q = operand(info[2], ctx, sz.q, "q"), k = operand(info[3], ctx, sz.k, "k"),
+                          v = operand(info[4], ctx, sz.v, "v");
+  HostBytes hostOut = HostBytes::Of(info[5]), hostLse = HostBytes::Of(info[6]);
+  if (hostOut.present && hostOut.bytes != sz.out)
+    throw Napi::RangeError::New(env, "the host output array has the wrong size");
+  if (hostLse.present && (!returnLse || hostLse.bytes != sz.lse))
+    throw Napi::RangeError::New(env, "the host lse array has the wrong size");
+  std::shared_ptr<DevMem> out = output(info[5], ctx, sz.out, "out");
+  std::shared_ptr<DevMem> lse = returnLse ? output(info[6], ctx, sz.lse, "lse") : nullptr;
+  a.q = q->ptr;
+  a.k = k->ptr;
+  a.v = v->ptr;
+  a.out = out->ptr;
+  a.lse = lse ? static_cast<float*>(lse->ptr) : nullptr;
+  fa::PlanInfo plan;
+  {
+    fa::Forward fwd(ctx->stream);
+    auto copy = [&ctx](void* dst, const void* src, size_t n) { return ctx->copyIn(dst, src, n); };
+    std::string err = fwd.prepare(a, copy, ctx->plans.get());
+    if (err.empty()) err = fwd.launch();
+    if (!err.empty()) fail(env, err);
+    plan = fwd.info();
+  }  // the call's temporaries go back in stream order, after its kernels
+  if (!hostOut.present) {
+    Napi::Object r = planInfo(env, plan);
+    r.Set("out", DeviceBuffer::Wrap(env, out));
+    if (lse) r.Set("lse", DeviceBuffer::Wrap(env, lse));
+    return r;
+  }
+  // Typed-array results: copied back on a worker thread; the arrays are the engine's own.
+  auto outRef = std::make_shared<Napi::Reference<Napi::Value>>(Napi::Persistent(info[5]));
+  auto lseRef = std::make_shared<Napi::Reference<Napi::Value>>(Napi::Persistent(info[6]));
+  return queueWait(
+      env, ctx, "flashattn:attention",
+      [ctx, out, lse, hostOut, hostLse, sz, q, k, v]() -> std::string {
+        std::string e = ctx->copyOut(hostOut.data, out->ptr, sz.out);
+        if (e.empty() && lse && hostLse.present) e = ctx->copyOut(hostLse.data, lse->ptr, sz.lse);
+        return e;
+      },
+      [plan, outRef, lseRef](Napi::Env e) -> Napi::Value { return planInfo(e, plan); });
+}
+
+// (ctx, typedArray) -> DeviceBuffer, at once: the copy is enqueued (the array may change on return).
+Napi::Value Upload(const Napi::CallbackInfo& info) {
+  std::shared_ptr<Context> ctx = ContextHandle::From(info[0]);
+  if (!info[1].IsTypedArray()) throw Napi::TypeError::New(info.Env(), "Expected a typed array to upload");
+  return DeviceBuffer::Wrap(info.Env(), upload(info.Env(), ctx, HostBytes::Of(info[1])));
+}
+
+// (ctx, DeviceBuffer, typedArray) -> Promise<void>: in stream order, after the calls before it.
+Napi::Value Download(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::shared_ptr<Context> ctx = ContextHandle::From(info[0]);
+  std::shared_ptr<DevMem> src = DeviceBuffer::From(info[1]);
+  if (!src) fail(env, "Expected a live (not disposed) DeviceBuffer to download");
+  if (src->ctx != ctx) throw Napi::TypeError::New(env, "the device buffer belongs to another engine");
+  if (!info[2].IsTypedArray()) throw Napi::TypeError::New(env, "Expected a typed array to download into");
+  HostBytes dst = HostBytes::Of(info[2]);
+  if (dst.bytes > src->bytes)
+    throw Napi::RangeError::New(env, "the device buffer holds " + std::to_string(src->bytes) +
+                                         " bytes, fewer than the " + std::to_string(dst.bytes) + " requested");
+  auto keep = std::make_shared<Napi::Reference<Napi::Value>>(Napi::Persistent(info[2]));
+  return queueWait(
+      env, ctx, "flashattn:download",
+      [ctx, src, dst]() { return dst.bytes ? ctx->copyOut(dst.data, src->ptr, dst.bytes) : std::string(); },
+      [keep](Napi::Env e) -> Napi::Value { return e.Undefined(); });
+}
+
+// (ctx, bytes) -> Promise<DeviceBuffer>: waits, so that a size the pool cannot give fails here.
+Napi::Value AllocDevice(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::shared_ptr<Context> ctx = ContextHandle::From(info[0]);
+  const double bytes = info[1].IsNumber() ? info[1].As<Napi::Number>().DoubleValue() : -1;
+  if (!(bytes >= 0)) throw Napi::TypeError::New(env, "Expected a byte count");
+  auto mem = std::make_shared<std::shared_ptr<DevMem>>();
+  return queueWait(
+      env, ctx, "flashattn:alloc",
+      [ctx, mem, bytes]() -> std::string {
+        if (std::string e = allocDevMem(ctx, size_t(bytes), *mem); !e.empty()) return e;
+        FA_TRY(cudaStreamSynchronize(ctx->stream), "cudaMallocAsync");
+        return "";
+      },
+      [mem](Napi::Env e) -> Napi::Value { return DeviceBuffer::Wrap(e, *mem); });
+}
+
+// (ctx, args, q, k, v, iters) -> Promise<plan info + kernelMs, minMs>: the median of `iters` launches
+// between CUDA events (kernels only, device buffers only), for benchmarks.
+Napi::Value TimeAttention(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::shared_ptr<Context> ctx = ContextHandle::From(info[0]);
+  fa::ForwardArgs a = parseForwardArgs(info[1].As<Napi::Object>());
+  const bool returnLse = info[1].As<Napi::Object>().Get("returnLse").ToBoolean();
+  const int iters = std::max(1, info[5].IsNumber() ? info[5].As<Napi::Number>().Int32Value() : 1);
+  const Sizes sz(a);
+  std::shared_ptr<DevMem> q = operand(info[2], ctx, sz.q, "q"), k = operand(info[3], ctx, sz.k, "k"),
+                          v = operand(info[4], ctx, sz.v, "v");
+  std::shared_ptr<DevMem> out = output(env.Undefined(), ctx, sz.out, "out");
+  std::shared_ptr<DevMem> lse = returnLse ? output(env.Undefined(), ctx, sz.lse, "lse") : nullptr;
+  a.q = q->ptr;
+  a.k = k->ptr;
+  a.v = v->ptr;
+  a.out = out->ptr;
+  a.lse = lse ? static_cast<float*>(lse->ptr) : nullptr;
+  auto fwd = std::make_shared<fa::Forward>(ctx->stream);
+  auto copy = [&ctx](void* dst, const void* src, size_t n) { return ctx->copyIn(dst, src, n); };
+  if (std::string e = fwd->prepare(a, copy, ctx->plans.get()); !e.empty()) fail(env, e);
+  std::vector<cudaEvent_t> ev(2 * iters, nullptr);
+  for (auto& e : ev)
+    if (cudaError_t r = cudaEventCreate(&e); r != cudaSuccess) fail(env, fa::cudaMessage(r, "cudaEventCreate"));
+  for (int i = 0; i < iters; ++i) {
+    cudaEventRecord(ev[2 * i], ctx->stream);
+    if (std::string e = fwd->launch(); !e.empty()) fail(env, e);
+    cudaEventRecord(ev[2 * i + 1], ctx->stream);
+  }
+  auto ms = std::make_shared<std::vector<float>>();
+  const fa::PlanInfo plan = fwd->info();
+  return queueWait(
+      env, ctx, "flashattn:time",
+      [ev, ms, fwd, q, k, v, out, lse]() -> std::string {
+        std::string err;
+        if (cudaError_t r = cudaEventSynchronize(ev.back()); r != cudaSuccess)
+          err = fa::cudaMessage(r, "timed kernels");
+        for (size_t i = 0; err.empty() && i + 1 < ev.size(); i += 2) {
+          float t = 0;
+          if (cudaError_t r = cudaEventElapsedTime(&t, ev[i], ev[i + 1]); r != cudaSuccess)
+            err = fa::cudaMessage(r, "cudaEventElapsedTime");
+          ms->push_back(t);
+        }
+        for (cudaEvent_t e : ev) cudaEventDestroy(e);
+        std::sort(ms->begin(), ms->end());
+        return err;
+      },
+      [plan, ms](Napi::Env e) -> Napi::Value {
+        Napi::Object r = planInfo(e, plan);
+        r.Set("kernelMs", (*ms)[ms->size() / 2]);
+        r.Set("minMs", ms->front());
+        return r;
+      });
+}
+
+}  // namespace addon

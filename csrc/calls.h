@@ -1,0 +1,13 @@
+// The addon's calls on a context (calls.cc says what each takes and when it settles).
+#pragma once
+#include <napi.h>
+
+namespace addon {
+
+Napi::Value Attention(const Napi::CallbackInfo& info);
+Napi::Value Upload(const Napi::CallbackInfo& info);
+Napi::Value Download(const Napi::CallbackInfo& info);
+Napi::Value AllocDevice(const Napi::CallbackInfo& info);
+Napi::Value TimeAttention(const Napi::CallbackInfo& info);
+
+}  // namespace addon

@@ -1,0 +1,209 @@
+/**
+ * The CUDA addon: where it is looked for (FLASHATTN_CUDA_ADDON, a local build, the prebuilt
+ * platform package), how it is loaded, and the shapes of what it exports (csrc/addon.cc).
+ */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { knobs, type Knobs } from '../knobs.js';
+import type { DType, HostData } from '../types.js';
+
+const ADDON_NAME = 'flashattn_cuda.node';
+
+/** The addon's device memory handle (csrc/device_buffer.cc). */
+export interface NativeBuffer {
+  readonly bytes: number;
+  readonly disposed: boolean;
+  dispose(): void;
+}
+
+export interface NativeDeviceInfo {
+  runtimeVersion: number;
+  driverVersion: number;
+  error?: string;
+  count?: number;
+  name?: string;
+  major?: number;
+  minor?: number;
+  multiProcessorCount?: number;
+  totalGlobalMem?: number;
+  l2CacheSize?: number;
+  sharedMemPerBlockOptin?: number;
+}
+
+/** The plan a call ran (cuda/forward.h PlanInfo). */
+export interface NativePlan {
+  splits: number;
+  tile: TileName;
+  headDimClass: number;
+  numWork: number;
+  blocksPerSm: number;
+  /** The work list came from the engine's cache of recent plans. */
+  planReused: boolean;
+  /** The non-finite-V fix-up ran (cuda/fixup.h: a masked call). */
+  fixup: boolean;
+}
+
+/** What the timing hook reports: the plan and the kernels' median and fastest time. */
+export interface NativeRunInfo extends NativePlan {
+  kernelMs: number;
+  minMs: number;
+}
+
+/** One engine's stream, pinned staging and work-list cache (csrc/context.h). */
+export interface NativeContext {
+  /** Waits for every call enqueued so far; rejects with the CUDA message of a fault among them. */
+  synchronize(): Promise<void>;
+  /** Waits, then frees the staging and the cache; device buffers keep the stream until they go. */
+  dispose(): Promise<void>;
+}
+
+export type NativeOperand = NativeBuffer | HostData;
+
+export interface NativeAddon {
+  deviceInfo(): NativeDeviceInfo;
+  Context: new () => NativeContext;
+  /** Enqueues the copy and returns the buffer at once (the array may change on return). */
+  upload(ctx: NativeContext, data: HostData): NativeBuffer;
+  download(ctx: NativeContext, buffer: NativeBuffer, into: HostData): Promise<void>;
+  allocDevice(ctx: NativeContext, bytes: number): Promise<NativeBuffer>;
+  /** Bytes of device memory held by live buffers (user tensors and calls in flight). */
+  liveBytes(): number;
+  /** The stream-ordered pool's bytes: reserved from the driver, and in use. */
+  poolBytes(): { reserved: number; used: number };
+  /** Test hook: enqueues a kernel that traps (the context's stream then faults). */
+  trap(ctx: NativeContext): void;
+  /** Device outputs (new, or written into `out` / `lse`): enqueued, returned at once. */
+  attention(
+    ctx: NativeContext,
+    args: NativeArgs,
+    q: NativeOperand,
+    k: NativeOperand,
+    v: NativeOperand,
+    out?: NativeBuffer,
+    lse?: NativeBuffer,
+  ): NativePlan & { out: NativeBuffer; lse?: NativeBuffer };
+  /** Host outputs: the results are copied into `out` / `lse` once the kernels ran. */
+  attention(
+    ctx: NativeContext,
+    args: NativeArgs,
+    q: NativeOperand,
+    k: NativeOperand,
+    v: NativeOperand,
+    out: HostData,
+    lse: Float32Array | undefined,
+  ): Promise<NativePlan>;
+  timeAttention(
+    ctx: NativeContext,
+    args: NativeArgs,
+    q: NativeBuffer,
+    k: NativeBuffer,
+    v: NativeBuffer,
+    iters: number,
+  ): Promise<NativeRunInfo>;
+}
+
+export interface NativeArgs {
+  dtype: DType;
+  cuSeqlensQ: Int32Array;
+  cuSeqlensK: Int32Array;
+  totalQ: number;
+  totalK: number;
+  maxSeqlenQ: number;
+  numHeads: number;
+  numKvHeads: number;
+  headDim: number;
+  headDimV: number;
+  windowLeft: number;
+  windowRight: number;
+  softmaxScale: number;
+  softcap: number;
+  alibiSlopes: Float32Array | null;
+  fixedSeqlenQ: number;
+  returnLse: boolean;
+  poison: boolean;
+  /** The planner's knobs (src/knobs.ts; `time` overrides the first two): 0 = the planner decides. */
+  forceSplits: number;
+  /** 0 = auto, else 1 + the index in TILES ('wgmma' counts as auto: the planner takes it itself). */
+  forceTile: number;
+  /** false keeps the mma.sync kernel on sm_90. */
+  wgmma: boolean;
+  order: Knobs['cudaOrder'];
+}
+
+/**
+ * Kernel tiles (cuda/tile.h): 128 query rows, or 16 for decode-like calls, on mma.sync; 'wgmma' is
+ * the Hopper kernel's 128-row tile, which the planner picks itself on sm_90 for the fast path
+ * (forcing 'main' keeps the mma.sync kernel).
+ */
+export type TileName = 'main' | 'small' | 'wgmma';
+
+function here(): string {
+  return path.dirname(fileURLToPath(import.meta.url));
+}
+
+/** The prebuilt addon's package for this platform, as sharp and esbuild name theirs. */
+export const PLATFORM_PACKAGE = `@flashattn/cuda-${process.platform}-${process.arch}`;
+
+/**
+ * Where the addon may be, in order: FLASHATTN_CUDA_ADDON (knobs.cudaAddon), then a local build
+ * (build/Release of this package: `npm ci` in the repository, or `flashattn build-cuda`), then the
+ * prebuilt platform package.
+ */
+export function addonCandidates(): { path: string | null; from: string }[] {
+  const list: { path: string | null; from: string }[] = [];
+  if (knobs.cudaAddon) list.push({ path: path.resolve(knobs.cudaAddon), from: 'FLASHATTN_CUDA_ADDON' });
+  // src/cuda/backend.ts and dist/cuda/backend.js are both two levels below the package root.
+  list.push({ path: path.resolve(here(), '..', '..', 'build', 'Release', ADDON_NAME), from: 'a local build' });
+  let prebuilt: string | null = null;
+  try {
+    prebuilt = createRequire(import.meta.url).resolve(`${PLATFORM_PACKAGE}/${ADDON_NAME}`);
+  } catch {
+    /* not installed */
+  }
+  list.push({ path: prebuilt, from: `the prebuilt package ${PLATFORM_PACKAGE}` });
+  return list;
+}
+
+let cached: { addon: NativeAddon; path: string; from: string } | null = null;
+
+function loadAddon(): { addon: NativeAddon; path: string; from: string } {
+  if (cached) return cached;
+  const require = createRequire(import.meta.url);
+  const tried: string[] = [];
+  for (const c of addonCandidates()) {
+    if (c.path === null || !existsSync(c.path)) {
+      tried.push(`${c.from}: ${c.path === null ? 'not installed' : `${c.path} not found`}`);
+      continue;
+    }
+    try {
+      cached = { addon: require(c.path) as NativeAddon, path: c.path, from: c.from };
+      return cached;
+    } catch (e) {
+      tried.push(`${c.from}: ${c.path} failed to load: ${(e as Error).message.split('\n')[0]}`);
+    }
+  }
+  const fix =
+    process.platform === 'linux' && process.arch === 'x64'
+      ? `install ${PLATFORM_PACKAGE} (an optional dependency of flashattn), or run \`npx flashattn build-cuda\` (needs nvcc and cmake)`
+      : `no prebuilt addon exists for ${process.platform}-${process.arch}; run \`npx flashattn build-cuda\` (needs nvcc and cmake)`;
+  throw new Error(`the CUDA addon is not installed (${tried.join('; ')}); ${fix}`);
+}
+
+/** Why the driver cannot run CUDA, in a user's words (the runtime's own status for the rest). */
+export function driverProblem(dev: NativeDeviceInfo): string {
+  if (dev.driverVersion === 0)
+    return 'no NVIDIA driver is installed (or it cannot be loaded), so there is no GPU to use';
+  const v = (x: number) => `${Math.floor(x / 1000)}.${(x % 1000) / 10}`;
+  if (dev.driverVersion < dev.runtimeVersion)
+    return `the NVIDIA driver supports CUDA ${v(dev.driverVersion)} but the addon needs CUDA ${v(dev.runtimeVersion)}: update the driver`;
+  return `no CUDA device: ${dev.error}`;
+}
+
+/** The loaded addon, for tests and benchmarks (throws like loadCudaBackend when it cannot load). */
+export function cudaAddon(): NativeAddon {
+  return loadAddon().addon;
+}
+
+export { loadAddon };

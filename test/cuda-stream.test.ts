@@ -1,0 +1,148 @@
+// The cuda engine's calls as a server makes them (issue "GPU calls at kernel speed"): stream order
+// (calls on device tensors resolve once enqueued and run in the order they were made), results
+// written into caller-owned `out` tensors, a kernel fault surfacing at the next wait without
+// aborting the process, dispose with calls in flight, two engines each on its own stream, and
+// device memory that stays flat over thousands of calls. Skips without a GPU, with the reason.
+import { spawnSync } from 'node:child_process';
+import { afterAll, describe, expect, it } from 'vitest';
+import { randn, rng } from './conformance/random.js';
+import { cudaAddon, loadCudaBackend } from '../src/cuda/backend.js';
+import { encode } from '../src/half.js';
+import { createEngine } from '../src/node.js';
+import type { DeviceTensor, Engine, Tensor, VarlenOptions } from '../src/types.js';
+
+let reason = '';
+let engine: Engine | null = null;
+try {
+  await loadCudaBackend();
+  engine = await createEngine({ backend: 'cuda' });
+} catch (e) {
+  reason = (e as Error).message;
+  console.log(`[flashattn] cuda stream tests skipped: ${reason}`);
+}
+afterAll(async () => {
+  await engine?.dispose();
+});
+const e = () => engine!;
+const seed = 77;
+const next = rng(seed);
+const [L, H, D] = [300, 4, 64];
+const t = (rows: number): Tensor => ({
+  data: encode(randn(next, rows * H * D), 'float16'),
+  shape: [rows, H, D],
+  dtype: 'float16',
+});
+const opts: VarlenOptions = {
+  cuSeqlensQ: Int32Array.of(0, 100, L),
+  cuSeqlensK: Int32Array.of(0, 100, L),
+  causal: true,
+};
+
+describe.skipIf(!engine)(`cuda calls in stream order${engine ? '' : ` (skipped: ${reason})`}`, () => {
+  it('a chain of un-awaited calls, each reading the previous output, equals the awaited chain bit for bit', async () => {
+    const [q, k, v] = await Promise.all([e().upload(t(L)), e().upload(t(L)), e().upload(t(L))]);
+    const zeros = { data: new Uint16Array(L * H * D), shape: [L, H, D], dtype: 'float16' as const };
+    const outs: DeviceTensor[] = [];
+    for (let i = 0; i < 8; i++) outs.push(await e().upload(zeros));
+    // Awaited, downloaded step by step.
+    let prev: DeviceTensor = q;
+    const awaited: Tensor[] = [];
+    for (let i = 0; i < 8; i++) {
+      const { out } = await e().attentionVarlen(prev, k, v, opts);
+      awaited.push(await e().download(out));
+      prev = out;
+    }
+    // Not awaited: each call reads the out tensor the previous call writes.
+    const calls: Promise<unknown>[] = [];
+    prev = q;
+    for (let i = 0; i < 8; i++) {
+      calls.push(e().attentionVarlen(prev, k, v, { ...opts, out: outs[i] }));
+      prev = outs[i]!;
+    }
+    await Promise.all(calls);
+    for (let i = 0; i < 8; i++) expect((await e().download(outs[i]!)).data).toEqual(awaited[i]!.data);
+    await e().synchronize();
+    for (const x of [q, k, v, ...outs]) x.dispose();
+  });
+
+  it('out and lse options are written in place and returned; wrong ones are refused before any work', async () => {
+    const [q, k, v] = await Promise.all([e().upload(t(L)), e().upload(t(L)), e().upload(t(L))]);
+    const fresh = await e().attentionVarlen(q, k, v, { ...opts, returnLse: true });
+    const out = await e().upload({ data: new Uint16Array(L * H * D), shape: [L, H, D], dtype: 'float16' });
+    const lse = await e().upload({ data: new Float32Array(H * L), shape: [H, L], dtype: 'float32' });
+    const r = await e().attentionVarlen(q, k, v, { ...opts, out, lse });
+    expect(r.out).toBe(out);
+    expect(r.lse).toBe(lse);
+    expect((await e().download(out)).data).toEqual((await e().download(fresh.out)).data);
+    expect((await e().download(lse)).data).toEqual((await e().download(fresh.lse!)).data);
+    await expect(e().attentionVarlen(q, k, v, { ...opts, out: lse })).rejects.toThrow(/options.out.dtype/);
+    await expect(e().attentionVarlen(t(L), t(L), t(L), { ...opts, out })).rejects.toThrow(TypeError);
+    const other = await createEngine({ backend: 'cuda' });
+    try {
+      await expect(other.attentionVarlen(q, k, v, opts)).rejects.toThrow(/another cuda engine/);
+    } finally {
+      await other.dispose();
+    }
+    for (const x of [q, k, v, out, lse, fresh.out, fresh.lse!]) x.dispose();
+  });
+
+  it('a decode loop into one out tensor keeps device memory flat over 10,000 calls', async () => {
+    const Hq = 32,
+      Hk = 8,
+      Dh = 128,
+      keys = 1024,
+      B = 4;
+    const rand = (n: number) => Uint16Array.from({ length: n }, (_, i) => 0x3800 | ((i * 2654435761) >>> 22));
+    const q = await e().upload({ data: rand(B * Hq * Dh), shape: [B, Hq, Dh], dtype: 'float16' });
+    const k = await e().upload({ data: rand(B * keys * Hk * Dh), shape: [B * keys, Hk, Dh], dtype: 'float16' });
+    const v = await e().upload({ data: rand(B * keys * Hk * Dh), shape: [B * keys, Hk, Dh], dtype: 'float16' });
+    const out = await e().upload({ data: new Uint16Array(B * Hq * Dh), shape: [B, Hq, Dh], dtype: 'float16' });
+    const o: VarlenOptions = {
+      cuSeqlensQ: Int32Array.from({ length: B + 1 }, (_, i) => i),
+      cuSeqlensK: Int32Array.from({ length: B + 1 }, (_, i) => i * keys),
+      out,
+    };
+    for (let i = 0; i < 100; i++) await e().attentionVarlen(q, k, v, o);
+    await e().synchronize();
+    const before = { live: cudaAddon().liveBytes(), pool: cudaAddon().poolBytes() };
+    for (let i = 0; i < 10_000; i++) await e().attentionVarlen(q, k, v, o);
+    await e().synchronize();
+    expect(cudaAddon().liveBytes()).toBe(before.live);
+    expect(cudaAddon().poolBytes().used).toBeLessThanOrEqual(before.pool.used + (1 << 20));
+    expect(cudaAddon().poolBytes().reserved).toBeLessThanOrEqual(before.pool.reserved + (32 << 20));
+    for (const x of [q, k, v, out]) x.dispose();
+  }, 120_000);
+
+  it('dispose waits for the calls in flight; later calls are refused', async () => {
+    const other = await createEngine({ backend: 'cuda' });
+    const [q, k, v] = await Promise.all([other.upload(t(L)), other.upload(t(L)), other.upload(t(L))]);
+    const device = Array.from({ length: 20 }, () => other.attentionVarlen(q, k, v, opts));
+    const host = Array.from({ length: 3 }, () => other.attentionVarlen(t(L), t(L), t(L), opts));
+    const settled = Promise.allSettled([...device, ...host]);
+    await other.dispose();
+    for (const s of await settled) expect(s.status).toBe('fulfilled');
+    await expect(other.attentionVarlen(q, k, v, opts)).rejects.toThrow(/disposed/);
+    await expect(other.synchronize()).rejects.toThrow(/disposed/);
+    for (const x of [q, k, v]) x.dispose();
+  });
+
+  it('a kernel fault surfaces at the next wait with the CUDA message; the process does not abort', () => {
+    // In a child process: a fault leaves the CUDA context unusable for the rest of its process.
+    const backend = new URL('../dist/cuda/backend.js', import.meta.url).pathname;
+    const script = `
+      import { cudaAddon } from ${JSON.stringify(backend)};
+      const addon = cudaAddon();
+      const ctx = new addon.Context();
+      addon.trap(ctx);
+      const err = await ctx.synchronize().then(() => null, (e) => e);
+      console.log(JSON.stringify({ message: err && err.message }));
+    `;
+    const run = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    expect(run.status, run.stderr).toBe(0);
+    const { message } = JSON.parse(run.stdout.trim().split('\n').pop()!);
+    expect(message).toMatch(/^the GPU work of this engine failed: cudaError\w+: /);
+  });
+});
