@@ -156,8 +156,11 @@ Napi::Value Attention(const Napi::CallbackInfo& info) {
     return r;
   }
   // Typed-array results: copied back on a worker thread; the arrays are the engine's own.
-  auto outRef = std::make_shared<Napi::Reference<Napi::Value>>(Napi::Persistent(info[5]));
-  auto lseRef = std::make_shared<Napi::Reference<Napi::Value>>(Napi::Persistent(info[6]));
+  auto keep = [](const Napi::Value& v) {
+    return std::make_shared<Napi::Reference<Napi::Value>>(v.IsObject() ? Napi::Persistent(v)
+                                                                        : Napi::Reference<Napi::Value>());
+  };
+  auto outRef = keep(info[5]), lseRef = keep(info[6]);
   return queueWait(
       env, ctx, "flashattn:attention",
       [ctx, out, lse, hostOut, hostLse, sz, q, k, v]() -> std::string {

@@ -167,7 +167,8 @@ describe.skipIf(!gpu)(`cuda engine${gpu ? '' : ` (skipped: ${reason})`}`, () => 
       Float32Array.from({ length: n * h * d }, (_, i) => Math.cos(i)),
       'bfloat16',
     );
-    const t = await e().upload({ data, shape: [n, h, d], dtype: 'bfloat16' });
+    // Tensors of the backend's own engine (each engine has its own stream).
+    const t = await backend.upload!({ data, shape: [n, h, d], dtype: 'bfloat16' });
     const p = validateVarlen(t, t, t, {
       cuSeqlensQ: Int32Array.of(0, n),
       cuSeqlensK: Int32Array.of(0, n),
@@ -189,7 +190,7 @@ describe.skipIf(!gpu)(`cuda engine${gpu ? '' : ` (skipped: ${reason})`}`, () => 
         Float32Array.from({ length: n * h * d }, (_, i) => Math.sin(i)),
         'float16',
       );
-      const t = await e().upload({ data, shape: [n, h, d], dtype: 'float16' });
+      const t = await backend.upload!({ data, shape: [n, h, d], dtype: 'float16' });
       const restore = setKnobs(changes);
       try {
         const p = validateVarlen(t, t, t, {

@@ -12,7 +12,7 @@
 import { randomFillSync } from 'node:crypto';
 import { appendFileSync, writeFileSync } from 'node:fs';
 import { loadCudaBackend } from '../../dist/cuda/backend.js';
-import { createEngine } from '../../dist/node.js';
+import { engineFromBackend } from '../../dist/engine.js';
 import { validateVarlen } from '../../dist/validate.js';
 import { flops, kvBytes, shapes } from './shapes.mjs';
 
@@ -32,7 +32,8 @@ const match = opt('--match', null);
 if (out && !argv.includes('--append')) writeFileSync(out, '');
 
 const backend = await loadCudaBackend();
-const engine = await createEngine({ backend: 'cuda' });
+// One engine (one stream) for the timing hook and the calls: device tensors belong to their engine.
+const engine = engineFromBackend(backend);
 console.log(
   `device: ${backend.info.device} (cc ${backend.info.computeCapability}, ${backend.info.multiprocessors} SMs), addon ${backend.info.addon}`,
 );

@@ -141,7 +141,7 @@ check(after.ok, 'engine works after a CUDA error');
 // Timing hook.
 const backend = await loadCudaBackend();
 const { validateVarlen } = await import('../../dist/validate.js');
-const t = await engine.upload({
+const t = await backend.upload({
   data: encode(
     Float32Array.from({ length: 1024 * 8 * 128 }, (_, i) => Math.cos(i)),
     'bfloat16',

@@ -118,6 +118,8 @@ class CudaEngine implements CudaBackend {
   readonly threads = 1;
   readonly info: Readonly<Record<string, string | number | boolean>>;
   #disposed: Promise<void> | null = null;
+  /** Calls from typed arrays whose results are still being copied back (dispose waits for them). */
+  readonly #copying = new Set<Promise<unknown>>();
 
   constructor(
     readonly addon: NativeAddon,
@@ -208,7 +210,13 @@ class CudaEngine implements CudaBackend {
     const n = sizeOf(p.outShape);
     const out = p.dtype === 'float32' ? new Float32Array(n) : new Uint16Array(n);
     const lse = p.returnLse ? new Float32Array(sizeOf(p.lseShape)) : undefined;
-    await this.addon.attention(this.ctx, args, q, k, v, out, lse);
+    const call = this.addon.attention(this.ctx, args, q, k, v, out, lse);
+    this.#copying.add(call);
+    try {
+      await call;
+    } finally {
+      this.#copying.delete(call);
+    }
     const t = (data: HostData, shape: readonly number[], dtype: DType): Tensor => ({
       data,
       shape,
@@ -250,7 +258,7 @@ class CudaEngine implements CudaBackend {
 
   /** Waits for the calls in flight, then frees the stream's staging and cache (device tensors stay valid to free). */
   dispose(): Promise<void> {
-    this.#disposed ??= this.ctx.dispose();
+    this.#disposed ??= Promise.allSettled(this.#copying).then(() => this.ctx.dispose());
     return this.#disposed;
   }
 }
