@@ -60,14 +60,14 @@ if (calls.length) {
   const c = (r) => (r?.callMs != null ? `${r.callMs.toFixed(3)} / ${r.inflightMs.toFixed(3)}` : '');
   lines.push(
     '',
-    '| dtype | shape | kernel ms | call ms: awaited / 20 in flight | call - kernel (awaited) | FA2 sdpa call | FA2 varlen call | cuDNN call |',
-    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |',
+    '| dtype | shape | kernel ms | call ms: awaited back to back | call + synchronize / 20 in flight | awaited - kernel | FA2 sdpa call: + synchronize / 20 in flight | FA2 varlen call | cuDNN call |',
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
   );
   for (const [k, g] of calls) {
     const [dtype, shape] = k.split('|');
     const o = g.flashattn;
     lines.push(
-      `| ${dtype === 'bfloat16' ? 'bf16' : 'f16'} | ${shape} | ${o.ms.toFixed(3)} | ${c(o)} | ${((o.callMs - o.ms) * 1e3).toFixed(0)} us | ${c(g['FA2 sdpa'])} | ${c(g['FA2 varlen_attn'])} | ${c(g['cuDNN sdpa'])} |`,
+      `| ${dtype === 'bfloat16' ? 'bf16' : 'f16'} | ${shape} | ${o.ms.toFixed(3)} | ${o.awaitedMs?.toFixed(3) ?? ''} | ${c(o)} | ${o.awaitedMs != null ? `${((o.awaitedMs - o.ms) * 1e3).toFixed(0)} us` : ''} | ${c(g['FA2 sdpa'])} | ${c(g['FA2 varlen_attn'])} | ${c(g['cuDNN sdpa'])} |`,
     );
   }
 }
