@@ -158,7 +158,7 @@ Napi::Value Attention(const Napi::CallbackInfo& info) {
   // Typed-array results: copied back on a worker thread; the arrays are the engine's own.
   auto keep = [](const Napi::Value& v) {
     return std::make_shared<Napi::Reference<Napi::Value>>(v.IsObject() ? Napi::Persistent(v)
-                                                                        : Napi::Reference<Napi::Value>());
+                                                                       : Napi::Reference<Napi::Value>());
   };
   auto outRef = keep(info[5]), lseRef = keep(info[6]);
   return queueWait(
