@@ -1,4 +1,6 @@
 /** The internal contract between the façade and an engine. Users never see it. */
+import type { KvCacheSpec, KvProblem, KvWrite } from './kvcache/problem.js';
+import type { KvCache } from './kvcache/types.js';
 import type { Problem } from './problem.js';
 import type { AnyTensor, BackendName, DeviceTensor, Tensor } from './types.js';
 
@@ -28,5 +30,25 @@ export interface Backend {
   /** Settles when every call made so far has (engines whose calls all settle before resolving need none). */
   synchronize?(): Promise<void>;
   download?(t: DeviceTensor): Promise<Tensor>;
+  /**
+   * The paged KV cache (src/kvcache/): an engine that keeps one has all three; the façade refuses the calls of
+   * an engine without them. `createKvCache` allocates a pool for validated options and returns it: `k` and
+   * `v` are this engine's resident/device tensors (`download` reads them, the cache's `dispose()` frees them
+   * and sets `disposed`, a finalizer frees a forgotten one, the engine's dispose frees them all).
+   */
+  createKvCache?(spec: KvCacheSpec): Promise<KvCache>;
+  /**
+   * Writes `p.kNew`/`p.vNew` into `p.cache`, which the façade checked this engine made and is not disposed;
+   * every layout rule is checked (src/kvcache/problem.ts). The engine still checks that device or resident
+   * tensors among kNew/vNew are its own and live, and its own limits (RangeError), before writing anything:
+   * a rejected call leaves the cache as it was.
+   */
+  writeKvCache?(p: KvWrite<AnyTensor>): Promise<void>;
+  /**
+   * The write of `p` (as `writeKvCache`; every write happens before any read), then attention of the queries
+   * over keys read through the block table: `out` shaped `p.outShape`, `lse` `p.lseShape` with `p.returnLse`,
+   * into `p.outInto`/`p.lseInto` when set. The same checks as `writeKvCache` (q, outInto, lseInto too) come first.
+   */
+  attentionWithKvCache?(p: KvProblem<AnyTensor>): Promise<BackendOutput>;
   dispose(): Promise<void>;
 }

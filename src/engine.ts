@@ -22,6 +22,8 @@ import type {
 } from './types.js';
 import { checkKeys, intIn, rangeErr, readKey, typeErr } from './errors.js';
 import { knobErrors, knobs } from './knobs.js';
+import type { KvCache, KvCacheCallOptions, KvCacheOptions, KvCacheWriteOptions } from './kvcache/types.js';
+import { readKvCache, validateKvCacheOptions, validateKvCall, validateKvWrite } from './kvcache/validate.js';
 import { readHostTensor, validateFixed, validateVarlen } from './validate.js';
 
 export type Loader = (options: EngineOptions) => Promise<Backend>;
@@ -69,6 +71,9 @@ export async function createEngineWith(loaders: Loaders, options: EngineOptions 
 
 class FacadeEngine implements Engine {
   #disposed = false;
+  /** The KV caches this engine's createKvCache made: the ownership hook, so a call refuses any other cache. */
+  readonly #kvCaches = new WeakSet<object>();
+  private readonly ownsKvCache = (c: object): boolean => this.#kvCaches.has(c);
 
   constructor(
     private readonly impl: Backend,
@@ -185,6 +190,45 @@ class FacadeEngine implements Engine {
   async synchronize(): Promise<void> {
     this.live('synchronize');
     await this.impl.synchronize?.();
+  }
+
+  /** The backend's KV cache method, or the TypeError of an engine without a KV cache. */
+  private kv<M extends 'createKvCache' | 'writeKvCache' | 'attentionWithKvCache'>(method: M): NonNullable<Backend[M]> {
+    this.live(method);
+    const f = this.impl[method];
+    if (!f)
+      throw new TypeError(
+        `Expected an engine with a KV cache for engine.${method} but received a ${this.backend} engine that has none yet`,
+      );
+    return f.bind(this.impl) as NonNullable<Backend[M]>;
+  }
+
+  async createKvCache(options: KvCacheOptions): Promise<KvCache> {
+    const create = this.kv('createKvCache');
+    const cache = await create(validateKvCacheOptions(options));
+    this.#kvCaches.add(cache);
+    return cache;
+  }
+
+  async writeKvCache(
+    cache: KvCache,
+    kNew: InputTensor,
+    vNew: InputTensor,
+    options: KvCacheWriteOptions,
+  ): Promise<void> {
+    const write = this.kv('writeKvCache');
+    await write(validateKvWrite(readKvCache(cache, this.ownsKvCache, this.backend), kNew, vNew, options));
+  }
+
+  async attentionWithKvCache<Q extends InputTensor>(
+    q: Q,
+    cache: KvCache,
+    options: KvCacheCallOptions,
+  ): Promise<AttentionResult<ResultTensor<Q>>> {
+    const attend = this.kv('attentionWithKvCache');
+    const r = await attend(validateKvCall(readKvCache(cache, this.ownsKvCache, this.backend), q, options));
+    type T = ResultTensor<Q>;
+    return r.lse ? { out: r.out as T, lse: r.lse as T } : { out: r.out as T };
   }
 
   /** Frees the engine; calls in flight and queued are rejected, later calls refused. Safe to call twice. */

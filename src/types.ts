@@ -1,4 +1,5 @@
 /** Public types of flashattn. One definition, shared by every entry point and engine. */
+import type { KvCache, KvCacheCallOptions, KvCacheOptions, KvCacheWriteOptions } from './kvcache/types.js';
 
 export type DType = 'float32' | 'float16' | 'bfloat16';
 export type BackendName = 'wasm' | 'cuda';
@@ -173,5 +174,37 @@ export interface Engine {
   synchronize(): Promise<void>;
   /** Copies a tensor made by this engine's `upload` (or a cuda result) back to the host. */
   download(t: DeviceTensor): Promise<Tensor>;
+  /**
+   * A paged KV cache kept inside this engine (its WebAssembly memory, or GPU memory): a pool of `numBlocks`
+   * blocks of `blockSize` key rows (any `blockSize >= 1`; `headDimV` defaults to `headDim`, `dtype` to
+   * 'float32'). `cache.k` and `cache.v` are resident tensors of shape `[numBlocks, blockSize, numKvHeads,
+   * headDim(V)]` that `download` reads; `cache.dispose()` frees it (a finalizer frees a forgotten one).
+   * Only this engine's calls accept it. Its contents start unspecified: a row is defined once written.
+   */
+  createKvCache(options: KvCacheOptions): Promise<KvCache>;
+  /**
+   * Writes new rows alone (a prefill computed elsewhere, a restored session): sequence b's rows
+   * `cuSeqlensNew[b] .. cuSeqlensNew[b + 1] - 1` of `kNew` `[totalNew, numKvHeads, headDim]` and `vNew`
+   * `[totalNew, numKvHeads, headDimV]` go to its positions `c .. c + n - 1` (`c = cacheSeqlens[b]`), position
+   * p in block `blockTable[b * maxBlocksPerSeq + floor(p / blockSize)]`, row `p % blockSize`. Bad input
+   * (a block id outside `[0, numBlocks)` among the blocks a sequence holds, `c + n` beyond
+   * `maxBlocksPerSeq * blockSize`, a negative length, a (block, row) written twice, heads/dims/dtype unlike
+   * the cache's, a disposed cache or another engine's) is rejected before anything is written.
+   */
+  writeKvCache(cache: KvCache, kNew: InputTensor, vNew: InputTensor, options: KvCacheWriteOptions): Promise<void>;
+  /**
+   * For each sequence b with `c = cacheSeqlens[b]` rows in the cache and `n` new rows (`kNew`/`vNew` split by
+   * `cuSeqlensNew`, which defaults to `cuSeqlensQ`; without them `n = 0`): writes the new rows at positions
+   * `c .. c + n - 1` (as `writeKvCache`), then computes attention for the queries of b (`cuSeqlensQ`) over
+   * the keys at positions `0 .. c + n - 1`, so `Lk = c + n` and masks stay bottom-right aligned. It equals
+   * `attentionVarlen` on the concatenated keys, to the same tolerance; every option of the function applies.
+   * `cacheSeqlens` is read, never written: the caller keeps the lengths (`KvBlocks` can). A rejected call
+   * leaves the cache exactly as it was. Results are on q's side, as `attentionVarlen`'s.
+   */
+  attentionWithKvCache<Q extends InputTensor>(
+    q: Q,
+    cache: KvCache,
+    options: KvCacheCallOptions,
+  ): Promise<AttentionResult<ResultTensor<Q>>>;
   dispose(): Promise<void>;
 }
