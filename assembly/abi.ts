@@ -29,6 +29,7 @@ export const P_SCRATCH: i32 = 20; // per-thread scratch: thread t's at SCRATCH +
 export const P_SCRATCH_STRIDE: i32 = 21;
 export const P_PARTIAL: i32 = 22; // split chunks' partial slots (slotBytes(Dv) each)
 export const P_PARENTS: i32 = 23;
+export const P_SINKS: i32 = 24; // 0 = no sinks; [H] f32 sink logits already multiplied by log2(e)
 
 // ---- dtype codes (P_DTYPE) -----------------------------------------------------------------
 export const DTYPE_F32: i32 = 0;

@@ -4,7 +4,7 @@
 
 import {
   I_H0, I_I0, I_NG, I_NR, I_Q0, I_SLOT, PA_CHUNKS, PA_FIRST, PA_LEFT, PARENT_INTS, P_LSE, P_LSEA, P_LSEB,
-  P_OUT, P_PARENTS, P_PARTIAL, SLOT_ROWS,
+  P_OUT, P_PARENTS, P_PARTIAL, P_SINKS, SLOT_ROWS,
 } from './abi';
 import { exp2v, madd, st } from './simd';
 import { LN2, gDv, gDvp, gH, gParams, sHI, sL, sLO, sM, sO, slotBytes } from './state';
@@ -38,6 +38,8 @@ const PARENT_BYTES: usize = PARENT_INTS * 4;
 /**
  * Writes the item's rows: out = O / l and lse = (m + log2 l) ln 2, combining `chunks` partial
  * results `slotSize` bytes apart in their fixed order. Rows that see no key get 0 and -Infinity.
+ * With sinks (log2-domain logits s_h), l gains 2^(s_h - m): out = O / (l + 2^(s_h - m)) and
+ * lse = (M + log2(l 2^(m - M) + 2^(s_h - M))) ln 2 with M = max(m, s_h); an empty row's lse is s_h ln 2.
  */
 export function finish<T>(it: usize, mp: usize, lp: usize, op: usize, chunks: i32, slotSize: usize): void {
   const P = gParams;
@@ -49,12 +51,14 @@ export function finish<T>(it: usize, mp: usize, lp: usize, op: usize, chunks: i3
   const outb = <usize>load<u32>(P + P_OUT * 4), lseb = <usize>load<u32>(P + P_LSE * 4);
   const lseA = load<i32>(P + P_LSEA * 4), lseB = load<i32>(P + P_LSEB * 4);
   const Dv4 = Dv & ~3;
+  const sinkp = <usize>load<u32>(P + P_SINKS * 4);
   const acc = sO; // combined accumulator (reuses O's row 0 when combining: rows are done one at a time below)
   for (let r = 0; r < R; r++) {
     const g = r / nr, i = i0 + r % nr, h = h0 + g;
     const orow = outb + (<usize>(q0 + i) * <usize>H + <usize>h) * <usize>Dv * esize;
     const empty = load<i32>(sLO + <usize>r * 4) > load<i32>(sHI + <usize>r * 4);
-    let lse: f32 = -Infinity;
+    const sink: f32 = sinkp != 0 ? load<f32>(sinkp + <usize>h * 4) : -Infinity;
+    let lse: f32 = sinkp != 0 ? <f32>(<f64>sink * LN2) : -Infinity;
     if (empty) {
       for (let d = 0; d < Dv; d++) st<T>(orow + <usize>d * esize, 0);
     } else {
@@ -81,6 +85,15 @@ export function finish<T>(it: usize, mp: usize, lp: usize, op: usize, chunks: i3
           }
         }
       }
+      let lse2 = <f64>m + log2(<f64>l);
+      if (sinkp != 0 && m == m) {
+        // Both exponents are <= 0, so exp2v cannot overflow; a = 0 (the sink dwarfs every score) gives out 0.
+        const big = max(m, sink);
+        const w = exp2v(f32x4.replace_lane(f32x4.splat(m - big), 1, sink - big));
+        const a = f32x4.extract_lane(w, 0), b = f32x4.extract_lane(w, 1);
+        lse2 = <f64>big + log2(<f64>l * <f64>a + <f64>b);
+        l = a > 0 ? l + b / a : <f32>Infinity;
+      }
       const lv = f32x4.splat(l);
       if (isFloat<T>()) {
         let d = 0;
@@ -89,7 +102,7 @@ export function finish<T>(it: usize, mp: usize, lp: usize, op: usize, chunks: i3
       } else {
         for (let d = 0; d < Dv; d++) st<T>(orow + <usize>d * esize, load<f32>(o + <usize>d * 4) / l);
       }
-      lse = <f32>((<f64>m + log2(<f64>l)) * LN2);
+      lse = <f32>(lse2 * LN2);
     }
     if (lseb != 0) store<f32>(lseb + (<usize>q0 * <usize>lseA + <usize>h * <usize>lseB + <usize>i) * 4, lse);
   }

@@ -27,6 +27,8 @@ export interface Problem<D = HostData> {
   readonly softmaxScale: number;
   readonly softcap: number;
   readonly alibiSlopes: Float32Array | null;
+  /** `[numHeads]` sink logits (natural units), or null. */
+  readonly sinks: Float32Array | null;
   readonly returnLse: boolean;
   /** Shape of `out`: `[totalQ, numHeads, headDimV]`, or `[batch, seqlenQ, numHeads, headDimV]` for fixed-length calls. */
   readonly outShape: readonly number[];

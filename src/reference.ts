@@ -40,8 +40,9 @@ export function referenceProblem(p: Problem<Tensor>, roundP?: (w: number) => num
         const row = q0 + i;
         const [lo, hi] = visibleRange(i, lq, lk, p.windowLeft, p.windowRight);
         const o = (row * H + h) * Dv;
+        const sink = p.sinks ? p.sinks[h]! : -Infinity;
         if (hi < lo) {
-          lse[lseIndex(p, b, h, i)] = -Infinity;
+          lse[lseIndex(p, b, h, i)] = sink;
           continue;
         }
         const qo = (row * H + h) * D;
@@ -56,7 +57,9 @@ export function referenceProblem(p: Problem<Tensor>, roundP?: (w: number) => num
           s[j] = x;
           if (x > m || Number.isNaN(x)) m = Number.isNaN(m) ? m : x;
         }
-        let sum = 0;
+        // A sink joins the denominator (and the max, so that exp cannot overflow) with no value row.
+        if (p.sinks && !Number.isNaN(m)) m = Math.max(m, sink);
+        let sum = p.sinks ? Math.exp(sink - m) : 0;
         for (let j = lo; j <= hi; j++) sum += Math.exp(s[j]! - m);
         for (let j = lo; j <= hi; j++) {
           const e = Math.exp(s[j]! - m);

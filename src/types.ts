@@ -80,6 +80,12 @@ export interface AttentionOptions {
   softcap?: number;
   /** `[numHeads]` slopes: `s -= slope_h * |d(i) - j|`. */
   alibiSlopes?: Float32Array | readonly number[];
+  /**
+   * `[numHeads]` learned attention sinks (gpt-oss): logits that join each row's softmax denominator
+   * with no value row, in the units of the final scores (no scale, softcap or ALiBi is applied to
+   * them). A row that sees no key then gets out 0 and lse = its head's sink.
+   */
+  sinks?: Float32Array | readonly number[];
   /** Also return the natural log-sum-exp of each row's scores. Default false. */
   returnLse?: boolean;
   /**

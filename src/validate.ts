@@ -15,7 +15,17 @@ const MAX_ROWS = 2 ** 31 - 1;
 /** float32 options stay far from overflow after the kernels' own factors (log2 e, distances). */
 const F32_SAFE = 2 ** 126;
 
-const OPTION_KEYS = ['causal', 'window', 'softmaxScale', 'softcap', 'alibiSlopes', 'returnLse', 'out', 'lse'] as const;
+const OPTION_KEYS = [
+  'causal',
+  'window',
+  'softmaxScale',
+  'softcap',
+  'alibiSlopes',
+  'sinks',
+  'returnLse',
+  'out',
+  'lse',
+] as const;
 const VARLEN_KEYS = [...OPTION_KEYS, 'cuSeqlensQ', 'cuSeqlensK'] as const;
 
 function checkCuSeqlens(cu: unknown, name: string, total: number, totalName: string): Int32Array {
@@ -128,7 +138,30 @@ function checkOptions(o: AttentionOptions, numHeads: number, headDim: number, sp
     }
     alibiSlopes = Float32Array.from(slopes as number[]);
   }
-  return { windowLeft, windowRight, softmaxScale, softcap, alibiSlopes, returnLse };
+  return {
+    windowLeft,
+    windowRight,
+    softmaxScale,
+    softcap,
+    alibiSlopes,
+    sinks: checkSinks(get('sinks'), numHeads),
+    returnLse,
+  };
+}
+
+/** options.sinks: `[numHeads]` finite logits of float32 range. */
+function checkSinks(s: unknown, numHeads: number): Float32Array | null {
+  if (s === undefined || s === null) return null;
+  const isF32 = ArrayBuffer.isView(s) && Object.prototype.toString.call(s) === '[object Float32Array]';
+  if (!isF32 && !Array.isArray(s)) throw typeErr('a Float32Array or number[]', 'options.sinks', s);
+  const logits = Array.from(s as ArrayLike<unknown>);
+  if (logits.length !== numHeads) throw rangeErr(`numHeads = ${numHeads} sink logits`, 'options.sinks', s);
+  for (const x of logits) {
+    num(x, 'options.sinks', 'numbers');
+    if (!(Math.abs(x as number) <= F32_SAFE))
+      throw rangeErr('finite logits of magnitude at most 2^126', 'options.sinks', s);
+  }
+  return Float32Array.from(logits as number[]);
 }
 
 function checkSameDtype(q: AnyTensor, k: AnyTensor, v: AnyTensor): DType {

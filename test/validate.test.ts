@@ -240,6 +240,20 @@ const rules: Case[] = [
     /for options.window/,
   ],
   [
+    'sinks type',
+    varlen(q, k, v, opts({ sinks: 'x' as unknown as number[] })),
+    TypeError,
+    /Float32Array or number\[\] for options.sinks/,
+  ],
+  ['sinks length', varlen(q, k, v, opts({ sinks: [1, 2] })), RangeError, /numHeads = 4 sink logits for options.sinks/],
+  ['sinks value', varlen(q, k, v, opts({ sinks: [1, NaN, 0, 0] })), RangeError, /finite logits .* for options.sinks/],
+  [
+    'sinks string',
+    varlen(q, k, v, opts({ sinks: [1, '2', 0, 0] as unknown as number[] })),
+    TypeError,
+    /numbers for options.sinks/,
+  ],
+  [
     'misspelt option',
     varlen(q, k, v, opts({ casual: true } as never)),
     TypeError,

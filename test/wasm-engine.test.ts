@@ -158,6 +158,7 @@ describe('wasm engine', () => {
         fixedSeqlenQ: 0,
         outInto: null,
         lseInto: null,
+        sinks: null,
       } satisfies Problem<AnyTensor>;
       expect(b.unsupported(p)).toMatch(/4 GiB/);
       const dev = { shape: [0, 1, 8], dtype: 'float32', location: 'cuda', dispose() {} } as const;

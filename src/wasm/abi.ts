@@ -42,6 +42,8 @@ export const P_SCRATCH_STRIDE = 21;
 /** Split chunks' partial slots (the kernel's slotBytes(Dv) each). */
 export const P_PARTIAL = 22;
 export const P_PARENTS = 23;
+/** 0 = no sinks; [H] f32 sink logits already multiplied by log2(e). */
+export const P_SINKS = 24;
 
 // ---- dtype codes (P_DTYPE) ----
 export const DTYPE_F32 = 0;

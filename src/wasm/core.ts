@@ -353,6 +353,10 @@ class WasmBackend implements Backend {
       const a = new Float32Array(buf, lay.alibi, p.numHeads);
       for (let h = 0; h < p.numHeads; h++) a[h] = p.alibiSlopes[h]! * Math.LOG2E;
     }
+    if (p.sinks) {
+      const s = new Float32Array(buf, lay.sinks, p.numHeads);
+      for (let h = 0; h < p.numHeads; h++) s[h] = p.sinks[h]! * Math.LOG2E;
+    }
 
     const half = p.dtype !== 'float32';
     const put = (at: number, data: Tensor['data']) => {

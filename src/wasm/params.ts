@@ -25,6 +25,7 @@ import {
   P_QMUL,
   P_SCRATCH,
   P_SCRATCH_STRIDE,
+  P_SINKS,
   P_V,
   P_WL,
   P_WR,
@@ -62,4 +63,5 @@ export function writeParams(i32: Int32Array, p: Problem<AnyTensor>, lay: Layout,
   i32[P_SCRATCH_STRIDE] = lay.scratchStride;
   i32[P_PARTIAL] = lay.partial;
   i32[P_PARENTS] = lay.parents;
+  i32[P_SINKS] = lay.sinks;
 }

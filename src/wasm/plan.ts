@@ -23,6 +23,7 @@ export interface Layout {
   items: number;
   parents: number;
   alibi: number;
+  sinks: number;
   q: number;
   k: number;
   v: number;
@@ -44,7 +45,7 @@ export interface KernelSizes {
 type Dims = Pick<
   Problem<unknown>,
   'dtype' | 'totalQ' | 'totalK' | 'numHeads' | 'numKvHeads' | 'headDim' | 'headDimV' | 'returnLse'
-> & { alibiSlopes: unknown };
+> & { alibiSlopes: unknown; sinks: unknown };
 
 /** Inputs already in the wasm memory (resident tensors): their byte offsets; the layout leaves them out. */
 export interface ResidentInputs {
@@ -85,6 +86,7 @@ export function layout(
   const items = take(itemCount * ITEM_INTS * 4);
   const parents = take(parentCount * PARENT_INTS * 4);
   const alibi = p.alibiSlopes ? take(p.numHeads * 4) : 0;
+  const sinks = p.sinks ? take(p.numHeads * 4) : 0;
   const q = input(resident.q, qBytes);
   const kk = input(resident.k, kBytes);
   const v = input(resident.v, vBytes);
@@ -103,6 +105,7 @@ export function layout(
       items,
       parents,
       alibi,
+      sinks,
       q: q2,
       k: k2,
       v: v2,
@@ -115,7 +118,23 @@ export function layout(
       end: at,
     };
   }
-  return { params, items, parents, alibi, q, k: kk, v, out, lse, scratch, scratchStride, partial, slotBytes, end: at };
+  return {
+    params,
+    items,
+    parents,
+    alibi,
+    sinks,
+    q,
+    k: kk,
+    v,
+    out,
+    lse,
+    scratch,
+    scratchStride,
+    partial,
+    slotBytes,
+    end: at,
+  };
 }
 
 /** A region of the wasm memory held by a resident tensor. */

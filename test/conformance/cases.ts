@@ -20,6 +20,8 @@ export interface Case {
   softmaxScale?: number;
   softcap?: number;
   alibi?: boolean;
+  /** Seeded sink logits per head (learned attention sinks), around the scores' scale. */
+  sinks?: boolean;
   returnLse: boolean;
   /** Standard deviation of q (k and v are unit scale); large values make exp overflow without the running max. */
   qScale?: number;
@@ -59,6 +61,7 @@ export function caseId(c: Case): string {
   if (c.softmaxScale !== undefined) parts.push(`scale=${c.softmaxScale}`);
   if (c.softcap) parts.push(`softcap=${c.softcap}`);
   if (c.alibi) parts.push('alibi');
+  if (c.sinks) parts.push('sinks');
   if (!c.returnLse) parts.push('no-lse');
   if (c.qScale) parts.push(`qScale=${c.qScale}`);
   if (c.badIn) parts.push(`${c.bad ?? 'nan'}-in-${c.badIn}`);
@@ -134,6 +137,11 @@ export const cases: Case[] = [
   makeCase({ seqlensQ: [31, 31, 31], seqlensK: [47, 47, 47], fixed: true, causal: true, numHeads: 4, numKvHeads: 2 }),
   makeCase({ seqlensQ: [16, 16], seqlensK: [16, 16], fixed: true, dtype: 'float16', headDim: 32 }),
   makeCase({ seqlensQ: [70], seqlensK: [70], causal: true, returnLse: false }),
+  // Learned attention sinks: in the denominator only; rows that see no key get out 0 and lse = sink.
+  makeCase({ seqlensQ: [37, 5], seqlensK: [53, 70], sinks: true, causal: true }),
+  makeCase({ seqlensQ: [20], seqlensK: [10], sinks: true, causal: true, numHeads: 4, numKvHeads: 2 }),
+  makeCase({ seqlensQ: [1, 1], seqlensK: [1500, 2600], sinks: true, numHeads: 8, numKvHeads: 2, headDim: 128 }),
+  makeCase({ seqlensQ: [33], seqlensK: [33], sinks: true, dtype: 'bfloat16', window: [8, 0], softcap: 20 }),
   // NaN and infinities stay inside the rows that see them (a hidden key's 0 weight times Inf is NaN).
   makeCase({ seqlensQ: [20, 30], seqlensK: [40, 30], badIn: 'q', causal: true }),
   makeCase({ seqlensQ: [20, 30], seqlensK: [40, 30], badIn: 'k', causal: true }),

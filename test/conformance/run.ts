@@ -63,6 +63,7 @@ export function buildInputs(c: Case, seed: number): Inputs {
     softmaxScale: c.softmaxScale,
     softcap: c.softcap,
     alibiSlopes,
+    sinks: c.sinks ? Float32Array.from({ length: c.numHeads }, () => 3 * (next() - 0.5)) : undefined,
     returnLse: c.returnLse,
   };
   if (c.fixed) {
