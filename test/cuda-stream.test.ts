@@ -126,6 +126,15 @@ describe.skipIf(!engine)(`cuda calls in stream order${engine ? '' : ` (skipped: 
     for (const x of [q, k, v]) x.dispose();
   });
 
+  it('typed arrays reused right after the call (their contents overwritten) do not change it', async () => {
+    const host = [t(L), t(L), t(L)] as const;
+    const want = await e().attentionVarlen(host[0], host[1], host[2], opts);
+    const copies = host.map((x) => ({ ...x, data: (x.data as Uint16Array).slice() }));
+    const pending = e().attentionVarlen(copies[0]!, copies[1]!, copies[2]!, opts);
+    for (const c of copies) (c.data as Uint16Array).fill(0x7e00); // NaN everywhere, at once
+    expect((await pending).out.data).toEqual(want.out.data);
+  });
+
   it('a kernel fault surfaces at the next wait with the CUDA message; the process does not abort', () => {
     // In a child process: a fault leaves the CUDA context unusable for the rest of its process.
     const backend = new URL('../dist/cuda/backend.js', import.meta.url).pathname;
