@@ -28,7 +28,8 @@ const OPTION_KEYS = [
 ] as const;
 const VARLEN_KEYS = [...OPTION_KEYS, 'cuSeqlensQ', 'cuSeqlensK'] as const;
 
-function checkCuSeqlens(cu: unknown, name: string, total: number, totalName: string): Int32Array {
+/** Offsets of packed sequences (cuSeqlensQ, cuSeqlensK, cuSeqlensNew), copied at the call. */
+export function checkCuSeqlens(cu: unknown, name: string, total: number, totalName: string): Int32Array {
   if (!(ArrayBuffer.isView(cu) && Object.prototype.toString.call(cu) === '[object Int32Array]'))
     throw typeErr('an Int32Array', name, cu);
   // A copy: the engines read the offsets after the call returned (a queued call), the caller may reuse them.

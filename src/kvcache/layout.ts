@@ -15,26 +15,7 @@ export function int32(x: unknown, name: string): Int32Array {
   return new Int32Array(x as Int32Array);
 }
 
-/** Prefix sums of lengths, in the words of src/validate.ts's own check of cuSeqlensQ/K. */
-export function checkCuSeqlens(cu: unknown, name: string, total: number, totalName: string): Int32Array {
-  const c = int32(cu, name);
-  if (c.length < 1) throw rangeErr('length batch + 1 >= 1', name, c);
-  if (c[0] !== 0) throw rangeErr(`${name}[0] = 0`, name, words(`${name}[0] = ${c[0]}`));
-  for (let i = 1; i < c.length; i++)
-    if (c[i]! < c[i - 1]!)
-      throw rangeErr(
-        'non-decreasing offsets',
-        name,
-        words(`${name}[${i}] = ${c[i]} < ${name}[${i - 1}] = ${c[i - 1]}`),
-      );
-  if (c[c.length - 1] !== total)
-    throw rangeErr(
-      `last offset = ${totalName} = ${total}`,
-      name,
-      words(`${name}[${c.length - 1}] = ${c[c.length - 1]}`),
-    );
-  return c;
-}
+export { checkCuSeqlens } from '../validate.js';
 
 export interface Layout {
   cacheSeqlens: Int32Array;
