@@ -2,38 +2,10 @@
 #include <cuda_fp16.h>
 
 #include "aux_kernels.h"
+#include "convert.cuh"
 
 namespace fa {
 namespace {
-
-template <typename T>
-__device__ __forceinline__ float toF(T x);
-template <>
-__device__ __forceinline__ float toF<float>(float x) {
-  return x;
-}
-template <>
-__device__ __forceinline__ float toF<__half>(__half x) {
-  return __half2float(x);
-}
-template <>
-__device__ __forceinline__ float toF<__nv_bfloat16>(__nv_bfloat16 x) {
-  return __bfloat162float(x);
-}
-template <typename T>
-__device__ __forceinline__ T fromF(float x);
-template <>
-__device__ __forceinline__ float fromF<float>(float x) {
-  return x;
-}
-template <>
-__device__ __forceinline__ __half fromF<__half>(float x) {
-  return __float2half_rn(x);
-}
-template <>
-__device__ __forceinline__ __nv_bfloat16 fromF<__nv_bfloat16>(float x) {
-  return __float2bfloat16_rn(x);
-}
 
 template <typename S, typename D>
 __global__ void convertRowsKernel(const S* __restrict__ src, int srcLen, D* __restrict__ dst, int dstLen, int copyLen,

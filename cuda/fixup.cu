@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "convert.cuh"
 #include "fixup.h"
 #include "fwd_rows.cuh"          // kLog2e, kLn2
 #include "fwd_wgmma_launch.cuh"  // WgTileOf: the Hopper kernel's tile shapes
@@ -18,31 +19,6 @@ namespace {
 constexpr int kFixThreads = 256, kFixWarps = kFixThreads / 32;
 constexpr int kMaxDim = 256;            // the widest head-dim class
 constexpr int kPerLane = kMaxDim / 32;  // head-dim elements per lane in the recompute
-
-template <typename T>
-__device__ __forceinline__ float toF(T x);
-template <>
-__device__ __forceinline__ float toF<__half>(__half x) {
-  return __half2float(x);
-}
-template <>
-__device__ __forceinline__ float toF<__nv_bfloat16>(__nv_bfloat16 x) {
-  return __bfloat162float(x);
-}
-template <typename O>
-__device__ __forceinline__ O fromF(float x);
-template <>
-__device__ __forceinline__ float fromF<float>(float x) {
-  return x;
-}
-template <>
-__device__ __forceinline__ __half fromF<__half>(float x) {
-  return __float2half_rn(x);
-}
-template <>
-__device__ __forceinline__ __nv_bfloat16 fromF<__nv_bfloat16>(float x) {
-  return __float2bfloat16_rn(x);
-}
 
 // Whether either of the two 16-bit values in x is Inf or NaN (all exponent bits set).
 template <typename T>
