@@ -3,7 +3,7 @@
 // test/wasm-abi.test.ts reads this file as text and compares it name by name with the host's, so
 // keep one `export const NAME: i32 = VALUE;` per line.
 
-// ---- params block (PARAMS_INTS slots; slots after P_PARENTS are zero) ----------------------
+// ---- params block (PARAMS_INTS slots; slots after P_PAGED are zero) ------------------------
 export const PARAMS_INTS: i32 = 32;
 export const P_COUNTER: i32 = 0; // next item to take (atomic)
 export const P_NITEMS: i32 = 1;
@@ -30,6 +30,10 @@ export const P_SCRATCH_STRIDE: i32 = 21;
 export const P_PARTIAL: i32 = 22; // split chunks' partial slots (slotBytes(Dv) each)
 export const P_PARENTS: i32 = 23;
 export const P_SINKS: i32 = 24; // 0 = no sinks; [H] f32 sink logits already multiplied by log2(e)
+export const P_TABLE: i32 = 25; // paged calls: byte address of the block table (the call's copy, i32 block ids)
+export const P_BLOCK: i32 = 26; // paged calls: rows per block
+export const P_MAXBLOCKS: i32 = 27; // paged calls: table entries per sequence (maxBlocksPerSeq)
+export const P_PAGED: i32 = 28; // 1 = K and V rows read through the block table (I_K0 is the sequence's table offset)
 
 // ---- dtype codes (P_DTYPE) -----------------------------------------------------------------
 export const DTYPE_F32: i32 = 0;
@@ -40,7 +44,7 @@ export const DTYPE_BF16: i32 = 2;
 export const ITEM_INTS: i32 = 12;
 export const I_Q0: i32 = 0; // first packed query row of the sequence
 export const I_LQ: i32 = 1;
-export const I_K0: i32 = 2; // first packed key row of the sequence
+export const I_K0: i32 = 2; // first packed key row of the sequence; paged: its first block table entry
 export const I_LK: i32 = 3;
 export const I_H0: i32 = 4; // first query head
 export const I_NG: i32 = 5; // query heads in the item

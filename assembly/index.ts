@@ -17,8 +17,10 @@
 // their fixed order). Nothing of size Lq x Lk exists; scratch is O(tile) per thread.
 //
 // Variants come from this one body: the dtype (generic T: f32, u16 = float16, i16 = bfloat16),
-// the S path (8-row tile or direct dot products), masked or full tiles, the score transforms (constant
-// arguments of @inline functions), and baseline vs relaxed SIMD (ASC_FEATURE_RELAXED_SIMD).
+// how K and V rows are found (generic M: Flat, rows laid end to end; Paged, through a KV cache's
+// block table, P_PAGED; rows.ts), the S path (8-row tile or direct dot products), masked or full
+// tiles, the score transforms (constant arguments of @inline functions), and baseline vs relaxed
+// SIMD (ASC_FEATURE_RELAXED_SIMD).
 //
 // The kernel allocates nothing: the host lays out params, items, inputs, outputs and per-thread
 // scratch in the shared memory (abi.ts) and calls run(params, thread) on every thread; items are
@@ -26,10 +28,12 @@
 //
 // Files: abi.ts (what the host writes), state.ts (per-thread globals, scratch layout), item.ts
 // (the work-item driver), stage.ts (1), scores.ts (2), softmax.ts (3), pv.ts (4), combine.ts
-// (the item's end, split chunks merged), simd.ts (exp2, tanh, conversions, lane shuffles).
+// (the item's end, split chunks merged), rows.ts (K and V row addresses, contiguous or paged),
+// simd.ts (exp2, tanh, conversions, lane shuffles).
 
-import { DTYPE_F16, DTYPE_F32, P_DTYPE, SLOT_ROWS } from './abi';
+import { DTYPE_F16, DTYPE_F32, P_DTYPE, P_PAGED, SLOT_ROWS } from './abi';
 import { loop } from './item';
+import { Flat, Paged } from './rows';
 import { setup } from './state';
 
 export { scratchBytes, slotBytes } from './state';
@@ -46,7 +50,11 @@ export function slotRows(): i32 {
 export function run(params: usize, thread: i32): void {
   setup(params, thread);
   const dtype = load<i32>(params + P_DTYPE * 4);
-  if (dtype == DTYPE_F32) loop<f32>(params);
-  else if (dtype == DTYPE_F16) loop<u16>(params);
-  else loop<i16>(params);
+  if (load<i32>(params + P_PAGED * 4) != 0) { // K and V through the block table (a KV cache)
+    if (dtype == DTYPE_F32) loop<f32, Paged>(params);
+    else if (dtype == DTYPE_F16) loop<u16, Paged>(params);
+    else loop<i16, Paged>(params);
+  } else if (dtype == DTYPE_F32) loop<f32, Flat>(params);
+  else if (dtype == DTYPE_F16) loop<u16, Flat>(params);
+  else loop<i16, Flat>(params);
 }

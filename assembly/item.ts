@@ -3,34 +3,39 @@
 // an item's result never depends on the thread that ran it.
 
 import {
-  BM, I_H0, I_I0, I_K0, I_KE, I_KS, I_LK, I_LQ, I_NG, I_NR, I_PARENT, I_Q0, ITEM_INTS, P_COUNTER,
-  P_ITEMS, P_K, P_NITEMS, P_Q, P_V,
+  BM, I_H0, I_I0, I_K0, I_KE, I_KS, I_LK, I_LQ, I_NG, I_NR, I_PARENT, I_Q0, ITEM_INTS, P_BLOCK, P_COUNTER,
+  P_ITEMS, P_K, P_NITEMS, P_Q, P_TABLE, P_V,
 } from './abi';
 import { chunkDone, finish } from './combine';
 import { pv, pvSafe } from './pv';
+import { isPaged, pageRows, rowAt } from './rows';
 import { qk8, qkDirect, qkPrecise } from './scores';
 import { softmaxGeneral, softmaxMasked, softmaxPlain } from './softmax';
 import { stageK, stageQ, stageV } from './stage';
 import {
   BN, PRECISE_BOUND, gAlibi, gCapMul, gD, gDp, gDv, gDvp, gH, gHk, gParams, gVROW, gWl, gWr,
-  sDG, sFB, sGB, sHI, sL, sLO, sM, sO, sSL, sVS,
+  sDG, sFB, sGB, sHI, sKA, sL, sLO, sM, sO, sSL, sVA, sVS,
 } from './state';
 
 const ITEM_BYTES: usize = ITEM_INTS * 4;
 
-/** Items from the shared counter, one at a time, until none are left. */
-export function loop<T>(params: usize): void {
+/** Items from the shared counter, one at a time, until none are left. M: Flat or Paged (rows.ts). */
+export function loop<T, M>(params: usize): void {
   const n = load<i32>(params + P_NITEMS * 4);
   const items = <usize>load<u32>(params + P_ITEMS * 4);
   while (true) {
     const i = atomic.add<i32>(params + P_COUNTER * 4, 1);
     if (i >= n) break;
-    item<T>(items + <usize>i * ITEM_BYTES);
+    item<T, M>(items + <usize>i * ITEM_BYTES);
   }
 }
 
-/** One work item: its rows, Q staged, every key tile some row sees, then its end (combine.ts). */
-function item<T>(it: usize): void {
+/**
+ * One work item: its rows, Q staged, every key tile some row sees, then its end (combine.ts).
+ * Paged (a KV cache): k0 is the sequence's first block table entry, and each tile's K and V row
+ * addresses come from the table (rows.ts); everything else is the same.
+ */
+function item<T, M>(it: usize): void {
   const P = gParams;
   const q0 = load<i32>(it + I_Q0 * 4), Lq = load<i32>(it + I_LQ * 4), k0 = load<i32>(it + I_K0 * 4), Lk = load<i32>(it + I_LK * 4);
   const h0 = load<i32>(it + I_H0 * 4), ng = load<i32>(it + I_NG * 4), i0 = load<i32>(it + I_I0 * 4), nr = load<i32>(it + I_NR * 4);
@@ -82,6 +87,8 @@ function item<T>(it: usize): void {
   const kStride = <usize>gHk * <usize>D * esize, vStride = <usize>gHk * <usize>gDv * esize;
   const kHead = kb + (<usize>k0 * <usize>gHk + <usize>hk) * <usize>D * esize;
   const vHead = vb + (<usize>k0 * <usize>gHk + <usize>hk) * <usize>gDv * esize;
+  const table = isPaged<M>() ? <usize>load<u32>(P + P_TABLE * 4) + <usize>k0 * 4 : 0;
+  const bs = isPaged<M>() ? load<i32>(P + P_BLOCK * 4) : 0;
   const jStart = max(ks, loMin), jEnd = min(ke, hiMax + 1);
   const rv = (R + 3) >> 2;
   const flags = (gCapMul != 0 ? 1 : 0) | (gAlibi != 0 ? 2 : 0);
@@ -91,18 +98,27 @@ function item<T>(it: usize): void {
     const n = min(BN, jEnd - j0);
     const full = n == BN && loMax <= j0 && hiMin >= j0 + BN - 1;
     const nkg = (n + 3) >> 2;
-    const kTile = kHead + <usize>j0 * kStride;
+    let kTile: usize, vTile: usize;
+    if (isPaged<M>()) {
+      const kh = kb + <usize>hk * <usize>D * esize, vh = vb + <usize>hk * <usize>gDv * esize;
+      pageRows(table, bs, j0, n, kh, kStride, vh, vStride);
+      kTile = sKA;
+      vTile = sVA;
+    } else {
+      kTile = kHead + <usize>j0 * kStride;
+      vTile = vHead + <usize>j0 * vStride;
+    }
     // Keys each group of 4 rows sees in this tile: boundary tiles skip what a group cannot see
     // (half of a causal diagonal tile).
     const gb = full ? sFB : groupBounds(rv, j0, n);
     if (direct) {
-      const kmax = qkDirect<T>(kTile, kStride, n);
+      const kmax = qkDirect<T, M>(kTile, kStride, n);
       if (qBound * kmax > PRECISE_BOUND) {
-        stageK<T>(kTile, kStride, n);
+        stageK<T, M>(kTile, kStride, n);
         qkPrecise(4, nkg);
       }
     } else {
-      const kmax = stageK<T>(kTile, kStride, n);
+      const kmax = stageK<T, M>(kTile, kStride, n);
       if (qBound * kmax > PRECISE_BOUND) qkPrecise(rv << 2, nkg);
       else qk8((R + 7) >> 3, nkg, gb);
     }
@@ -113,10 +129,10 @@ function item<T>(it: usize): void {
     if (full && copyV) {
       // rows of V copied whole into the padded tile: P V walks 32-byte slices of them, which
       // at the input's stride (Hk * Dv * 4, often 2-4 KiB) would share a few L1 sets
-      const vt = vHead + <usize>j0 * vStride, vb = <usize>gDv * 4;
-      for (let c = 0; c < BN; c++) memory.copy(sVS + <usize>c * gVROW, vt + <usize>c * vStride, vb);
+      const vb = <usize>gDv * 4;
+      for (let c = 0; c < BN; c++) memory.copy(sVS + <usize>c * gVROW, rowAt<M>(vTile, vStride, c), vb);
       pv(rv, sVS, gVROW, gb);
-    } else if (stageV<T>(vHead + <usize>j0 * vStride, vStride, n, !full)) {
+    } else if (stageV<T, M>(vTile, vStride, n, !full)) {
       pvSafe(R, j0, n);
     } else {
       pv(rv, sVS, gVROW, gb);

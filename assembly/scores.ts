@@ -3,6 +3,7 @@
 // for items of <= 4 rows (decode, K unstaged), and float64 sums for tiles whose scores are too
 // large for float32 ones.
 
+import { isPaged, rowAt } from './rows';
 import { hsum4, ld, ld4, madd, vabsmax } from './simd';
 import { QROW, SROW, gD, gDp, sKI, sQR, sQT, sST } from './state';
 
@@ -45,17 +46,19 @@ export function qk8(rg8: i32, nkg: i32, gb: usize): void {
 /**
  * S^T for items of at most 4 rows (decode), straight from the K rows in memory (halves converted
  * as loaded): 4 rows x 2 keys of partial dot products over d, reduced across lanes at the end.
- * Keys are read once and never staged. Returns max |k| (NaN ignored) for the precision check.
+ * Keys are read once and never staged; row c at rowAt<M>(src, stride, c). Returns max |k| (NaN
+ * ignored) for the precision check.
  */
-export function qkDirect<T>(src: usize, stride: usize, n: i32): f32 {
+export function qkDirect<T, M>(src: usize, stride: usize, n: i32): f32 {
   const D = gD;
   const D4 = D & ~3;
   const es = <usize>sizeof<T>();
   // max |k| as max(kx, -kn): pmax / pmin are one instruction each (abs is three on x64)
   let kx = f32x4.splat(0), kn = f32x4.splat(0);
   for (let c = 0; c < n; c += 2) {
-    const p0 = src + <usize>c * stride;
-    const p1 = c + 1 < n ? p0 + stride : p0; // an odd tail repeats the last key (masked anyway)
+    const p0 = rowAt<M>(src, stride, c);
+    // an odd tail repeats the last key (masked anyway)
+    const p1 = c + 1 < n ? (isPaged<M>() ? rowAt<M>(src, stride, c + 1) : p0 + stride) : p0;
     let a00 = f32x4.splat(0), a01 = f32x4.splat(0), a10 = f32x4.splat(0), a11 = f32x4.splat(0);
     let a20 = f32x4.splat(0), a21 = f32x4.splat(0), a30 = f32x4.splat(0), a31 = f32x4.splat(0);
     let qp = sQR;

@@ -2,6 +2,7 @@
 // through, converted to float32 as they are loaded (halves never reach the inner loops). The
 // tiles are zero padded, so the loops need no tail cases and never read past a row.
 
+import { isPaged, rowAt } from './rows';
 import { hsum4, ld, ld4, storeT4, vabsmax } from './simd';
 import { BN, QROW, gD, gDp, gDv, gDvp, gH, gQmul, gVROW, sKI, sQR, sQT, sVS } from './state';
 
@@ -76,10 +77,10 @@ export function stageQ<T>(qbase: usize, q0: i32, i0: i32, h0: i32, nr: i32, R: i
 }
 
 /**
- * K rows j0..j0+n-1 -> sKI as [key/4][d][4 keys], zero padded (keys >= n, dims >= D).
- * Returns max |k| of the tile (NaN ignored) for the precision check.
+ * K rows j0..j0+n-1 -> sKI as [key/4][d][4 keys], zero padded (keys >= n, dims >= D); row c at
+ * rowAt<M>(src, stride, c). Returns max |k| of the tile (NaN ignored) for the precision check.
  */
-export function stageK<T>(src: usize, stride: usize, n: i32): f32 {
+export function stageK<T, M>(src: usize, stride: usize, n: i32): f32 {
   let kx = f32x4.splat(0), kn = f32x4.splat(0);
   let kms: f32 = 0;
   const D = gD, Dp = gDp;
@@ -90,7 +91,13 @@ export function stageK<T>(src: usize, stride: usize, n: i32): f32 {
     const c0 = kg << 2;
     const dst = sKI + <usize>kg * gbytes;
     if (c0 + 4 <= n) {
-      const p0 = src + <usize>c0 * stride, p1 = p0 + stride, p2 = p1 + stride, p3 = p2 + stride;
+      let p0: usize, p1: usize, p2: usize, p3: usize;
+      if (isPaged<M>()) {
+        p0 = rowAt<M>(src, stride, c0); p1 = rowAt<M>(src, stride, c0 + 1);
+        p2 = rowAt<M>(src, stride, c0 + 2); p3 = rowAt<M>(src, stride, c0 + 3);
+      } else {
+        p0 = src + <usize>c0 * stride; p1 = p0 + stride; p2 = p1 + stride; p3 = p2 + stride;
+      }
       for (let d = 0; d < D4; d += 4) {
         const o = <usize>d * es;
         const r0 = ld4<T>(p0 + o), r1 = ld4<T>(p1 + o), r2 = ld4<T>(p2 + o), r3 = ld4<T>(p3 + o);
@@ -113,7 +120,7 @@ export function stageK<T>(src: usize, stride: usize, n: i32): f32 {
     } else if (c0 < n) {
       memory.fill(dst, 0, gbytes);
       for (let c = c0; c < n; c++) {
-        const p = src + <usize>c * stride;
+        const p = rowAt<M>(src, stride, c);
         const q = dst + <usize>(c - c0) * 4;
         for (let d = 0; d < D; d++) {
           const x = ld<T>(p + <usize>d * es);
@@ -130,17 +137,17 @@ export function stageK<T>(src: usize, stride: usize, n: i32): f32 {
 }
 
 /**
- * V rows j0..j0+n-1 -> sVS as [key][Dvp], zero padded. Returns whether it saw a NaN or an infinity
+ * V rows j0..j0+n-1 (row c at rowAt<M>(src, stride, c)) -> sVS as [key][Dvp], zero padded. Returns whether it saw a NaN or an infinity
  * (when asked): either would reach rows the mask hides it from through 0 * NaN or 0 * Inf.
  */
-export function stageV<T>(src: usize, stride: usize, n: i32, checkNonFinite: bool): bool {
+export function stageV<T, M>(src: usize, stride: usize, n: i32, checkNonFinite: bool): bool {
   const Dv = gDv, Dvp = gDvp;
   const Dv4 = Dv & ~3;
   const es = <usize>sizeof<T>();
   const rowBytes = gVROW;
   let bad = i32x4.splat(0);
   for (let c = 0; c < n; c++) {
-    const p = src + <usize>c * stride;
+    const p = rowAt<M>(src, stride, c);
     const q = sVS + <usize>c * rowBytes;
     let d = 0;
     for (; d < Dv4; d += 4) {

@@ -44,6 +44,8 @@ export let sDG: usize = 0; // [BM] f32 diagonal d(i)
 export let sSL: usize = 0; // [BM] f32 alibi slope (log2 domain)
 export let sGB: usize = 0; // [BM/4][2] i32: keys (relative to the tile) each group of 4 rows sees, first and last
 export let sFB: usize = 0; // the same for a full tile: 0 and BN-1 for every group
+export let sKA: usize = 0; // [BN] u32: a paged tile's K row addresses (rows.ts)
+export let sVA: usize = 0; // [BN] u32: its V row addresses
 
 // @ts-ignore: decorator
 @inline function align(x: u32, a: u32): u32 {
@@ -53,7 +55,7 @@ export let sFB: usize = 0; // the same for a full tile: 0 and BN-1 for every gro
 /** Bytes of scratch one thread needs for head dims D, Dv; setup() carves them in this order. */
 export function scratchBytes(D: i32, Dv: i32): u32 {
   const Dp = align(<u32>D, 4), Dvp = align(<u32>Dv, 8);
-  return align(Dp * <u32>QROW + Dp * 16 + BN * Dp * 4 + BN * (Dvp * 4 + 16) + BN * <u32>SROW + BM * Dvp * 4 + 8 * BM * 4 + BM * 4, 64);
+  return align(Dp * <u32>QROW + Dp * 16 + BN * Dp * 4 + BN * (Dvp * 4 + 16) + BN * <u32>SROW + BM * Dvp * 4 + 8 * BM * 4 + BM * 4 + 2 * BN * 4, 64);
 }
 
 /** Bytes of one partial slot (m, l and O of SLOT_ROWS rows) of a split item. */
@@ -91,7 +93,9 @@ export function setup(params: usize, thread: i32): void {
   sDG = s; s += BM * 4;
   sSL = s; s += BM * 4;
   sGB = s; s += BM / 2 * 4;
-  sFB = s;
+  sFB = s; s += BM / 4 * 8;
+  sKA = s; s += BN * 4;
+  sVA = s;
   for (let g = 0; g < BM / 4; g++) {
     store<i32>(sFB + <usize>g * 8, 0);
     store<i32>(sFB + <usize>g * 8, BN - 1, 4);

@@ -5,7 +5,7 @@
  * so a constant changed or added on one side only fails it; this file holds nothing else.
  */
 
-// ---- params block (PARAMS_INTS slots; slots after P_PARENTS are zero) ----
+// ---- params block (PARAMS_INTS slots; slots after P_PAGED are zero) ----
 export const PARAMS_INTS = 32;
 /** Next item to take (atomic). */
 export const P_COUNTER = 0;
@@ -44,6 +44,13 @@ export const P_PARTIAL = 22;
 export const P_PARENTS = 23;
 /** 0 = no sinks; [H] f32 sink logits already multiplied by log2(e). */
 export const P_SINKS = 24;
+/** Paged calls (a KV cache): byte address of the block table (the call's copy, i32 block ids). */
+export const P_TABLE = 25;
+/** Paged calls: rows per block, and table entries per sequence (maxBlocksPerSeq). */
+export const P_BLOCK = 26;
+export const P_MAXBLOCKS = 27;
+/** 1 = K and V rows read through the block table (I_K0 is then the sequence's table offset), 0 = contiguous. */
+export const P_PAGED = 28;
 
 // ---- dtype codes (P_DTYPE) ----
 export const DTYPE_F32 = 0;
@@ -55,7 +62,7 @@ export const ITEM_INTS = 12;
 /** First packed query row of the sequence. */
 export const I_Q0 = 0;
 export const I_LQ = 1;
-/** First packed key row of the sequence. */
+/** First packed key row of the sequence; for a paged call, its first block table entry. */
 export const I_K0 = 2;
 export const I_LK = 3;
 /** First query head, and query heads in the item. */

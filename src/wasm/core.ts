@@ -4,6 +4,8 @@
  * calling thread (threads = 1) or on the worker pool. Host specifics come in through `Platform`.
  */
 import type { Backend, BackendOutput } from '../backend.js';
+import type { KvCacheSpec, KvProblem, KvWrite } from '../kvcache/problem.js';
+import type { KvCache } from '../kvcache/types.js';
 import { knobs } from '../knobs.js';
 import type { Problem } from '../problem.js';
 import type { AnyTensor, DeviceTensor, DType, Tensor } from '../types.js';
@@ -15,6 +17,7 @@ import {
   type WasmFiles,
   compileKernel,
 } from './kernel.js';
+import { KvCaches, pagingOf } from './kvcache.js';
 import {
   type Block,
   type ItemCounts,
@@ -31,6 +34,7 @@ import {
 import type { Platform } from './platform.js';
 import { writeParams } from './params.js';
 import { WorkerPool, disposedError } from './pool.js';
+import { WasmTensor } from './tensor.js';
 
 export type { CompiledKernel, WasmBackendOptions, WasmFiles } from './kernel.js';
 
@@ -76,51 +80,6 @@ const bytesOf = (dtype: DType) => (dtype === 'float32' ? 4 : 2);
 const sizeOf = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
 const INPUTS = ['q', 'k', 'v'] as const;
 
-/**
- * A tensor resident in one wasm engine's memory (`engine.upload`): calls of that engine read it in
- * place. The block and the engine are private, so a spread copy is not a resident tensor.
- */
-class WasmTensor implements DeviceTensor {
-  readonly location = 'wasm' as const;
-  readonly #owner: WasmBackend;
-  readonly #block: Block;
-
-  constructor(
-    readonly shape: readonly number[],
-    readonly dtype: DType,
-    owner: WasmBackend,
-    block: Block,
-  ) {
-    this.shape = Object.freeze([...shape]);
-    this.#owner = owner;
-    this.#block = block;
-  }
-
-  /** The block of a live tensor uploaded to `owner`; a TypeError naming the fix otherwise. */
-  static blockOf(t: AnyTensor, name: string, owner: WasmBackend): Block {
-    if (!(t instanceof WasmTensor)) {
-      if (t.location === 'cuda')
-        throw new TypeError(
-          `Expected a host or wasm-resident tensor for ${name} but received a cuda tensor; download() it first`,
-        );
-      throw new TypeError(
-        `Expected a tensor made by this wasm engine's upload() for ${name} but received a plain object with location 'wasm'`,
-      );
-    }
-    if (t.#owner !== owner)
-      throw new TypeError(
-        `Expected a tensor resident in this wasm engine for ${name} but received one uploaded to another engine; download() it from that engine (and upload() it to this one)`,
-      );
-    if (!t.#block.live)
-      throw new TypeError(`Expected a live resident tensor for ${name} but received one that was disposed`);
-    return t.#block;
-  }
-
-  dispose(): void {
-    this.#owner.release(this.#block, this);
-  }
-}
-
 /** Inputs up to this size alternate between two places on calls with workers. */
 const ALTERNATE_INPUTS = 64 * 2 ** 20;
 
@@ -137,6 +96,8 @@ class WasmBackend implements Backend {
   private readonly finalizer = new FinalizationRegistry<Block>((b) => this.regions.free(b));
   private disposed = false;
   private flip = false;
+  /** The KV caches (kvcache.ts): their regions, writes and paged calls go through this engine's queue. */
+  private readonly kv: KvCaches;
 
   constructor(
     private readonly kernel: KernelExports,
@@ -151,6 +112,28 @@ class WasmBackend implements Backend {
       slotBytes: (Dv) => kernel.slotBytes(Dv) >>> 0,
     };
     this.regions = new Regions(this.sizes.heapBase);
+    this.kv = new KvCaches({
+      owner: this,
+      memory,
+      regions: this.regions,
+      maxBytes: MAX_BYTES,
+      disposed: () => this.disposed,
+      idle: () => this.busy === 0,
+      enqueue: (f) => this.enqueue(f),
+      reserve: (end) => this.reserve(end),
+      unsupported: (p) => this.unsupported(p),
+      run: (p, write) => this.runNow(p, write),
+    });
+  }
+
+  createKvCache(spec: KvCacheSpec): Promise<KvCache> {
+    return this.kv.create(spec);
+  }
+  writeKvCache(p: KvWrite<AnyTensor>): Promise<void> {
+    return this.kv.write(p);
+  }
+  attentionWithKvCache(p: KvProblem<AnyTensor>): Promise<BackendOutput> {
+    return this.kv.attend(p);
   }
 
   /** Bytes and count of live resident tensors (tests, diagnostics). */
@@ -290,6 +273,7 @@ class WasmBackend implements Backend {
   async dispose(): Promise<void> {
     if (this.disposed) return;
     this.disposed = true;
+    this.kv.disposeAll();
     await this.pool?.terminate();
   }
 
@@ -303,7 +287,9 @@ class WasmBackend implements Backend {
   ): Layout {
     const res: ResidentInputs = { ...resident };
     for (const n of INPUTS) if (p[n].location === 'wasm') res[n] ??= 0;
-    return layout(p, this.sizes, this.threads, plan.count, plan.parentCount, plan.slotCount, moved, base, res);
+    const { count, parentCount, slotCount } = plan;
+    const tableInts = pagingOf(p)?.blockTable.length ?? 0;
+    return layout(p, this.sizes, this.threads, count, parentCount, slotCount, moved, base, res, tableInts);
   }
 
   private prepare(p: Problem<AnyTensor>): Prepared {
@@ -329,7 +315,8 @@ class WasmBackend implements Backend {
     return prep;
   }
 
-  private async runNow(p: Problem<AnyTensor>): Promise<BackendOutput> {
+  /** One call, in the queue. A KV cache call (kvcache.ts) writes its new rows with `write`, after every check. */
+  private async runNow(p: Problem<AnyTensor>, write?: () => void): Promise<BackendOutput> {
     if (this.disposed) throw disposedError();
     // resident inputs: checked again here, as one may have been disposed while the call was queued
     const resident: ResidentInputs = {};
@@ -344,9 +331,12 @@ class WasmBackend implements Backend {
     if (base + bytes > MAX_BYTES) throw new RangeError(this.unsupported(p) ?? 'too big');
     const lay = this.layoutOf(p, plan, moved, base, resident);
     this.reserve(lay.end);
+    write?.();
     const buf = this.memory.buffer;
+    const paging = pagingOf(p);
 
-    writeParams(new Int32Array(buf, lay.params, PARAMS_INTS), p, lay, plan.count);
+    writeParams(new Int32Array(buf, lay.params, PARAMS_INTS), p, lay, plan.count, paging);
+    if (paging) new Int32Array(buf, lay.table, paging.blockTable.length).set(paging.blockTable);
     new Int32Array(buf, lay.items, plan.items.length).set(plan.items);
     new Int32Array(buf, lay.parents, plan.parents.length).set(plan.parents);
     if (p.alibiSlopes) {

@@ -54,6 +54,17 @@ export interface ItemPlan {
   slotCount: number;
 }
 
+/**
+ * A paged call (attention over a KV cache): sequence b's keys are positions 0 .. seqlensK[b] - 1, read through
+ * its row of the block table, so its items' key offset (I_K0) is that row's first entry, b * maxBlocksPerSeq.
+ */
+export interface Paging {
+  readonly seqlensK: Int32Array;
+  readonly blockTable: Int32Array;
+  readonly blockSize: number;
+  readonly maxBlocksPerSeq: number;
+}
+
 interface Shape {
   batch: number;
   cuSeqlensQ: Int32Array;
@@ -62,6 +73,8 @@ interface Shape {
   numKvHeads: number;
   windowLeft: number;
   windowRight: number;
+  /** Set for a paged call: then cuSeqlensK is not read. */
+  paging?: Paging | null;
 }
 
 /** Receives the walk's items (fields by their abi.ts slot order) and split parents. */
@@ -101,8 +114,9 @@ function walk(p: Shape, sink: Sink): { count: number; parents: number; slots: nu
   for (let b = 0; b < p.batch; b++) {
     const q0 = p.cuSeqlensQ[b]!,
       lq = p.cuSeqlensQ[b + 1]! - q0;
-    const k0 = p.cuSeqlensK[b]!,
-      lk = p.cuSeqlensK[b + 1]! - k0;
+    const pg = p.paging;
+    const k0 = pg ? b * pg.maxBlocksPerSeq : p.cuSeqlensK[b]!,
+      lk = pg ? pg.seqlensK[b]! : p.cuSeqlensK[b + 1]! - k0;
     if (lq === 0) continue;
     const { ng, nr } = rowsOf(lq, G);
     for (let i0 = 0; i0 < lq; i0 += nr) {

@@ -6,6 +6,7 @@ import {
   DTYPE_F16,
   DTYPE_F32,
   P_ALIBI,
+  P_BLOCK,
   P_CAPMUL,
   P_D,
   P_DTYPE,
@@ -17,8 +18,10 @@ import {
   P_LSE,
   P_LSEA,
   P_LSEB,
+  P_MAXBLOCKS,
   P_NITEMS,
   P_OUT,
+  P_PAGED,
   P_PARENTS,
   P_PARTIAL,
   P_Q,
@@ -26,16 +29,23 @@ import {
   P_SCRATCH,
   P_SCRATCH_STRIDE,
   P_SINKS,
+  P_TABLE,
   P_V,
   P_WL,
   P_WR,
 } from './abi.js';
-import type { Layout } from './plan.js';
+import type { Layout, Paging } from './plan.js';
 
 export const DTYPE_CODE = { float32: DTYPE_F32, float16: DTYPE_F16, bfloat16: DTYPE_BF16 } as const;
 
-/** Fills `i32` (the call's params block); P_COUNTER and the unused slots start at 0. */
-export function writeParams(i32: Int32Array, p: Problem<AnyTensor>, lay: Layout, itemCount: number): void {
+/** Fills `i32` (the call's params block); P_COUNTER and the unused slots start at 0. `paging`: a KV cache call. */
+export function writeParams(
+  i32: Int32Array,
+  p: Problem<AnyTensor>,
+  lay: Layout,
+  itemCount: number,
+  paging: Paging | null = null,
+): void {
   const f32 = new Float32Array(i32.buffer, i32.byteOffset, i32.length);
   const cap = p.softcap > 0;
   i32.fill(0);
@@ -64,4 +74,9 @@ export function writeParams(i32: Int32Array, p: Problem<AnyTensor>, lay: Layout,
   i32[P_PARTIAL] = lay.partial;
   i32[P_PARENTS] = lay.parents;
   i32[P_SINKS] = lay.sinks;
+  // K and V read through the block table (the item's key offset is the sequence's first entry)
+  i32[P_PAGED] = paging ? 1 : 0;
+  i32[P_TABLE] = lay.table;
+  i32[P_BLOCK] = paging ? paging.blockSize : 0;
+  i32[P_MAXBLOCKS] = paging ? paging.maxBlocksPerSeq : 0;
 }

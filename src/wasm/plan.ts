@@ -9,6 +9,7 @@ export {
   CHUNK,
   type ItemCounts,
   type ItemPlan,
+  type Paging,
   MAX_ITEMS,
   SPLIT_MAX_ROWS,
   SPLIT_MIN,
@@ -24,6 +25,8 @@ export interface Layout {
   parents: number;
   alibi: number;
   sinks: number;
+  /** A paged call's copy of the block table (0 for other calls). */
+  table: number;
   q: number;
   k: number;
   v: number;
@@ -59,6 +62,7 @@ export interface ResidentInputs {
  * the memory it needs. `moveInputs` puts q, k and v after everything else instead (the driver
  * alternates the two places between calls with workers, so the calling thread does not write inputs
  * into lines the workers still cache). Inputs in `resident` take no room: their offsets are used as given.
+ * A paged call (a KV cache) has `tableInts` block table entries, copied after the slopes.
  */
 export function layout(
   p: Dims,
@@ -70,6 +74,7 @@ export function layout(
   moveInputs = false,
   base = k.heapBase,
   resident: ResidentInputs = {},
+  tableInts = 0,
 ): Layout {
   const es = p.dtype === 'float32' ? 4 : 2;
   let at = align(base);
@@ -87,6 +92,7 @@ export function layout(
   const parents = take(parentCount * PARENT_INTS * 4);
   const alibi = p.alibiSlopes ? take(p.numHeads * 4) : 0;
   const sinks = p.sinks ? take(p.numHeads * 4) : 0;
+  const table = tableInts > 0 ? take(tableInts * 4) : 0;
   const q = input(resident.q, qBytes);
   const kk = input(resident.k, kBytes);
   const v = input(resident.v, vBytes);
@@ -106,6 +112,7 @@ export function layout(
       parents,
       alibi,
       sinks,
+      table,
       q: q2,
       k: k2,
       v: v2,
@@ -124,6 +131,7 @@ export function layout(
     parents,
     alibi,
     sinks,
+    table,
     q,
     k: kk,
     v,
