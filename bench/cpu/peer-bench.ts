@@ -9,6 +9,7 @@ import { naiveAttention } from './naive.js';
 import type { OrtPlan, PeerRun, PeerRunner } from './peers.js';
 import { loadOrtNode, loadOrtWeb, ortPlans } from './peers.js';
 import { BUSY_CORES, othersCores } from '../../dist/cli/bench/interference.js';
+import { engineMeasurements } from '../../dist/cli/bench/kvcache.js';
 import type { TimingPolicy } from '../../dist/cli/bench/timing.js';
 import { QUICK, measure } from '../../dist/cli/bench/timing.js';
 import { checkAgainst } from '../../dist/cli/bench/verify.js';
@@ -19,6 +20,8 @@ import { BenchRun, fmt, pad, tableFooter } from '../../dist/cli/bench.js';
 export const IMPLS = [
   'flashattn',
   'flashattn (resident K/V)',
+  'flashattn (KV cache, bs 16)',
+  'flashattn (KV cache f16, bs 16)',
   'onnxruntime-node',
   'onnxruntime-web',
   'naive JS',
@@ -41,12 +44,12 @@ export async function peerBench(
   args: string[],
   log: (line: string) => void,
 ): Promise<PeerBenchReport> {
-  // measurements: per thread count, flashattn (+ resident K/V) and the two onnxruntime packages; naive JS once per workload
+  // measurements: per thread count, flashattn (+ resident K/V, KV cache) and the two onnxruntime packages; naive JS once per workload
   const run = new BenchRun(
     opt,
     args,
     log,
-    (workloads, resident) => opt.threads.length * (workloads * 3 + resident) + workloads,
+    (workloads, extra) => opt.threads.length * (workloads * 3 + extra) + workloads,
   );
   const report = run.report as PeerBenchReport;
   report.screening = [];
@@ -84,7 +87,7 @@ export async function peerBench(
         const w = d.w;
         const tag = `  ${w.id} ${t}t `;
         const e = await run.engine(t);
-        if (typeof e === 'string') run.unavailable('flashattn', t, e, w.residentKV ? 2 : 1);
+        if (typeof e === 'string') run.unavailable('flashattn', t, e, engineMeasurements(w));
         else await run.measureEngine(e, p, t);
         // onnxruntime peers
         for (const [impl, m, load] of [
@@ -195,13 +198,13 @@ export function table(report: BenchReport, threads: number[]): string[] {
     a && b ? `${fmt(a.gflops / b.gflops, 2)}x` : '—';
   const lines = [
     '',
-    'GFLOP/s (median; C also GB/s of K and V read). Ratios are flashattn / peer at the same thread count (naive JS: 1 thread).',
+    'GFLOP/s (median; C, F also GB/s of K and V read). Ratios are flashattn / peer at the same thread count (naive JS: 1 thread).',
     '',
     '| workload | threads | flashattn | onnxruntime-node | onnxruntime-web | naive JS (1 thread) | vs ort-node | vs ort-web | vs naive |',
     '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
   ];
   for (const w of report.workloads) {
-    const bw = w.id === 'C';
+    const bw = w.id === 'C' || w.id === 'F';
     const naive = get(w.id, 'naive JS', 1);
     for (const t of threads) {
       const fa = get(w.id, 'flashattn', t),
@@ -211,16 +214,17 @@ export function table(report: BenchReport, threads: number[]): string[] {
         `| ${w.id} | ${t} | ${cell(fa, bw)} | ${cell(on, bw)} | ${cell(ow, bw)} | ${cell(naive, bw)} | ${ratio(fa, on)} | ${ratio(fa, ow)} | ${ratio(fa, naive)} |`,
       );
     }
-    // flashattn with K and V resident (uploaded once), against the same peer numbers
-    for (const t of threads) {
-      const fr = get(w.id, 'flashattn (resident K/V)', t);
-      if (!fr) continue;
-      const on = get(w.id, 'onnxruntime-node', t),
-        ow = get(w.id, 'onnxruntime-web', t);
-      lines.push(
-        `| ${w.id}, flashattn (resident K/V) | ${t} | ${cell(fr, bw)} | ${cell(on, bw)} | ${cell(ow, bw)} | ${cell(naive, bw)} | ${ratio(fr, on)} | ${ratio(fr, ow)} | ${ratio(fr, naive)} |`,
-      );
-    }
+    // flashattn with K and V resident (uploaded once) or in a KV cache, against the same peer numbers
+    for (const impl of IMPLS.slice(1, 4))
+      for (const t of threads) {
+        const fr = get(w.id, impl, t);
+        if (!fr) continue;
+        const on = get(w.id, 'onnxruntime-node', t),
+          ow = get(w.id, 'onnxruntime-web', t);
+        lines.push(
+          `| ${w.id}, ${impl} | ${t} | ${cell(fr, bw)} | ${cell(on, bw)} | ${cell(ow, bw)} | ${cell(naive, bw)} | ${ratio(fr, on)} | ${ratio(fr, ow)} | ${ratio(fr, naive)} |`,
+        );
+      }
   }
   lines.push('', 'Operators the onnxruntime numbers come from (the fastest correct candidate):', '');
   for (const w of report.workloads)

@@ -36,7 +36,7 @@ const spec = {
   ...benchCommand,
   prog: 'node bench/cpu/run.mjs',
   summary:
-    'the wasm engine against onnxruntime-node, onnxruntime-web and a naive JS loop on the CPU workloads A–E, every output verified',
+    'the wasm engine against onnxruntime-node, onnxruntime-web and a naive JS loop on the CPU workloads A–F, every output verified',
   details: benchCommand.details
     .split('\n')
     .filter((l) => !l.startsWith('against peers'))

@@ -1,7 +1,7 @@
 /**
- * `flashattn bench`: the WebAssembly engine on the CPU workloads A–E (src/cli/bench/workloads.ts),
- * float32, at each thread count: flashattn, and flashattn with K and V resident for the decode
- * workload; every output is checked against the float64 reference. Needs only the package itself.
+ * `flashattn bench`: the WebAssembly engine on the CPU workloads A–F (src/cli/bench/workloads.ts),
+ * float32, at each thread count: flashattn, and for the decode workloads flashattn with K and V resident and
+ * with the history in a KV cache (float32 and float16); every output is checked against the float64 reference. Needs only the package itself.
  *
  *   flashattn bench [--threads 1,2] [--only A,C] [--quick] [--json FILE] [--seed N] [--retries N]
  *
@@ -10,6 +10,7 @@
  */
 import { type CommandSpec, type Values, flag } from './args.js';
 import { BUSY_CORES } from './bench/interference.js';
+import { KV_VARIANTS, engineMeasurements } from './bench/kvcache.js';
 import { type BenchOptions, type BenchReport, type BenchResult, BenchRun, fmt, tableFooter } from './bench/run.js';
 import { WORKLOADS } from './bench/workloads.js';
 
@@ -35,7 +36,7 @@ export const benchFlags = {
 
 export const benchCommand: CommandSpec<typeof benchFlags> = {
   name: 'bench',
-  summary: 'times the wasm engine on the CPU workloads A–E at each thread count, every output verified',
+  summary: 'times the wasm engine on the CPU workloads A–F at each thread count, every output verified',
   details: [
     'workloads (float32):',
     ...WORKLOADS.map((w) => `  ${w.id}  ${w.title}`),
@@ -63,7 +64,7 @@ export async function runBench(
   log: (line: string) => void,
   args: string[] = [],
 ): Promise<BenchReport> {
-  const run = new BenchRun(opt, args, log, (workloads, resident) => opt.threads.length * (workloads + resident));
+  const run = new BenchRun(opt, args, log, (workloads, extra) => opt.threads.length * (workloads + extra));
   run.header('flashattn bench (wasm engine, CPU)');
   const prepared = run.prepare();
   try {
@@ -72,7 +73,7 @@ export async function runBench(
       log(`-- ${t} thread${t > 1 ? 's' : ''}`);
       for (const p of prepared) {
         const e = await run.engine(t);
-        if (typeof e === 'string') run.unavailable('flashattn', t, e, p.d.w.residentKV ? 2 : 1);
+        if (typeof e === 'string') run.unavailable('flashattn', t, e, engineMeasurements(p.d.w));
         else await run.measureEngine(e, p, t);
       }
       await run.release(t);
@@ -95,18 +96,23 @@ export function engineTable(report: BenchReport, threads: number[]): string[] {
       : `| ${name} | ${t} | — | — | — |`;
   const lines = [
     '',
-    'flashattn (wasm engine), GFLOP/s of the median run (C also GB/s of K and V read):',
+    'flashattn (wasm engine), GFLOP/s of the median run (C, F also GB/s of K and V read):',
     '',
     '| workload | threads | median ms | GFLOP/s | max err |',
     '| --- | ---: | ---: | ---: | ---: |',
   ];
   for (const w of report.workloads) {
-    const bw = w.id === 'C';
+    const bw = WORKLOADS.find((x) => x.id === w.id)?.reportBandwidth === true;
     for (const t of threads) lines.push(row(w.id, t, get(w.id, 'flashattn', t), bw));
-    for (const t of threads) {
-      const r = get(w.id, 'flashattn (resident K/V)', t);
-      if (r) lines.push(row(`${w.id}, resident K/V`, t, r, bw));
-    }
+    const variants = [
+      ['flashattn (resident K/V)', 'resident K/V'],
+      ...KV_VARIANTS.map((v) => [v.impl, `${v.label}, bs 16`]),
+    ];
+    for (const [impl, name] of variants)
+      for (const t of threads) {
+        const r = get(w.id, impl!, t);
+        if (r) lines.push(row(`${w.id}, ${name}`, t, r, bw));
+      }
   }
   return [...lines, ...tableFooter(report)];
 }

@@ -9,6 +9,7 @@ import { createEngine } from '../../node.js';
 import { referenceProblem } from '../../reference.js';
 import type { DeviceTensor, Engine, Tensor } from '../../types.js';
 import { BUSY_CORES, othersCores, waitQuiet } from './interference.js';
+import { engineMeasurements, measureKvCache } from './kvcache.js';
 import type { Timing, TimingPolicy } from './timing.js';
 import { FULL, QUICK, measure } from './timing.js';
 import { checkAgainst } from './verify.js';
@@ -28,7 +29,7 @@ export interface BenchOptions {
 /** The options from the parsed flags, with their defaults. */
 export interface BenchResult {
   workload: string;
-  /** 'flashattn', 'flashattn (resident K/V)', or a peer's name (bench/cpu). */
+  /** 'flashattn', 'flashattn (resident K/V)', 'flashattn (KV cache, bs 16)' (./kvcache.ts), or a peer's name (bench/cpu). */
   impl: string;
   threads: number;
   /** The operator a peer ran (onnxruntime), or how the call was made. */
@@ -124,12 +125,15 @@ export class BenchRun {
   private readonly engines = new Map<number, Engine | string>();
   private readonly othersRun = othersCores();
 
-  /** `measurements`: how many result lines the run will print (the progress's N). */
+  /**
+   * `measurements`: how many result lines the run will print (the progress's N), from the workload count and
+   * the engine's extra lines (resident K/V, KV cache: `engineMeasurements` - 1 per workload and thread count).
+   */
   constructor(
     readonly opt: BenchOptions,
     args: string[],
     readonly log: (line: string) => void,
-    measurements?: (workloads: number, resident: number) => number,
+    measurements?: (workloads: number, extra: number) => number,
   ) {
     this.policy = opt.quick ? QUICK : FULL;
     this.workloads = WORKLOADS.filter((w) => opt.only.includes(w.id));
@@ -150,8 +154,8 @@ export class BenchRun {
       results: [],
       failures: [],
     };
-    const resident = this.workloads.filter((w) => w.residentKV).length;
-    const n = measurements ? measurements(this.workloads.length, resident) : this.workloads.length + resident;
+    const extra = this.workloads.reduce((n, w) => n + engineMeasurements(w) - 1, 0);
+    const n = measurements ? measurements(this.workloads.length, extra) : this.workloads.length + extra;
     this.progress = new Progress(n);
   }
 
@@ -297,8 +301,13 @@ export class BenchRun {
     return best;
   }
 
-  /** flashattn on one workload at `t` threads, and with K and V resident when the workload asks for it. */
-  async measureEngine(e: Engine, { d, ref, tensors }: Prepared, t: number): Promise<void> {
+  /** flashattn on one workload at `t` threads: plain calls, resident K/V and a KV cache where the workload asks. */
+  async measureEngine(e: Engine, p: Prepared, t: number): Promise<void> {
+    await this.measureCalls(e, p, t);
+    if (p.d.w.kvCache) await measureKvCache(this, e, p, t);
+  }
+
+  private async measureCalls(e: Engine, { d, ref, tensors }: Prepared, t: number): Promise<void> {
     const w = d.w;
     const tag = `  ${w.id} ${t}t `;
     const label = `${tag}${pad('flashattn', 17)}`;

@@ -20,6 +20,8 @@ export interface Workload {
   reportBandwidth?: boolean;
   /** Also measure flashattn with K and V uploaded once (resident in the engine) and q passed per call. */
   residentKV?: boolean;
+  /** Also measure flashattn with the first Lk - 1 keys in a KV cache and the last appended by each call (./kvcache.ts). */
+  kvCache?: boolean;
 }
 
 export const WORKLOADS: readonly Workload[] = [
@@ -57,6 +59,7 @@ export const WORKLOADS: readonly Workload[] = [
     causal: true,
     reportBandwidth: true,
     residentKV: true,
+    kvCache: true,
   },
   {
     id: 'D',
@@ -79,6 +82,20 @@ export const WORKLOADS: readonly Workload[] = [
     seqlensQ: [37, 512, 129, 1024, 5, 300],
     seqlensK: [37, 512, 129, 1024, 5, 300],
     causal: true,
+  },
+  {
+    id: 'F',
+    title: 'decode batch 8, 32 q heads / 8 kv heads, 8 x (1 x 4096), d 128',
+    numHeads: 32,
+    numKvHeads: 8,
+    headDim: 128,
+    headDimV: 128,
+    seqlensQ: [1, 1, 1, 1, 1, 1, 1, 1],
+    seqlensK: [4096, 4096, 4096, 4096, 4096, 4096, 4096, 4096],
+    causal: true,
+    reportBandwidth: true,
+    residentKV: true,
+    kvCache: true,
   },
 ];
 
