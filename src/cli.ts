@@ -104,7 +104,8 @@ async function main(argv: string[], log: Log, debug: boolean): Promise<number> {
 
 /** A message on one line (a multi-line message's lines joined). */
 function oneLine(e: unknown): string {
-  const m = e instanceof Error ? e.message : String(e);
+  // The library's own errors may already say "flashattn: "; the CLI says it once.
+  const m = (e instanceof Error ? e.message : String(e)).replace(/^flashattn: /, '');
   return (
     m
       .split('\n')

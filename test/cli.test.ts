@@ -36,6 +36,12 @@ function usageError(...args: string[]): string {
 }
 
 describe('flashattn CLI (dist/, built by npm ci)', () => {
+  it('demo --decode runs a prefill and decode steps on a paged KV cache and reports tokens/s', () => {
+    const out = run('demo', '--decode', '--backend', 'wasm', '--threads', '1');
+    expect(out).toMatch(/prefill: 2367 tokens in [\d.]+ ms \(\d+ tokens\/s\)/);
+    expect(out).toMatch(/64 decode steps: [\d.]+ ms a step, \d+ tokens\/s/);
+  }, 120_000);
+
   it('demo draws the bottom-right picture, passes its check and times a packed batch', () => {
     const out = run('demo', '--threads', '1');
     expect(out).toContain('row 0 ███████████·········  keys 0..10');

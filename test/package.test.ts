@@ -110,6 +110,15 @@ describe('a consumer install (no devDependencies)', () => {
     expect(r.stdout).toMatch(/fixed-length out 2,8,4,64/);
   });
 
+  it("the README's KV cache example runs as pasted", () => {
+    const at = readme.indexOf('**A KV cache for the decode loop**');
+    const block = readme.slice(at).match(/```js\n([\s\S]*?)```/)![1]!;
+    writeFileSync(join(app, 'kv.mjs'), block);
+    const r = run(app, process.execPath, ['kv.mjs']);
+    expect(r.stderr).toBe('');
+    expect(r.stdout.trim()).toBe('15 20');
+  });
+
   for (const resolution of ['nodenext', 'bundler'] as const)
     it(`the README's TypeScript example type-checks (moduleResolution ${resolution})`, () => {
       const ts = join(app, `ts-${resolution}`);

@@ -3,6 +3,7 @@ import { attentionFlops } from '../flops.js';
 import { createEngine } from '../node.js';
 import { tensor } from '../tensor.js';
 import { type CommandSpec, type Values, flag } from './args.js';
+import { decodeDemo } from './decode.js';
 import { maskPicture } from './picture.js';
 import { randn, rng } from './random.js';
 import { SELF_CHECKS, runSelfCheck } from './selfcheck.js';
@@ -13,6 +14,7 @@ const cumsum = (lens: number[]) =>
 const flags = {
   backend: flag.choice(['auto', 'wasm', 'cuda'] as const, 'the engine (default auto: cuda where it loads, else wasm)'),
   threads: flag.int('N', 'worker threads of the wasm engine (default: the cores)', 1),
+  decode: flag.bool('a generation-shaped loop instead: a paged KV cache, a prefill, then decode steps, tokens/s'),
 };
 
 export const demoCommand: CommandSpec<typeof flags> = {
@@ -30,6 +32,7 @@ export async function demo(o: Values<typeof flags>, log: (s: string) => void): P
         (engine.fallbackReason ? `\n  not cuda because ${engine.fallbackReason}` : ''),
     );
     log('');
+    if (o.decode) return await decodeDemo(engine, log);
     log('10 queries, 20 keys, causal: masks are aligned bottom-right, so the last query sees the last key.');
     for (const l of maskPicture(10, 20, -1, 0)) log(l);
 
