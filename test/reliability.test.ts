@@ -146,14 +146,17 @@ describe('dispose and dead workers: every promise settles', () => {
         const entry = { h, die: (_: Error) => {}, dieOnRun: false };
         handles.push(entry);
         return {
-          post: (m: Parameters<Handle['post']>[0]) => {
-            h.post(m);
-            if (entry.dieOnRun) {
-              entry.dieOnRun = false;
-              setImmediate(() => entry.die(new Error('wasm worker exited (code 1)')));
-            }
-          },
-          onMessage: (l: Parameters<Handle['onMessage']>[0]) => h.onMessage(l),
+          post: (m: Parameters<Handle['post']>[0]) => h.post(m),
+          // Armed, the worker dies instead of answering its next run: deterministically in flight.
+          onMessage: (l: Parameters<Handle['onMessage']>[0]) =>
+            h.onMessage((m) => {
+              if (entry.dieOnRun && m.type === 'done') {
+                entry.dieOnRun = false;
+                entry.die(new Error('wasm worker exited (code 1)'));
+                return;
+              }
+              l(m);
+            }),
           onFailure: (l: (e: Error) => void) => {
             entry.die = (e) => {
               void h.terminate();
