@@ -15,7 +15,7 @@ if [ ! -f node_modules/vitest/vitest.mjs ]; then
   tar -xJf .device/vitest.tar.xz -C node_modules || { echo "vitest.sh: unpacking .device/vitest.tar.xz failed" >&2; exit 2; }
 fi
 files=("$@")
-[ ${#files[@]} -gt 0 ] || files=(test/cuda-engine.test.ts test/conformance.test.ts test/cross-engine.test.ts test/engine.test.ts)
+[ ${#files[@]} -gt 0 ] || files=(test/cuda-engine.test.ts test/cuda-stream.test.ts test/conformance.test.ts test/cross-engine.test.ts test/engine.test.ts)
 echo "== vitest $(node -p "require('./node_modules/vitest/package.json').version") on node $(node --version): ${files[*]}" | tee "$out/vitest.txt"
 CI=1 NO_COLOR=1 timeout "${VITEST_S:-540}" node node_modules/vitest/vitest.mjs run --reporter=default "${files[@]}" 2>&1 | tee -a "$out/vitest.txt"
 rc=${PIPESTATUS[0]}
