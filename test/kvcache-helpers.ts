@@ -2,7 +2,8 @@
 // then laid into a cache (its history) and kNew/vNew (its new rows) through a shuffled block table, so a test
 // can compare a call on the cache with attentionVarlen on the logical keys.
 import { encode } from '../src/half.js';
-import type { DType, Tensor } from '../src/types.js';
+import type { KvCacheCallOptions } from '../src/kvcache/types.js';
+import type { AttentionOptions, DType, Tensor } from '../src/types.js';
 import { randn, rng } from './conformance/random.js';
 
 export interface SeqSpec {
@@ -147,3 +148,32 @@ export function scenario(o: ScenarioOptions): Scenario {
 
 /** A fresh seed, or FLASHATTN_SEED (replays a failed run). */
 export { freshSeed } from './conformance/random.js';
+
+/** One KV cache call on a seeded scenario. */
+export interface Case {
+  seqs: SeqSpec[];
+  blockSize: number;
+  options?: AttentionOptions;
+  /** a call without kNew/vNew (every n must be 0) */
+  readOnly?: boolean;
+  /** pass cuSeqlensNew even where it equals cuSeqlensQ */
+  explicitNew?: boolean;
+  shape?: Partial<ScenarioOptions>;
+}
+
+/** The call options of a case on its scenario (cuSeqlensNew only where it differs from cuSeqlensQ, or asked). */
+export function callOptions(c: Case, s: Scenario): KvCacheCallOptions {
+  const o: KvCacheCallOptions = {
+    ...c.options,
+    returnLse: true,
+    cuSeqlensQ: s.cuSeqlensQ,
+    cacheSeqlens: s.cacheSeqlens,
+    blockTable: s.blockTable,
+  };
+  if (!c.readOnly) {
+    o.kNew = s.kNew;
+    o.vNew = s.vNew;
+    if (c.explicitNew || !c.seqs.every((x) => x.n === x.lq)) o.cuSeqlensNew = s.cuSeqlensNew;
+  }
+  return o;
+}

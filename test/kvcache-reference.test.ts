@@ -3,39 +3,15 @@
 // same keys laid end to end, on seeded scenarios (test/kvcache-helpers.ts), and the cache's contents after.
 import { describe, expect, it } from 'vitest';
 import { referenceAttentionWithKvCache } from '../src/kvcache/reference.js';
-import type { KvCacheCallOptions } from '../src/kvcache/types.js';
 import { referenceAttentionVarlen } from '../src/reference.js';
-import type { AttentionOptions, DType } from '../src/types.js';
-import { type ScenarioOptions, type SeqSpec, freshSeed, scenario } from './kvcache-helpers.js';
+import type { DType } from '../src/types.js';
+import { type Case, callOptions, freshSeed, scenario } from './kvcache-helpers.js';
 
 const seed = freshSeed();
 
-interface Case {
-  seqs: SeqSpec[];
-  blockSize: number;
-  options?: AttentionOptions;
-  /** a call without kNew/vNew (every n must be 0) */
-  readOnly?: boolean;
-  /** pass cuSeqlensNew even where it equals cuSeqlensQ */
-  explicitNew?: boolean;
-  shape?: Partial<ScenarioOptions>;
-}
-
 function check(c: Case, salt: number) {
   const s = scenario({ seed: seed + salt, seqs: c.seqs, blockSize: c.blockSize, ...c.shape });
-  const options: KvCacheCallOptions = {
-    ...c.options,
-    returnLse: true,
-    cuSeqlensQ: s.cuSeqlensQ,
-    cacheSeqlens: s.cacheSeqlens,
-    blockTable: s.blockTable,
-  };
-  if (!c.readOnly) {
-    options.kNew = s.kNew;
-    options.vNew = s.vNew;
-    const same = c.seqs.every((x) => x.n === x.lq);
-    if (!same || c.explicitNew) options.cuSeqlensNew = s.cuSeqlensNew;
-  }
+  const options = callOptions(c, s);
   const before = { k: s.cache.k.data.slice(), v: s.cache.v.data.slice() };
   const got = referenceAttentionWithKvCache(s.q, s.cache, options);
   const want = referenceAttentionVarlen(s.q, s.kAll, s.vAll, {

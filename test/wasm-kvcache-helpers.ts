@@ -4,20 +4,12 @@ import { expect } from 'vitest';
 import { decode } from '../src/half.js';
 import { setKnobs } from '../src/knobs.js';
 import { referenceAttentionWithKvCache } from '../src/kvcache/reference.js';
-import type { KvCache, KvCacheCallOptions } from '../src/kvcache/types.js';
-import type { AttentionOptions, Engine, Tensor } from '../src/types.js';
-import type { Scenario, ScenarioOptions, SeqSpec } from './kvcache-helpers.js';
-import { scenario } from './kvcache-helpers.js';
-import { firstDiff } from './wasm-helpers.js';
+import type { KvCache } from '../src/kvcache/types.js';
+import type { Engine, Tensor } from '../src/types.js';
+import { type Case, type Scenario, callOptions, scenario } from './kvcache-helpers.js';
 
-export interface Case {
-  seqs: SeqSpec[];
-  blockSize: number;
-  options?: AttentionOptions;
-  /** a call without kNew/vNew (every n must be 0) */
-  readOnly?: boolean;
-  shape?: Partial<ScenarioOptions>;
-}
+export type { Case } from './kvcache-helpers.js';
+import { firstDiff } from './wasm-helpers.js';
 
 /** A cache of `e` with the scenario's dims, holding `contents` (every row of the pool, by writeKvCache). */
 export async function loadCache(e: Engine, s: Scenario, contents = s.cache): Promise<KvCache> {
@@ -38,23 +30,6 @@ export async function loadCache(e: Engine, s: Scenario, contents = s.cache): Pro
     cuSeqlensNew: Int32Array.from({ length: s.numBlocks + 1 }, (_, b) => b * s.blockSize),
   });
   return cache;
-}
-
-/** The call options of a case on its scenario (cuSeqlensNew only where it differs from cuSeqlensQ). */
-export function callOptions(c: Case, s: Scenario): KvCacheCallOptions {
-  const o: KvCacheCallOptions = {
-    ...c.options,
-    returnLse: true,
-    cuSeqlensQ: s.cuSeqlensQ,
-    cacheSeqlens: s.cacheSeqlens,
-    blockTable: s.blockTable,
-  };
-  if (!c.readOnly) {
-    o.kNew = s.kNew;
-    o.vNew = s.vNew;
-    if (!c.seqs.every((x) => x.n === x.lq)) o.cuSeqlensNew = s.cuSeqlensNew;
-  }
-  return o;
 }
 
 /** out (and lse) within docs/semantics.md's bounds of the float64 reference; non-finite exactly where it is. */
