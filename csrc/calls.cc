@@ -265,6 +265,9 @@ Napi::Value TimeAttention(const Napi::CallbackInfo& info) {
         Napi::Object r = planInfo(e, plan);
         r.Set("kernelMs", (*ms)[ms->size() / 2]);
         r.Set("minMs", ms->front());
+        double sum = 0;
+        for (float t : *ms) sum += t;
+        r.Set("meanMs", sum / double(ms->size()));
         return r;
       });
 }

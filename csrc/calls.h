@@ -9,5 +9,6 @@ Napi::Value Upload(const Napi::CallbackInfo& info);
 Napi::Value Download(const Napi::CallbackInfo& info);
 Napi::Value AllocDevice(const Napi::CallbackInfo& info);
 Napi::Value TimeAttention(const Napi::CallbackInfo& info);
+Napi::Value CopyBandwidth(const Napi::CallbackInfo& info);  // bandwidth.cc
 
 }  // namespace addon

@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "async.h"
+#include "copy_pool.h"
 
 namespace addon {
 
@@ -98,55 +99,70 @@ Context::~Context() {
   if (stream) cudaStreamDestroy(stream);
 }
 
+namespace {
+// The first error of a parallel copy (tasks run on several threads).
+struct FirstError {
+  std::mutex mu;
+  std::string err;
+  void set(std::string e) {
+    std::lock_guard<std::mutex> lock(mu);
+    if (err.empty()) err = std::move(e);
+  }
+  bool any() {
+    std::lock_guard<std::mutex> lock(mu);
+    return !err.empty();
+  }
+};
+size_t chunkCount(size_t bytes) {
+  return (bytes + Staging::kChunk - 1) / Staging::kChunk;
+}
+size_t chunkBytes(size_t bytes, size_t c) {
+  const size_t off = c * Staging::kChunk;
+  return bytes - off < Staging::kChunk ? bytes - off : Staging::kChunk;
+}
+}  // namespace
+
+// Each 4 MiB chunk: a staging buffer (once its last copy has run), memcpy into it, its copy to the
+// GPU enqueued. Chunks go side by side on copyThreads() threads (copy_pool.h), so the memcpys keep
+// up with the link; the copies are enqueued before this returns, so the next work on the stream
+// (the call's kernels) follows all of them.
 std::string Context::copyIn(void* dst, const void* src, size_t bytes) {
-  for (size_t off = 0; off < bytes; off += Staging::kChunk) {
-    const size_t n = bytes - off < Staging::kChunk ? bytes - off : Staging::kChunk;
+  FirstError fe;
+  parallelFor(chunkCount(bytes), [&](size_t c) {
+    if (fe.any()) return;
+    const size_t off = c * Staging::kChunk, n = chunkBytes(bytes, c);
     int slot;
     char* pin;
-    if (std::string e = staging.acquire(&slot, &pin); !e.empty()) return e;
+    if (std::string e = staging.acquire(&slot, &pin); !e.empty()) return fe.set(e);
     std::memcpy(pin, static_cast<const char*>(src) + off, n);
     cudaError_t r = cudaMemcpyAsync(static_cast<char*>(dst) + off, pin, n, cudaMemcpyHostToDevice, stream);
     std::string e = r == cudaSuccess ? staging.mark(slot, stream) : fa::cudaMessage(r, "cudaMemcpyAsync (to the GPU)");
     staging.release(slot);
-    if (!e.empty()) return e;
-  }
-  return "";
+    if (!e.empty()) fe.set(e);
+  });
+  return fe.err;
 }
 
+// Each chunk on its own thread: its copy from the GPU into a staging buffer enqueued (after the
+// work before it on the stream), waited for, then memcpy to `dst`; the threads' copies overlap
+// each other's memcpys. A kernel fault enqueued before surfaces at the first wait, with its message.
 std::string Context::copyOut(void* dst, const void* src, size_t bytes) {
-  // Chunk i goes device -> pinned while chunk i-1 goes pinned -> host. A kernel fault enqueued
-  // before surfaces at the first wait, with its message.
-  const size_t chunks = (bytes + Staging::kChunk - 1) / Staging::kChunk;
-  auto range = [bytes](size_t c) {
-    const size_t off = c * Staging::kChunk;
-    return std::make_pair(off, bytes - off < Staging::kChunk ? bytes - off : Staging::kChunk);
-  };
-  int slots[2] = {-1, -1};
-  char* pins[2] = {nullptr, nullptr};
-  std::string err;
-  for (size_t c = 0; err.empty() && c <= chunks; ++c) {
-    if (c < chunks) {
-      const auto [off, n] = range(c);
-      int& slot = slots[c & 1];
-      if ((err = staging.acquire(&slot, &pins[c & 1])).size()) break;
-      cudaError_t r =
-          cudaMemcpyAsync(pins[c & 1], static_cast<const char*>(src) + off, n, cudaMemcpyDeviceToHost, stream);
-      err = r == cudaSuccess ? staging.mark(slot, stream) : fa::cudaMessage(r, "cudaMemcpyAsync (from the GPU)");
-      if (!err.empty()) break;
-    }
-    if (c > 0) {
-      const size_t prev = c - 1;
-      const auto [off, n] = range(prev);
-      int& slot = slots[prev & 1];
-      err = staging.wait(slot);
-      if (err.empty()) std::memcpy(static_cast<char*>(dst) + off, pins[prev & 1], n);
-      staging.release(slot);
-      slot = -1;
-    }
-  }
-  for (int s : slots)
-    if (s >= 0) staging.release(s);
-  return err;
+  FirstError fe;
+  parallelFor(chunkCount(bytes), [&](size_t c) {
+    if (fe.any()) return;
+    const size_t off = c * Staging::kChunk, n = chunkBytes(bytes, c);
+    int slot;
+    char* pin;
+    if (std::string e = staging.acquire(&slot, &pin); !e.empty()) return fe.set(e);
+    cudaError_t r = cudaMemcpyAsync(pin, static_cast<const char*>(src) + off, n, cudaMemcpyDeviceToHost, stream);
+    std::string e =
+        r == cudaSuccess ? staging.mark(slot, stream) : fa::cudaMessage(r, "cudaMemcpyAsync (from the GPU)");
+    if (e.empty()) e = staging.wait(slot);
+    if (e.empty()) std::memcpy(static_cast<char*>(dst) + off, pin, n);
+    staging.release(slot);
+    if (!e.empty()) fe.set(e);
+  });
+  return fe.err;
 }
 
 namespace {

@@ -135,6 +135,29 @@ describe.skipIf(!engine)(`cuda calls in stream order${engine ? '' : ` (skipped: 
     expect((await pending).out.data).toEqual(want.out.data);
   });
 
+  it('large typed arrays (many 4 MiB chunks, copied side by side) round-trip and feed a call bit for bit', async () => {
+    // A decode-shaped call with 2 x 20,000 keys: K and V are 41 MB each, 10 chunks apiece.
+    const [sk, hk] = [20_000, 8];
+    const big = (rows: number, heads: number): Tensor => ({
+      data: encode(randn(next, rows * heads * 128), 'float16'),
+      shape: [rows, heads, 128],
+      dtype: 'float16',
+    });
+    const q = big(2, 32);
+    const k = big(2 * sk, hk);
+    const v = big(2 * sk, hk);
+    const o: VarlenOptions = { cuSeqlensQ: Int32Array.of(0, 1, 2), cuSeqlensK: Int32Array.of(0, sk, 2 * sk) };
+    const dk = await e().upload(k);
+    expect((await e().download(dk)).data).toEqual(k.data);
+    const [dq, dv] = await Promise.all([e().upload(q), e().upload(v)]);
+    const want = await e().download((await e().attentionVarlen(dq, dk, dv, o)).out as DeviceTensor);
+    const kData = (k.data as Uint16Array).slice();
+    const pending = e().attentionVarlen(q, { ...k, data: kData }, v, o);
+    kData.fill(0x7e00); // overwritten as soon as the call returns
+    expect((await pending).out.data).toEqual(want.data);
+    for (const x of [dq, dk, dv]) x.dispose();
+  });
+
   it('a kernel fault surfaces at the next wait with the CUDA message; the process does not abort', () => {
     // In a child process: a fault leaves the CUDA context unusable for the rest of its process.
     const backend = new URL('../dist/cuda/backend.js', import.meta.url).pathname;

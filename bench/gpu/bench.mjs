@@ -103,6 +103,14 @@ function record(row) {
   if (out) appendFileSync(out, JSON.stringify(row) + '\n');
 }
 
+// The link, measured in this run: a call from typed arrays is judged against bytes / bandwidth.
+const link = await backend.copyBandwidth(256 << 20);
+console.log(
+  `pinned copies: ${link.toDeviceGBps.toFixed(1)} GB/s to the GPU, ${link.fromDeviceGBps.toFixed(1)} GB/s back; ` +
+    `host memcpy into pinned ${link.hostCopyGBps.toFixed(1)} GB/s on ${link.copyThreads} threads`,
+);
+record({ impl: 'link', ...link });
+
 const e2eNames = new Set(['dense d128 causal 4096', 'varlen [512..7000] d128 causal', 'decode 32/8 heads 4k keys b32']);
 for (const s of shapes) {
   if (only && !s.name.includes(only)) continue;
@@ -117,6 +125,8 @@ for (const s of shapes) {
   for (const plan of plans) {
     await backend.time(p, 3, plan); // warm-up: module load, smem opt-in, pool growth
     const r = await backend.time(p, iters, plan);
+    // As many launches back to back as callTimes makes, for its comparison (the mean: clocks drift under a long run).
+    const run30 = Object.keys(plan).length ? null : await backend.time(p, 30, plan);
     const row = {
       impl,
       shape: s.name,
@@ -135,18 +145,34 @@ for (const s of shapes) {
       row.awaitedMs = c.backToBack;
       row.callMs = c.synced;
       row.inflightMs = c.inflight;
+      row.kernelMeanMs = run30.meanMs;
     }
     record(row);
   }
   if (e2e && e2eNames.has(s.name)) {
     const times = [];
+    let bytesOut = 0;
     for (let i = 0; i < 5; i++) {
       const t0 = performance.now();
-      await engine.attentionVarlen(host.q, host.k, host.v, options);
+      const r = await engine.attentionVarlen(host.q, host.k, host.v, options);
       times.push(performance.now() - t0);
+      bytesOut = r.out.data.byteLength;
     }
     times.sort((a, b) => a - b);
-    record({ impl: 'flashattn e2e (typed arrays)', shape: s.name, dtype: s.dtype, kind: s.kind, ms: times[2] });
+    const kernel = (await backend.time(p, iters)).kernelMs;
+    const bytesIn = host.q.data.byteLength + host.k.data.byteLength + host.v.data.byteLength;
+    const floorMs = bytesIn / (link.toDeviceGBps * 1e6) + bytesOut / (link.fromDeviceGBps * 1e6) + kernel;
+    record({
+      impl: 'flashattn e2e (typed arrays)',
+      shape: s.name,
+      dtype: s.dtype,
+      kind: s.kind,
+      ms: times[2],
+      bytesIn,
+      bytesOut,
+      floorMs,
+      vsFloor: times[2] / floorMs,
+    });
   }
   for (const x of [q, k, v]) x.dispose();
 }

@@ -156,6 +156,7 @@ const info = await backend.time(
 check(info.kernelMs > 0, 'timing hook');
 t.dispose();
 
+await backend.dispose();
 await engine.dispose();
 console.log(`\ncheck: ${passed} passed, ${failed} failed`);
 process.exit(failed === 0 ? 0 : 1);

@@ -28,9 +28,9 @@ if has sass; then
     END { for (n in h) printf "%-100s HMMA %d LDSM %d EX2 %d local %d\n", n, h[n], s[n], e[n], l[n] }' | sort | tee -a "$out/check.log"
 fi
 if has sanitize; then
-  echo "== compute-sanitizer memcheck (quick set)"
-  timeout ${MEMCHECK_S:-110} compute-sanitizer --tool memcheck node bench/gpu/check.mjs --quick > "$out/memcheck.log" 2>&1
-  echo "memcheck exit $?"; grep -E "^check:|ERROR SUMMARY|Invalid|rror" "$out/memcheck.log" | head -8
+  echo "== compute-sanitizer memcheck with leak check (quick set)"
+  timeout ${MEMCHECK_S:-110} compute-sanitizer --tool memcheck --leak-check full node bench/gpu/check.mjs --quick > "$out/memcheck.log" 2>&1
+  echo "memcheck exit $?"; grep -E "^check:|ERROR SUMMARY|LEAK SUMMARY|Leaked|Invalid|rror" "$out/memcheck.log" | head -12
   echo "== compute-sanitizer racecheck (shared memory races, tiny set)"
   timeout ${RACECHECK_S:-60} compute-sanitizer --tool racecheck node bench/gpu/check.mjs --quick --tiny > "$out/racecheck.log" 2>&1
   echo "racecheck exit $?"; grep -E "^check:|RACECHECK SUMMARY|ERROR SUMMARY|hazard" "$out/racecheck.log" | head -8

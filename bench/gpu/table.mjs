@@ -60,21 +60,34 @@ if (calls.length) {
   const c = (r) => (r?.callMs != null ? `${r.callMs.toFixed(3)} / ${r.inflightMs.toFixed(3)}` : '');
   lines.push(
     '',
-    '| dtype | shape | kernel ms | call ms: awaited back to back | call + synchronize / 20 in flight | awaited - kernel | FA2 sdpa call: + synchronize / 20 in flight | FA2 varlen call | cuDNN call |',
+    '| dtype | shape | kernel ms (median / mean of 30) | call ms: awaited back to back | call + synchronize / 20 in flight | awaited - kernel | FA2 sdpa call: + synchronize / 20 in flight | FA2 varlen call | cuDNN call |',
     '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
   );
   for (const [k, g] of calls) {
     const [dtype, shape] = k.split('|');
     const o = g.flashattn;
     lines.push(
-      `| ${dtype === 'bfloat16' ? 'bf16' : 'f16'} | ${shape} | ${o.ms.toFixed(3)} | ${o.awaitedMs?.toFixed(3) ?? ''} | ${c(o)} | ${o.awaitedMs != null ? `${((o.awaitedMs - o.ms) * 1e3).toFixed(0)} us` : ''} | ${c(g['FA2 sdpa'])} | ${c(g['FA2 varlen_attn'])} | ${c(g['cuDNN sdpa'])} |`,
+      `| ${dtype === 'bfloat16' ? 'bf16' : 'f16'} | ${shape} | ${o.ms.toFixed(3)}${o.kernelMeanMs != null ? ` / ${o.kernelMeanMs.toFixed(3)}` : ''} | ${o.awaitedMs?.toFixed(3) ?? ''} | ${c(o)} | ${o.awaitedMs != null ? `${((o.awaitedMs - (o.kernelMeanMs ?? o.ms)) * 1e3).toFixed(0)} us` : ''} | ${c(g['FA2 sdpa'])} | ${c(g['FA2 varlen_attn'])} | ${c(g['cuDNN sdpa'])} |`,
     );
   }
 }
 const e2e = rows.filter((r) => r.impl.startsWith('flashattn e2e'));
 if (e2e.length) {
-  lines.push('', '| end to end from typed arrays (copies included) | dtype | ms |', '| --- | --- | ---: |');
-  for (const r of e2e) lines.push(`| ${r.shape} | ${r.dtype} | ${r.ms.toFixed(2)} |`);
+  const link = rows.find((r) => r.impl === 'link');
+  if (link)
+    lines.push(
+      '',
+      `Pinned copies measured in this run: ${link.toDeviceGBps.toFixed(1)} GB/s to the GPU, ${link.fromDeviceGBps.toFixed(1)} GB/s back; host memcpy into pinned ${link.hostCopyGBps.toFixed(1)} GB/s on ${link.copyThreads} threads.`,
+    );
+  lines.push(
+    '',
+    '| end to end from typed arrays (copies included) | dtype | MB in / out | ms | floor: bytes / link + kernel, ms | vs floor |',
+    '| --- | --- | ---: | ---: | ---: | ---: |',
+  );
+  for (const r of e2e)
+    lines.push(
+      `| ${r.shape} | ${r.dtype} | ${r.bytesIn != null ? `${(r.bytesIn / 1e6).toFixed(0)} / ${(r.bytesOut / 1e6).toFixed(0)}` : ''} | ${r.ms.toFixed(2)} | ${r.floorMs?.toFixed(2) ?? ''} | ${r.vsFloor?.toFixed(2) ?? ''} |`,
+    );
 }
 const forced = rows.filter((r) => r.forced);
 if (forced.length) {

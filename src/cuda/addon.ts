@@ -49,6 +49,8 @@ export interface NativePlan {
 export interface NativeRunInfo extends NativePlan {
   kernelMs: number;
   minMs: number;
+  /** The mean over the launches (what back-to-back calls of the same count are compared with). */
+  meanMs: number;
 }
 
 /** One engine's stream, pinned staging and work-list cache (csrc/context.h). */
@@ -102,6 +104,16 @@ export interface NativeAddon {
     v: NativeBuffer,
     iters: number,
   ): Promise<NativeRunInfo>;
+  /** The link's pinned copy bandwidth and the host copy into pinned memory, GB/s (benchmarks). */
+  copyBandwidth(ctx: NativeContext, bytes: number): Promise<CopyBandwidth>;
+}
+
+export interface CopyBandwidth {
+  toDeviceGBps: number;
+  fromDeviceGBps: number;
+  /** Pageable -> pinned memcpy on `copyThreads` threads, as a call from typed arrays does it. */
+  hostCopyGBps: number;
+  copyThreads: number;
 }
 
 export interface NativeArgs {

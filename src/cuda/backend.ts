@@ -18,6 +18,7 @@ import { knobs } from '../knobs.js';
 import type { Problem } from '../problem.js';
 import type { AnyTensor, DType, DeviceTensor, HostData, Tensor } from '../types.js';
 import {
+  type CopyBandwidth,
   type NativeAddon,
   type NativeArgs,
   type NativeBuffer,
@@ -235,6 +236,12 @@ class CudaEngine implements CudaBackend {
     if (overrides.splits) extra.forceSplits = overrides.splits;
     if (overrides.tile) extra.forceTile = TILES.indexOf(overrides.tile) + 1;
     return this.addon.timeAttention(this.ctx, this.args(p, extra), q, k, v, Math.max(1, Math.floor(iters)));
+  }
+
+  /** For benchmarks: the pinned copy bandwidth each way, measured with `bytes` per copy. */
+  copyBandwidth(bytes: number): Promise<CopyBandwidth> {
+    this.live();
+    return this.addon.copyBandwidth(this.ctx, bytes);
   }
 
   /** `t` was read and checked by the façade (validate.ts readHostTensor); the copy is enqueued now. */
