@@ -56,6 +56,12 @@ fa::ForwardArgs parseForwardArgs(const Napi::Object& o) {
   a.wgmma = wgmma.IsUndefined() || wgmma.ToBoolean();
   const std::string orderName = order.IsString() ? order.As<Napi::String>().Utf8Value() : "auto";
   a.order = fa::workOrderFromEnv(orderName.c_str(), fa::WorkOrder::Auto);
+  Napi::Value sinks = o.Get("sinks");
+  if (sinks.IsTypedArray()) {
+    Napi::Float32Array s = sinks.As<Napi::Float32Array>();
+    if (int(s.ElementLength()) != a.numHeads) throw Napi::RangeError::New(o.Env(), "sinks must have numHeads entries");
+    a.sinks.assign(s.Data(), s.Data() + s.ElementLength());
+  }
   Napi::Value slopes = o.Get("alibiSlopes");
   if (slopes.IsTypedArray()) {
     Napi::Float32Array s = slopes.As<Napi::Float32Array>();

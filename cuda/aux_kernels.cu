@@ -30,27 +30,30 @@ cudaError_t convertAs(const void* src, int srcLen, void* dst, int dstLen, int co
 }
 
 // One warp per (token, head) row. Partials of splits that saw no key have lse -inf and weigh 0.
+// A sink (sinks[h], a logit) joins the denominator as one more partial with no value row.
 template <typename T>
 __global__ void combineKernel(const float* __restrict__ oAccum, const float* __restrict__ lseAccum, int numSplits,
                               int totalQ, int H, int dv, T* __restrict__ out, int64_t oRowStride, int oHeadStride,
-                              float* __restrict__ lse, int lseFixedS) {
+                              float* __restrict__ lse, int lseFixedS, const float* __restrict__ sinks) {
   __shared__ float weight[4][128];
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int64_t rows = (int64_t)totalQ * H;
   const int64_t row = (int64_t)blockIdx.x * 4 + warp;
   if (row >= rows) return;
-  float mx = -INFINITY;
+  const int token = int(row / H), h = int(row - (int64_t)token * H);
+  const float sink = sinks ? sinks[h] : -INFINITY;
+  float mx = sink;
   for (int s = lane; s < numSplits; s += 32) mx = fmaxf(mx, lseAccum[s * rows + row]);
   for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
   const float mUse = mx == -INFINITY ? 0.f : mx;
   float sum = 0.f;
   for (int s = lane; s < numSplits; s += 32) sum += expf(lseAccum[s * rows + row] - mUse);
   for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
-  const bool empty = sum == 0.f;
-  const float total = empty ? -INFINITY : mUse + logf(sum);
+  const bool empty = sum == 0.f;  // no split saw a key: out 0, lse the sink's (or -inf)
+  if (sinks) sum += expf(sink - mUse);
+  const float total = sum == 0.f ? -INFINITY : mUse + logf(sum);
   for (int s = lane; s < numSplits; s += 32) weight[warp][s] = empty ? 0.f : expf(lseAccum[s * rows + row] - total);
   __syncwarp();
-  const int token = int(row / H), h = int(row - (int64_t)token * H);
   T* dst = out + (int64_t)token * oRowStride + (int64_t)h * oHeadStride;
   for (int c = lane; c < dv; c += 32) {
     float acc = 0.f;
@@ -85,18 +88,19 @@ cudaError_t convertRows(DType srcT, const void* src, int srcLen, DType dstT, voi
 
 cudaError_t combineSplits(DType outT, const float* oAccum, const float* lseAccum, int numSplits, int totalQ,
                           int numHeads, int dv, void* out, int64_t oRowStride, int oHeadStride, float* lse,
-                          int lseFixedS, cudaStream_t st) {
+                          int lseFixedS, const float* sinks, cudaStream_t st) {
   const int64_t rows = (int64_t)totalQ * numHeads;
   if (rows == 0) return cudaSuccess;
   if (numSplits > 128) return cudaErrorInvalidValue;
   const unsigned blocks = (unsigned)((rows + 3) / 4);
   if (outT == DType::F16)
     combineKernel<__half><<<blocks, 128, 0, st>>>(oAccum, lseAccum, numSplits, totalQ, numHeads, dv,
-                                                  static_cast<__half*>(out), oRowStride, oHeadStride, lse, lseFixedS);
+                                                  static_cast<__half*>(out), oRowStride, oHeadStride, lse, lseFixedS,
+                                                  sinks);
   else if (outT == DType::BF16)
     combineKernel<__nv_bfloat16><<<blocks, 128, 0, st>>>(oAccum, lseAccum, numSplits, totalQ, numHeads, dv,
                                                          static_cast<__nv_bfloat16*>(out), oRowStride, oHeadStride, lse,
-                                                         lseFixedS);
+                                                         lseFixedS, sinks);
   else
     return cudaErrorInvalidValue;
   return cudaGetLastError();

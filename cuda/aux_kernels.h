@@ -17,10 +17,11 @@ cudaError_t convertRows(DType srcT, const void* src, int srcLen, DType dstT, voi
                         int64_t rows, cudaStream_t stream);
 
 // Merges numSplits partial results (oAccum [split][totalQ*H][dv], lseAccum [split][totalQ*H])
-// into out (outT, rows at oRowStride per token and oHeadStride per head) and lse (nullable).
+// into out (outT, rows at oRowStride per token and oHeadStride per head) and lse (nullable);
+// sinks: device [numHeads] sink logits joining each row's denominator, or null.
 cudaError_t combineSplits(DType outT, const float* oAccum, const float* lseAccum, int numSplits, int totalQ,
                           int numHeads, int dv, void* out, int64_t oRowStride, int oHeadStride, float* lse,
-                          int lseFixedS, cudaStream_t stream);
+                          int lseFixedS, const float* sinks, cudaStream_t stream);
 
 // A kernel that traps: the tests' way to make a call fault on the GPU (a fault must surface as a
 // JavaScript error at the next wait, never abort the process).

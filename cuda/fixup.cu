@@ -110,18 +110,18 @@ __global__ void __launch_bounds__(kFixThreads)
         if (lane + 32 * t < p.dv) acc[t] = fmaf(acc[t], corr, pj * toF(vRow[lane + 32 * t]));
       mx = mNew;
     }
-    // sum == 0: the row saw no key (zeros, lse -inf); a NaN sum propagates.
+    // As storeRows ends a row (finishRow: an empty row, the sink).
     const bool empty = sum == 0.f;
-    const float inv = empty ? 0.f : 1.f / sum;
+    const RowEnd end = finishRow(mx, sum, p.sinks ? p.sinks[h] * kLog2e : -INFINITY);
+    const float inv = end.scale;
     O* dst = out + ((int64_t)(w.qStart + i) * H + h) * outDim;
 #pragma unroll
     for (int t = 0; t < kPerLane; ++t)
       if (lane + 32 * t < outDim) dst[lane + 32 * t] = fromF<O>(empty ? 0.f : acc[t] * inv);
     if (p.lse && lane == 0) {
-      const float mUse = mx == -INFINITY ? 0.f : mx;
       const int64_t at =
           p.lseFixedS > 0 ? (int64_t)(w.b * H + h) * p.lseFixedS + i : (int64_t)h * p.totalQ + w.qStart + i;
-      p.lse[at] = empty ? -INFINITY : (mUse + log2f(sum)) * kLn2;
+      p.lse[at] = end.lse;
     }
   }
 }

@@ -136,14 +136,16 @@ uint64_t planKey(const ForwardArgs& a, const KernelChoice& k, const TileInfo& ti
   h.bytes(a.cuSeqlensQ.data(), sizeof(int) * a.cuSeqlensQ.size());
   h.bytes(a.cuSeqlensK.data(), sizeof(int) * a.cuSeqlensK.size());
   h.bytes(a.alibiSlopes.data(), sizeof(float) * a.alibiSlopes.size());
-  for (int x : {a.numHeads, a.numKvHeads, a.windowLeft, a.windowRight, a.forceSplits, int(a.order), k.headDimClass,
-                int(k.tile), int(a.cuSeqlensQ.size()), int(a.alibiSlopes.size()), ti.bm, ti.bn, ti.blocksPerSm})
+  h.bytes(a.sinks.data(), sizeof(float) * a.sinks.size());
+  for (int x :
+       {a.numHeads, a.numKvHeads, a.windowLeft, a.windowRight, a.forceSplits, int(a.order), k.headDimClass, int(k.tile),
+        int(a.cuSeqlensQ.size()), int(a.alibiSlopes.size()), int(a.sinks.size()), ti.bm, ti.bn, ti.blocksPerSm})
     h.value(x);
   return h.done();
 }
 
 // Plans the work units of a call (query block, kv head, split) in the planned order, and lays out
-// the small metadata the kernels read (ALiBi slopes, then the work items) in `meta`.
+// the small metadata the kernels read (ALiBi slopes, sinks, then the work items) in `meta`.
 std::string planWork(const ForwardArgs& a, const TileInfo& ti, int sms, int left, int right, CachedPlan& plan,
                      std::vector<unsigned char>& meta) {
   const int H = a.numHeads, Hk = a.numKvHeads, G = H / Hk;
@@ -185,22 +187,26 @@ std::string planWork(const ForwardArgs& a, const TileInfo& ti, int sms, int left
   std::vector<WorkItem> items(units.size());
   for (size_t i = 0; i < units.size(); ++i) items[i] = units[i].w;
 
-  // One upload for everything small: ALiBi slopes, work items.
-  const size_t alibiBytes = sizeof(float) * a.alibiSlopes.size();
+  // One upload for everything small: ALiBi slopes, sinks, work items.
+  const size_t alibiBytes = sizeof(float) * a.alibiSlopes.size(), sinkBytes = sizeof(float) * a.sinks.size();
   size_t off = 0;
   const size_t offA = off;
   off += alibiBytes;
+  const size_t offS = off;
+  off += sinkBytes;
   off = (off + 31) & ~size_t(31);
   const size_t offW = off;
   off += sizeof(WorkItem) * items.size();
   meta.assign(off, 0);
   if (alibiBytes) std::memcpy(meta.data() + offA, a.alibiSlopes.data(), alibiBytes);
+  if (sinkBytes) std::memcpy(meta.data() + offS, a.sinks.data(), sinkBytes);
   if (!items.empty()) std::memcpy(meta.data() + offW, items.data(), sizeof(WorkItem) * items.size());
 
   plan.splits = splits;
   plan.numWork = int(items.size());
   plan.blocksPerSm = ti.blocksPerSm;
   plan.offAlibi = offA;
+  plan.offSinks = offS;
   plan.offWork = offW;
   plan.bytes = off;
   return "";
@@ -289,6 +295,7 @@ std::string Forward::prepare(const ForwardArgs& a, const Uploader& upload, PlanC
   p.out = outTmp ? outTmp_ : a.out;
   p.lse = a.lse;
   p.alibiSlopes = alibiBytes ? reinterpret_cast<const float*>(dMeta + offA) : nullptr;
+  p.sinks = a.sinks.empty() ? nullptr : reinterpret_cast<const float*>(dMeta + plan->offSinks);
   p.work = reinterpret_cast<const WorkItem*>(dMeta + offW);
   p.qRowStride = (int64_t)H * dPad_;
   p.kRowStride = (int64_t)Hk * dPad_;
@@ -345,7 +352,7 @@ std::string Forward::launch() {
   void* out = outTmp_ ? outTmp_ : a.out;
   if (p.numSplits > 1)
     FA_TRY(combineSplits(ct, p.oAccum, p.lseAccum, p.numSplits, a.totalQ, H, dvPad_, out, p.oRowStride, p.oHeadStride,
-                         a.lse, a.fixedSeqlenQ, stream_),
+                         a.lse, a.fixedSeqlenQ, p.sinks, stream_),
            "launching the split-KV combine");
   if (outTmp_)
     FA_TRY(convertRows(ct, outTmp_, dvPad_, a.dtype, a.out, a.headDimV, a.headDimV, rowsQ, stream_), "converting out");

@@ -30,6 +30,7 @@ struct ForwardArgs {
   int windowLeft = -1, windowRight = -1;  // -1 = unbounded
   float softmaxScale = 1.f, softcap = 0.f;
   std::vector<float> alibiSlopes;  // empty = none
+  std::vector<float> sinks;        // [numHeads] sink logits; empty = none
   int fixedSeqlenQ = 0;            // 0 = packed lse layout
   bool poison = false;             // fill outputs with 0xFF (NaN) first
   // The planner's choices forced, for benchmarks and for the tests that drive every kernel path

@@ -217,7 +217,27 @@ __device__ __forceinline__ void packP(const float (&s)[kMT][kNT][4], uint32_t (&
     }
 }
 
-// Epilogue. sum == 0 means the row saw no key: out 0, lse -inf. A NaN sum propagates. Stores
+// The end of a row's softmax. mx: the row's max (log2 domain; -inf when it saw no key), sum: its
+// sum of 2^(s - mUse) (mUse = mx, or 0 when mx is -inf), the accumulators relative to 2^mUse.
+// Returns the factor that turns the accumulators into the output and the row's lse (natural log).
+// sum == 0: the row saw no key: out 0, lse -inf. A sink (sinkLog2 > -inf: its logit * log2 e)
+// joins the denominator with no value row, so an empty row gets out 0 and lse = the sink. A NaN
+// sum propagates.
+struct RowEnd {
+  float scale, lse;
+};
+__device__ __forceinline__ RowEnd finishRow(float mx, float sum, float sinkLog2) {
+  const bool empty = sum == 0.f;
+  const float mUse = mx == -INFINITY ? 0.f : mx;
+  if (sinkLog2 == -INFINITY) return RowEnd{empty ? 0.f : 1.f / sum, empty ? -INFINITY : (mUse + log2f(sum)) * kLn2};
+  const float m = empty ? sinkLog2 : fmaxf(mUse, sinkLog2);
+  const float rel = empty ? 0.f : ex2(mUse - m);  // the accumulators' scale against 2^m
+  const float denom = fmaf(sum, rel, ex2(sinkLog2 - m));
+  return RowEnd{empty ? 0.f : rel / denom, (m + log2f(denom)) * kLn2};
+}
+
+// Epilogue (finishRow says what an empty row gets; a sink applies here when the call is not split,
+// in the combine kernel when it is). Stores
 // each thread's 4-byte pairs straight from registers (numSplits == 1), or float32 partials and
 // partial lse for the combine kernel.
 template <typename T, int kMT, int kOT, bool kFull>
@@ -235,12 +255,12 @@ __device__ __forceinline__ void storeRows(const FwdParams& p, const WorkItem& w,
       sum += __shfl_xor_sync(0xffffffffu, sum, 2);
       const int lr = warpRow + mt * 16 + hr * 8 + (lane >> 2);  // row in the block
       const int rr = m0 + lr;
-      const bool empty = sum == 0.f;
-      const float inv = empty ? 0.f : 1.f / sum;
       if (rr >= rowsTotal) continue;
       const int i = rr / G, h = hk * G + (rr - i * G);
-      const float mUse = rowMax[mt][hr] == -INFINITY ? 0.f : rowMax[mt][hr];
-      const float lse = empty ? -INFINITY : (mUse + log2f(sum)) * kLn2;
+      const bool empty = sum == 0.f;
+      const float sink = !split && p.sinks ? __ldg(p.sinks + h) * kLog2e : -INFINITY;
+      const RowEnd end = finishRow(rowMax[mt][hr], sum, sink);
+      const float inv = end.scale, lse = end.lse;
       const int64_t row = (int64_t)(qStart + i) * H + h;
       if (split) {
         const int64_t rows = (int64_t)p.totalQ * H;

@@ -36,6 +36,7 @@ struct FwdParams {
   float* lseAccum;           // numSplits > 1: [split][totalQ*H] partial lse
   const WorkItem* work;      // device, numWork units, one per block
   const float* alibiSlopes;  // device [H] or null
+  const float* sinks;        // device [H] sink logits or null (applied where a row's softmax ends)
   int64_t qRowStride, kRowStride, vRowStride, oRowStride;  // elements between tokens
   int qHeadStride, kHeadStride, vHeadStride, oHeadStride;  // elements between heads
   int numHeads, numKvHeads, group;                         // group = numHeads / numKvHeads

@@ -15,10 +15,10 @@ namespace fa {
 
 struct CachedPlan {
   uint64_t key = 0;
-  void* meta = nullptr;  // device: ALiBi slopes, then the work items
+  void* meta = nullptr;  // device: ALiBi slopes, sinks, then the work items
   size_t bytes = 0;
   int splits = 1, numWork = 0, blocksPerSm = 0;
-  size_t offAlibi = 0, offWork = 0;
+  size_t offAlibi = 0, offSinks = 0, offWork = 0;
 };
 
 class PlanCache {

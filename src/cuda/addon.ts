@@ -132,6 +132,7 @@ export interface NativeArgs {
   softmaxScale: number;
   softcap: number;
   alibiSlopes: Float32Array | null;
+  sinks: Float32Array | null;
   fixedSeqlenQ: number;
   returnLse: boolean;
   poison: boolean;

@@ -142,7 +142,6 @@ class CudaEngine implements CudaBackend {
   }
 
   unsupported(p: Problem<AnyTensor>): string | null {
-    if (p.sinks) return 'attention sinks (options.sinks) are not on the cuda engine yet; use the wasm engine for them';
     const group = p.numHeads / p.numKvHeads;
     if (p.maxSeqlenQ >= MAX_SEQLEN || p.maxSeqlenK >= MAX_SEQLEN || p.maxSeqlenQ * group >= MAX_SEQLEN)
       return `the cuda engine supports sequences (times grouped heads) shorter than ${MAX_SEQLEN} rows; received maxSeqlenQ = ${p.maxSeqlenQ}, maxSeqlenK = ${p.maxSeqlenK}, ${group} query heads per kv head`;
@@ -174,6 +173,7 @@ class CudaEngine implements CudaBackend {
       softmaxScale: p.softmaxScale,
       softcap: p.softcap,
       alibiSlopes: p.alibiSlopes,
+      sinks: p.sinks,
       fixedSeqlenQ: p.fixedSeqlenQ,
       returnLse: p.returnLse,
       poison: knobs.poisonOutputs,
