@@ -1,5 +1,5 @@
 // Helpers of the wasm engine's test files: child-process scripts bundled with esbuild, and a fast
-// byte comparison of results.
+// byte comparison of results (test/conformance/kvcache.ts's).
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -34,12 +34,5 @@ export function bundledScript(prefix: string, body: (src: (p: string) => string)
   return () => join(dir, 'entry.mjs');
 }
 
-const bytes = (t: { data: ArrayBufferView }) => new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
-/** Index of the first differing byte, -1 if none (vitest's deep equality is slow on large arrays). */
-export function firstDiff(a: { data: ArrayBufferView }, b: { data: ArrayBufferView }): number {
-  const x = bytes(a),
-    y = bytes(b);
-  if (x.length !== y.length) return Math.min(x.length, y.length);
-  for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return i;
-  return -1;
-}
+/** Index of the first differing byte, -1 if none (one definition, in the suite the browser tests run too). */
+export { firstDiff } from './conformance/kvcache.js';

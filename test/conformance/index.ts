@@ -3,3 +3,5 @@ export * from './cases.js';
 export * from './cross.js';
 export * from './random.js';
 export * from './run.js';
+export * from './kvcache-cases.js';
+export * from './kvcache.js';
