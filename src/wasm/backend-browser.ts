@@ -3,7 +3,8 @@
  * SharedArrayBuffer), the page drives core.ts and Web Workers compute on one shared memory, with
  * no copy beyond core's own, whatever the thread count; elsewhere one thread: the whole engine in
  * one worker (inputs and outputs cross by postMessage), or, in a runtime without workers, on the
- * calling thread. `info.threadsReason` says which and why.
+ * calling thread. `info.threadsReason` says which and why. Every set-up has the KV cache (in the
+ * worker's memory for the one-worker engine); only the one-worker engine refuses `upload`.
  */
 import type { Backend } from '../backend.js';
 import type { Problem } from '../problem.js';
@@ -67,11 +68,12 @@ export async function createBrowserWasmBackend(o: BrowserWasmOptions): Promise<B
     crossOriginIsolated: globalThis.crossOriginIsolated === true,
     sharedMemory: kernel.shared,
   };
-  // Resident tensors (upload) live in the page's wasm memory; an engine in one worker has none.
-  const noResident = async (): Promise<never> => {
+  // Uploaded tensors live in the page's wasm memory; an engine in one worker keeps only its KV caches there.
+  const noUpload = async (): Promise<never> => {
     throw new TypeError(
       'Expected a cross-origin isolated page (or a runtime without workers) for upload on the wasm engine; ' +
-        'here the engine computes in one worker, so tensors cannot stay resident: pass host tensors',
+        'here the engine computes in one worker, so tensors cannot stay resident: pass host tensors ' +
+        '(a KV cache, engine.createKvCache, does stay in the worker)',
     );
   };
   return {
@@ -81,8 +83,12 @@ export async function createBrowserWasmBackend(o: BrowserWasmOptions): Promise<B
     unsupported: (p) => impl.unsupported(p),
     run: (p) => impl.run(p),
     ...(impl.checkInputs ? { checkInputs: (p: Problem<AnyTensor>) => impl.checkInputs!(p) } : {}),
-    upload: impl.upload ? (t) => impl.upload!(t) : noResident,
-    download: impl.download ? (t) => impl.download!(t) : noResident,
+    upload: impl.upload ? (t) => impl.upload!(t) : noUpload,
+    download: (t) => impl.download!(t),
+    synchronize: () => impl.synchronize?.() ?? Promise.resolve(),
+    createKvCache: (spec) => impl.createKvCache!(spec),
+    writeKvCache: (p) => impl.writeKvCache!(p),
+    attentionWithKvCache: (p) => impl.attentionWithKvCache!(p),
     dispose: () => impl.dispose(),
   };
 }

@@ -4,12 +4,17 @@
  *    shared memory and answers each 'run' like the Node pool worker (platform.ts's protocol).
  *  - 'host': the whole single-threaded engine (core.ts with its own, unshared memory), so that the
  *    page's main thread never computes. It answers each 'call' (a validated Problem whose q, k and v
- *    lie in one transferred staging buffer) with the output and the staging buffer.
+ *    lie in one transferred staging buffer) with the output and the staging buffer, and keeps the
+ *    engine's KV caches (core.ts's, numbered by the page): 'kvCreate', 'kvWrite' and 'kvCall' (validated
+ *    on the page; kNew, vNew and q in a staging buffer likewise), 'kvRead' (a cache's k or v) and 'kvFree'.
+ *    Messages run one at a time, in the order posted.
  * scripts/build-browser.mjs bundles this file into one classic script (dist/wasm/worker-source.js),
  * which the page starts from a Blob URL: nothing has to be found next to the page or a bundle.
  */
 import type { Backend } from '../backend.js';
 import { setKnobs } from '../knobs.js';
+import type { KvCacheSpec, KvProblem, KvWrite } from '../kvcache/problem.js';
+import type { KvCache } from '../kvcache/types.js';
 import type { Problem } from '../problem.js';
 import type { Tensor } from '../types.js';
 import { type CompiledKernel, createWasmBackendWith } from './core.js';
@@ -19,11 +24,29 @@ export type ToWorker =
   | ({ type: 'pool' } & WorkerInit)
   | { type: 'run'; id: number; params: number }
   | { type: 'host'; kernel: CompiledKernel; sharedMemory: boolean }
-  | { type: 'call'; id: number; problem: Problem<Tensor>; poison: boolean };
+  | { type: 'call'; id: number; problem: Problem<Tensor>; poison: boolean }
+  | KvRequest
+  | { type: 'kvFree'; cache: number };
+
+/** The host's KV cache requests that get an answer. `cache` is the pool's number; `null` stands for the cache object. */
+export type KvRequest =
+  | { type: 'kvCreate'; id: number; cache: number; spec: KvCacheSpec }
+  | { type: 'kvWrite'; id: number; cache: number; write: KvWrite<Tensor, null>; staging: ArrayBuffer }
+  | {
+      type: 'kvCall';
+      id: number;
+      cache: number;
+      problem: KvProblem<Tensor, null>;
+      poison: boolean;
+      staging: ArrayBuffer;
+    }
+  | { type: 'kvRead'; id: number; cache: number; part: 'k' | 'v' };
 
 export type FromHost =
   | { type: 'ready' }
   | { type: 'result'; id: number; out: Tensor; lse: Tensor | null; staging: ArrayBuffer }
+  | { type: 'ok'; id: number; staging?: ArrayBuffer }
+  | { type: 'read'; id: number; tensor: Tensor }
   | { type: 'error'; id?: number; name: string; message: string; staging?: ArrayBuffer };
 
 interface Scope {
@@ -86,27 +109,66 @@ async function startHost(m: { kernel: CompiledKernel; sharedMemory: boolean }): 
     post({ type: 'error', ...describe(e) });
     return;
   }
+  const caches = new Map<number, KvCache>();
   // Calls run one after another, so each one's poison switch is set right before it starts.
   let queue: Promise<void> = Promise.resolve();
   next = (c) => {
-    if (c.type !== 'call') return;
-    queue = queue.then(async () => {
-      // The page's staging buffer (q, k and v) goes back with the answer, for its next call.
-      const staging = c.problem.q.data.buffer as ArrayBuffer;
-      try {
-        setKnobs({ poisonOutputs: c.poison });
-        const r = await engine.run(c.problem);
-        const out = r.out as Tensor,
-          lse = r.lse as Tensor | null;
-        post({ type: 'result', id: c.id, out, lse, staging }, [
-          staging,
-          out.data.buffer,
-          ...(lse ? [lse.data.buffer] : []),
-        ]);
-      } catch (e) {
-        post({ type: 'error', id: c.id, ...describe(e), staging }, [staging]);
-      }
-    });
+    if (c.type !== 'pool' && c.type !== 'host' && c.type !== 'run')
+      queue = queue.then(() => hostMessage(engine, caches, c));
   };
   post({ type: 'ready' });
+}
+
+type HostMessage = Exclude<ToWorker, { type: 'pool' | 'host' | 'run' }>;
+
+/** One message of the host role. The page's staging buffer goes back with the answer, for its next call. */
+async function hostMessage(engine: Backend, caches: Map<number, KvCache>, c: HostMessage): Promise<void> {
+  if (c.type === 'kvFree') {
+    caches.get(c.cache)?.dispose();
+    caches.delete(c.cache);
+    return;
+  }
+  const staging = c.type === 'call' ? (c.problem.q.data.buffer as ArrayBuffer) : 'staging' in c ? c.staging : null;
+  const back = staging ? [staging] : [];
+  const cacheOf = (id: number): KvCache => {
+    const cache = caches.get(id);
+    if (!cache) throw new TypeError('Expected a KV cache that is not disposed for cache but received a disposed cache');
+    return cache;
+  };
+  const result = (r: { out: unknown; lse: unknown }) => {
+    const out = r.out as Tensor,
+      lse = r.lse as Tensor | null;
+    post({ type: 'result', id: c.id, out, lse, staging: staging! }, [
+      ...back,
+      out.data.buffer,
+      ...(lse ? [lse.data.buffer] : []),
+    ]);
+  };
+  try {
+    switch (c.type) {
+      case 'call':
+        setKnobs({ poisonOutputs: c.poison });
+        result(await engine.run(c.problem));
+        break;
+      case 'kvCall':
+        setKnobs({ poisonOutputs: c.poison });
+        result(await engine.attentionWithKvCache!({ ...c.problem, cache: cacheOf(c.cache) }));
+        break;
+      case 'kvWrite':
+        await engine.writeKvCache!({ ...c.write, cache: cacheOf(c.cache) });
+        post({ type: 'ok', id: c.id, staging: staging! }, back);
+        break;
+      case 'kvCreate':
+        caches.set(c.cache, await engine.createKvCache!(c.spec));
+        post({ type: 'ok', id: c.id });
+        break;
+      case 'kvRead': {
+        const tensor = await engine.download!(cacheOf(c.cache)[c.part]);
+        post({ type: 'read', id: c.id, tensor }, [tensor.data.buffer]);
+        break;
+      }
+    }
+  } catch (e) {
+    post({ type: 'error', id: c.id, ...describe(e), ...(staging ? { staging } : {}) }, back);
+  }
 }

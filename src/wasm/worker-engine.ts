@@ -6,21 +6,40 @@
  * sides per call, which measured slower than the kernel itself for a 1024 x 1024 prefill.
  * `unsupported` must answer synchronously, so the page keeps an idle copy of the driver, never run,
  * configured exactly like the worker's: the predicate the façade enforces is the one the worker applies.
+ *
+ * The KV caches live in the worker's memory (its core.ts makes them); the page holds handles
+ * (worker-kvcache.ts). Their calls arrive validated by the façade, are posted in the order made (kNew,
+ * vNew and q staged like a call's inputs), and the worker runs them in that order, so each sees the
+ * writes before it; the worker's own checks (the 4 GiB layout) refuse a call before it writes anything.
  */
 import type { Backend, BackendOutput } from '../backend.js';
 import { knobs } from '../knobs.js';
+import type { KvCacheSpec, KvProblem, KvWrite } from '../kvcache/problem.js';
+import type { KvCache } from '../kvcache/types.js';
 import type { Problem } from '../problem.js';
-import type { AnyTensor, Tensor } from '../types.js';
+import type { AnyTensor, DeviceTensor, Tensor } from '../types.js';
 import { createWasmBackendWith } from './core.js';
 import { disposedError } from './pool.js';
 import type { LoadedKernel } from './kernel-browser.js';
 import { browserPlatform, spawnWorker, workerError } from './platform-browser.js';
-import type { FromHost, ToWorker } from './worker-browser.js';
+import type { FromHost, KvRequest, ToWorker } from './worker-browser.js';
+import { WorkerKvCaches } from './worker-kvcache.js';
 
+/** A request posted and not answered: `answer` turns the worker's answer into the call's value. */
 interface Pending {
-  resolve(o: BackendOutput): void;
+  answer(m: Answer): void;
   reject(e: Error): void;
 }
+
+type Answer = Exclude<FromHost, { type: 'ready' | 'error' }>;
+type Request = Extract<ToWorker, { type: 'call' }> | KvRequest;
+
+const unexpected = (m: Answer, want: string) =>
+  new Error(`flashattn: the wasm engine's worker answered '${m.type}' where '${want}' was due`);
+const output = (m: Answer): BackendOutput => {
+  if (m.type !== 'result') throw unexpected(m, 'result');
+  return { out: m.out, lse: m.lse };
+};
 
 const ERRORS: Record<string, new (message: string) => Error> = { RangeError, TypeError };
 
@@ -37,6 +56,10 @@ export class WorkerEngine implements Backend {
   private readonly calls = new Set<Promise<unknown>>();
   private failure: Error | null = null;
   private spare: ArrayBuffer | null = null;
+  /** The KV caches' handles; a freed one is freed in the worker, after the calls posted before. */
+  private readonly caches = new WorkerKvCaches((cache) => {
+    if (!this.failure) this.worker.postMessage({ type: 'kvFree', cache } satisfies ToWorker);
+  });
 
   private constructor(
     private readonly worker: Worker,
@@ -91,13 +114,85 @@ export class WorkerEngine implements Backend {
 
   run(p: Problem<AnyTensor>): Promise<BackendOutput> {
     if (this.failure) return Promise.reject(this.failure);
-    const id = this.nextId++;
-    const { problem, staging } = this.stage(p as Problem<Tensor>);
-    const call = new Promise<BackendOutput>((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
-      this.worker.postMessage({ type: 'call', id, problem, poison: knobs.poisonOutputs } satisfies ToWorker, {
-        transfer: [staging],
-      });
+    const {
+      tensors: [q, k, v],
+      staging,
+    } = this.stage([p.q, p.k, p.v] as Tensor[]);
+    const problem = { ...(p as Problem<Tensor>), q: q!, k: k!, v: v! };
+    return this.request({ type: 'call', id: this.nextId++, problem, poison: knobs.poisonOutputs }, [staging], output);
+  }
+
+  /** This engine reads host tensors only: a resident q, k or v (a cache's k or v, another engine's) is a TypeError. */
+  checkInputs(p: Problem<AnyTensor>): void {
+    for (const n of ['q', 'k', 'v'] as const) this.caches.refuseResident(p[n], n);
+  }
+
+  createKvCache(spec: KvCacheSpec): Promise<KvCache> {
+    if (this.failure) return Promise.reject(this.failure);
+    const cache = this.caches.reserve();
+    return this.request({ type: 'kvCreate', id: this.nextId++, cache, spec }, [], (m) => {
+      if (m.type !== 'ok') throw unexpected(m, 'ok');
+      return this.caches.made(spec, cache);
+    });
+  }
+
+  async writeKvCache(p: KvWrite<AnyTensor>): Promise<void> {
+    if (this.failure) throw this.failure;
+    const cache = this.caches.idOf(p.cache);
+    this.caches.refuseResident(p.kNew, 'kNew');
+    this.caches.refuseResident(p.vNew, 'vNew');
+    const {
+      tensors: [kNew, vNew],
+      staging,
+    } = this.stage([p.kNew, p.vNew] as (Tensor | null)[]);
+    const write = { ...(p as KvWrite<Tensor>), cache: null, kNew, vNew };
+    await this.request({ type: 'kvWrite', id: this.nextId++, cache, write, staging }, [staging], (m) => {
+      if (m.type !== 'ok') throw unexpected(m, 'ok');
+    });
+  }
+
+  async attentionWithKvCache(p: KvProblem<AnyTensor>): Promise<BackendOutput> {
+    if (this.failure) throw this.failure;
+    const cache = this.caches.idOf(p.cache);
+    this.caches.refuseResident(p.q, 'q');
+    this.caches.refuseResident(p.kNew, 'options.kNew');
+    this.caches.refuseResident(p.vNew, 'options.vNew');
+    const {
+      tensors: [q, kNew, vNew],
+      staging,
+    } = this.stage([p.q, p.kNew, p.vNew] as (Tensor | null)[]);
+    const problem = { ...(p as KvProblem<Tensor>), cache: null, q: q!, kNew, vNew };
+    const message = {
+      type: 'kvCall',
+      id: this.nextId++,
+      cache,
+      problem,
+      poison: knobs.poisonOutputs,
+      staging,
+    } as const;
+    return this.request(message, [staging], output);
+  }
+
+  /** A copy of a host tensor, or a KV cache's k or v read from the worker (after every call posted before). */
+  async download(t: DeviceTensor): Promise<Tensor> {
+    if (t === null || typeof t !== 'object')
+      throw new TypeError(`Expected a resident tensor for download but received ${String(t)}`);
+    if (this.failure) throw this.failure;
+    const host = t as unknown as Tensor;
+    if (t.location !== 'wasm' && t.location !== 'cuda' && ArrayBuffer.isView(host.data))
+      return { data: host.data.slice(), shape: [...host.shape], dtype: host.dtype, location: 'cpu' };
+    const { id, part } = this.caches.tensorOf(t, 'download');
+    return this.request({ type: 'kvRead', id: this.nextId++, cache: id, part }, [], (m) => {
+      if (m.type !== 'read') throw unexpected(m, 'read');
+      return m.tensor;
+    });
+  }
+
+  /** Posts a request; settles with its answer, or the worker's error, or the engine's failure. */
+  private request<R>(message: Request, transfer: Transferable[], answer: (m: Answer) => R): Promise<R> {
+    const call = new Promise<R>((resolve, reject) => {
+      this.pending.set(message.id, { answer: (m) => resolve(answer(m)), reject });
+      this.worker.postMessage(message satisfies ToWorker, { transfer });
     });
     this.calls.add(call);
     const forget = () => this.calls.delete(call);
@@ -105,14 +200,15 @@ export class WorkerEngine implements Backend {
     return call;
   }
 
-  /** The problem with q, k and v copied into one transferable buffer (the spare one when it fits). */
-  private stage(p: Problem<Tensor>): { problem: Problem<Tensor>; staging: ArrayBuffer } {
-    const bytes = align8(p.q.data.byteLength) + align8(p.k.data.byteLength) + align8(p.v.data.byteLength);
+  /** Copies of host tensors in one transferable buffer (the spare one when it fits); nulls stay null. */
+  private stage<T extends (Tensor | null)[]>(ts: T): { tensors: T; staging: ArrayBuffer } {
+    const bytes = ts.reduce((n, t) => n + align8(t?.data.byteLength ?? 0), 0);
     let staging = new ArrayBuffer(0);
     if (this.spare && this.spare.byteLength >= bytes) [staging, this.spare] = [this.spare, null];
     else if (bytes > 0) staging = new ArrayBuffer(bytes);
     let at = 0;
-    const copy = (t: Tensor): Tensor => {
+    const copy = (t: Tensor | null): Tensor | null => {
+      if (!t) return null;
       const data =
         t.data instanceof Float32Array
           ? new Float32Array(staging, at, t.data.length)
@@ -121,7 +217,7 @@ export class WorkerEngine implements Backend {
       at += align8(t.data.byteLength);
       return { ...t, data };
     };
-    return { problem: { ...p, q: copy(p.q), k: copy(p.k), v: copy(p.v) }, staging };
+    return { tensors: ts.map(copy) as T, staging };
   }
 
   /** Settles once every call posted so far has. */
@@ -131,6 +227,7 @@ export class WorkerEngine implements Backend {
 
   async dispose(): Promise<void> {
     this.fail(disposedError());
+    this.caches.disposeAll();
     this.spare = null;
     this.worker.terminate();
     await this.predicate.dispose();
@@ -138,17 +235,19 @@ export class WorkerEngine implements Backend {
 
   private receive(m: FromHost): void {
     if (m.type === 'ready' || m.id === undefined) return;
-    if (
-      m.staging &&
-      m.staging.byteLength <= KEEP_STAGING_BYTES &&
-      m.staging.byteLength > (this.spare?.byteLength ?? -1)
-    )
-      this.spare = m.staging;
+    const staging = 'staging' in m ? m.staging : undefined;
+    if (staging && staging.byteLength <= KEEP_STAGING_BYTES && staging.byteLength > (this.spare?.byteLength ?? -1))
+      this.spare = staging;
     const p = this.pending.get(m.id);
     if (!p) return;
     this.pending.delete(m.id);
-    if (m.type === 'result') p.resolve({ out: m.out, lse: m.lse });
-    else p.reject(new (ERRORS[m.name] ?? Error)(m.message));
+    if (m.type !== 'error') {
+      try {
+        p.answer(m);
+      } catch (e) {
+        p.reject(e as Error);
+      }
+    } else p.reject(new (ERRORS[m.name] ?? Error)(m.message));
   }
 
   private fail(e: Error): void {

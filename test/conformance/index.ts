@@ -5,3 +5,4 @@ export * from './random.js';
 export * from './run.js';
 export * from './kvcache-cases.js';
 export * from './kvcache.js';
+export { callOptions, scenario } from '../kvcache-helpers.js';
