@@ -93,6 +93,7 @@ interface Sink {
     parent: number,
     slot: number,
     cost: number,
+    chunk: number,
   ): void;
   parent(chunks: number, firstSlot: number): void;
 }
@@ -146,7 +147,7 @@ function walk(p: Shape, sink: Sink): { count: number; parents: number; slots: nu
             h0 = hk * G + g0,
             R = ngi * nri;
           if (n === 0) {
-            sink.item(q0, lq, k0, lk, h0, ngi, i0, nri, 0, 0, -1, 0, R);
+            sink.item(q0, lq, k0, lk, h0, ngi, i0, nri, 0, 0, -1, 0, R, 0);
             count++;
           } else if (R <= SPLIT_MAX_ROWS && span > SPLIT_MIN) {
             const chunks = Math.ceil(span / CHUNK);
@@ -154,13 +155,28 @@ function walk(p: Shape, sink: Sink): { count: number; parents: number; slots: nu
             for (let c = 0; c < chunks; c++) {
               const ks = loMin + c * CHUNK,
                 ke = Math.min(hiMax + 1, ks + CHUNK);
-              sink.item(q0, lq, k0, lk, h0, ngi, i0, nri, ks, ke, parents, slots + c, pairsIn(ks, ke) * ngi + R);
+              sink.item(q0, lq, k0, lk, h0, ngi, i0, nri, ks, ke, parents, slots + c, pairsIn(ks, ke) * ngi + R, c);
             }
             parents++;
             slots += chunks;
             count += chunks;
           } else {
-            sink.item(q0, lq, k0, lk, h0, ngi, i0, nri, loMin, hiMax + 1, -1, 0, pairsIn(loMin, hiMax + 1) * ngi + R);
+            sink.item(
+              q0,
+              lq,
+              k0,
+              lk,
+              h0,
+              ngi,
+              i0,
+              nri,
+              loMin,
+              hiMax + 1,
+              -1,
+              0,
+              pairsIn(loMin, hiMax + 1) * ngi + R,
+              0,
+            );
             count++;
           }
         }
@@ -184,12 +200,13 @@ export function planItems(p: Shape): ItemPlan {
   const total = walk(p, COUNT);
   if (total.count > MAX_ITEMS) throw new RangeError(`a call of ${total.count} work items (more than ${MAX_ITEMS})`);
   const raw = new Int32Array(total.count * ITEM_INTS),
-    costs = new Float64Array(total.count);
+    costs = new Float64Array(total.count),
+    chunks = new Int32Array(total.count);
   const parents = new Int32Array(total.parents * PARENT_INTS);
   let at = 0,
     pat = 0;
   walk(p, {
-    item(q0, lq, k0, lk, h0, ng, i0, nr, ks, ke, parent, slot, cost) {
+    item(q0, lq, k0, lk, h0, ng, i0, nr, ks, ke, parent, slot, cost, chunk) {
       const o = at * ITEM_INTS;
       raw[o + I_Q0] = q0;
       raw[o + I_LQ] = lq;
@@ -203,6 +220,7 @@ export function planItems(p: Shape): ItemPlan {
       raw[o + I_KE] = ke;
       raw[o + I_PARENT] = parent;
       raw[o + I_SLOT] = slot;
+      chunks[at] = chunk;
       costs[at++] = cost;
     },
     parent(chunks, first) {
@@ -212,7 +230,9 @@ export function planItems(p: Shape): ItemPlan {
       parents[o + PA_FIRST] = first;
     },
   });
-  const order = Uint32Array.from({ length: total.count }, (_, i) => i).sort((a, b) => costs[b]! - costs[a]! || a - b);
+  const order = Uint32Array.from({ length: total.count }, (_, i) => i).sort(
+    (a, b) => costs[b]! - costs[a]! || chunks[a]! - chunks[b]! || a - b,
+  );
   const items = new Int32Array(raw.length);
   for (let dst = 0; dst < order.length; dst++)
     items.set(raw.subarray(order[dst]! * ITEM_INTS, (order[dst]! + 1) * ITEM_INTS), dst * ITEM_INTS);
