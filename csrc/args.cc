@@ -19,6 +19,12 @@ std::vector<int> getInt32Array(const Napi::Object& o, const char* key) {
   return std::vector<int>(a.Data(), a.Data() + a.ElementLength());
 }
 
+}  // namespace
+
+std::vector<int> int32ArrayOf(const Napi::Object& o, const char* key) {
+  return getInt32Array(o, key);
+}
+
 fa::DType parseDType(const Napi::Value& v) {
   const std::string s = v.IsString() ? v.As<Napi::String>().Utf8Value() : "";
   if (s == "float32") return fa::DType::F32;
@@ -27,7 +33,28 @@ fa::DType parseDType(const Napi::Value& v) {
   throw Napi::TypeError::New(v.Env(), "Expected 'float32', 'float16' or 'bfloat16' for args.dtype");
 }
 
-}  // namespace
+void parsePaging(const Napi::Object& o, fa::ForwardArgs& a) {
+  a.paged = true;
+  a.blockTable = getInt32Array(o, "blockTable");
+  a.maxBlocks = getInt(o, "maxBlocks");
+  a.blockSize = getInt(o, "blockSize");
+  const double rows = o.Get("poolRows").ToNumber().DoubleValue();
+  const size_t batch = a.cuSeqlensK.size() - 1;
+  if (a.blockSize < 1 || a.maxBlocks < 0 || !(rows >= 1 && rows < 2147483648.0) ||
+      a.blockTable.size() != batch * size_t(a.maxBlocks))
+    throw Napi::RangeError::New(o.Env(), "Expected a block table of batch x maxBlocks entries and a pool of rows");
+  a.poolRows = int64_t(rows);
+  // The façade checked every block a sequence reads; this only keeps a wrong call off the GPU.
+  const int64_t numBlocks = a.poolRows / a.blockSize;
+  for (size_t b = 0; b < batch; ++b) {
+    const int64_t lk = a.cuSeqlensK[b + 1] - a.cuSeqlensK[b], used = (lk + a.blockSize - 1) / a.blockSize;
+    if (lk < 0 || used > a.maxBlocks) throw Napi::RangeError::New(o.Env(), "a sequence outgrows its block table");
+    for (int64_t i = 0; i < used; ++i) {
+      const int id = a.blockTable[b * a.maxBlocks + i];
+      if (id < 0 || id >= numBlocks) throw Napi::RangeError::New(o.Env(), "a block id is outside the pool");
+    }
+  }
+}
 
 fa::ForwardArgs parseForwardArgs(const Napi::Object& o) {
   fa::ForwardArgs a;
@@ -56,6 +83,8 @@ fa::ForwardArgs parseForwardArgs(const Napi::Object& o) {
   a.wgmma = wgmma.IsUndefined() || wgmma.ToBoolean();
   const std::string orderName = order.IsString() ? order.As<Napi::String>().Utf8Value() : "auto";
   a.order = fa::workOrderFromEnv(orderName.c_str(), fa::WorkOrder::Auto);
+  Napi::Value paged = o.Get("paged");
+  if (paged.IsObject()) parsePaging(paged.As<Napi::Object>(), a);
   Napi::Value sinks = o.Get("sinks");
   if (sinks.IsTypedArray()) {
     Napi::Float32Array s = sinks.As<Napi::Float32Array>();

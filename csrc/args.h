@@ -8,5 +8,9 @@
 namespace addon {
 
 fa::ForwardArgs parseForwardArgs(const Napi::Object& o);
+fa::DType parseDType(const Napi::Value& v);
+std::vector<int> int32ArrayOf(const Napi::Object& o, const char* key);
+// args.paged: { blockTable, maxBlocks, blockSize, poolRows } of a KV cache call (after cuSeqlensK).
+void parsePaging(const Napi::Object& o, fa::ForwardArgs& a);
 
 }  // namespace addon

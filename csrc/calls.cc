@@ -73,9 +73,10 @@ struct Sizes {
   size_t q, k, v, out, lse;
   explicit Sizes(const fa::ForwardArgs& a) {
     const size_t eb = fa::dtypeBytes(a.dtype);
+    const size_t keyRows = a.paged ? size_t(a.poolRows) : size_t(a.totalK);  // a paged call reads the cache's pool
     q = size_t(a.totalQ) * a.numHeads * a.headDim * eb;
-    k = size_t(a.totalK) * a.numKvHeads * a.headDim * eb;
-    v = size_t(a.totalK) * a.numKvHeads * a.headDimV * eb;
+    k = keyRows * a.numKvHeads * a.headDim * eb;
+    v = keyRows * a.numKvHeads * a.headDimV * eb;
     out = size_t(a.totalQ) * a.numHeads * a.headDimV * eb;
     lse = size_t(a.totalQ) * a.numHeads * sizeof(float);
   }
@@ -171,6 +172,50 @@ Napi::Value Attention(const Napi::CallbackInfo& info) {
       [plan, outRef, lseRef](Napi::Env e) -> Napi::Value { return planInfo(e, plan); });
 }
 
+// (ctx, args, kCache, vCache, kNew, vNew) -> undefined, at once (stream order): the write of a KV
+// cache call, before the attention that reads it. kNew/vNew: device buffers or typed arrays
+// (copied into staging before this returns). args: { dtype, numKvHeads, headDim, headDimV,
+// totalNew, blockTable, maxBlocks, blockSize, poolRows, cuSeqlensNew, cacheSeqlens }; the
+// façade validated them, and what is checked here keeps a wrong call off the GPU.
+Napi::Value KvWrite(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::shared_ptr<Context> ctx = ContextHandle::From(info[0]);
+  if (!info[1].IsObject()) throw Napi::TypeError::New(env, "Expected an args object");
+  Napi::Object o = info[1].As<Napi::Object>();
+  fa::ForwardArgs a;  // the fields a write shares with a call
+  a.dtype = parseDType(o.Get("dtype"));
+  a.numKvHeads = o.Get("numKvHeads").ToNumber().Int32Value();
+  a.headDim = o.Get("headDim").ToNumber().Int32Value();
+  a.headDimV = o.Get("headDimV").ToNumber().Int32Value();
+  const int totalNew = o.Get("totalNew").ToNumber().Int32Value();
+  const std::vector<int> cuNew = int32ArrayOf(o, "cuSeqlensNew"), cached = int32ArrayOf(o, "cacheSeqlens");
+  if (cuNew.size() != cached.size() + 1 || cuNew.back() != totalNew || totalNew < 0)
+    throw Napi::RangeError::New(env, "cuSeqlensNew must be batch + 1 prefix sums ending at totalNew");
+  a.cuSeqlensK.assign(1, 0);  // each sequence's length after the write: what parsePaging checks
+  for (size_t b = 0; b < cached.size(); ++b)
+    a.cuSeqlensK.push_back(a.cuSeqlensK.back() + cached[b] + cuNew[b + 1] - cuNew[b]);
+  parsePaging(o, a);
+  const size_t eb = fa::dtypeBytes(a.dtype), kRow = size_t(a.numKvHeads) * a.headDim,
+               vRow = size_t(a.numKvHeads) * a.headDimV;
+  std::shared_ptr<DevMem> kc = operand(info[2], ctx, a.poolRows * kRow * eb, "cache.k"),
+                          vc = operand(info[3], ctx, a.poolRows * vRow * eb, "cache.v");
+  if (totalNew == 0) return env.Undefined();
+  std::shared_ptr<DevMem> kn = operand(info[4], ctx, totalNew * kRow * eb, "kNew"),
+                          vn = operand(info[5], ctx, totalNew * vRow * eb, "vNew");
+  std::vector<int> meta(a.blockTable);
+  meta.insert(meta.end(), cuNew.begin(), cuNew.end());
+  meta.insert(meta.end(), cached.begin(), cached.end());
+  HostBytes h;
+  h.data = meta.data();
+  h.bytes = meta.size() * sizeof(int);
+  std::shared_ptr<DevMem> dMeta = upload(env, ctx, h);
+  cudaError_t e =
+      fa::writeKvRows(a.dtype, kn->ptr, vn->ptr, kc->ptr, vc->ptr, totalNew, int(kRow), int(vRow),
+                      static_cast<const int*>(dMeta->ptr), int(cached.size()), a.maxBlocks, a.blockSize, ctx->stream);
+  if (e != cudaSuccess) fail(env, fa::cudaMessage(e, "launching the KV cache write"));
+  return env.Undefined();  // kn, vn and dMeta go back in stream order, after the write
+}
+
 // (ctx, typedArray) -> DeviceBuffer, at once: the copy is enqueued (the array may change on return).
 Napi::Value Upload(const Napi::CallbackInfo& info) {
   std::shared_ptr<Context> ctx = ContextHandle::From(info[0]);
@@ -197,17 +242,20 @@ Napi::Value Download(const Napi::CallbackInfo& info) {
       [keep](Napi::Env e) -> Napi::Value { return e.Undefined(); });
 }
 
-// (ctx, bytes) -> Promise<DeviceBuffer>: waits, so that a size the pool cannot give fails here.
+// (ctx, bytes, zero?) -> Promise<DeviceBuffer>: waits, so that a size the pool cannot give fails
+// here; zero: the bytes are zeros (a fresh KV cache).
 Napi::Value AllocDevice(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::shared_ptr<Context> ctx = ContextHandle::From(info[0]);
   const double bytes = info[1].IsNumber() ? info[1].As<Napi::Number>().DoubleValue() : -1;
   if (!(bytes >= 0)) throw Napi::TypeError::New(env, "Expected a byte count");
+  const bool zero = info[2].ToBoolean();
   auto mem = std::make_shared<std::shared_ptr<DevMem>>();
   return queueWait(
       env, ctx, "flashattn:alloc",
-      [ctx, mem, bytes]() -> std::string {
+      [ctx, mem, bytes, zero]() -> std::string {
         if (std::string e = allocDevMem(ctx, size_t(bytes), *mem); !e.empty()) return e;
+        if (zero && bytes > 0) FA_TRY(cudaMemsetAsync((*mem)->ptr, 0, size_t(bytes), ctx->stream), "cudaMemsetAsync");
         FA_TRY(cudaStreamSynchronize(ctx->stream), "cudaMallocAsync");
         return "";
       },

@@ -29,6 +29,65 @@ cudaError_t convertAs(const void* src, int srcLen, void* dst, int dstLen, int co
   return cudaGetLastError();
 }
 
+// Sequence b of key t: the last b with cu[b] <= t (cu non-decreasing, cu[0] = 0 <= t < cu[batch]).
+__device__ __forceinline__ int sequenceOf(const int* cu, int batch, int64_t t) {
+  int lo = 0, hi = batch - 1;
+  while (lo < hi) {
+    const int mid = (lo + hi + 1) >> 1;
+    if (cu[mid] <= t)
+      lo = mid;
+    else
+      hi = mid - 1;
+  }
+  return lo;
+}
+
+__device__ __forceinline__ int64_t cacheRow(const int* table, int b, int maxBlocks, int blockSize, int pos) {
+  const int blk = pos / blockSize;
+  return (int64_t)table[(int64_t)b * maxBlocks + blk] * blockSize + (pos - blk * blockSize);
+}
+
+template <typename S, typename D>
+__global__ void gatherRowsKernel(const S* __restrict__ src, int srcLen, D* __restrict__ dst, int dstLen, int64_t n,
+                                 PagedRows pr) {
+  for (int64_t idx = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; idx < n; idx += (int64_t)gridDim.x * blockDim.x) {
+    const int64_t r = idx / dstLen;
+    const int c = int(idx - r * dstLen);
+    const int64_t t = r / pr.heads;
+    const int h = int(r - t * pr.heads);
+    const int b = sequenceOf(pr.cuSeqlensK, pr.batch, t);
+    const int64_t row = cacheRow(pr.table, b, pr.maxBlocks, pr.blockSize, int(t - pr.cuSeqlensK[b]));
+    dst[idx] = c < srcLen ? fromF<D>(toF<S>(src[(row * pr.heads + h) * srcLen + c])) : fromF<D>(0.f);
+  }
+}
+
+template <typename S, typename D>
+cudaError_t gatherAs(const void* src, int srcLen, void* dst, int dstLen, int64_t rows, const PagedRows& pr,
+                     cudaStream_t st) {
+  const int64_t n = rows * dstLen;
+  if (n == 0) return cudaSuccess;
+  const int64_t want = (n + 255) / 256;
+  gatherRowsKernel<S, D><<<(unsigned)(want < 65536 ? want : 65536), 256, 0, st>>>(static_cast<const S*>(src), srcLen,
+                                                                                  static_cast<D*>(dst), dstLen, n, pr);
+  return cudaGetLastError();
+}
+
+// One block per new row (grid-stride); E is the element's storage (2 or 4 bytes), copied as is.
+template <typename E>
+__global__ void writeKvKernel(const E* __restrict__ kNew, const E* __restrict__ vNew, E* __restrict__ kCache,
+                              E* __restrict__ vCache, int totalNew, int kElems, int vElems,
+                              const int* __restrict__ meta, int batch, int maxBlocks, int blockSize) {
+  const int* table = meta;
+  const int* cuNew = meta + (int64_t)batch * maxBlocks;
+  const int* cached = cuNew + batch + 1;
+  for (int r = blockIdx.x; r < totalNew; r += gridDim.x) {
+    const int b = sequenceOf(cuNew, batch, r);
+    const int64_t row = cacheRow(table, b, maxBlocks, blockSize, cached[b] + r - cuNew[b]);
+    for (int c = threadIdx.x; c < kElems; c += blockDim.x) kCache[row * kElems + c] = kNew[(int64_t)r * kElems + c];
+    for (int c = threadIdx.x; c < vElems; c += blockDim.x) vCache[row * vElems + c] = vNew[(int64_t)r * vElems + c];
+  }
+}
+
 // One warp per (token, head) row. Partials of splits that saw no key have lse -inf and weigh 0.
 // A sink (sinks[h], a logit) joins the denominator as one more partial with no value row.
 template <typename T>
@@ -84,6 +143,33 @@ cudaError_t convertRows(DType srcT, const void* src, int srcLen, DType dstT, voi
   if (srcT == DType::BF16 && dstT == DType::F32)
     return convertAs<__nv_bfloat16, float>(src, srcLen, dst, dstLen, copyLen, rows, st);
   return cudaErrorInvalidValue;
+}
+
+cudaError_t gatherRows(DType srcT, const void* src, int srcLen, DType dstT, void* dst, int dstLen, int64_t rows,
+                       const PagedRows& pr, cudaStream_t st) {
+  if (srcT == DType::F32 && dstT == DType::F16) return gatherAs<float, __half>(src, srcLen, dst, dstLen, rows, pr, st);
+  if (srcT == DType::F32 && dstT == DType::BF16)
+    return gatherAs<float, __nv_bfloat16>(src, srcLen, dst, dstLen, rows, pr, st);
+  if (srcT == DType::F16 && dstT == DType::F16) return gatherAs<__half, __half>(src, srcLen, dst, dstLen, rows, pr, st);
+  if (srcT == DType::BF16 && dstT == DType::BF16)
+    return gatherAs<__nv_bfloat16, __nv_bfloat16>(src, srcLen, dst, dstLen, rows, pr, st);
+  return cudaErrorInvalidValue;
+}
+
+cudaError_t writeKvRows(DType t, const void* kNew, const void* vNew, void* kCache, void* vCache, int totalNew,
+                        int kElems, int vElems, const int* meta, int batch, int maxBlocks, int blockSize,
+                        cudaStream_t st) {
+  if (totalNew <= 0) return cudaSuccess;
+  const unsigned blocks = (unsigned)(totalNew < 65536 ? totalNew : 65536);
+  if (t == DType::F32)
+    writeKvKernel<uint32_t><<<blocks, 128, 0, st>>>(
+        static_cast<const uint32_t*>(kNew), static_cast<const uint32_t*>(vNew), static_cast<uint32_t*>(kCache),
+        static_cast<uint32_t*>(vCache), totalNew, kElems, vElems, meta, batch, maxBlocks, blockSize);
+  else
+    writeKvKernel<uint16_t><<<blocks, 128, 0, st>>>(
+        static_cast<const uint16_t*>(kNew), static_cast<const uint16_t*>(vNew), static_cast<uint16_t*>(kCache),
+        static_cast<uint16_t*>(vCache), totalNew, kElems, vElems, meta, batch, maxBlocks, blockSize);
+  return cudaGetLastError();
 }
 
 cudaError_t combineSplits(DType outT, const float* oAccum, const float* lseAccum, int numSplits, int totalQ,

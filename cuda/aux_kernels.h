@@ -16,6 +16,28 @@ inline int dtypeBytes(DType t) {
 cudaError_t convertRows(DType srcT, const void* src, int srcLen, DType dstT, void* dst, int dstLen, int copyLen,
                         int64_t rows, cudaStream_t stream);
 
+// Where the keys of a paged call live (a KV cache): table [batch][maxBlocks] and cuSeqlensK
+// [batch + 1] on the device; key j of sequence b is cache row table[b][j / blockSize] *
+// blockSize + j % blockSize, and each cache row holds `heads` rows of the call (one per kv head).
+struct PagedRows {
+  const int* table;
+  const int* cuSeqlensK;
+  int batch, maxBlocks, blockSize, heads;
+};
+
+// As convertRows with copyLen = srcLen, but dst row r = t * heads + h (key t of the sequences
+// laid end to end, kv head h) comes from the cache row that holds key t (PagedRows).
+cudaError_t gatherRows(DType srcT, const void* src, int srcLen, DType dstT, void* dst, int dstLen, int64_t rows,
+                       const PagedRows& pr, cudaStream_t stream);
+
+// The write of a KV cache call: new row r of sequence b (cuSeqlensNew[b] <= r < cuSeqlensNew[b + 1])
+// goes to position cacheSeqlens[b] + r - cuSeqlensNew[b], cache row table[b][pos / blockSize] *
+// blockSize + pos % blockSize; a row is rowElems elements of kNew (kElems) and vNew (vElems) each.
+// meta (device): table [batch][maxBlocks], cuSeqlensNew [batch + 1], cacheSeqlens [batch].
+cudaError_t writeKvRows(DType t, const void* kNew, const void* vNew, void* kCache, void* vCache, int totalNew,
+                        int kElems, int vElems, const int* meta, int batch, int maxBlocks, int blockSize,
+                        cudaStream_t stream);
+
 // Merges numSplits partial results (oAccum [split][totalQ*H][dv], lseAccum [split][totalQ*H])
 // into out (outT, rows at oRowStride per token and oHeadStride per head) and lse (nullable);
 // sinks: device [numHeads] sink logits joining each row's denominator, or null.

@@ -55,7 +55,9 @@ __global__ void __launch_bounds__(kFixThreads)
   // block none of whose keys all rows see has fewer than bm + left + right + 2 bn), so the count
   // of 16-byte chunks fits an int. Four independent loads per thread are in flight at a time.
   const int nA = aHi - kLo, nKeys = nA + (kHi - bLo), chunks = p.dv / 8, total = nKeys * chunks;
-  const T* vBase = static_cast<const T*>(p.v) + (int64_t)w.kStart * p.vRowStride + (int64_t)w.hk * p.vHeadStride;
+  // Key j's row of k/v: flat or through the block table (params.h keyRow).
+  auto rowOf = [&](int j) { return p.blockTable ? keyRow<true>(p, w, j) : keyRow<false>(p, w, j); };
+  const T* vBase = static_cast<const T*>(p.v) + (int64_t)w.hk * p.vHeadStride;
   bool bad = false;
   for (int base = threadIdx.x; base < total; base += 4 * kFixThreads) {
     uint4 x[4];
@@ -63,7 +65,7 @@ __global__ void __launch_bounds__(kFixThreads)
     for (int u = 0; u < 4; ++u) {
       const int idx = base + u * kFixThreads, key = idx / chunks, c = idx - key * chunks;
       const int j = key < nA ? kLo + key : bLo + (key - nA);
-      x[u] = idx < total ? __ldg(reinterpret_cast<const uint4*>(vBase + (int64_t)j * p.vRowStride + c * 8))
+      x[u] = idx < total ? __ldg(reinterpret_cast<const uint4*>(vBase + rowOf(j) * p.vRowStride + c * 8))
                          : make_uint4(0, 0, 0, 0);
     }
 #pragma unroll
@@ -77,7 +79,7 @@ __global__ void __launch_bounds__(kFixThreads)
   // storeRows. Slow and simple; it runs only on non-finite input.
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, H = p.numHeads;
   const T* qBase = static_cast<const T*>(p.q);
-  const T* kBase = static_cast<const T*>(p.k) + (int64_t)w.kStart * p.kRowStride + (int64_t)w.hk * p.kHeadStride;
+  const T* kBase = static_cast<const T*>(p.k) + (int64_t)w.hk * p.kHeadStride;
   for (int r = m0 + warp; r < rowEnd; r += kFixWarps) {
     const int i = r / G, h = w.hk * G + (r - i * G), diag = i + shift;
     const int jLo = max(0, diag - p.windowLeft), jHi = min(lk - 1, diag + p.windowRight);
@@ -92,7 +94,8 @@ __global__ void __launch_bounds__(kFixThreads)
     const float slope = p.alibiSlopes ? p.alibiSlopes[h] * kLog2e : 0.f;
     float mx = -INFINITY, sum = 0.f;
     for (int j = jLo; j <= jHi; ++j) {
-      const T* kRow = kBase + (int64_t)j * p.kRowStride;
+      const int64_t at = rowOf(j);
+      const T* kRow = kBase + at * p.kRowStride;
       float dot = 0.f;
 #pragma unroll
       for (int t = 0; t < kPerLane; ++t)
@@ -104,7 +107,7 @@ __global__ void __launch_bounds__(kFixThreads)
       const float mNew = fmaxf(mx, s), mUse = mNew == -INFINITY ? 0.f : mNew;
       const float corr = exp2f(mx - mUse), pj = exp2f(s - mUse);
       sum = fmaf(sum, corr, pj);
-      const T* vRow = vBase + (int64_t)j * p.vRowStride;
+      const T* vRow = vBase + at * p.vRowStride;
 #pragma unroll
       for (int t = 0; t < kPerLane; ++t)
         if (lane + 32 * t < p.dv) acc[t] = fmaf(acc[t], corr, pj * toF(vRow[lane + 32 * t]));

@@ -214,6 +214,10 @@ std::string planWork(const ForwardArgs& a, const TileInfo& ti, int sms, int left
 
 }  // namespace
 
+bool pagedInPlace(const ForwardArgs& a) {
+  return a.paged && a.dtype != DType::F32 && paddedDim(a.headDim) == a.headDim && paddedDim(a.headDimV) == a.headDimV;
+}
+
 Forward::~Forward() {
   for (void* t : temps_) cudaFreeAsync(t, stream_);
 }
@@ -276,10 +280,20 @@ std::string Forward::prepare(const ForwardArgs& a, const Uploader& upload, PlanC
   const size_t offA = plan->offAlibi, offW = plan->offWork;
 
   const int64_t rowsQ = (int64_t)a.totalQ * H, rowsK = (int64_t)a.totalK * Hk;
-  const bool convQK = a.dtype == DType::F32 || dPad_ != a.headDim;
-  const bool convV = a.dtype == DType::F32 || dvPad_ != a.headDimV;
+  const bool gather = a.paged && !pagedInPlace(a);  // keys copied out of the cache first
+  const bool convQK = a.dtype == DType::F32 || dPad_ != a.headDim || gather;
+  const bool convV = a.dtype == DType::F32 || dvPad_ != a.headDimV || gather;
   const bool outTmp = a.dtype == DType::F32 || dvPad_ != a.headDimV;
   qc_ = kc_ = vc_ = outTmp_ = nullptr;
+  paging_ = nullptr;
+  if (a.paged) {
+    // The block table and the key prefix sums, one upload: the kernel reads the table, a gather
+    // (launch) both.
+    std::vector<int> host(a.blockTable);
+    host.insert(host.end(), a.cuSeqlensK.begin(), a.cuSeqlensK.end());
+    if (!(paging_ = static_cast<int*>(alloc(sizeof(int) * host.size(), err)))) return err;
+    if (std::string e = upload(paging_, host.data(), sizeof(int) * host.size()); !e.empty()) return e;
+  }
   if (convQK) {
     if (!(qc_ = alloc(rowsQ * dPad_ * 2, err))) return err;
     if (!(kc_ = alloc(rowsK * dPad_ * 2, err))) return err;
@@ -318,6 +332,12 @@ std::string Forward::prepare(const ForwardArgs& a, const Uploader& upload, PlanC
   p.lseFixedS = a.fixedSeqlenQ;
   p.numSplits = splits;
   p.numWork = plan->numWork;
+  if (pagedInPlace(a)) {
+    p.blockTable = paging_;
+    p.maxBlocks = a.maxBlocks;
+    p.blockSize = a.blockSize;
+    p.blockShift = (a.blockSize & (a.blockSize - 1)) == 0 ? __builtin_ctz(unsigned(a.blockSize)) : -1;
+  }
   if (splits > 1) {
     if (!(p.oAccum = static_cast<float*>(alloc(sizeof(float) * splits * rowsQ * dvPad_, err)))) return err;
     if (!(p.lseAccum = static_cast<float*>(alloc(sizeof(float) * splits * rowsQ, err)))) return err;
@@ -342,11 +362,21 @@ std::string Forward::launch() {
     if (p.lseAccum)
       FA_TRY(cudaMemsetAsync(p.lseAccum, 0xFF, sizeof(float) * p.numSplits * rowsQ, stream_), "poisoning");
   }
+  // A paged call not read in place gathers its keys into the flat copies (kStart of the work
+  // items counts from cuSeqlensK, as for a flat call).
+  const int batch = int(a.cuSeqlensQ.size()) - 1;
+  const PagedRows pr{
+      paging_, paging_ ? paging_ + (size_t)batch * a.maxBlocks : nullptr, batch, a.maxBlocks, a.blockSize, Hk};
   if (qc_) {
     FA_TRY(convertRows(a.dtype, a.q, a.headDim, ct, qc_, dPad_, a.headDim, rowsQ, stream_), "converting q");
-    FA_TRY(convertRows(a.dtype, a.k, a.headDim, ct, kc_, dPad_, a.headDim, rowsK, stream_), "converting k");
+    FA_TRY(a.paged ? gatherRows(a.dtype, a.k, a.headDim, ct, kc_, dPad_, rowsK, pr, stream_)
+                   : convertRows(a.dtype, a.k, a.headDim, ct, kc_, dPad_, a.headDim, rowsK, stream_),
+           "converting k");
   }
-  if (vc_) FA_TRY(convertRows(a.dtype, a.v, a.headDimV, ct, vc_, dvPad_, a.headDimV, rowsK, stream_), "converting v");
+  if (vc_)
+    FA_TRY(a.paged ? gatherRows(a.dtype, a.v, a.headDimV, ct, vc_, dvPad_, rowsK, pr, stream_)
+                   : convertRows(a.dtype, a.v, a.headDimV, ct, vc_, dvPad_, a.headDimV, rowsK, stream_),
+           "converting v");
   FA_TRY(ct == DType::BF16 ? dispatchRun<__nv_bfloat16>(kernel, p, stream_) : dispatchRun<__half>(kernel, p, stream_),
          "launching the attention kernel");
   void* out = outTmp_ ? outTmp_ : a.out;

@@ -39,7 +39,18 @@ struct ForwardArgs {
   int forceTile = 0;                  // 0 = auto, else a Tile value (Tile::Wgmma counts as auto)
   bool wgmma = true;                  // false keeps the mma.sync kernel on sm_90
   WorkOrder order = WorkOrder::Auto;  // the order blocks start in (work_order.h)
+  // A paged call (a KV cache): k and v are the cache's pools, [numBlocks * blockSize][numKvHeads]
+  // rows; cuSeqlensK / totalK count each sequence's keys (cached + written), found through the
+  // block table. Half caches with head dims that are multiples of 8 are read in place by the
+  // kernel; float32 caches and other head dims are gathered into contiguous compute-type copies.
+  bool paged = false;
+  std::vector<int> blockTable;  // host [batch][maxBlocks]
+  int maxBlocks = 0, blockSize = 0;
+  int64_t poolRows = 0;  // numBlocks * blockSize: the rows of k and v
 };
+
+// Whether a paged call is read in place (else gathered first).
+bool pagedInPlace(const ForwardArgs& a);
 
 // The kernel instance a call runs. chooseKernel (forward.cu) is the one function that decides
 // it: prepare() plans the call with its answer and launch() runs exactly that instance.
@@ -87,6 +98,7 @@ class Forward {
   void* kc_ = nullptr;
   void* vc_ = nullptr;
   void* outTmp_ = nullptr;
+  int* paging_ = nullptr;  // device: the block table, then cuSeqlensK (paged calls)
   int dPad_ = 0, dvPad_ = 0;
 };
 

@@ -30,7 +30,9 @@ namespace fa {
 // ldmatrix across them), no softcap, no ALiBi and a positive scale. Its scores stay unscaled
 // until the exponent, exp2(s * scale - max * scale), one FFMA per score as in FlashAttention-2
 // (a positive scale keeps the max where it is). Every other call takes the general copy.
-template <class C, typename T, bool kFull>
+// kPaged: keys are read through the block table (params.h keyRow), one table entry per key row a
+// thread loads; the flat copy steps one pointer.
+template <class C, typename T, bool kFull, bool kPaged>
 __device__ __forceinline__ void fwdBody(const FwdParams& p, unsigned char* smem) {
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const WorkItem w = p.work[blockIdx.x];
@@ -66,11 +68,13 @@ __device__ __forceinline__ void fwdBody(const FwdParams& p, unsigned char* smem)
 #pragma unroll
     for (int pass = 0; pass < C::kBN / C::kRowsPerPass; ++pass, src += step) {
       // Rows past the sequence are zero-filled: never read another sequence's keys.
-      const bool rowOk = n0 + rowOff + pass * C::kRowsPerPass < lk;
+      const int key = n0 + rowOff + pass * C::kRowsPerPass;
+      const bool rowOk = key < lk;
+      const T* row = kPaged ? base + keyRow<true>(p, w, rowOk ? key : 0) * rowStride + headOff + cl * 8 : src;
 #pragma unroll
       for (int j = 0; j < C::kChunks / C::kCL; ++j) {
         const bool ok = rowOk && (kFull || (cl + C::kCL * j) * 8 < dValid);
-        cpAsync16(stAddr(tileBase, pass, j), ok ? src + C::kCL * j * 8 : base, ok);
+        cpAsync16(stAddr(tileBase, pass, j), ok ? row + C::kCL * j * 8 : base, ok);
       }
     }
   };
@@ -200,10 +204,10 @@ __device__ __forceinline__ void fwdBody(const FwdParams& p, unsigned char* smem)
 // The two copies are two kernels, not two branches of one: in one function ptxas allocates
 // registers for both at once and the d64 128x128 tile spilled 108-140 bytes; apart, only that
 // tile's general copy spills, 8 bytes for sm_90 and 32 for sm_80 (ptxas -v, nvcc 13.0).
-template <class C, typename T, bool kFull>
+template <class C, typename T, bool kFull, bool kPaged>
 __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks) fwdKernel(const __grid_constant__ FwdParams p) {
   extern __shared__ __align__(1024) unsigned char smem[];
-  fwdBody<C, T, kFull>(p, smem);
+  fwdBody<C, T, kFull, kPaged>(p, smem);
 }
 
 }  // namespace fa

@@ -5,15 +5,23 @@
 
 namespace fa {
 
+// The four copies of a tile's kernel: (full, paged).
+template <class C, typename T>
+auto kernelOf(bool full, bool paged) {
+  return full ? (paged ? fwdKernel<C, T, true, true> : fwdKernel<C, T, true, false>)
+              : (paged ? fwdKernel<C, T, false, true> : fwdKernel<C, T, false, false>);
+}
+
 template <class C, typename T>
 cudaError_t prepareTile() {
   // Opt in to more than 48 KB of dynamic shared memory once per kernel (cheap to repeat).
   static cudaError_t done = [] {
-    cudaError_t e =
-        cudaFuncSetAttribute(fwdKernel<C, T, true>, cudaFuncAttributeMaxDynamicSharedMemorySize, C::kSmemBytes);
-    return e != cudaSuccess ? e
-                            : cudaFuncSetAttribute(fwdKernel<C, T, false>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                                   C::kSmemBytes);
+    for (int i = 0; i < 4; ++i)
+      if (cudaError_t e = cudaFuncSetAttribute(kernelOf<C, T>(i & 1, i & 2),
+                                               cudaFuncAttributeMaxDynamicSharedMemorySize, C::kSmemBytes);
+          e != cudaSuccess)
+        return e;
+    return cudaSuccess;
   }();
   return done;
 }
@@ -24,24 +32,25 @@ cudaError_t launchTile(const FwdParams& p, bool full, cudaStream_t stream) {
   const long long blocks = p.numWork;
   if (blocks == 0) return cudaSuccess;
   if (blocks > 0x7fffffffLL) return cudaErrorInvalidConfiguration;
-  if (full)
-    fwdKernel<C, T, true><<<(unsigned)blocks, C::kThreads, C::kSmemBytes, stream>>>(p);
-  else
-    fwdKernel<C, T, false><<<(unsigned)blocks, C::kThreads, C::kSmemBytes, stream>>>(p);
+  kernelOf<C, T>(full, p.blockTable != nullptr)<<<(unsigned)blocks, C::kThreads, C::kSmemBytes, stream>>>(p);
   return cudaGetLastError();
 }
 
+// The blocks an SM holds: the least over the four copies, so one plan fits whichever runs.
 template <class C, typename T>
 cudaError_t tileInfoOf(TileInfo* info) {
   if (cudaError_t e = prepareTile<C, T>(); e != cudaSuccess) return e;
-  int occ = 0, occ2 = 0;
-  cudaError_t e =
-      cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, fwdKernel<C, T, true>, C::kThreads, C::kSmemBytes);
-  if (e == cudaSuccess)
-    e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ2, fwdKernel<C, T, false>, C::kThreads, C::kSmemBytes);
-  occ = occ2 < occ ? occ2 : occ;
+  int occ = 1 << 30;
+  for (int i = 0; i < 4; ++i) {
+    int o = 0;
+    if (cudaError_t e =
+            cudaOccupancyMaxActiveBlocksPerMultiprocessor(&o, kernelOf<C, T>(i & 1, i & 2), C::kThreads, C::kSmemBytes);
+        e != cudaSuccess)
+      return e;
+    occ = o < occ ? o : occ;
+  }
   *info = TileInfo{C::kBM, C::kBN, occ > 0 ? occ : 1};
-  return e;
+  return cudaSuccess;
 }
 
 template <typename T, int D>

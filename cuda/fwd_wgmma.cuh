@@ -75,7 +75,8 @@ __device__ __forceinline__ uint64_t smemDesc(uint32_t addr, uint32_t lbo) {
   return uint64_t((addr & 0x3FFFF) >> 4) | (uint64_t(lbo >> 4) << 16) | (uint64_t(1024 >> 4) << 32) | (1ull << 62);
 }
 
-template <class C, typename T>
+// kPaged: keys through the block table (params.h keyRow), as in fwd_kernel.cuh.
+template <class C, typename T, bool kPaged>
 __device__ __forceinline__ void fwdBodyWg(const FwdParams& p, unsigned char* smem) {
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, wg = warp >> 2;
   const WorkItem w = p.work[blockIdx.x];
@@ -102,11 +103,13 @@ __device__ __forceinline__ void fwdBodyWg(const FwdParams& p, unsigned char* sme
     constexpr int kR = C::kRowsPerPass;
 #pragma unroll
     for (int pass = 0; pass < C::kBN / kR; ++pass) {
-      const bool ok = n0 + rowOff + pass * kR < lk;  // rows past the sequence are zero-filled
+      const int key = n0 + rowOff + pass * kR;
+      const bool ok = key < lk;  // rows past the sequence are zero-filled
+      const T* row =
+          kPaged ? base + keyRow<true>(p, w, ok ? key : 0) * rowStride + headOff + cl * 8 : src + pass * kR * rowStride;
 #pragma unroll
       for (int db = 0; db < C::kDB; ++db)
-        cpAsync16(dst + db * C::kBN * 128 + pass * kR * 128 + stOff, ok ? src + pass * kR * rowStride + db * 64 : base,
-                  ok);
+        cpAsync16(dst + db * C::kBN * 128 + pass * kR * 128 + stOff, ok ? row + db * 64 : base, ok);
     }
   };
   const int numTiles = nHi - nLo;
@@ -214,11 +217,11 @@ __device__ __forceinline__ void fwdBodyWg(const FwdParams& p, unsigned char* sme
 }
 #endif  // FA_WGMMA_DEVICE
 
-template <class C, typename T>
+template <class C, typename T, bool kPaged>
 __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks) fwdKernelWg(const __grid_constant__ FwdParams p) {
 #ifdef FA_WGMMA_DEVICE
   extern __shared__ __align__(1024) unsigned char smem[];
-  fwdBodyWg<C, T>(p, smem);
+  fwdBodyWg<C, T, kPaged>(p, smem);
 #else
   __trap();  // built for sm_90a only; the host never launches it elsewhere
 #endif

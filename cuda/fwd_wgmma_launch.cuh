@@ -16,10 +16,22 @@ namespace fa {
 template <int D>
 using WgTileOf = typename std::conditional<D == 64, WgTile<64, 2, 64, 2>, WgTile<128, 2, 128, 1>>::type;
 
+// The flat and the paged copy (a KV cache call reads keys through the block table).
+template <typename T, int D>
+auto wgKernelOf(bool paged) {
+  return paged ? fwdKernelWg<WgTileOf<D>, T, true> : fwdKernelWg<WgTileOf<D>, T, false>;
+}
+
 template <typename T, int D>
 cudaError_t prepareWg() {
-  static cudaError_t done = cudaFuncSetAttribute(fwdKernelWg<WgTileOf<D>, T>,
-                                                 cudaFuncAttributeMaxDynamicSharedMemorySize, WgTileOf<D>::kSmemBytes);
+  static cudaError_t done = [] {
+    for (bool paged : {false, true})
+      if (cudaError_t e = cudaFuncSetAttribute(wgKernelOf<T, D>(paged), cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                               WgTileOf<D>::kSmemBytes);
+          e != cudaSuccess)
+        return e;
+    return cudaSuccess;
+  }();
   return done;
 }
 
@@ -28,22 +40,27 @@ cudaError_t runFwdWgmma(const FwdParams& p, cudaStream_t stream) {
   using C = WgTileOf<D>;
   if (cudaError_t e = prepareWg<T, D>(); e != cudaSuccess) return e;
   if (p.numWork == 0) return cudaSuccess;
-  fwdKernelWg<C, T><<<(unsigned)p.numWork, C::kThreads, C::kSmemBytes, stream>>>(p);
+  wgKernelOf<T, D>(p.blockTable != nullptr)<<<(unsigned)p.numWork, C::kThreads, C::kSmemBytes, stream>>>(p);
   return cudaGetLastError();
 }
 
+// The blocks an SM holds: the lesser of the two copies.
 template <typename T, int D>
 cudaError_t wgmmaTileInfo(TileInfo* info) {
   using C = WgTileOf<D>;
-  cudaFuncAttributes attr{};
-  if (cudaError_t e = cudaFuncGetAttributes(&attr, fwdKernelWg<C, T>); e != cudaSuccess) return e;
-  if (attr.binaryVersion != 90) return cudaErrorNoKernelImageForDevice;
-  if (cudaError_t e = prepareWg<T, D>(); e != cudaSuccess) return e;
-  int occ = 0;
-  if (cudaError_t e =
-          cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, fwdKernelWg<C, T>, C::kThreads, C::kSmemBytes);
-      e != cudaSuccess)
-    return e;
+  int occ = 1 << 30;
+  for (bool paged : {false, true}) {
+    cudaFuncAttributes attr{};
+    if (cudaError_t e = cudaFuncGetAttributes(&attr, wgKernelOf<T, D>(paged)); e != cudaSuccess) return e;
+    if (attr.binaryVersion != 90) return cudaErrorNoKernelImageForDevice;
+    if (cudaError_t e = prepareWg<T, D>(); e != cudaSuccess) return e;
+    int o = 0;
+    if (cudaError_t e =
+            cudaOccupancyMaxActiveBlocksPerMultiprocessor(&o, wgKernelOf<T, D>(paged), C::kThreads, C::kSmemBytes);
+        e != cudaSuccess)
+      return e;
+    occ = o < occ ? o : occ;
+  }
   *info = TileInfo{C::kBM, C::kBN, occ > 0 ? occ : 1};
   return cudaSuccess;
 }

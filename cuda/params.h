@@ -49,7 +49,37 @@ struct FwdParams {
   int lseFixedS;                // 0: packed lse [H][totalQ]; S: fixed lse [batch][H][S]
   int numSplits;
   int numWork;
+  // A paged call (a KV cache): k and v are the cache's [numBlocks * blockSize] rows, and key j of
+  // sequence b is row blockTable[b * maxBlocks + j / blockSize] * blockSize + j % blockSize
+  // (keyRow below). Null for a flat call, whose key j is row kStart + j.
+  const int* blockTable;
+  int maxBlocks, blockSize;
+  int blockShift;  // log2(blockSize) when it is a power of two, else -1
 };
+
+// The row of k/v that holds key j (0 <= j < lk) of work item w's sequence: the same addressing
+// as the wasm engine's Flat and Paged rows (assembly/rows.ts).
+template <bool kPaged>
+FA_HD int64_t keyRow(const FwdParams& p, const WorkItem& w, int j) {
+  if constexpr (!kPaged) {
+    return (int64_t)w.kStart + j;
+  } else {
+    int blk, slot;
+    if (p.blockShift >= 0) {
+      blk = j >> p.blockShift;
+      slot = j & (p.blockSize - 1);
+    } else {
+      blk = j / p.blockSize;
+      slot = j - blk * p.blockSize;
+    }
+#if defined(__CUDA_ARCH__)
+    const int id = __ldg(p.blockTable + (int64_t)w.b * p.maxBlocks + blk);
+#else
+    const int id = p.blockTable[(int64_t)w.b * p.maxBlocks + blk];
+#endif
+    return (int64_t)id * p.blockSize + slot;
+  }
+}
 
 // Key blocks [nLo, nHi) that rows [mBlock*bm, ...) of a sequence (lq, lk) can see. Rows of a
 // block are (query row, head in group) pairs: row r is query r / group. Empty: nLo == nHi.

@@ -69,7 +69,17 @@ export interface NativeAddon {
   /** Enqueues the copy and returns the buffer at once (the array may change on return). */
   upload(ctx: NativeContext, data: HostData): NativeBuffer;
   download(ctx: NativeContext, buffer: NativeBuffer, into: HostData): Promise<void>;
-  allocDevice(ctx: NativeContext, bytes: number): Promise<NativeBuffer>;
+  /** Resolves once allocated (a size the pool cannot give rejects); `zero` fills it with zeros. */
+  allocDevice(ctx: NativeContext, bytes: number, zero?: boolean): Promise<NativeBuffer>;
+  /** Enqueues the write of a KV cache call (returns at once; host kNew/vNew are copied before it returns). */
+  kvWrite(
+    ctx: NativeContext,
+    args: NativeKvWriteArgs,
+    kCache: NativeBuffer,
+    vCache: NativeBuffer,
+    kNew: NativeOperand,
+    vNew: NativeOperand,
+  ): void;
   /** Bytes of device memory held by live buffers (user tensors and calls in flight). */
   liveBytes(): number;
   /** The stream-ordered pool's bytes: reserved from the driver, and in use. */
@@ -116,6 +126,25 @@ export interface CopyBandwidth {
   copyThreads: number;
 }
 
+/** Where a paged call's keys live: the KV cache's pool, read through the block table. */
+export interface NativePaging {
+  blockTable: Int32Array;
+  maxBlocks: number;
+  blockSize: number;
+  /** numBlocks * blockSize. */
+  poolRows: number;
+}
+
+export interface NativeKvWriteArgs extends NativePaging {
+  dtype: DType;
+  numKvHeads: number;
+  headDim: number;
+  headDimV: number;
+  totalNew: number;
+  cuSeqlensNew: Int32Array;
+  cacheSeqlens: Int32Array;
+}
+
 export interface NativeArgs {
   dtype: DType;
   cuSeqlensQ: Int32Array;
@@ -133,6 +162,8 @@ export interface NativeArgs {
   softcap: number;
   alibiSlopes: Float32Array | null;
   sinks: Float32Array | null;
+  /** A KV cache call: k and v are the cache's pools; cuSeqlensK counts each sequence's keys. */
+  paged?: NativePaging;
   fixedSeqlenQ: number;
   returnLse: boolean;
   poison: boolean;

@@ -14,6 +14,10 @@
  * computed as float16 inputs, with float32 output and lse: `info.float32Compute = 'float16'`.
  */
 import type { Backend, BackendOutput } from '../backend.js';
+import type { KvCacheSpec, KvProblem, KvWrite } from '../kvcache/problem.js';
+import type { KvCache } from '../kvcache/types.js';
+import { CudaKvCaches } from './kvcache.js';
+import { CudaTensor, sizeOf } from './tensor.js';
 import { knobs } from '../knobs.js';
 import type { Problem } from '../problem.js';
 import type { AnyTensor, DType, DeviceTensor, HostData, Tensor } from '../types.js';
@@ -61,48 +65,6 @@ function knobArgs(): Pick<NativeArgs, 'forceSplits' | 'forceTile' | 'wgmma' | 'o
   };
 }
 
-const bytesOf = (dtype: DType) => (dtype === 'float32' ? 4 : 2);
-const sizeOf = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
-
-/** A tensor in GPU memory, made by one engine. The buffer is private, so a spread copy is not one. */
-class CudaTensor implements DeviceTensor {
-  readonly location = 'cuda' as const;
-  readonly #buffer: NativeBuffer;
-  readonly #owner: CudaEngine;
-
-  constructor(
-    readonly shape: readonly number[],
-    readonly dtype: DType,
-    buffer: NativeBuffer,
-    owner: CudaEngine,
-  ) {
-    this.shape = Object.freeze([...shape]);
-    this.#buffer = buffer;
-    this.#owner = owner;
-  }
-
-  static bufferOf(t: AnyTensor, name: string, engine: CudaEngine): NativeBuffer {
-    if (!(t instanceof CudaTensor))
-      throw new TypeError(
-        `Expected a device tensor made by this engine (upload or a cuda result) for ${name} but received a plain object`,
-      );
-    if (t.#owner !== engine)
-      throw new TypeError(
-        `Expected a device tensor made by this engine for ${name} but received one of another cuda engine (another stream); download() it from that engine`,
-      );
-    if (t.#buffer.disposed)
-      throw new TypeError(`Expected a live device tensor for ${name} but received one that was disposed`);
-    const need = sizeOf(t.shape) * bytesOf(t.dtype);
-    if (t.#buffer.bytes < need)
-      throw new RangeError(`Expected ${need} bytes of device memory for ${name} but received ${t.#buffer.bytes}`);
-    return t.#buffer;
-  }
-
-  dispose(): void {
-    this.#buffer.dispose();
-  }
-}
-
 export async function loadCudaBackend(): Promise<CudaBackend> {
   const { addon, path: addonPath, from } = loadAddon();
   const dev = addon.deviceInfo();
@@ -121,6 +83,7 @@ class CudaEngine implements CudaBackend {
   #disposed: Promise<void> | null = null;
   /** Calls from typed arrays whose results are still being copied back (dispose waits for them). */
   readonly #copying = new Set<Promise<unknown>>();
+  readonly #kv: CudaKvCaches;
 
   constructor(
     readonly addon: NativeAddon,
@@ -128,6 +91,7 @@ class CudaEngine implements CudaBackend {
     addonPath: string,
     dev: NativeDeviceInfo,
   ) {
+    this.#kv = new CudaKvCaches(this, addon, ctx);
     const v = (x: number) => `${Math.floor(x / 1000)}.${(x % 1000) / 10}`;
     this.info = Object.freeze({
       device: dev.name ?? 'unknown',
@@ -182,14 +146,11 @@ class CudaEngine implements CudaBackend {
     };
   }
 
+  /** Each of q, k, v: this engine's device buffer or host data (a KV cache call has host q, device k and v). */
   private operands(p: Problem<AnyTensor>): [NativeOperand, NativeOperand, NativeOperand] {
-    if (p.q.location === 'cuda')
-      return [
-        CudaTensor.bufferOf(p.q, 'q', this),
-        CudaTensor.bufferOf(p.k, 'k', this),
-        CudaTensor.bufferOf(p.v, 'v', this),
-      ];
-    return [(p.q as Tensor).data, (p.k as Tensor).data, (p.v as Tensor).data];
+    const op = (t: AnyTensor, name: string): NativeOperand =>
+      t.location === 'cuda' ? CudaTensor.bufferOf(t, name, this) : (t as Tensor).data;
+    return [op(p.q, 'q'), op(p.k, 'k'), op(p.v, 'v')];
   }
 
   private live(): void {
@@ -198,11 +159,20 @@ class CudaEngine implements CudaBackend {
 
   async run(p: Problem<AnyTensor>): Promise<BackendOutput> {
     this.live();
-    const [q, k, v] = this.operands(p);
-    const args = this.args(p);
+    return this.call(p, this.args(p), this.operands(p));
+  }
+
+  /** Device q: device results at once (stream order); host q: host results once copied back. `before` runs after the checks. */
+  private async call(
+    p: Problem<AnyTensor>,
+    args: NativeArgs,
+    [q, k, v]: [NativeOperand, NativeOperand, NativeOperand],
+    before?: () => void,
+  ): Promise<BackendOutput> {
     if (p.q.location === 'cuda') {
       const outBuf = p.outInto ? CudaTensor.bufferOf(p.outInto, 'options.out', this) : undefined;
       const lseBuf = p.lseInto ? CudaTensor.bufferOf(p.lseInto, 'options.lse', this) : undefined;
+      before?.();
       const r = this.addon.attention(this.ctx, args, q, k, v, outBuf, lseBuf);
       return {
         out: p.outInto ?? new CudaTensor(p.outShape, p.dtype, r.out, this),
@@ -212,6 +182,7 @@ class CudaEngine implements CudaBackend {
     const n = sizeOf(p.outShape);
     const out = p.dtype === 'float32' ? new Float32Array(n) : new Uint16Array(n);
     const lse = p.returnLse ? new Float32Array(sizeOf(p.lseShape)) : undefined;
+    before?.();
     const call = this.addon.attention(this.ctx, args, q, k, v, out, lse);
     this.#copying.add(call);
     try {
@@ -244,6 +215,26 @@ class CudaEngine implements CudaBackend {
     return this.addon.copyBandwidth(this.ctx, bytes);
   }
 
+  createKvCache(spec: KvCacheSpec): Promise<KvCache> {
+    this.live();
+    return this.#kv.create(spec);
+  }
+
+  async writeKvCache(p: KvWrite<AnyTensor>): Promise<void> {
+    this.live();
+    this.#kv.write(p, this.#kv.checkWrite(p, 'kNew', 'vNew'));
+  }
+
+  /** Every check first (the write's operands, q, out, lse, the engine's limits), then the write, then the call. */
+  async attentionWithKvCache(p: KvProblem<AnyTensor>): Promise<BackendOutput> {
+    this.live();
+    const ops = this.#kv.checkWrite(p, 'options.kNew', 'options.vNew');
+    const { problem, paged } = this.#kv.problemOf(p);
+    const why = this.unsupported(problem);
+    if (why !== null) throw new RangeError(why);
+    return this.call(problem, this.args(problem, { paged }), this.operands(problem), () => this.#kv.write(p, ops));
+  }
+
   /** `t` was read and checked by the façade (validate.ts readHostTensor); the copy is enqueued now. */
   async upload(t: Tensor): Promise<DeviceTensor> {
     this.live();
@@ -266,7 +257,10 @@ class CudaEngine implements CudaBackend {
 
   /** Waits for the calls in flight, then frees the stream's staging and cache (device tensors stay valid to free). */
   dispose(): Promise<void> {
-    this.#disposed ??= Promise.allSettled(this.#copying).then(() => this.ctx.dispose());
+    this.#disposed ??= Promise.allSettled(this.#copying).then(() => {
+      this.#kv.disposeAll();
+      return this.ctx.dispose();
+    });
     return this.#disposed;
   }
 }
