@@ -209,8 +209,9 @@ export class WorkerEngine implements Backend {
     let at = 0;
     const copy = (t: Tensor | null): Tensor | null => {
       if (!t) return null;
+      // by dtype, not instanceof: a Float32Array from another realm (an iframe) is one too
       const data =
-        t.data instanceof Float32Array
+        t.dtype === 'float32'
           ? new Float32Array(staging, at, t.data.length)
           : new Uint16Array(staging, at, t.data.length);
       data.set(t.data);
