@@ -5,6 +5,7 @@
 // device memory that stays flat over thousands of calls. Skips without a GPU, with the reason.
 import { spawnSync } from 'node:child_process';
 import { afterAll, describe, expect, it } from 'vitest';
+import { firstDiff } from './conformance/kvcache.js';
 import { randn, rng } from './conformance/random.js';
 import { cudaAddon, loadCudaBackend } from '../src/cuda/backend.js';
 import { encode } from '../src/half.js';
@@ -136,8 +137,8 @@ describe.skipIf(!engine)(`cuda calls in stream order${engine ? '' : ` (skipped: 
   });
 
   it('large typed arrays (many 4 MiB chunks, copied side by side) round-trip and feed a call bit for bit', async () => {
-    // A decode-shaped call with 2 x 20,000 keys: K and V are 41 MB each, 10 chunks apiece.
-    const [sk, hk] = [20_000, 8];
+    // A decode-shaped call with 2 x 12,000 keys: K and V are 49 MB each, 12 chunks apiece.
+    const [sk, hk] = [12_000, 8];
     const big = (rows: number, heads: number): Tensor => ({
       data: encode(randn(next, rows * heads * 128), 'float16'),
       shape: [rows, heads, 128],
@@ -148,13 +149,13 @@ describe.skipIf(!engine)(`cuda calls in stream order${engine ? '' : ` (skipped: 
     const v = big(2 * sk, hk);
     const o: VarlenOptions = { cuSeqlensQ: Int32Array.of(0, 1, 2), cuSeqlensK: Int32Array.of(0, sk, 2 * sk) };
     const dk = await e().upload(k);
-    expect((await e().download(dk)).data).toEqual(k.data);
+    expect(firstDiff(await e().download(dk), k), 'k after a round trip').toBe(-1); // (toEqual is slow on 25M elements)
     const [dq, dv] = await Promise.all([e().upload(q), e().upload(v)]);
     const want = await e().download((await e().attentionVarlen(dq, dk, dv, o)).out as DeviceTensor);
     const kData = (k.data as Uint16Array).slice();
     const pending = e().attentionVarlen(q, { ...k, data: kData }, v, o);
     kData.fill(0x7e00); // overwritten as soon as the call returns
-    expect((await pending).out.data).toEqual(want.data);
+    expect(firstDiff((await pending).out as Tensor, want)).toBe(-1);
     for (const x of [dq, dk, dv]) x.dispose();
   });
 

@@ -7,7 +7,7 @@
 //
 //   node --expose-gc bench/gpu/check.mjs [--quick | --tiny] [--seed N]
 // --quick runs a reduced set (for compute-sanitizer memcheck); --tiny a smaller one (racecheck).
-import { caseId, cases, freshSeed, largeCases, runCase } from '../../dist/test/conformance.js';
+import { caseId, cases, freshSeed, kvCases, largeCases, runCase, runKvCase } from '../../dist/test/conformance.js';
 import { cudaAddon, loadCudaBackend } from '../../dist/cuda/backend.js';
 import { decode, encode } from '../../dist/half.js';
 import { readKnobs, setKnobs } from '../../dist/knobs.js';
@@ -90,6 +90,24 @@ for (const c of tiny ? [] : quick ? largeCases.slice(0, 2) : largeCases) {
       fail(`[large] ${caseId(c)} threw ${e.stack}`);
     }
   }
+}
+
+// The KV cache cases (paged reads in both kernels, the write, the gather of float32 caches).
+{
+  const kv = tiny ? kvCases.filter((_, i) => i % 6 === 0) : quick ? kvCases.filter((_, i) => i % 2 === 0) : kvCases;
+  let p = 0;
+  for (let i = 0; i < kv.length; i++) {
+    const [name, c] = kv[i];
+    try {
+      const r = await runKvCase(engine, c, seed + 100 + i);
+      if (r.failures.length === 0) p++;
+      else fail(`[kv] ${name}: ${r.failures.join('; ')}`);
+    } catch (e) {
+      fail(`[kv] ${name} threw ${e.stack}`);
+    }
+  }
+  passed += p;
+  console.log(`KV cache cases: ${p} passed, ${kv.length - p} failed`);
 }
 
 // Device tensors: round trip, dispose, finalizer, errors.
