@@ -116,6 +116,7 @@ for (const s of shapes) {
   if (only && !s.name.includes(only)) continue;
   if (dtypeOnly && s.dtype !== dtypeOnly) continue;
   if (match && !new RegExp(match).test(s.name)) continue;
+  if (s.peerOnly) continue;
   const { host, options } = await inputs(s);
   const [q, k, v] = await Promise.all([engine.upload(host.q), engine.upload(host.k), engine.upload(host.v)]);
   const p = validateVarlen(q, k, v, options);

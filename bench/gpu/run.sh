@@ -3,7 +3,7 @@
 # a reduced set, this engine's benchmark, PyTorch's peers on the same shapes, the joined table
 # last. Logs and JSON go to $OUT (or ./gpu-out). Assumes `source .device/node-env.sh` ran and
 # dist/ and build/Release/ came along.
-#   bench/gpu/run.sh [check|sass|sanitize|bench|base|torch|all]...   (default: all)
+#   bench/gpu/run.sh [check|sass|sanitize|bench|kv|base|torch|all]...   (default: all)
 # base (A/B runs, not part of all): times another build of the addon, BASE_ADDON=path, with
 # BASE_ARGS (e.g. --dtype bfloat16), into base.jsonl; the table then has its column.
 set -uo pipefail
@@ -39,6 +39,10 @@ if has bench; then
   step "flashattn benchmark"
   timeout ${BENCH_S:-120} node bench/gpu/bench.mjs --out "$out/ours.jsonl" ${BENCH_ARGS:-} > "$out/bench.log" 2>&1; echo "bench exit $?"; tail -2 "$out/bench.log"
 fi
+if has kv; then
+  step "flashattn KV cache benchmark"
+  timeout ${KV_S:-150} node bench/gpu/kvbench.mjs --out "$out/kv.jsonl" ${KV_ARGS:-} > "$out/kv.log" 2>&1; echo "kv exit $?"; tail -2 "$out/kv.log"
+fi
 if [[ " $steps " == *" base "* ]]; then
   step "flashattn base build ($BASE_ADDON)"
   FLASHATTN_CUDA_ADDON="$BASE_ADDON" timeout ${BASE_S:-120} node bench/gpu/bench.mjs --out "$out/base.jsonl" --impl "flashattn base" --no-e2e ${BASE_ARGS:-} >> "$out/bench.log" 2>&1; echo "base exit $?"; grep "^device" "$out/bench.log" | tail -1
@@ -48,4 +52,4 @@ if has torch; then
   node bench/gpu/shapes.mjs --json | timeout ${TORCH_S:-120} python3 bench/gpu/torch_bench.py ${TORCH_ONLY:-} > "$out/torch.jsonl" 2> "$out/torch.log"; echo "torch exit $?"; tail -2 "$out/torch.log"
 fi
 step table
-node bench/gpu/table.mjs "$out/ours.jsonl" "$out/torch.jsonl" "$out/base.jsonl" | tee "$out/table.md"
+node bench/gpu/table.mjs "$out/ours.jsonl" "$out/torch.jsonl" "$out/base.jsonl" "$out/kv.jsonl" | tee "$out/table.md"

@@ -47,19 +47,34 @@ for (const dtype of ['bfloat16', 'float16']) {
     headDim: 128,
     causal: true,
   });
-  for (const lk of [4096, 32768]) {
-    shapes.push({
-      name: `decode 32/8 heads ${lk / 1024}k keys b32`,
-      kind: 'decode',
-      dtype,
-      seqlensQ: Array(32).fill(1),
-      seqlensK: Array(32).fill(lk),
-      numHeads: 32,
-      numKvHeads: 8,
-      headDim: 128,
-      causal: true,
-    });
-  }
+  for (const batch of [32, 128])
+    for (const lk of [4096, 32768]) {
+      shapes.push({
+        name: `decode 32/8 heads ${lk / 1024}k keys b${batch}`,
+        kind: 'decode',
+        dtype,
+        seqlensQ: Array(batch).fill(1),
+        seqlensK: Array(batch).fill(lk),
+        numHeads: 32,
+        numKvHeads: 8,
+        headDim: 128,
+        causal: true,
+        // batch 128: the peers only (kvbench.mjs times ours on a cache; host inputs of 17 GB are not made here)
+        peerOnly: batch > 32,
+      });
+    }
+  // A chunked prefill (the KV cache benchmark's, bench/gpu/kvbench.mjs): 8 x 512 new rows over 4k cached.
+  shapes.push({
+    name: 'chunked prefill 8x512 over 4k d128',
+    kind: 'varlen',
+    dtype,
+    seqlensQ: Array(8).fill(512),
+    seqlensK: Array(8).fill(4608),
+    numHeads: 32,
+    numKvHeads: 8,
+    headDim: 128,
+    causal: true,
+  });
 }
 
 /** Pairs visible under the (bottom-right) mask, for FLOP counts. */

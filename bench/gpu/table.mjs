@@ -89,6 +89,29 @@ if (e2e.length) {
       `| ${r.shape} | ${r.dtype} | ${r.bytesIn != null ? `${(r.bytesIn / 1e6).toFixed(0)} / ${(r.bytesOut / 1e6).toFixed(0)}` : ''} | ${r.ms.toFixed(2)} | ${r.floorMs?.toFixed(2) ?? ''} | ${r.vsFloor?.toFixed(2) ?? ''} |`,
     );
 }
+// The KV cache (bench/gpu/kvbench.mjs) beside the peers on the same keys, contiguous (torch.jsonl).
+const kv = rows.filter((r) => r.impl === 'flashattn kv');
+if (kv.length) {
+  const peerOf = (r) => {
+    const m = /^kv decode b(\d+) (\d+)k/.exec(r.shape);
+    const name = m ? `decode 32/8 heads ${m[2]}k keys b${m[1]}` : 'chunked prefill 8x512 over 4k d128';
+    const g = by.get(`${r.dtype}|${name}`) ?? {};
+    return m ? g['cuDNN sdpa'] : g['FA2 varlen_attn'];
+  };
+  lines.push(
+    '',
+    '| KV cache (paged) | dtype | kernel ms | GB/s (K+V) / TF/s | call awaited ms | awaited - kernel | 20 in flight ms | flat kernel ms | peer (cuDNN decode / FA2 varlen) |',
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+  );
+  for (const r of kv) {
+    const decode = r.shape.includes('decode');
+    const peer = peerOf(r);
+    const rate = (x) => (decode ? `${x.gbps.toFixed(0)} GB/s` : `${x.tflops.toFixed(0)} TF/s`);
+    lines.push(
+      `| ${r.shape} | ${r.dtype === 'bfloat16' ? 'bf16' : 'f16'} | ${r.ms.toFixed(3)} | ${rate(r)} | ${r.awaitedMs.toFixed(3)} | ${((r.awaitedMs - r.ms) * 1e3).toFixed(0)} us | ${r.inflightMs.toFixed(3)} | ${r.flatMs?.toFixed(3) ?? ''} | ${peer?.ms != null ? `${rate(peer)} (${peer.ms.toFixed(3)} ms)` : ''} |`,
+    );
+  }
+}
 const forced = rows.filter((r) => r.forced);
 if (forced.length) {
   lines.push(

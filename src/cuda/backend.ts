@@ -50,6 +50,10 @@ export interface CudaBackend extends Backend {
   readonly addon: NativeAddon;
   /** Median kernel time of `iters` launches (CUDA events; no copies), plus the plan used. */
   time(p: Problem<AnyTensor>, iters: number, overrides?: RunOverrides): Promise<NativeRunInfo>;
+  /** The same for the attention of a KV cache call (device q; the write is not timed). */
+  timeKv(p: KvProblem<AnyTensor>, iters: number): Promise<NativeRunInfo>;
+  /** The pinned copy bandwidth each way, measured with `bytes` per copy. */
+  copyBandwidth(bytes: number): Promise<CopyBandwidth>;
 }
 
 /** Longest sequence the kernel's 32-bit row arithmetic allows (cuda/params.h kMaxSeqlen). */
@@ -233,6 +237,16 @@ class CudaEngine implements CudaBackend {
     const why = this.unsupported(problem);
     if (why !== null) throw new RangeError(why);
     return this.call(problem, this.args(problem, { paged }), this.operands(problem), () => this.#kv.write(p, ops));
+  }
+
+  /** For benchmarks: the kernel time of a read-only KV cache call on device q (the attention alone). */
+  async timeKv(p: KvProblem<AnyTensor>, iters: number): Promise<NativeRunInfo> {
+    this.live();
+    if (p.q.location !== 'cuda') throw new TypeError('Expected a device q for a timed KV cache call');
+    const { problem, paged } = this.#kv.problemOf(p);
+    const [q, k, v] = this.operands(problem) as [NativeBuffer, NativeBuffer, NativeBuffer];
+    const args = this.args(problem, { poison: false, paged });
+    return this.addon.timeAttention(this.ctx, args, q, k, v, Math.max(1, Math.floor(iters)));
   }
 
   /** `t` was read and checked by the façade (validate.ts readHostTensor); the copy is enqueued now. */
