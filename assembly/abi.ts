@@ -41,7 +41,7 @@ export const DTYPE_F16: i32 = 1;
 export const DTYPE_BF16: i32 = 2;
 
 // ---- work item (ITEM_INTS slots) -----------------------------------------------------------
-export const ITEM_INTS: i32 = 12;
+export const ITEM_INTS: i32 = 13;
 export const I_Q0: i32 = 0; // first packed query row of the sequence
 export const I_LQ: i32 = 1;
 export const I_K0: i32 = 2; // first packed key row of the sequence; paged: its first block table entry
@@ -54,6 +54,7 @@ export const I_KS: i32 = 8; // key range [ks, ke) in the sequence
 export const I_KE: i32 = 9;
 export const I_PARENT: i32 = 10; // -1, or the split parent this chunk belongs to
 export const I_SLOT: i32 = 11; // partial slot of this chunk
+export const I_NK: i32 = 12; // kv heads in the item (> 1: a decode item, one group of 4 rows per kv head)
 
 // ---- split parent (PARENT_INTS slots) ------------------------------------------------------
 export const PARENT_INTS: i32 = 4;
@@ -63,4 +64,5 @@ export const PA_FIRST: i32 = 2; // slot of chunk 0; the chunks' slots follow in 
 
 // ---- tiling the host plans with ------------------------------------------------------------
 export const BM: i32 = 64; // virtual query rows per item
-export const SLOT_ROWS: i32 = 16; // rows of a partial slot: split items have at most this many
+export const SLOT_ROWS: i32 = 32; // rows of a partial slot: split items have at most this many
+export const NK_MAX: i32 = 8; // kv heads a decode item may hold (4 rows each: SLOT_ROWS / 4)

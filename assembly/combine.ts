@@ -3,11 +3,11 @@
 // order, so the result does not depend on which thread ran which chunk.
 
 import {
-  I_H0, I_I0, I_NG, I_NR, I_Q0, I_SLOT, PA_CHUNKS, PA_FIRST, PA_LEFT, PARENT_INTS, P_LSE, P_LSEA, P_LSEB,
+  I_H0, I_I0, I_NG, I_NK, I_NR, I_Q0, I_SLOT, PA_CHUNKS, PA_FIRST, PA_LEFT, PARENT_INTS, P_LSE, P_LSEA, P_LSEB,
   P_OUT, P_PARENTS, P_PARTIAL, P_SINKS, SLOT_ROWS,
 } from './abi';
 import { exp2v, madd, st } from './simd';
-import { LN2, gDv, gDvp, gH, gParams, sHI, sL, sLO, sM, sO, slotBytes } from './state';
+import { LN2, gDv, gDvp, gH, gParams, headOf, rowOf, rowsPerKv, sHI, sL, sLO, sM, sO, slotBytes } from './state';
 
 const PARENT_BYTES: usize = PARENT_INTS * 4;
 
@@ -36,7 +36,7 @@ const PARENT_BYTES: usize = PARENT_INTS * 4;
 }
 
 /**
- * Writes the item's rows: out = O / l and lse = (m + log2 l) ln 2, combining `chunks` partial
+ * Writes the item's rows (padding rows of a decode item skipped): out = O / l and lse = (m + log2 l) ln 2, combining `chunks` partial
  * results `slotSize` bytes apart in their fixed order. Rows that see no key get 0 and -Infinity.
  * With sinks (log2-domain logits s_h), l gains 2^(s_h - m): out = O / (l + 2^(s_h - m)) and
  * lse = (M + log2(l 2^(m - M) + 2^(s_h - M))) ln 2 with M = max(m, s_h); an empty row's lse is s_h ln 2.
@@ -44,8 +44,8 @@ const PARENT_BYTES: usize = PARENT_INTS * 4;
 export function finish<T>(it: usize, mp: usize, lp: usize, op: usize, chunks: i32, slotSize: usize): void {
   const P = gParams;
   const q0 = load<i32>(it + I_Q0 * 4), h0 = load<i32>(it + I_H0 * 4), ng = load<i32>(it + I_NG * 4);
-  const i0 = load<i32>(it + I_I0 * 4), nr = load<i32>(it + I_NR * 4);
-  const R = ng * nr;
+  const i0 = load<i32>(it + I_I0 * 4), nr = load<i32>(it + I_NR * 4), nk = load<i32>(it + I_NK * 4);
+  const RH = rowsPerKv(ng, nr, nk), R = nk * RH;
   const H = gH, Dv = gDv, Dvp = gDvp;
   const esize = <usize>sizeof<T>();
   const outb = <usize>load<u32>(P + P_OUT * 4), lseb = <usize>load<u32>(P + P_LSE * 4);
@@ -54,7 +54,8 @@ export function finish<T>(it: usize, mp: usize, lp: usize, op: usize, chunks: i3
   const sinkp = <usize>load<u32>(P + P_SINKS * 4);
   const acc = sO; // combined accumulator (reuses O's row 0 when combining: rows are done one at a time below)
   for (let r = 0; r < R; r++) {
-    const g = r / nr, i = i0 + r % nr, h = h0 + g;
+    const h = headOf(r, h0, ng, nr, RH), i = rowOf(r, i0, nr, RH);
+    if (h < 0) continue; // padding
     const orow = outb + (<usize>(q0 + i) * <usize>H + <usize>h) * <usize>Dv * esize;
     const empty = load<i32>(sLO + <usize>r * 4) > load<i32>(sHI + <usize>r * 4);
     const sink: f32 = sinkp != 0 ? load<f32>(sinkp + <usize>h * 4) : -Infinity;

@@ -3,18 +3,19 @@
 // an item's result never depends on the thread that ran it.
 
 import {
-  BM, I_H0, I_I0, I_K0, I_KE, I_KS, I_LK, I_LQ, I_NG, I_NR, I_PARENT, I_Q0, ITEM_INTS, P_BLOCK, P_COUNTER,
+  BM, I_H0, I_I0, I_K0, I_KE, I_KS, I_LK, I_LQ, I_NG, I_NK, I_NR, I_PARENT, I_Q0, ITEM_INTS, P_BLOCK, P_COUNTER,
   P_ITEMS, P_K, P_NITEMS, P_Q, P_TABLE, P_V,
 } from './abi';
 import { chunkDone, finish } from './combine';
-import { pv, pvSafe } from './pv';
+import { pv, pvSafe, scaleP } from './pv';
 import { isPaged, pageRows, rowAt } from './rows';
 import { qk8, qkDirect, qkPrecise } from './scores';
+import { HALF_FOLD_MAX, HALF_RAW_SCALE, HALF_SPECIAL, isHalf } from './simd';
 import { softmaxGeneral, softmaxMasked, softmaxPlain } from './softmax';
-import { stageK, stageQ, stageV } from './stage';
+import { stageK, stageQ, stageV, stageVRaw } from './stage';
 import {
-  BN, PRECISE_BOUND, gAlibi, gCapMul, gD, gDp, gDv, gDvp, gH, gHk, gParams, gVROW, gWl, gWr,
-  sDG, sFB, sGB, sHI, sKA, sL, sLO, sM, sO, sSL, sVA, sVS,
+  BN, PRECISE_BOUND, gAlibi, gCapMul, gD, gDp, gDv, gDvp, gH, gHk, gParams, gWl, gWr, headOf, rowOf, rowsPerKv,
+  sDG, sFB, sGB, sHI, sKA, sL, sLO, sM, sO, sSL, sVA, sVS, vRow,
 } from './state';
 
 const ITEM_BYTES: usize = ITEM_INTS * 4;
@@ -33,34 +34,37 @@ export function loop<T, M>(params: usize): void {
 /**
  * One work item: its rows, Q staged, every key tile some row sees, then its end (combine.ts).
  * Paged (a KV cache): k0 is the sequence's first block table entry, and each tile's K and V row
- * addresses come from the table (rows.ts); everything else is the same.
+ * addresses come from the table (rows.ts); everything else is the same. A decode item of nk > 1 adjacent
+ * kv heads (one group of 4 rows each) reads each key's rows of all of them in one run (qkDirect, stageV)
+ * and adds P V per kv head.
  */
 function item<T, M>(it: usize): void {
   const P = gParams;
   const q0 = load<i32>(it + I_Q0 * 4), Lq = load<i32>(it + I_LQ * 4), k0 = load<i32>(it + I_K0 * 4), Lk = load<i32>(it + I_LK * 4);
   const h0 = load<i32>(it + I_H0 * 4), ng = load<i32>(it + I_NG * 4), i0 = load<i32>(it + I_I0 * 4), nr = load<i32>(it + I_NR * 4);
-  const ks = load<i32>(it + I_KS * 4), ke = load<i32>(it + I_KE * 4);
-  const R = ng * nr;
+  const ks = load<i32>(it + I_KS * 4), ke = load<i32>(it + I_KE * 4), nk = load<i32>(it + I_NK * 4);
+  const RH = rowsPerKv(ng, nr, nk), R = nk * RH;
   const H = gH, D = gD, Dp = gDp, Dvp = gDvp;
   const esize = <usize>sizeof<T>();
   const group = H / gHk;
   const hk = h0 / group;
 
   // Rows: visible key range, diagonal, slope; Q^T staged (converted, pre-scaled; padding rows
-  // and dims zero). Items of <= 4 rows (decode) compute S straight from K rows and use sQR.
-  const direct = R <= 4;
-  const qRows = direct ? 4 : (R + 7) & ~7;
+  // and dims zero). Decode items (<= 4 rows per kv head) compute S straight from K rows and use sQR.
+  const direct = RH <= 4;
+  const qRows = direct ? nk * 4 : (R + 7) & ~7;
   let loMin: i32 = i32.MAX_VALUE, loMax: i32 = i32.MIN_VALUE, hiMin: i32 = i32.MAX_VALUE, hiMax: i32 = i32.MIN_VALUE;
   const qbase = <usize>load<u32>(P + P_Q * 4);
   for (let r = 0; r < BM; r++) {
-    if (r >= R) {
+    const h = r < R ? headOf(r, h0, ng, nr, RH) : -1;
+    if (h < 0) { // padding
       store<i32>(sLO + <usize>r * 4, 1);
       store<i32>(sHI + <usize>r * 4, 0);
       store<f32>(sDG + <usize>r * 4, 0);
       store<f32>(sSL + <usize>r * 4, 0);
       continue;
     }
-    const g = r / nr, i = i0 + r % nr, h = h0 + g;
+    const i = rowOf(r, i0, nr, RH);
     const d = i + Lk - Lq;
     const lo = gWl >= 0 ? max(0, d - gWl) : 0;
     const hi = gWr >= 0 ? min(Lk - 1, d + gWr) : Lk - 1;
@@ -74,8 +78,9 @@ function item<T, M>(it: usize): void {
     }
   }
   // Q^T, four rows at a time: 4 x 4 blocks loaded along d, transposed, stored along rows.
-  const qn1 = stageQ<T>(qbase, q0, i0, h0, nr, R, qRows);
+  const qn1 = stageQ<T>(qbase, q0, i0, h0, ng, nr, RH, R, qRows, direct);
   const qBound = qn1 * (gCapMul != 0 ? gCapMul : <f32>1);
+  const foldQ = !isHalf<T>() || qn1 < HALF_FOLD_MAX;
   for (let r = 0; r < BM; r++) {
     store<f32>(sM + <usize>r * 4, -Infinity);
     store<f32>(sL + <usize>r * 4, 0);
@@ -94,6 +99,7 @@ function item<T, M>(it: usize): void {
   const flags = (gCapMul != 0 ? 1 : 0) | (gAlibi != 0 ? 2 : 0);
   // f32 values whose rows need no padding are staged by plain row copies on full tiles.
   const copyV = isFloat<T>() && (gDv & 7) == 0;
+  const hbK = <usize>D * esize, hbV = <usize>gDv * esize;
   for (let j0 = jStart; j0 < jEnd; j0 += BN) {
     const n = min(BN, jEnd - j0);
     const full = n == BN && loMax <= j0 && hiMin >= j0 + BN - 1;
@@ -112,31 +118,43 @@ function item<T, M>(it: usize): void {
     // (half of a causal diagonal tile).
     const gb = full ? sFB : groupBounds(rv, j0, n);
     if (direct) {
-      const kmax = qkDirect<T, M>(kTile, kStride, n);
-      if (qBound * kmax > PRECISE_BOUND) {
-        stageK<T, M>(kTile, kStride, n);
-        qkPrecise(4, nkg);
+      // float16: qkDirect reads K raw against Q scaled by 2^112 (scores bit for bit the exact ones), which
+      // needs max |q'| < 2^16 (far beyond the precision bound: such a Q takes qkPrecise anyway) and falls
+      // back here for a tile with an Inf or a NaN
+      const kmax = foldQ ? qkDirect<T, M>(kTile, kStride, n, nk) : <f32>Infinity;
+      if (qBound * kmax > PRECISE_BOUND || (isHalf<T>() && kmax >= HALF_SPECIAL)) {
+        for (let k = 0; k < nk; k++) {
+          stageK<T, M>(kTile, kStride, <usize>k * hbK, n);
+          qkPrecise(k << 2, 4, nkg);
+        }
       }
     } else {
-      const kmax = stageK<T, M>(kTile, kStride, n);
-      if (qBound * kmax > PRECISE_BOUND) qkPrecise(rv << 2, nkg);
+      const kmax = stageK<T, M>(kTile, kStride, 0, n);
+      if (qBound * kmax > PRECISE_BOUND) qkPrecise(0, rv << 2, nkg);
       else qk8((R + 7) >> 3, nkg, gb);
     }
     if (flags == 0) {
       if (full) softmaxPlain(rv, j0, n);
       else softmaxMasked(rv, j0, n);
     } else softmaxGeneral(rv, j0, n, !full, flags);
+    // V staged: float32 rows copied whole on full tiles (P V walks 32-byte slices of them, which at the input's
+    // stride, Hk * Dv * 4 bytes, would share a few L1 sets); float16 rows copied raw, converted by pv as it
+    // loads them, unless the tile holds an Inf or a NaN; anything else converted exactly, and a boundary tile
+    // whose V is not all finite goes to pvSafe.
+    let raw = false;
     if (full && copyV) {
-      // rows of V copied whole into the padded tile: P V walks 32-byte slices of them, which
-      // at the input's stride (Hk * Dv * 4, often 2-4 KiB) would share a few L1 sets
-      const vb = <usize>gDv * 4;
-      for (let c = 0; c < BN; c++) memory.copy(sVS + <usize>c * gVROW, rowAt<M>(vTile, vStride, c), vb);
-      pv(rv, sVS, gVROW, gb);
-    } else if (stageV<T, M>(vTile, vStride, n, !full)) {
-      pvSafe(R, j0, n);
-    } else {
-      pv(rv, sVS, gVROW, gb);
+      const vb = <usize>nk * hbV, vr = vRow(nk, 4);
+      for (let c = 0; c < BN; c++) memory.copy(sVS + <usize>c * vr, rowAt<M>(vTile, vStride, c), vb);
+    } else if (isHalf<T>() && stageVRaw<M>(vTile, vStride, n, nk)) {
+      raw = true;
+      scaleP(rv, n, HALF_RAW_SCALE);
+    } else if (stageV<T, M>(vTile, vStride, n, nk, !full)) {
+      pvSafe(R, RH, j0, n, vRow(nk, 4));
+      continue;
     }
+    // each kv head's rows (a group of 4) against its part of the staged rows; one kv head: all groups at once
+    if (raw) pvHeads<u16>(rv, nk, gb);
+    else pvHeads<f32>(rv, nk, gb);
   }
 
   const parent = load<i32>(it + I_PARENT * 4);
@@ -145,6 +163,14 @@ function item<T, M>(it: usize): void {
     return;
   }
   chunkDone<T>(it, parent, R);
+}
+
+/** P V of the item's groups of rows, over V staged as T (float32, or raw float16). */
+// @ts-ignore: decorator
+@inline function pvHeads<T>(rv: i32, nk: i32, gb: usize): void {
+  const es = <usize>sizeof<T>(), vr = vRow(nk, es);
+  if (nk == 1) pv<T>(0, rv, sVS, vr, gb);
+  else for (let k = 0; k < nk; k++) pv<T>(k, k + 1, sVS + <usize>k * <usize>gDvp * es, vr, gb);
 }
 
 /** Per group of 4 rows: the first and last key of the tile (relative to j0) some row of it sees. */

@@ -1,10 +1,10 @@
 // S^T = K Q^T for one key tile, into sST as [key][row] so that the softmax finds four rows in a
 // vector. Three paths: an 8-row register tile over staged K (the common one), direct dot products
-// for items of <= 4 rows (decode, K unstaged), and float64 sums for tiles whose scores are too
-// large for float32 ones.
+// for decode items (at most 4 rows per kv head, K unstaged), and float64 sums for tiles whose
+// scores are too large for float32 ones.
 
 import { isPaged, rowAt } from './rows';
-import { hsum4, ld, ld4, madd, vabsmax } from './simd';
+import { hsum4, ld4raw, ldraw, madd, rawScale, vabsmax } from './simd';
 import { QROW, SROW, gD, gDp, sKI, sQR, sQT, sST } from './state';
 
 /** 8 rows x 4 keys register tile; rg8 groups of 8 rows, nkg groups of 4 keys. */
@@ -44,69 +44,78 @@ export function qk8(rg8: i32, nkg: i32, gb: usize): void {
 }
 
 /**
- * S^T for items of at most 4 rows (decode), straight from the K rows in memory (halves converted
- * as loaded): 4 rows x 2 keys of partial dot products over d, reduced across lanes at the end.
- * Keys are read once and never staged; row c at rowAt<M>(src, stride, c). Returns max |k| (NaN
- * ignored) for the precision check.
+ * S^T for decode items (one group of at most 4 rows per kv head, nk kv heads), straight from the K rows in
+ * memory (float16 loaded raw, h2fRaw, against sQR scaled by its inverse): per key pair, each kv head's 4 rows x 2 keys of partial dot products
+ * over d, reduced across lanes at the end, into S^T's columns 4k .. 4k+3. A key's rows of the nk heads are
+ * adjacent, so each key is read in one run; keys are read once and never staged. Key c's row of the item's
+ * first kv head is at rowAt<M>(src, stride, c), head k D elements further. Returns max |k| (NaN ignored; a
+ * float16 Inf or NaN comes out as a value >= HALF_SPECIAL) for the precision check.
  */
-export function qkDirect<T, M>(src: usize, stride: usize, n: i32): f32 {
+export function qkDirect<T, M>(src: usize, stride: usize, n: i32, nk: i32): f32 {
   const D = gD;
   const D4 = D & ~3;
   const es = <usize>sizeof<T>();
+  const hb = <usize>D * es, qb = <usize>gDp * 16;
   // max |k| as max(kx, -kn): pmax / pmin are one instruction each (abs is three on x64)
   let kx = f32x4.splat(0), kn = f32x4.splat(0);
   for (let c = 0; c < n; c += 2) {
-    const p0 = rowAt<M>(src, stride, c);
+    const r0 = rowAt<M>(src, stride, c);
     // an odd tail repeats the last key (masked anyway)
-    const p1 = c + 1 < n ? (isPaged<M>() ? rowAt<M>(src, stride, c + 1) : p0 + stride) : p0;
-    let a00 = f32x4.splat(0), a01 = f32x4.splat(0), a10 = f32x4.splat(0), a11 = f32x4.splat(0);
-    let a20 = f32x4.splat(0), a21 = f32x4.splat(0), a30 = f32x4.splat(0), a31 = f32x4.splat(0);
-    let qp = sQR;
-    let d = 0;
-    for (; d < D4; d += 4) {
-      const k0 = ld4<T>(p0 + <usize>d * es), k1 = ld4<T>(p1 + <usize>d * es);
-      kx = f32x4.pmax(kx, f32x4.pmax(k0, k1));
-      kn = f32x4.pmin(kn, f32x4.pmin(k0, k1));
-      let x = v128.load(qp); a00 = madd(x, k0, a00); a01 = madd(x, k1, a01);
-      x = v128.load(qp, 16); a10 = madd(x, k0, a10); a11 = madd(x, k1, a11);
-      x = v128.load(qp, 32); a20 = madd(x, k0, a20); a21 = madd(x, k1, a21);
-      x = v128.load(qp, 48); a30 = madd(x, k0, a30); a31 = madd(x, k1, a31);
-      qp += 64;
-    }
-    if (d < D) { // last 1..3 dims: never read past the row
-      let k0 = f32x4.splat(0), k1 = f32x4.splat(0);
-      k0 = f32x4.replace_lane(k0, 0, ld<T>(p0 + <usize>d * es));
-      k1 = f32x4.replace_lane(k1, 0, ld<T>(p1 + <usize>d * es));
-      if (d + 1 < D) {
-        k0 = f32x4.replace_lane(k0, 1, ld<T>(p0 + <usize>(d + 1) * es));
-        k1 = f32x4.replace_lane(k1, 1, ld<T>(p1 + <usize>(d + 1) * es));
+    const r1 = c + 1 < n ? (isPaged<M>() ? rowAt<M>(src, stride, c + 1) : r0 + stride) : r0;
+    for (let k = 0; k < nk; k++) {
+      const p0 = r0 + <usize>k * hb, p1 = r1 + <usize>k * hb;
+      let a00 = f32x4.splat(0), a01 = f32x4.splat(0), a10 = f32x4.splat(0), a11 = f32x4.splat(0);
+      let a20 = f32x4.splat(0), a21 = f32x4.splat(0), a30 = f32x4.splat(0), a31 = f32x4.splat(0);
+      let qp = sQR + <usize>k * qb;
+      let d = 0;
+      for (; d < D4; d += 4) {
+        const k0 = ld4raw<T>(p0 + <usize>d * es), k1 = ld4raw<T>(p1 + <usize>d * es);
+        kx = f32x4.pmax(kx, f32x4.pmax(k0, k1));
+        kn = f32x4.pmin(kn, f32x4.pmin(k0, k1));
+        let x = v128.load(qp); a00 = madd(x, k0, a00); a01 = madd(x, k1, a01);
+        x = v128.load(qp, 16); a10 = madd(x, k0, a10); a11 = madd(x, k1, a11);
+        x = v128.load(qp, 32); a20 = madd(x, k0, a20); a21 = madd(x, k1, a21);
+        x = v128.load(qp, 48); a30 = madd(x, k0, a30); a31 = madd(x, k1, a31);
+        qp += 64;
       }
-      if (d + 2 < D) {
-        k0 = f32x4.replace_lane(k0, 2, ld<T>(p0 + <usize>(d + 2) * es));
-        k1 = f32x4.replace_lane(k1, 2, ld<T>(p1 + <usize>(d + 2) * es));
+      if (d < D) { // last 1..3 dims: never read past the row
+        let k0 = f32x4.splat(0), k1 = f32x4.splat(0);
+        k0 = f32x4.replace_lane(k0, 0, ldraw<T>(p0 + <usize>d * es));
+        k1 = f32x4.replace_lane(k1, 0, ldraw<T>(p1 + <usize>d * es));
+        if (d + 1 < D) {
+          k0 = f32x4.replace_lane(k0, 1, ldraw<T>(p0 + <usize>(d + 1) * es));
+          k1 = f32x4.replace_lane(k1, 1, ldraw<T>(p1 + <usize>(d + 1) * es));
+        }
+        if (d + 2 < D) {
+          k0 = f32x4.replace_lane(k0, 2, ldraw<T>(p0 + <usize>(d + 2) * es));
+          k1 = f32x4.replace_lane(k1, 2, ldraw<T>(p1 + <usize>(d + 2) * es));
+        }
+        kx = f32x4.pmax(kx, f32x4.pmax(k0, k1));
+        kn = f32x4.pmin(kn, f32x4.pmin(k0, k1));
+        let x = v128.load(qp); a00 = madd(x, k0, a00); a01 = madd(x, k1, a01);
+        x = v128.load(qp, 16); a10 = madd(x, k0, a10); a11 = madd(x, k1, a11);
+        x = v128.load(qp, 32); a20 = madd(x, k0, a20); a21 = madd(x, k1, a21);
+        x = v128.load(qp, 48); a30 = madd(x, k0, a30); a31 = madd(x, k1, a31);
       }
-      kx = f32x4.pmax(kx, f32x4.pmax(k0, k1));
-      kn = f32x4.pmin(kn, f32x4.pmin(k0, k1));
-      let x = v128.load(qp); a00 = madd(x, k0, a00); a01 = madd(x, k1, a01);
-      x = v128.load(qp, 16); a10 = madd(x, k0, a10); a11 = madd(x, k1, a11);
-      x = v128.load(qp, 32); a20 = madd(x, k0, a20); a21 = madd(x, k1, a21);
-      x = v128.load(qp, 48); a30 = madd(x, k0, a30); a31 = madd(x, k1, a31);
+      const sp = sST + <usize>c * SROW + <usize>k * 16;
+      v128.store(sp, hsum4(a00, a10, a20, a30));
+      v128.store(sp, hsum4(a01, a11, a21, a31), SROW);
     }
-    const sp = sST + <usize>c * SROW;
-    v128.store(sp, hsum4(a00, a10, a20, a30));
-    v128.store(sp, hsum4(a01, a11, a21, a31), SROW);
   }
-  return vabsmax(kx, kn);
+  return vabsmax(kx, kn) * rawScale<T>();
 }
 
-/** S^T accumulated in float64 (rows multiple of 4), for tiles whose scores are too large for float32 sums. */
-export function qkPrecise(rows: i32, nkg: i32): void {
+/**
+ * S^T of rows r0 .. r0+rows-1 (a multiple of 4) accumulated in float64 over the staged K, for tiles whose
+ * scores are too large for float32 sums.
+ */
+export function qkPrecise(r0: i32, rows: i32, nkg: i32): void {
   const Dp = gDp;
   const gbytes = <usize>Dp * 16;
   for (let kg = 0; kg < nkg; kg++) {
     const kbase = sKI + <usize>kg * gbytes;
     const sp = sST + <usize>kg * 4 * SROW;
-    for (let r = 0; r < rows; r++) {
+    for (let r = r0; r < r0 + rows; r++) {
       let a0 = f64x2.splat(0), a1 = f64x2.splat(0);
       let qp = sQT + <usize>r * 4, kp = kbase;
       for (let d = 0; d < Dp; d++) {

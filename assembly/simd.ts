@@ -86,6 +86,53 @@ const MAGIC: f32 = 12582912.0; // 1.5 * 2^23: adding it rounds to the nearest in
   return v128.or(f, i32x4.shl(v128.and(h, i32x4.splat(0x8000)), 16));
 }
 
+// float16 "raw": a half's exponent and mantissa shifted into float32 position are a float32 of value
+// h * 2^-112, exactly, for every finite half (a subnormal half becomes a float32 subnormal); two integer
+// instructions instead of h2fv's ten. A half Inf or NaN becomes a finite value of magnitude >= 2^16 once
+// scaled back (finite halves are at most 65504), so the loops that load raw halves check the magnitude
+// and redo such a tile with the exact conversion. Where the values only multiply something, the scale
+// goes into the other factor (qkDirect's Q): the products, and so the sums, are bit for bit the same.
+
+/** 2^112: h2fRaw's values times this are the halves' values. */
+export const HALF_RAW_SCALE: f32 = 5.192296858534828e+33;
+/** A raw half whose value (times HALF_RAW_SCALE) reaches this magnitude was an Inf or a NaN. */
+export const HALF_SPECIAL: f32 = 65536;
+/** Q rows' L1 norm (a bound on max |q'|) below which q' * HALF_RAW_SCALE cannot overflow float32. */
+export const HALF_FOLD_MAX: f32 = 32768;
+
+/** Whether T is the float16 marker (a compile-time constant). */
+// @ts-ignore: decorator
+@inline export function isHalf<T>(): bool {
+  return !isFloat<T>() && !isSigned<T>();
+}
+
+/** Four float16 values, sign-extended into i32 lanes -> f32x4 of value h * 2^-112 (Inf, NaN: finite, see above). */
+// @ts-ignore: decorator
+@inline export function h2fRaw(h: v128): v128 {
+  // bits 31..28 hold copies of the sign after the shift: keep bit 31, clear 30..28
+  return v128.and(i32x4.shl(h, 13), i32x4.splat(0x8fffffff));
+}
+
+/** Four consecutive elements of dtype T at p as f32x4: float16 raw (h2fRaw), float32 and bfloat16 as ld4. */
+// @ts-ignore: decorator
+@inline export function ld4raw<T>(p: usize): v128 {
+  if (isHalf<T>()) return h2fRaw(v128.load16x4_s(p));
+  return ld4<T>(p);
+}
+
+/** One element of dtype T at p: float16 raw, the others as ld. */
+// @ts-ignore: decorator
+@inline export function ldraw<T>(p: usize): f32 {
+  if (isHalf<T>()) return reinterpret<f32>((<u32><i32>load<i16>(p) << 13) & 0x8fffffff);
+  return ld<T>(p);
+}
+
+/** What ld4raw<T>'s values are multiplied by to be T's values. */
+// @ts-ignore: decorator
+@inline export function rawScale<T>(): f32 {
+  return isHalf<T>() ? HALF_RAW_SCALE : 1;
+}
+
 /** float32 -> float16 bits, round to nearest even, NaN stays NaN. */
 export function f2h(x: f32): u16 {
   const u = reinterpret<u32>(x);

@@ -2,7 +2,9 @@
 // its own instance of the module, so these are thread-local without any indexing. setup() is the
 // only writer: every other file reads them.
 
-import { BM, P_ALIBI, P_CAPMUL, P_D, P_DV, P_H, P_HK, P_QMUL, P_SCRATCH, P_SCRATCH_STRIDE, P_WL, P_WR, SLOT_ROWS } from './abi';
+import {
+  BM, NK_MAX, P_ALIBI, P_CAPMUL, P_D, P_DV, P_H, P_HK, P_QMUL, P_SCRATCH, P_SCRATCH_STRIDE, P_WL, P_WR, SLOT_ROWS,
+} from './abi';
 
 export const BN: i32 = 64; // keys per tile
 export const LN2: f64 = 0.6931471805599453;
@@ -22,7 +24,6 @@ export let gD: i32 = 0;
 export let gDp: i32 = 0; // D rounded up to 4
 export let gDv: i32 = 0;
 export let gDvp: i32 = 0; // Dv rounded up to 8
-export let gVROW: usize = 0; // staged V row bytes (padded like SROW)
 export let gWl: i32 = -1;
 export let gWr: i32 = -1;
 export let gQmul: f32 = 1;
@@ -30,9 +31,9 @@ export let gCapMul: f32 = 0;
 export let gAlibi: usize = 0;
 // scratch regions
 export let sQT: usize = 0; // [Dp][BM] pre-scaled Q^T
-export let sQR: usize = 0; // [Dp/4][4 rows][4] pre-scaled Q, row-major by 4 dims (items of <= 4 rows)
+export let sQR: usize = 0; // [NK_MAX][Dp/4][4 rows][4] pre-scaled Q, row-major by 4 dims, per kv head (decode items)
 export let sKI: usize = 0; // [BN/4][Dp][4] K, four keys interleaved
-export let sVS: usize = 0; // [BN][Dvp] V
+export let sVS: usize = 0; // [BN][nk][Dvp] V (float32, or raw float16), rows vRow(nk, es) bytes apart
 export let sST: usize = 0; // [BN][BM] S^T, then P^T
 export let sO: usize = 0; // [BM][Dvp] accumulator
 export let sM: usize = 0; // [BM] running max (log2 domain)
@@ -52,10 +53,42 @@ export let sVA: usize = 0; // [BN] u32: its V row addresses
   return (x + a - 1) & ~(a - 1);
 }
 
+/**
+ * Bytes of one staged V row (sVS) of an item of nk kv heads: their Dvp values of `es` bytes each (4: float32,
+ * 2: raw float16), padded by 16 bytes like SROW (at 2-4 KiB strides the tile's rows would share a few L1 sets).
+ */
+// @ts-ignore: decorator
+@inline export function vRow(nk: i32, es: usize): usize {
+  return <usize>nk * <usize>gDvp * es + 16;
+}
+
+/**
+ * Virtual rows of an item, by kv head: an item of nk > 1 kv heads (decode) gives each one group of 4 rows, the
+ * first ng * nr of them real and the rest padding; an item of one kv head has ng * nr rows. Returns the rows
+ * per kv head (RH); the item has nk * RH rows.
+ */
+// @ts-ignore: decorator
+@inline export function rowsPerKv(ng: i32, nr: i32, nk: i32): i32 {
+  return nk > 1 ? 4 : ng * nr;
+}
+
+/** Query head of virtual row r (rows of head h0 + g first, g = 0 .. ng-1, then the next kv head's), -1 for padding. */
+// @ts-ignore: decorator
+@inline export function headOf(r: i32, h0: i32, ng: i32, nr: i32, RH: i32): i32 {
+  const kv = r / RH, rr = r - kv * RH;
+  return rr < ng * nr ? h0 + kv * ng + rr / nr : -1;
+}
+
+/** Query row (in the sequence) of virtual row r. */
+// @ts-ignore: decorator
+@inline export function rowOf(r: i32, i0: i32, nr: i32, RH: i32): i32 {
+  return i0 + (r % RH) % nr;
+}
+
 /** Bytes of scratch one thread needs for head dims D, Dv; setup() carves them in this order. */
 export function scratchBytes(D: i32, Dv: i32): u32 {
   const Dp = align(<u32>D, 4), Dvp = align(<u32>Dv, 8);
-  return align(Dp * <u32>QROW + Dp * 16 + BN * Dp * 4 + BN * (Dvp * 4 + 16) + BN * <u32>SROW + BM * Dvp * 4 + 8 * BM * 4 + BM * 4 + 2 * BN * 4, 64);
+  return align(Dp * <u32>QROW + NK_MAX * Dp * 16 + BN * Dp * 4 + BN * (NK_MAX * Dvp * 4 + 16) + BN * <u32>SROW + BM * Dvp * 4 + 8 * BM * 4 + BM * 4 + 2 * BN * 4, 64);
 }
 
 /** Bytes of one partial slot (m, l and O of SLOT_ROWS rows) of a split item. */
@@ -78,11 +111,10 @@ export function setup(params: usize, thread: i32): void {
   gAlibi = load<u32>(params + P_ALIBI * 4);
   let s: usize = <usize>load<u32>(params + P_SCRATCH * 4) + <usize>thread * <usize>load<u32>(params + P_SCRATCH_STRIDE * 4);
   const Dp = <usize>gDp, Dvp = <usize>gDvp;
-  gVROW = Dvp * 4 + 16;
   sQT = s; s += Dp * QROW;
-  sQR = s; s += Dp * 16;
+  sQR = s; s += <usize>NK_MAX * Dp * 16;
   sKI = s; s += Dp * BN * 4;
-  sVS = s; s += gVROW * BN;
+  sVS = s; s += vRow(NK_MAX, 4) * BN;
   sST = s; s += SROW * BN;
   sO = s; s += Dvp * BM * 4;
   sM = s; s += BM * 4;

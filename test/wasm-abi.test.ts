@@ -157,6 +157,7 @@ describe('wasm ABI', () => {
     it[host.I_KE] = Lk;
     it[host.I_PARENT] = -1;
     it[host.I_SLOT] = 0;
+    it[host.I_NK] = 1;
     new Float32Array(buf, qAt, D).set(q);
     new Float32Array(buf, kAt, Lk * D).set(keys.flat());
     new Float32Array(buf, vAt, Lk * D).set(vals.flat());

@@ -11,6 +11,7 @@ import { createEngine } from '../src/node.js';
 import type { Problem } from '../src/problem.js';
 import type { AnyTensor, Engine, Tensor } from '../src/types.js';
 import { createWasmBackend, wasmFiles } from '../src/wasm/backend.js';
+import { NK_MAX } from '../src/wasm/abi.js';
 import { CHUNK, planItems } from '../src/wasm/plan.js';
 import { bundledScript, firstDiff } from './wasm-helpers.js';
 
@@ -43,8 +44,10 @@ describe('wasm engine', () => {
       windowLeft: -1,
       windowRight: 0,
     });
-    expect(plan.parentCount).toBe(3 * 8);
-    expect(plan.slotCount).toBe(8 * (Math.ceil(3000 / CHUNK) + Math.ceil(1100 / CHUNK) + Math.ceil(5000 / CHUNK)));
+    // decode items hold NK_MAX kv heads each (one group of 4 rows per kv head)
+    const items = 8 / NK_MAX;
+    expect(plan.parentCount).toBe(3 * items);
+    expect(plan.slotCount).toBe(items * (Math.ceil(3000 / CHUNK) + Math.ceil(1100 / CHUNK) + Math.ceil(5000 / CHUNK)));
   });
 
   cases.forEach((c, i) => {

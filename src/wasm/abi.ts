@@ -58,7 +58,7 @@ export const DTYPE_F16 = 1;
 export const DTYPE_BF16 = 2;
 
 // ---- work item (ITEM_INTS slots) ----
-export const ITEM_INTS = 12;
+export const ITEM_INTS = 13;
 /** First packed query row of the sequence. */
 export const I_Q0 = 0;
 export const I_LQ = 1;
@@ -77,6 +77,8 @@ export const I_KE = 9;
 /** -1, or the split parent this chunk belongs to; and the chunk's partial slot. */
 export const I_PARENT = 10;
 export const I_SLOT = 11;
+/** kv heads in the item: > 1 for a decode item, whose rows are one group of 4 per kv head (padded). */
+export const I_NK = 12;
 
 // ---- split parent (PARENT_INTS slots) ----
 export const PARENT_INTS = 4;
@@ -90,4 +92,6 @@ export const PA_FIRST = 2;
 /** Virtual query rows per item. */
 export const BM = 64;
 /** Rows of a partial slot: split items have at most this many. */
-export const SLOT_ROWS = 16;
+export const SLOT_ROWS = 32;
+/** kv heads a decode item may hold (4 rows each: SLOT_ROWS / 4). */
+export const NK_MAX = 8;

@@ -24,11 +24,13 @@ import {
   I_LK,
   I_LQ,
   I_NG,
+  I_NK,
   I_NR,
   I_PARENT,
   I_Q0,
   I_SLOT,
   ITEM_INTS,
+  NK_MAX,
   PA_CHUNKS,
   PA_FIRST,
   PA_LEFT,
@@ -36,8 +38,8 @@ import {
   SLOT_ROWS,
 } from './abi.js';
 
-/** Split items have at most this many rows (the kernel's partial slot size). */
-export const SPLIT_MAX_ROWS = SLOT_ROWS;
+/** Items of one kv head are split when they have at most this many rows; decode items of several, up to the kernel's partial slot size. */
+export const SPLIT_MAX_ROWS = 16;
 /** Keys per chunk of a split item, and the shortest key range that is split. */
 export const CHUNK = 512;
 export const SPLIT_MIN = 2 * CHUNK;
@@ -92,6 +94,7 @@ interface Sink {
     ke: number,
     parent: number,
     slot: number,
+    nk: number,
     cost: number,
     chunk: number,
   ): void;
@@ -141,21 +144,42 @@ function walk(p: Shape, sink: Sink): { count: number; parents: number; slots: nu
         return pairs;
       };
       const span = hiMax + 1 - loMin;
-      for (let hk = 0; hk < Hk; hk++) {
+      // Decode rows (every query head of a kv head, at most 4 rows): up to NK_MAX adjacent kv heads per item,
+      // one group of 4 rows each (padded), so that the item reads each key's K and V rows in one run.
+      const perItem = ng === G && ng * nri <= 4 ? NK_MAX : 1;
+      for (let hk = 0; hk < Hk; hk += perItem) {
+        const nk = Math.min(perItem, Hk - hk);
         for (let g0 = 0; g0 < G; g0 += ng) {
           const ngi = Math.min(ng, G - g0),
             h0 = hk * G + g0,
-            R = ngi * nri;
+            R = nk > 1 ? 4 * nk : ngi * nri,
+            heads = ngi * nk;
           if (n === 0) {
-            sink.item(q0, lq, k0, lk, h0, ngi, i0, nri, 0, 0, -1, 0, R, 0);
+            sink.item(q0, lq, k0, lk, h0, ngi, i0, nri, 0, 0, -1, 0, nk, R, 0);
             count++;
-          } else if (R <= SPLIT_MAX_ROWS && span > SPLIT_MIN) {
+          } else if (R <= (nk > 1 ? SLOT_ROWS : SPLIT_MAX_ROWS) && span > SPLIT_MIN) {
             const chunks = Math.ceil(span / CHUNK);
             sink.parent(chunks, slots);
             for (let c = 0; c < chunks; c++) {
               const ks = loMin + c * CHUNK,
                 ke = Math.min(hiMax + 1, ks + CHUNK);
-              sink.item(q0, lq, k0, lk, h0, ngi, i0, nri, ks, ke, parents, slots + c, pairsIn(ks, ke) * ngi + R, c);
+              sink.item(
+                q0,
+                lq,
+                k0,
+                lk,
+                h0,
+                ngi,
+                i0,
+                nri,
+                ks,
+                ke,
+                parents,
+                slots + c,
+                nk,
+                pairsIn(ks, ke) * heads + R,
+                c,
+              );
             }
             parents++;
             slots += chunks;
@@ -174,7 +198,8 @@ function walk(p: Shape, sink: Sink): { count: number; parents: number; slots: nu
               hiMax + 1,
               -1,
               0,
-              pairsIn(loMin, hiMax + 1) * ngi + R,
+              nk,
+              pairsIn(loMin, hiMax + 1) * heads + R,
               0,
             );
             count++;
@@ -206,7 +231,7 @@ export function planItems(p: Shape): ItemPlan {
   let at = 0,
     pat = 0;
   walk(p, {
-    item(q0, lq, k0, lk, h0, ng, i0, nr, ks, ke, parent, slot, cost, chunk) {
+    item(q0, lq, k0, lk, h0, ng, i0, nr, ks, ke, parent, slot, nk, cost, chunk) {
       const o = at * ITEM_INTS;
       raw[o + I_Q0] = q0;
       raw[o + I_LQ] = lq;
@@ -220,6 +245,7 @@ export function planItems(p: Shape): ItemPlan {
       raw[o + I_KE] = ke;
       raw[o + I_PARENT] = parent;
       raw[o + I_SLOT] = slot;
+      raw[o + I_NK] = nk;
       chunks[at] = chunk;
       costs[at++] = cost;
     },
