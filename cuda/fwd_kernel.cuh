@@ -70,11 +70,19 @@ __device__ __forceinline__ void fwdBody(const FwdParams& p, unsigned char* smem)
       // Rows past the sequence are zero-filled: never read another sequence's keys.
       const int key = n0 + rowOff + pass * C::kRowsPerPass;
       const bool rowOk = key < lk;
-      const T* row = kPaged ? base + keyRow<true>(p, w, rowOk ? key : 0) * rowStride + headOff + cl * 8 : src;
+      if constexpr (kPaged) {  // two spellings: the flat copy compiles as it did before (fwd_wgmma.cuh)
+        const T* row = base + keyRow<true>(p, w, rowOk ? key : 0) * rowStride + headOff + cl * 8;
 #pragma unroll
-      for (int j = 0; j < C::kChunks / C::kCL; ++j) {
-        const bool ok = rowOk && (kFull || (cl + C::kCL * j) * 8 < dValid);
-        cpAsync16(stAddr(tileBase, pass, j), ok ? row + C::kCL * j * 8 : base, ok);
+        for (int j = 0; j < C::kChunks / C::kCL; ++j) {
+          const bool ok = rowOk && (kFull || (cl + C::kCL * j) * 8 < dValid);
+          cpAsync16(stAddr(tileBase, pass, j), ok ? row + C::kCL * j * 8 : base, ok);
+        }
+      } else {
+#pragma unroll
+        for (int j = 0; j < C::kChunks / C::kCL; ++j) {
+          const bool ok = rowOk && (kFull || (cl + C::kCL * j) * 8 < dValid);
+          cpAsync16(stAddr(tileBase, pass, j), ok ? src + C::kCL * j * 8 : base, ok);
+        }
       }
     }
   };
