@@ -44,6 +44,21 @@ void parsePaging(const Napi::Object& o, fa::ForwardArgs& a) {
       a.blockTable.size() != batch * size_t(a.maxBlocks))
     throw Napi::RangeError::New(o.Env(), "Expected a block table of batch x maxBlocks entries and a pool of rows");
   a.poolRows = int64_t(rows);
+  // The call's own write (attentionWithKvCache with kNew/vNew), enqueued before its reads.
+  Napi::Value write = o.Get("write");
+  if (write.IsObject()) {
+    Napi::Object w = write.As<Napi::Object>();
+    a.cuSeqlensNew = getInt32Array(w, "cuSeqlensNew");
+    a.cacheSeqlens = getInt32Array(w, "cacheSeqlens");
+    a.totalNew = getInt(w, "totalNew");
+    if (a.cuSeqlensNew.size() != batch + 1 || a.cacheSeqlens.size() != batch || a.totalNew < 0 ||
+        a.cuSeqlensNew.back() != a.totalNew)
+      throw Napi::RangeError::New(o.Env(), "Expected the write's cuSeqlensNew [batch + 1] and cacheSeqlens [batch]");
+    for (size_t b = 0; b < batch; ++b)
+      if (a.cacheSeqlens[b] < 0 || int64_t(a.cacheSeqlens[b]) + a.cuSeqlensNew[b + 1] - a.cuSeqlensNew[b] !=
+                                       a.cuSeqlensK[b + 1] - a.cuSeqlensK[b])
+        throw Napi::RangeError::New(o.Env(), "the write's lengths do not add up to the keys of the call");
+  }
   // The façade checked every block a sequence reads; this only keeps a wrong call off the GPU.
   const int64_t numBlocks = a.poolRows / a.blockSize;
   for (size_t b = 0; b < batch; ++b) {

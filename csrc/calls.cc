@@ -116,9 +116,11 @@ std::shared_ptr<DevMem> output(const Napi::Value& v, const std::shared_ptr<Conte
 
 }  // namespace
 
-// (ctx, args, q, k, v, out?, lse?): q, k, v device buffers or typed arrays; out / lse device
-// buffers to write into, typed arrays to copy the results into (then a promise of the plan info),
-// or undefined (new device buffers, returned with the plan info at once).
+// (ctx, args, q, k, v, out?, lse?, kNew?, vNew?): q, k, v device buffers or typed arrays; out / lse
+// device buffers to write into, typed arrays to copy the results into (then a promise of the plan
+// info), or undefined (new device buffers, returned with the plan info at once). A KV cache call
+// (args.paged) has the cache's pools as k and v, and with args.paged.write its new rows as kNew and
+// vNew, written into the cache before any read.
 Napi::Value Attention(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::shared_ptr<Context> ctx = ContextHandle::From(info[0]);
@@ -136,6 +138,14 @@ Napi::Value Attention(const Napi::CallbackInfo& info) {
     throw Napi::RangeError::New(env, "the host lse array has the wrong size");
   std::shared_ptr<DevMem> out = output(info[5], ctx, sz.out, "out");
   std::shared_ptr<DevMem> lse = returnLse ? output(info[6], ctx, sz.lse, "lse") : nullptr;
+  std::shared_ptr<DevMem> kNew, vNew;  // a KV cache call's new rows (device buffers or typed arrays)
+  if (a.paged && a.totalNew > 0) {
+    const size_t eb = fa::dtypeBytes(a.dtype), rows = size_t(a.totalNew) * a.numKvHeads;
+    kNew = operand(info[7], ctx, rows * a.headDim * eb, "kNew");
+    vNew = operand(info[8], ctx, rows * a.headDimV * eb, "vNew");
+    a.kNew = kNew->ptr;
+    a.vNew = vNew->ptr;
+  }
   a.q = q->ptr;
   a.k = k->ptr;
   a.v = v->ptr;
@@ -209,9 +219,18 @@ Napi::Value KvWrite(const Napi::CallbackInfo& info) {
   h.data = meta.data();
   h.bytes = meta.size() * sizeof(int);
   std::shared_ptr<DevMem> dMeta = upload(env, ctx, h);
-  cudaError_t e =
-      fa::writeKvRows(a.dtype, kn->ptr, vn->ptr, kc->ptr, vc->ptr, totalNew, int(kRow), int(vRow),
-                      static_cast<const int*>(dMeta->ptr), int(cached.size()), a.maxBlocks, a.blockSize, ctx->stream);
+  const int* d = static_cast<const int*>(dMeta->ptr);
+  const int batch = int(cached.size());
+  const fa::KvWriteRows w{d,
+                          d + a.blockTable.size(),
+                          d + a.blockTable.size() + batch + 1,
+                          batch,
+                          a.maxBlocks,
+                          a.blockSize,
+                          totalNew,
+                          int(kRow),
+                          int(vRow)};
+  cudaError_t e = fa::writeKvRows(a.dtype, kn->ptr, vn->ptr, kc->ptr, vc->ptr, w, ctx->stream);
   if (e != cudaSuccess) fail(env, fa::cudaMessage(e, "launching the KV cache write"));
   return env.Undefined();  // kn, vn and dMeta go back in stream order, after the write
 }

@@ -75,16 +75,14 @@ cudaError_t gatherAs(const void* src, int srcLen, void* dst, int dstLen, int64_t
 // One block per new row (grid-stride); E is the element's storage (2 or 4 bytes), copied as is.
 template <typename E>
 __global__ void writeKvKernel(const E* __restrict__ kNew, const E* __restrict__ vNew, E* __restrict__ kCache,
-                              E* __restrict__ vCache, int totalNew, int kElems, int vElems,
-                              const int* __restrict__ meta, int batch, int maxBlocks, int blockSize) {
-  const int* table = meta;
-  const int* cuNew = meta + (int64_t)batch * maxBlocks;
-  const int* cached = cuNew + batch + 1;
-  for (int r = blockIdx.x; r < totalNew; r += gridDim.x) {
-    const int b = sequenceOf(cuNew, batch, r);
-    const int64_t row = cacheRow(table, b, maxBlocks, blockSize, cached[b] + r - cuNew[b]);
-    for (int c = threadIdx.x; c < kElems; c += blockDim.x) kCache[row * kElems + c] = kNew[(int64_t)r * kElems + c];
-    for (int c = threadIdx.x; c < vElems; c += blockDim.x) vCache[row * vElems + c] = vNew[(int64_t)r * vElems + c];
+                              E* __restrict__ vCache, KvWriteRows w) {
+  for (int r = blockIdx.x; r < w.totalNew; r += gridDim.x) {
+    const int b = sequenceOf(w.cuNew, w.batch, r);
+    const int64_t row = cacheRow(w.table, b, w.maxBlocks, w.blockSize, w.cached[b] + r - w.cuNew[b]);
+    for (int c = threadIdx.x; c < w.kElems; c += blockDim.x)
+      kCache[row * w.kElems + c] = kNew[(int64_t)r * w.kElems + c];
+    for (int c = threadIdx.x; c < w.vElems; c += blockDim.x)
+      vCache[row * w.vElems + c] = vNew[(int64_t)r * w.vElems + c];
   }
 }
 
@@ -156,19 +154,18 @@ cudaError_t gatherRows(DType srcT, const void* src, int srcLen, DType dstT, void
   return cudaErrorInvalidValue;
 }
 
-cudaError_t writeKvRows(DType t, const void* kNew, const void* vNew, void* kCache, void* vCache, int totalNew,
-                        int kElems, int vElems, const int* meta, int batch, int maxBlocks, int blockSize,
+cudaError_t writeKvRows(DType t, const void* kNew, const void* vNew, void* kCache, void* vCache, const KvWriteRows& w,
                         cudaStream_t st) {
-  if (totalNew <= 0) return cudaSuccess;
-  const unsigned blocks = (unsigned)(totalNew < 65536 ? totalNew : 65536);
+  if (w.totalNew <= 0) return cudaSuccess;
+  const unsigned blocks = (unsigned)(w.totalNew < 65536 ? w.totalNew : 65536);
   if (t == DType::F32)
-    writeKvKernel<uint32_t><<<blocks, 128, 0, st>>>(
-        static_cast<const uint32_t*>(kNew), static_cast<const uint32_t*>(vNew), static_cast<uint32_t*>(kCache),
-        static_cast<uint32_t*>(vCache), totalNew, kElems, vElems, meta, batch, maxBlocks, blockSize);
+    writeKvKernel<uint32_t><<<blocks, 128, 0, st>>>(static_cast<const uint32_t*>(kNew),
+                                                    static_cast<const uint32_t*>(vNew), static_cast<uint32_t*>(kCache),
+                                                    static_cast<uint32_t*>(vCache), w);
   else
-    writeKvKernel<uint16_t><<<blocks, 128, 0, st>>>(
-        static_cast<const uint16_t*>(kNew), static_cast<const uint16_t*>(vNew), static_cast<uint16_t*>(kCache),
-        static_cast<uint16_t*>(vCache), totalNew, kElems, vElems, meta, batch, maxBlocks, blockSize);
+    writeKvKernel<uint16_t><<<blocks, 128, 0, st>>>(static_cast<const uint16_t*>(kNew),
+                                                    static_cast<const uint16_t*>(vNew), static_cast<uint16_t*>(kCache),
+                                                    static_cast<uint16_t*>(vCache), w);
   return cudaGetLastError();
 }
 

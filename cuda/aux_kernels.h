@@ -32,10 +32,15 @@ cudaError_t gatherRows(DType srcT, const void* src, int srcLen, DType dstT, void
 
 // The write of a KV cache call: new row r of sequence b (cuSeqlensNew[b] <= r < cuSeqlensNew[b + 1])
 // goes to position cacheSeqlens[b] + r - cuSeqlensNew[b], cache row table[b][pos / blockSize] *
-// blockSize + pos % blockSize; a row is rowElems elements of kNew (kElems) and vNew (vElems) each.
-// meta (device): table [batch][maxBlocks], cuSeqlensNew [batch + 1], cacheSeqlens [batch].
-cudaError_t writeKvRows(DType t, const void* kNew, const void* vNew, void* kCache, void* vCache, int totalNew,
-                        int kElems, int vElems, const int* meta, int batch, int maxBlocks, int blockSize,
+// blockSize + pos % blockSize; a row is kElems elements of kNew and vElems of vNew. On the device:
+// table [batch][maxBlocks], cuNew [batch + 1], cached [batch].
+struct KvWriteRows {
+  const int* table;
+  const int* cuNew;
+  const int* cached;
+  int batch, maxBlocks, blockSize, totalNew, kElems, vElems;
+};
+cudaError_t writeKvRows(DType t, const void* kNew, const void* vNew, void* kCache, void* vCache, const KvWriteRows& w,
                         cudaStream_t stream);
 
 // Merges numSplits partial results (oAccum [split][totalQ*H][dv], lseAccum [split][totalQ*H])

@@ -291,6 +291,8 @@ std::string Forward::prepare(const ForwardArgs& a, const Uploader& upload, PlanC
     // (launch) both.
     std::vector<int> host(a.blockTable);
     host.insert(host.end(), a.cuSeqlensK.begin(), a.cuSeqlensK.end());
+    host.insert(host.end(), a.cuSeqlensNew.begin(), a.cuSeqlensNew.end());
+    host.insert(host.end(), a.cacheSeqlens.begin(), a.cacheSeqlens.end());
     if (!(paging_ = static_cast<int*>(alloc(sizeof(int) * host.size(), err)))) return err;
     if (std::string e = upload(paging_, host.data(), sizeof(int) * host.size()); !e.empty()) return e;
   }
@@ -362,9 +364,18 @@ std::string Forward::launch() {
     if (p.lseAccum)
       FA_TRY(cudaMemsetAsync(p.lseAccum, 0xFF, sizeof(float) * p.numSplits * rowsQ, stream_), "poisoning");
   }
+  const int batch = int(a.cuSeqlensQ.size()) - 1;
+  if (a.paged && a.totalNew > 0) {
+    // The write first, then every read of the cache (the gather below or the paged kernel).
+    const int* table = paging_;
+    const int* cuNew = table + (size_t)batch * a.maxBlocks + batch + 1;
+    const KvWriteRows w{table,       cuNew,      cuNew + batch + 1, batch,          a.maxBlocks,
+                        a.blockSize, a.totalNew, Hk * a.headDim,    Hk * a.headDimV};
+    FA_TRY(writeKvRows(a.dtype, a.kNew, a.vNew, const_cast<void*>(a.k), const_cast<void*>(a.v), w, stream_),
+           "launching the KV cache write");
+  }
   // A paged call not read in place gathers its keys into the flat copies (kStart of the work
   // items counts from cuSeqlensK, as for a flat call).
-  const int batch = int(a.cuSeqlensQ.size()) - 1;
   const PagedRows pr{
       paging_, paging_ ? paging_ + (size_t)batch * a.maxBlocks : nullptr, batch, a.maxBlocks, a.blockSize, Hk};
   if (qc_) {

@@ -47,6 +47,12 @@ struct ForwardArgs {
   std::vector<int> blockTable;  // host [batch][maxBlocks]
   int maxBlocks = 0, blockSize = 0;
   int64_t poolRows = 0;  // numBlocks * blockSize: the rows of k and v
+  // The call's write into the cache, enqueued first (every write of a call precedes its reads):
+  // new row r of sequence b goes to position cacheSeqlens[b] + r - cuSeqlensNew[b]. Empty: none.
+  std::vector<int> cuSeqlensNew, cacheSeqlens;
+  const void* kNew = nullptr;  // device, [totalNew][numKvHeads][headDim]
+  const void* vNew = nullptr;
+  int totalNew = 0;
 };
 
 // Whether a paged call is read in place (else gathered first).
@@ -98,7 +104,7 @@ class Forward {
   void* kc_ = nullptr;
   void* vc_ = nullptr;
   void* outTmp_ = nullptr;
-  int* paging_ = nullptr;  // device: the block table, then cuSeqlensK (paged calls)
+  int* paging_ = nullptr;  // device: the block table, cuSeqlensK, then cuSeqlensNew and cacheSeqlens (paged calls)
   int dPad_ = 0, dvPad_ = 0;
 };
 

@@ -15,7 +15,7 @@ const MAX_ROWS = 2 ** 31 - 1;
 /** float32 options stay far from overflow after the kernels' own factors (log2 e, distances). */
 const F32_SAFE = 2 ** 126;
 
-const OPTION_KEYS = [
+export const OPTION_KEYS = [
   'causal',
   'window',
   'softmaxScale',

@@ -100,15 +100,15 @@ if (kv.length) {
   };
   lines.push(
     '',
-    '| KV cache (paged) | dtype | kernel ms | GB/s (K+V) / TF/s | call awaited ms | awaited - kernel | 20 in flight ms | flat kernel ms | peer (cuDNN decode / FA2 varlen) |',
-    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    '| KV cache (paged) | dtype | kernel ms | GB/s (K+V) / TF/s | call awaited ms | awaited - kernel | 20 in flight ms | host ms per call (addon) | flat kernel ms | peer (cuDNN decode / FA2 varlen) |',
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
   );
   for (const r of kv) {
     const decode = r.shape.includes('decode');
     const peer = peerOf(r);
     const rate = (x) => (decode ? `${x.gbps.toFixed(0)} GB/s` : `${x.tflops.toFixed(0)} TF/s`);
     lines.push(
-      `| ${r.shape} | ${r.dtype === 'bfloat16' ? 'bf16' : 'f16'} | ${r.ms.toFixed(3)} | ${rate(r)} | ${r.awaitedMs.toFixed(3)} | ${((r.awaitedMs - r.ms) * 1e3).toFixed(0)} us | ${r.inflightMs.toFixed(3)} | ${r.flatMs?.toFixed(3) ?? ''} | ${peer?.ms != null ? `${rate(peer)} (${peer.ms.toFixed(3)} ms)` : ''} |`,
+      `| ${r.shape} | ${r.dtype === 'bfloat16' ? 'bf16' : 'f16'} | ${r.ms.toFixed(3)} | ${rate(r)} | ${r.awaitedMs.toFixed(3)} | ${((r.awaitedMs - r.ms) * 1e3).toFixed(0)} us | ${r.inflightMs.toFixed(3)} | ${r.hostMs != null ? `${r.hostMs.toFixed(3)} (${r.addonMs.toFixed(3)})` : ''} | ${r.flatMs?.toFixed(3) ?? ''} | ${peer?.ms != null ? `${rate(peer)} (${peer.ms.toFixed(3)} ms)` : ''} |`,
     );
   }
 }

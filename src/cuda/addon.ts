@@ -95,6 +95,8 @@ export interface NativeAddon {
     v: NativeOperand,
     out?: NativeBuffer,
     lse?: NativeBuffer,
+    kNew?: NativeOperand,
+    vNew?: NativeOperand,
   ): NativePlan & { out: NativeBuffer; lse?: NativeBuffer };
   /** Host outputs: the results are copied into `out` / `lse` once the kernels ran. */
   attention(
@@ -105,6 +107,8 @@ export interface NativeAddon {
     v: NativeOperand,
     out: HostData,
     lse: Float32Array | undefined,
+    kNew?: NativeOperand,
+    vNew?: NativeOperand,
   ): Promise<NativePlan>;
   timeAttention(
     ctx: NativeContext,
@@ -133,6 +137,8 @@ export interface NativePaging {
   blockSize: number;
   /** numBlocks * blockSize. */
   poolRows: number;
+  /** An attention call's own write (its kNew / vNew operands), enqueued before its reads. */
+  write?: { cuSeqlensNew: Int32Array; cacheSeqlens: Int32Array; totalNew: number };
 }
 
 export interface NativeKvWriteArgs extends NativePaging {

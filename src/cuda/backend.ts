@@ -166,18 +166,17 @@ class CudaEngine implements CudaBackend {
     return this.call(p, this.args(p), this.operands(p));
   }
 
-  /** Device q: device results at once (stream order); host q: host results once copied back. `before` runs after the checks. */
+  /** Device q: device results at once (stream order); host q: host results once copied back. */
   private async call(
     p: Problem<AnyTensor>,
     args: NativeArgs,
     [q, k, v]: [NativeOperand, NativeOperand, NativeOperand],
-    before?: () => void,
+    [kNew, vNew]: [NativeOperand, NativeOperand] | [] = [],
   ): Promise<BackendOutput> {
     if (p.q.location === 'cuda') {
       const outBuf = p.outInto ? CudaTensor.bufferOf(p.outInto, 'options.out', this) : undefined;
       const lseBuf = p.lseInto ? CudaTensor.bufferOf(p.lseInto, 'options.lse', this) : undefined;
-      before?.();
-      const r = this.addon.attention(this.ctx, args, q, k, v, outBuf, lseBuf);
+      const r = this.addon.attention(this.ctx, args, q, k, v, outBuf, lseBuf, kNew, vNew);
       return {
         out: p.outInto ?? new CudaTensor(p.outShape, p.dtype, r.out, this),
         lse: p.lseInto ?? (r.lse ? new CudaTensor(p.lseShape, 'float32', r.lse, this) : null),
@@ -186,8 +185,7 @@ class CudaEngine implements CudaBackend {
     const n = sizeOf(p.outShape);
     const out = p.dtype === 'float32' ? new Float32Array(n) : new Uint16Array(n);
     const lse = p.returnLse ? new Float32Array(sizeOf(p.lseShape)) : undefined;
-    before?.();
-    const call = this.addon.attention(this.ctx, args, q, k, v, out, lse);
+    const call = this.addon.attention(this.ctx, args, q, k, v, out, lse, kNew, vNew);
     this.#copying.add(call);
     try {
       await call;
@@ -229,14 +227,18 @@ class CudaEngine implements CudaBackend {
     this.#kv.write(p, this.#kv.checkWrite(p, 'kNew', 'vNew'));
   }
 
-  /** Every check first (the write's operands, q, out, lse, the engine's limits), then the write, then the call. */
+  /**
+   * Every check first (the write's operands, q, out, lse, the engine's limits); then one addon call that
+   * enqueues the write and the attention after it.
+   */
   async attentionWithKvCache(p: KvProblem<AnyTensor>): Promise<BackendOutput> {
     this.live();
     const ops = this.#kv.checkWrite(p, 'options.kNew', 'options.vNew');
     const { problem, paged } = this.#kv.problemOf(p);
     const why = this.unsupported(problem);
     if (why !== null) throw new RangeError(why);
-    return this.call(problem, this.args(problem, { paged }), this.operands(problem), () => this.#kv.write(p, ops));
+    if (ops) paged.write = { cuSeqlensNew: p.cuSeqlensNew, cacheSeqlens: p.cacheSeqlens, totalNew: p.totalNew };
+    return this.call(problem, this.args(problem, { paged }), this.operands(problem), ops ?? []);
   }
 
   /** For benchmarks: the kernel time of a read-only KV cache call on device q (the attention alone). */

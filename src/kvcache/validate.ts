@@ -6,7 +6,7 @@
 import { checkKeys, intIn, nearest, rangeErr, readKey, typeErr, words } from '../errors.js';
 import { DTYPES, checkTensor, readHostTensor } from '../inputs.js';
 import type { AnyTensor, DType, DeviceTensor, InputTensor, Tensor } from '../types.js';
-import { MAX_HEAD_DIM, validateVarlen } from '../validate.js';
+import { MAX_HEAD_DIM, OPTION_KEYS, validateVarlen } from '../validate.js';
 import { MAX_ROWS, checkCuSeqlens, checkLayout } from './layout.js';
 import type { KvCacheSpec, KvProblem, KvWrite } from './problem.js';
 import type { KvCache, KvCacheCallOptions, KvCacheContents, KvCacheOptions, KvCacheWriteOptions } from './types.js';
@@ -192,8 +192,11 @@ function splitOptions(o: object) {
   const attention: Record<string, unknown> = {};
   for (const key of Object.keys(o)) {
     if ((CALL_KEYS as readonly string[]).includes(key)) continue;
-    const hint =
-      key === 'cuSeqlensK'
+    // A known attention option needs no hint (and the edit distances cost more than the rest of the check).
+    const known = (OPTION_KEYS as readonly string[]).includes(key);
+    const hint = known
+      ? null
+      : key === 'cuSeqlensK'
         ? 'a KV cache call has no cuSeqlensK: its key lengths are cacheSeqlens plus the new rows'
         : nearest(key, CALL_KEYS) && `did you mean '${nearest(key, CALL_KEYS)}'?`;
     if (hint) throw new TypeError(`Expected a known option for options.${key} but received an unknown key; ${hint}`);
