@@ -1,7 +1,7 @@
 // O = alpha O + P V for one key tile, P^T taken from sST.
 
 import { ld4raw, madd } from './simd';
-import { SROW, gDvp, sA, sHI, sLO, sO, sST, sVS } from './state';
+import { SROW, gDvp, sA, sHI, sLO, sMask, sO, sST, sVS } from './state';
 
 /**
  * 4 rows x 8 dims register tile; groups g0 .. g1-1 of 4 rows, each over the keys `gb` says it sees.
@@ -10,6 +10,7 @@ import { SROW, gDvp, sA, sHI, sLO, sO, sST, sVS } from './state';
  */
 export function pv<T>(g0: i32, g1: i32, vsrc: usize, vstride: usize, gb: usize): void {
   const Dvp = gDvp;
+  const mask = v128.load(sMask);
   const es = <usize>sizeof<T>();
   const ostride = <usize>Dvp * 4;
   for (let g = g0; g < g1; g++) {
@@ -29,7 +30,7 @@ export function pv<T>(g0: i32, g1: i32, vsrc: usize, vstride: usize, gb: usize):
       let pp = sST + <usize>g * 16 + <usize>jlo * SROW, vp = vsrc + <usize>dg * es + <usize>jlo * vstride;
       const pend = sST + <usize>g * 16 + <usize>(jhi + 1) * SROW;
       for (; pp < pend;) { // runs on the P pointer (no separate counter)
-        const v0 = ld4raw<T>(vp), v1 = ld4raw<T>(vp + 4 * es);
+        const v0 = ld4raw<T>(vp, mask), v1 = ld4raw<T>(vp + 4 * es, mask);
         let p = v128.load32_splat(pp); a00 = madd(p, v0, a00); a01 = madd(p, v1, a01);
         p = v128.load32_splat(pp, 4); a10 = madd(p, v0, a10); a11 = madd(p, v1, a11);
         p = v128.load32_splat(pp, 8); a20 = madd(p, v0, a20); a21 = madd(p, v1, a21);

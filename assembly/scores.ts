@@ -4,8 +4,8 @@
 // scores are too large for float32 ones.
 
 import { isPaged, rowAt } from './rows';
-import { hsum4, ld4raw, ldraw, madd, rawScale, vabsmax } from './simd';
-import { QROW, SROW, gD, gDp, sKI, sQR, sQT, sST } from './state';
+import { hsum4, isHalf, ld4raw, ldraw, madd, vabsmax } from './simd';
+import { QROW, SROW, gD, gDp, sKI, sMask, sQR, sQT, sST } from './state';
 
 /** 8 rows x 4 keys register tile; rg8 groups of 8 rows, nkg groups of 4 keys. */
 export function qk8(rg8: i32, nkg: i32, gb: usize): void {
@@ -45,17 +45,19 @@ export function qk8(rg8: i32, nkg: i32, gb: usize): void {
 
 /**
  * S^T for decode items (one group of at most 4 rows per kv head, nk kv heads), straight from the K rows in
- * memory (float16 loaded raw, h2fRaw, against sQR scaled by its inverse): per key pair, each kv head's 4 rows x 2 keys of partial dot products
- * over d, reduced across lanes at the end, into S^T's columns 4k .. 4k+3. A key's rows of the nk heads are
- * adjacent, so each key is read in one run; keys are read once and never staged. Key c's row of the item's
- * first kv head is at rowAt<M>(src, stride, c), head k D elements further. Returns max |k| (NaN ignored; a
- * float16 Inf or NaN comes out as a value >= HALF_SPECIAL) for the precision check.
+ * memory (float16 loaded raw, h2fRaw, against sQR scaled by its inverse): per key pair, each kv
+ * head's 4 rows x 2 keys of partial dot products over d, reduced across lanes at the end, into S^T's columns
+ * 4k .. 4k+3. A key's rows of the nk heads are adjacent, so each key is read in one run; keys are read once
+ * and never staged. Key c's row of the item's first kv head is at rowAt<M>(src, stride, c), head k D elements
+ * further. Returns max |k| (NaN ignored) for the precision check; for float16 it is kBound's, beforehand
+ * (the raw loop keeps its registers for its accumulators), and this returns 0.
  */
 export function qkDirect<T, M>(src: usize, stride: usize, n: i32, nk: i32): f32 {
   const D = gD;
   const D4 = D & ~3;
   const es = <usize>sizeof<T>();
   const hb = <usize>D * es, qb = <usize>gDp * 16;
+  const mask = v128.load(sMask);
   // max |k| as max(kx, -kn): pmax / pmin are one instruction each (abs is three on x64)
   let kx = f32x4.splat(0), kn = f32x4.splat(0);
   for (let c = 0; c < n; c += 2) {
@@ -69,9 +71,11 @@ export function qkDirect<T, M>(src: usize, stride: usize, n: i32, nk: i32): f32 
       let qp = sQR + <usize>k * qb;
       let d = 0;
       for (; d < D4; d += 4) {
-        const k0 = ld4raw<T>(p0 + <usize>d * es), k1 = ld4raw<T>(p1 + <usize>d * es);
-        kx = f32x4.pmax(kx, f32x4.pmax(k0, k1));
-        kn = f32x4.pmin(kn, f32x4.pmin(k0, k1));
+        const k0 = ld4raw<T>(p0 + <usize>d * es, mask), k1 = ld4raw<T>(p1 + <usize>d * es, mask);
+        if (!isHalf<T>()) {
+          kx = f32x4.pmax(kx, f32x4.pmax(k0, k1));
+          kn = f32x4.pmin(kn, f32x4.pmin(k0, k1));
+        }
         let x = v128.load(qp); a00 = madd(x, k0, a00); a01 = madd(x, k1, a01);
         x = v128.load(qp, 16); a10 = madd(x, k0, a10); a11 = madd(x, k1, a11);
         x = v128.load(qp, 32); a20 = madd(x, k0, a20); a21 = madd(x, k1, a21);
@@ -90,8 +94,10 @@ export function qkDirect<T, M>(src: usize, stride: usize, n: i32, nk: i32): f32 
           k0 = f32x4.replace_lane(k0, 2, ldraw<T>(p0 + <usize>(d + 2) * es));
           k1 = f32x4.replace_lane(k1, 2, ldraw<T>(p1 + <usize>(d + 2) * es));
         }
-        kx = f32x4.pmax(kx, f32x4.pmax(k0, k1));
-        kn = f32x4.pmin(kn, f32x4.pmin(k0, k1));
+        if (!isHalf<T>()) {
+          kx = f32x4.pmax(kx, f32x4.pmax(k0, k1));
+          kn = f32x4.pmin(kn, f32x4.pmin(k0, k1));
+        }
         let x = v128.load(qp); a00 = madd(x, k0, a00); a01 = madd(x, k1, a01);
         x = v128.load(qp, 16); a10 = madd(x, k0, a10); a11 = madd(x, k1, a11);
         x = v128.load(qp, 32); a20 = madd(x, k0, a20); a21 = madd(x, k1, a21);
@@ -102,7 +108,7 @@ export function qkDirect<T, M>(src: usize, stride: usize, n: i32, nk: i32): f32 
       v128.store(sp, hsum4(a01, a11, a21, a31), SROW);
     }
   }
-  return vabsmax(kx, kn) * rawScale<T>();
+  return vabsmax(kx, kn);
 }
 
 /**

@@ -106,17 +106,23 @@ export const HALF_FOLD_MAX: f32 = 32768;
   return !isFloat<T>() && !isSigned<T>();
 }
 
+/**
+ * The lanes h2fRaw keeps after its shift: the sign and the shifted exponent and mantissa (the sign's copies
+ * in bits 30..28 cleared). Loops load it from memory (state.ts's sMask) before they start: V8 would rebuild
+ * a 128-bit constant in every iteration.
+ */
+export const HALF_MASK: i32 = 0x8fffffff;
+
 /** Four float16 values, sign-extended into i32 lanes -> f32x4 of value h * 2^-112 (Inf, NaN: finite, see above). */
 // @ts-ignore: decorator
-@inline export function h2fRaw(h: v128): v128 {
-  // bits 31..28 hold copies of the sign after the shift: keep bit 31, clear 30..28
-  return v128.and(i32x4.shl(h, 13), i32x4.splat(0x8fffffff));
+@inline export function h2fRaw(h: v128, mask: v128): v128 {
+  return v128.and(i32x4.shl(h, 13), mask);
 }
 
 /** Four consecutive elements of dtype T at p as f32x4: float16 raw (h2fRaw), float32 and bfloat16 as ld4. */
 // @ts-ignore: decorator
-@inline export function ld4raw<T>(p: usize): v128 {
-  if (isHalf<T>()) return h2fRaw(v128.load16x4_s(p));
+@inline export function ld4raw<T>(p: usize, mask: v128): v128 { // mask: HALF_MASK in every lane
+  if (isHalf<T>()) return h2fRaw(v128.load16x4_s(p), mask);
   return ld4<T>(p);
 }
 

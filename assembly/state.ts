@@ -5,6 +5,7 @@
 import {
   BM, NK_MAX, P_ALIBI, P_CAPMUL, P_D, P_DV, P_H, P_HK, P_QMUL, P_SCRATCH, P_SCRATCH_STRIDE, P_WL, P_WR, SLOT_ROWS,
 } from './abi';
+import { HALF_MASK } from './simd';
 
 export const BN: i32 = 64; // keys per tile
 export const LN2: f64 = 0.6931471805599453;
@@ -47,6 +48,8 @@ export let sGB: usize = 0; // [BM/4][2] i32: keys (relative to the tile) each gr
 export let sFB: usize = 0; // the same for a full tile: 0 and BN-1 for every group
 export let sKA: usize = 0; // [BN] u32: a paged tile's K row addresses (rows.ts)
 export let sVA: usize = 0; // [BN] u32: its V row addresses
+export let sSink: usize = 0; // 16 bytes: where kBound leaves the V rows it touched ahead of stageV
+export let sMask: usize = 0; // 16 bytes: HALF_MASK in every lane (simd.ts, h2fRaw)
 
 // @ts-ignore: decorator
 @inline function align(x: u32, a: u32): u32 {
@@ -88,7 +91,7 @@ export let sVA: usize = 0; // [BN] u32: its V row addresses
 /** Bytes of scratch one thread needs for head dims D, Dv; setup() carves them in this order. */
 export function scratchBytes(D: i32, Dv: i32): u32 {
   const Dp = align(<u32>D, 4), Dvp = align(<u32>Dv, 8);
-  return align(Dp * <u32>QROW + NK_MAX * Dp * 16 + BN * Dp * 4 + BN * (NK_MAX * Dvp * 4 + 16) + BN * <u32>SROW + BM * Dvp * 4 + 8 * BM * 4 + BM * 4 + 2 * BN * 4, 64);
+  return align(Dp * <u32>QROW + NK_MAX * Dp * 16 + BN * Dp * 4 + BN * (NK_MAX * Dvp * 4 + 16) + BN * <u32>SROW + BM * Dvp * 4 + 8 * BM * 4 + BM * 4 + 2 * BN * 4 + 32, 64);
 }
 
 /** Bytes of one partial slot (m, l and O of SLOT_ROWS rows) of a split item. */
@@ -127,7 +130,10 @@ export function setup(params: usize, thread: i32): void {
   sGB = s; s += BM / 2 * 4;
   sFB = s; s += BM / 4 * 8;
   sKA = s; s += BN * 4;
-  sVA = s;
+  sVA = s; s += BN * 4;
+  sSink = s; s += 16;
+  sMask = s;
+  v128.store(sMask, i32x4.splat(HALF_MASK));
   for (let g = 0; g < BM / 4; g++) {
     store<i32>(sFB + <usize>g * 8, 0);
     store<i32>(sFB + <usize>g * 8, BN - 1, 4);
