@@ -289,6 +289,33 @@ export const splitCases: Case[] = [
     headDimV: 128,
     causal: true,
   }),
+  // decode items of several kv heads: 5 kv heads (not a multiple of the 8 an item holds), groups of 2 heads
+  // (4-row groups padded), and 2 query rows x 2 heads (a full group); float16 and float32
+  makeCase({
+    seqlensQ: [1, 1, 1],
+    seqlensK: [1500, 40, 2100],
+    numHeads: 10,
+    numKvHeads: 5,
+    headDim: 72,
+    headDimV: 40,
+    dtype: 'float16',
+    causal: true,
+  }),
+  makeCase({ seqlensQ: [2, 2], seqlensK: [1900, 3], numHeads: 6, numKvHeads: 3, headDim: 48, causal: true }),
+  // float16 decode items read K and V raw: an Inf or NaN at the key only the last row sees (the tile is then
+  // converted exactly) stays in that row
+  ...(['k', 'v'] as const).map((badIn) =>
+    makeCase({
+      seqlensQ: [2, 1],
+      seqlensK: [1500, 700],
+      numHeads: 6,
+      numKvHeads: 3,
+      dtype: 'float16',
+      causal: true,
+      badIn,
+      bad: badIn === 'v' ? 'inf' : 'nan',
+    }),
+  ),
   // decode, MHA (one row per item), window cutting the range, alibi
   makeCase({ seqlensQ: [1, 1], seqlensK: [2600, 1500], numHeads: 3, numKvHeads: 3, window: [1300, -1], alibi: true }),
   // 16 rows: split with chunk boundaries inside the rows' ranges, bottom-right causal
