@@ -92,6 +92,7 @@ static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   exports.Set("allocDevice", Napi::Function::New(env, AllocDevice));
   exports.Set("attention", Napi::Function::New(env, Attention));
   exports.Set("kvWrite", Napi::Function::New(env, KvWrite));
+  exports.Set("merge", Napi::Function::New(env, Merge));
   exports.Set("timeAttention", Napi::Function::New(env, TimeAttention));
   exports.Set("copyBandwidth", Napi::Function::New(env, CopyBandwidth));
   exports.Set("liveBytes", Napi::Function::New(env, LiveBytes));

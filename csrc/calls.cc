@@ -235,6 +235,44 @@ Napi::Value KvWrite(const Napi::CallbackInfo& info) {
   return env.Undefined();  // kn, vn and dMeta go back in stream order, after the write
 }
 
+// (ctx, { dtype, batch, seqlen, heads, dv }, outs[], lses[]) -> { out, lse } device buffers, at once
+// (stream order): mergeAttention of the parts' device results (cuda/aux_kernels.h mergeParts).
+Napi::Value Merge(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::shared_ptr<Context> ctx = ContextHandle::From(info[0]);
+  if (!info[1].IsObject() || !info[2].IsArray() || !info[3].IsArray())
+    throw Napi::TypeError::New(env, "Expected (ctx, args, outs, lses)");
+  Napi::Object o = info[1].As<Napi::Object>();
+  const fa::DType dtype = parseDType(o.Get("dtype"));
+  fa::MergeParts m{};
+  m.batch = o.Get("batch").ToNumber().Int32Value();
+  m.seqlen = o.Get("seqlen").ToNumber().Int32Value();
+  m.heads = o.Get("heads").ToNumber().Int32Value();
+  m.dv = o.Get("dv").ToNumber().Int32Value();
+  Napi::Array outs = info[2].As<Napi::Array>(), lses = info[3].As<Napi::Array>();
+  m.numParts = int(outs.Length());
+  if (m.numParts < 1 || m.numParts > fa::kMaxMergeParts || lses.Length() != outs.Length() || m.batch < 0 ||
+      m.seqlen < 0 || m.heads < 1 || m.dv < 1)
+    throw Napi::RangeError::New(env, "Expected 1 to 64 parts with an lse each");
+  const size_t rows = size_t(m.batch) * m.seqlen * m.heads;
+  const size_t outBytes = rows * m.dv * fa::dtypeBytes(dtype), lseBytes = rows * sizeof(float);
+  std::vector<std::shared_ptr<DevMem>> held;  // the parts, until the kernel is enqueued (then stream order)
+  for (int p = 0; p < m.numParts; ++p) {
+    held.push_back(operand(outs.Get(p), ctx, outBytes, "parts[].out"));
+    held.push_back(operand(lses.Get(p), ctx, lseBytes, "parts[].lse"));
+    m.out[p] = held[2 * p]->ptr;
+    m.lse[p] = static_cast<const float*>(held[2 * p + 1]->ptr);
+  }
+  std::shared_ptr<DevMem> out = output(env.Undefined(), ctx, outBytes, "out"),
+                          lse = output(env.Undefined(), ctx, lseBytes, "lse");
+  if (cudaError_t e = fa::mergeParts(dtype, m, out->ptr, static_cast<float*>(lse->ptr), ctx->stream); e != cudaSuccess)
+    fail(env, fa::cudaMessage(e, "launching the merge"));
+  Napi::Object r = Napi::Object::New(env);
+  r.Set("out", DeviceBuffer::Wrap(env, out));
+  r.Set("lse", DeviceBuffer::Wrap(env, lse));
+  return r;
+}
+
 // (ctx, typedArray) -> DeviceBuffer, at once: the copy is enqueued (the array may change on return).
 Napi::Value Upload(const Napi::CallbackInfo& info) {
   std::shared_ptr<Context> ctx = ContextHandle::From(info[0]);

@@ -7,6 +7,7 @@ namespace addon {
 Napi::Value Attention(const Napi::CallbackInfo& info);
 Napi::Value Upload(const Napi::CallbackInfo& info);
 Napi::Value KvWrite(const Napi::CallbackInfo& info);
+Napi::Value Merge(const Napi::CallbackInfo& info);
 Napi::Value Download(const Napi::CallbackInfo& info);
 Napi::Value AllocDevice(const Napi::CallbackInfo& info);
 Napi::Value TimeAttention(const Napi::CallbackInfo& info);

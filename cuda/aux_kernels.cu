@@ -189,6 +189,69 @@ cudaError_t combineSplits(DType outT, const float* oAccum, const float* lseAccum
   return cudaGetLastError();
 }
 
+// One warp per (batch, position, head) row; lanes across dv.
+template <typename T>
+__global__ void mergeKernel(const __grid_constant__ MergeParts m, T* __restrict__ out, float* __restrict__ lse) {
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int64_t rows = (int64_t)m.batch * m.seqlen * m.heads;
+  const int64_t row = (int64_t)blockIdx.x * 4 + warp;  // (b, s, h), h fastest: out's order
+  if (row >= rows) return;
+  const int h = int(row % m.heads);
+  const int64_t bs = row / m.heads;
+  const int s = int(bs % m.seqlen), b = int(bs / m.seqlen);
+  const int64_t li = ((int64_t)b * m.heads + h) * m.seqlen + s, oi = row * m.dv;
+  float mx = -INFINITY;
+  bool nan = false;
+  for (int p = 0; p < m.numParts; ++p) {
+    const float l = m.lse[p][li];
+    nan |= l != l;
+    mx = fmaxf(mx, l);
+  }
+  float total, w[kMaxMergeParts];
+  if (nan) {
+    total = NAN;
+  } else if (mx == -INFINITY) {
+    total = -INFINITY;
+  } else if (mx == INFINITY) {
+    int n = 0;
+    for (int p = 0; p < m.numParts; ++p) n += m.lse[p][li] == INFINITY;
+    for (int p = 0; p < m.numParts; ++p) w[p] = m.lse[p][li] == INFINITY ? 1.f / n : 0.f;
+    total = INFINITY;
+  } else {
+    float sum = 0.f;
+    for (int p = 0; p < m.numParts; ++p) sum += expf(m.lse[p][li] - mx);
+    total = mx + logf(sum);
+    for (int p = 0; p < m.numParts; ++p) w[p] = expf(m.lse[p][li] - total);
+  }
+  for (int c = lane; c < m.dv; c += 32) {
+    float acc = 0.f;
+    if (nan) {
+      acc = NAN;
+    } else if (total != -INFINITY) {
+      for (int p = 0; p < m.numParts; ++p)  // as the host's: a part with lse -inf adds nothing
+        if (m.lse[p][li] != -INFINITY && !(total == INFINITY && w[p] == 0.f))
+          acc += w[p] * toF(static_cast<const T*>(m.out[p])[oi + c]);
+    }
+    out[oi + c] = fromF<T>(acc);
+  }
+  if (lane == 0) lse[li] = total;
+}
+
+cudaError_t mergeParts(DType outT, const MergeParts& parts, void* out, float* lse, cudaStream_t st) {
+  const int64_t rows = (int64_t)parts.batch * parts.seqlen * parts.heads;
+  if (rows == 0) return cudaSuccess;
+  if (parts.numParts < 1 || parts.numParts > kMaxMergeParts) return cudaErrorInvalidValue;
+  const int64_t blocks = (rows + 3) / 4;
+  if (blocks > 0x7fffffffLL) return cudaErrorInvalidConfiguration;
+  if (outT == DType::F32)
+    mergeKernel<float><<<(unsigned)blocks, 128, 0, st>>>(parts, static_cast<float*>(out), lse);
+  else if (outT == DType::F16)
+    mergeKernel<__half><<<(unsigned)blocks, 128, 0, st>>>(parts, static_cast<__half*>(out), lse);
+  else
+    mergeKernel<__nv_bfloat16><<<(unsigned)blocks, 128, 0, st>>>(parts, static_cast<__nv_bfloat16*>(out), lse);
+  return cudaGetLastError();
+}
+
 __global__ void trapKernel() {
   __trap();
 }

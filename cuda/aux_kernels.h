@@ -50,6 +50,18 @@ cudaError_t combineSplits(DType outT, const float* oAccum, const float* lseAccum
                           int numHeads, int dv, void* out, int64_t oRowStride, int oHeadStride, float* lse,
                           int lseFixedS, const float* sinks, cudaStream_t stream);
 
+// mergeAttention on device tensors: parts p < numParts of out [batch][seqlen][heads][dv] (outT) and
+// lse [batch][heads][seqlen] (float32; packed results are batch 1, seqlen totalQ) merged into out and
+// lse: lse = log(sum_p exp(lse_p)), out = sum_p exp(lse_p - lse) out_p, in float32; every lse -inf:
+// out 0, lse -inf; a NaN lse: NaN; some lse +inf: lse +inf and out the mean of those parts' outs.
+constexpr int kMaxMergeParts = 64;
+struct MergeParts {
+  const void* out[kMaxMergeParts];
+  const float* lse[kMaxMergeParts];
+  int numParts, batch, seqlen, heads, dv;
+};
+cudaError_t mergeParts(DType outT, const MergeParts& parts, void* out, float* lse, cudaStream_t stream);
+
 // A kernel that traps: the tests' way to make a call fault on the GPU (a fault must surface as a
 // JavaScript error at the next wait, never abort the process).
 cudaError_t launchTrap(cudaStream_t stream);

@@ -1,6 +1,7 @@
 /** The internal contract between the façade and an engine. Users never see it. */
 import type { KvCacheSpec, KvProblem, KvWrite } from './kvcache/problem.js';
 import type { KvCache } from './kvcache/types.js';
+import type { PartsLayout } from './merge.js';
 import type { Problem } from './problem.js';
 import type { AnyTensor, BackendName, DeviceTensor, Tensor } from './types.js';
 
@@ -50,5 +51,10 @@ export interface Backend {
    * into `p.outInto`/`p.lseInto` when set. The same checks as `writeKvCache` (q, outInto, lseInto too) come first.
    */
   attentionWithKvCache?(p: KvProblem<AnyTensor>): Promise<BackendOutput>;
+  /** Merges device parts of this engine (the façade read them and checked their common layout). */
+  mergeAttention?(
+    parts: readonly { out: DeviceTensor; lse: DeviceTensor }[],
+    layout: PartsLayout,
+  ): Promise<BackendOutput>;
   dispose(): Promise<void>;
 }

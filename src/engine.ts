@@ -24,6 +24,7 @@ import { checkKeys, intIn, rangeErr, readKey, typeErr } from './errors.js';
 import { knobErrors, knobs } from './knobs.js';
 import type { KvCache, KvCacheCallOptions, KvCacheOptions, KvCacheWriteOptions } from './kvcache/types.js';
 import { readKvCache, validateKvCacheOptions, validateKvCall, validateKvWrite } from './kvcache/validate.js';
+import { mergeAttention, partsLayout } from './merge.js';
 import { readHostTensor, validateFixed, validateVarlen } from './validate.js';
 
 export type Loader = (options: EngineOptions) => Promise<Backend>;
@@ -185,6 +186,46 @@ class FacadeEngine implements Engine {
         `Expected an engine that keeps tensors for download but this ${this.backend} engine keeps none`,
       );
     return this.impl.download(t);
+  }
+
+  async mergeAttention<T extends InputTensor | DeviceTensor>(
+    parts: readonly { readonly out: T; readonly lse: T }[],
+  ): Promise<{
+    out: T extends DeviceTensor ? DeviceTensor : Tensor;
+    lse: T extends DeviceTensor ? DeviceTensor : Tensor;
+  }> {
+    this.live('mergeAttention');
+    type R = {
+      out: T extends DeviceTensor ? DeviceTensor : Tensor;
+      lse: T extends DeviceTensor ? DeviceTensor : Tensor;
+    };
+    const loc = (t: unknown) =>
+      t !== null && typeof t === 'object' ? (t as { location?: unknown }).location : undefined;
+    const onDevice =
+      Array.isArray(parts) &&
+      parts.some((p) => p !== null && typeof p === 'object' && (loc(p.out) === 'cuda' || loc(p.lse) === 'cuda'));
+    if (!onDevice) return mergeAttention(parts as never) as unknown as R;
+    if (!this.impl.mergeAttention)
+      throw new TypeError(
+        `Expected host tensors for mergeAttention on a ${this.backend} engine but received device tensors; download() them first`,
+      );
+    const ps = parts.map((p, i) => {
+      const name = `parts[${i}]`;
+      if (p === null || typeof p !== 'object') throw typeErr('a part { out, lse }', name, p);
+      const dev = (key: 'out' | 'lse') => {
+        const t = readKey(p, key, `${name}.${key}`) as DeviceTensor;
+        if (loc(t) !== 'cuda')
+          throw typeErr(
+            "a device tensor of this engine like the other parts' (all host or all device)",
+            `${name}.${key}`,
+            t,
+          );
+        return t;
+      };
+      return { out: dev('out'), lse: dev('lse') };
+    });
+    const r = await this.impl.mergeAttention(ps, partsLayout(ps));
+    return r as unknown as R;
   }
 
   async synchronize(): Promise<void> {

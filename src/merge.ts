@@ -60,26 +60,32 @@ function readPart(part: unknown, i: number): { out: Tensor; lse: Tensor } {
       throw typeErr('a float32 lse tensor (compute the part with returnLse: true)', `${name}.lse`, t);
     const loc = t !== null && typeof t === 'object' ? readKey(t, 'location', `${name}.${key}.location`) : undefined;
     if (loc === 'wasm' || loc === 'cuda')
-      throw typeErr('a host tensor (engine.download() it first)', `${name}.${key}`, words(`a tensor on '${loc}'`));
+      throw typeErr(
+        "a host tensor (engine.mergeAttention merges a cuda engine's device results; or engine.download() it first)",
+        `${name}.${key}`,
+        words(`a tensor on '${loc}'`),
+      );
     return readHostTensor(t as TensorInput, `${name}.${key}`);
   };
   return { out: read('out'), lse: read('lse') };
 }
 
-/**
- * Merges the results of attention over disjoint parts of each sequence's keys (a shared prefix and
- * per-sequence suffixes, a cache split across devices or workers) into the result over all of them:
- * `lse = log(sum_p exp(lse_p))` and `out = sum_p exp(lse_p - lse) * out_p`, per row and head. Where every
- * part's lse is -Infinity (no part saw a key), `out = 0` and `lse = -Infinity`, never NaN; a part whose lse is
- * -Infinity adds nothing (its out is 0 by the contract). NaN in a part's lse makes that row and head NaN; where
- * some lse is +Infinity the result's lse is +Infinity and out is the mean of those parts' outs (the limit).
- * Every part has the same shapes and dtype; out float32, float16 or bfloat16, lse float32. Computed in float64
- * and rounded once. Parts computed with `sinks` each count the sink: give the sink to one part only.
- */
-export function mergeAttention(parts: readonly AttentionPart[]): MergedAttention {
-  if (!Array.isArray(parts)) throw typeErr('an array of parts { out, lse }', 'parts', parts);
-  const ps = [...parts].map(readPart);
-  if (ps.length < 1) throw rangeErr('at least one part', 'parts', parts);
+/** The shapes every part shares: out `[batch, seqlen, heads, dv]` (packed: batch 1) and lse `[batch, heads, seqlen]`. */
+export interface PartsLayout {
+  readonly shape: number[];
+  readonly lseShape: number[];
+  readonly dtype: DType;
+  readonly batch: number;
+  readonly seqlen: number;
+  readonly heads: number;
+  readonly dv: number;
+}
+
+type Shaped = { readonly shape: readonly number[]; readonly dtype: DType };
+
+/** The parts' common layout, or the TypeError / RangeError naming the part that differs. */
+export function partsLayout(ps: readonly { out: Shaped; lse: Shaped }[]): PartsLayout {
+  if (ps.length < 1) throw rangeErr('at least one part', 'parts', words('[]'));
   const shape = [...ps[0]!.out.shape],
     dtype = ps[0]!.out.dtype;
   if (shape.length !== 3 && shape.length !== 4)
@@ -103,6 +109,23 @@ export function mergeAttention(parts: readonly AttentionPart[]): MergedAttention
         [...lse.shape],
       );
   });
+  return { shape, lseShape, dtype, batch, seqlen, heads, dv };
+}
+
+/**
+ * Merges the results of attention over disjoint parts of each sequence's keys (a shared prefix and
+ * per-sequence suffixes, a cache split across devices or workers) into the result over all of them:
+ * `lse = log(sum_p exp(lse_p))` and `out = sum_p exp(lse_p - lse) * out_p`, per row and head. Where every
+ * part's lse is -Infinity (no part saw a key), `out = 0` and `lse = -Infinity`, never NaN; a part whose lse is
+ * -Infinity adds nothing (its out is 0 by the contract). NaN in a part's lse makes that row and head NaN; where
+ * some lse is +Infinity the result's lse is +Infinity and out is the mean of those parts' outs (the limit).
+ * Every part has the same shapes and dtype; out float32, float16 or bfloat16, lse float32. Computed in float64
+ * and rounded once. Parts computed with `sinks` each count the sink: give the sink to one part only.
+ */
+export function mergeAttention(parts: readonly AttentionPart[]): MergedAttention {
+  if (!Array.isArray(parts)) throw typeErr('an array of parts { out, lse }', 'parts', parts);
+  const ps = [...parts].map(readPart);
+  const { shape, lseShape, dtype, batch, seqlen, heads, dv } = partsLayout(ps);
   const outs = ps.map((p) => decode(p.out.data, dtype));
   const lses = ps.map((p) => p.lse.data as Float32Array);
   const out = new Float64Array(outs[0]!.length);

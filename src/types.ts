@@ -178,6 +178,17 @@ export interface Engine {
    * on device tensors run in the order they were made.
    */
   synchronize(): Promise<void>;
+  /**
+   * `mergeAttention` (the function of the same name) on this engine: host parts merge on the host; parts
+   * whose `out` and `lse` are this cuda engine's device tensors (results computed with `returnLse: true`)
+   * merge on the GPU into new device tensors, in stream order (float32 arithmetic; at most 64 parts).
+   */
+  mergeAttention<T extends InputTensor | DeviceTensor>(
+    parts: readonly { readonly out: T; readonly lse: T }[],
+  ): Promise<{
+    out: T extends DeviceTensor ? DeviceTensor : Tensor;
+    lse: T extends DeviceTensor ? DeviceTensor : Tensor;
+  }>;
   /** Copies a tensor made by this engine's `upload` (or a cuda result) back to the host. */
   download(t: DeviceTensor): Promise<Tensor>;
   /**

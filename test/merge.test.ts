@@ -300,7 +300,7 @@ describe('bad parts', () => {
       'a device tensor',
       [{ out: { shape: [2, 1, 2], dtype: 'float32', location: 'cuda', dispose() {} }, lse: ok.lse }],
       TypeError,
-      /host tensor \(engine.download\(\) it first\) for parts\[0\].out but received a tensor on 'cuda'/,
+      /host tensor \(engine.mergeAttention merges a cuda engine's device results; or engine.download\(\) it first\) for parts\[0\].out but received a tensor on 'cuda'/,
     ],
   ];
   it.each(bad)('%s', (_name, parts, cls, message) => {
@@ -313,5 +313,26 @@ describe('bad parts', () => {
     expect(err).toBeInstanceOf(cls);
     expect((err as Error).message).toMatch(message);
     expect((err as Error).message).toMatch(/^Expected .* for .* but received/);
+  });
+});
+
+describe('engine.mergeAttention', () => {
+  it('merges host parts as mergeAttention does; device tensors of an engine without a device merge are refused', async () => {
+    const { createEngine } = await import('../src/node.js');
+    const e = await createEngine({ backend: 'wasm', threads: 1 });
+    const part = (x: number): AttentionPart => ({
+      out: { data: Float32Array.of(x, 2 * x), shape: [1, 1, 2], dtype: 'float32' },
+      lse: { data: Float32Array.of(x), shape: [1, 1], dtype: 'float32' },
+    });
+    const parts = [part(0.5), part(-1), part(3)];
+    const got = await e.mergeAttention(parts);
+    const want = mergeAttention(parts);
+    expect(Array.from(got.out.data)).toEqual(Array.from(want.out.data));
+    expect(Array.from(got.lse.data)).toEqual(Array.from(want.lse.data));
+    const resident = await e.upload({ data: Float32Array.of(1, 2), shape: [1, 1, 2], dtype: 'float32' });
+    const fake = { ...resident, location: 'cuda' } as never;
+    await expect(e.mergeAttention([{ out: fake, lse: fake }])).rejects.toThrow(/download\(\) them first/);
+    resident.dispose();
+    await e.dispose();
   });
 });

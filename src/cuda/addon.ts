@@ -71,6 +71,13 @@ export interface NativeAddon {
   download(ctx: NativeContext, buffer: NativeBuffer, into: HostData): Promise<void>;
   /** Resolves once allocated (a size the pool cannot give rejects); `zero` fills it with zeros. */
   allocDevice(ctx: NativeContext, bytes: number, zero?: boolean): Promise<NativeBuffer>;
+  /** mergeAttention of device parts into new device buffers, enqueued (returns at once). */
+  merge(
+    ctx: NativeContext,
+    args: { dtype: DType; batch: number; seqlen: number; heads: number; dv: number },
+    outs: NativeBuffer[],
+    lses: NativeBuffer[],
+  ): { out: NativeBuffer; lse: NativeBuffer };
   /** Enqueues the write of a KV cache call (returns at once; host kNew/vNew are copied before it returns). */
   kvWrite(
     ctx: NativeContext,

@@ -16,6 +16,7 @@
 import type { Backend, BackendOutput } from '../backend.js';
 import type { KvCacheSpec, KvProblem, KvWrite } from '../kvcache/problem.js';
 import type { KvCache } from '../kvcache/types.js';
+import type { PartsLayout } from '../merge.js';
 import { CudaKvCaches } from './kvcache.js';
 import { CudaTensor, sizeOf } from './tensor.js';
 import { knobs } from '../knobs.js';
@@ -55,6 +56,9 @@ export interface CudaBackend extends Backend {
   /** The pinned copy bandwidth each way, measured with `bytes` per copy. */
   copyBandwidth(bytes: number): Promise<CopyBandwidth>;
 }
+
+/** Parts one device merge takes (cuda/aux_kernels.h kMaxMergeParts). */
+const MAX_MERGE_PARTS = 64;
 
 /** Longest sequence the kernel's 32-bit row arithmetic allows (cuda/params.h kMaxSeqlen). */
 const MAX_SEQLEN = 2 ** 28;
@@ -239,6 +243,26 @@ class CudaEngine implements CudaBackend {
     if (why !== null) throw new RangeError(why);
     if (ops) paged.write = { cuSeqlensNew: p.cuSeqlensNew, cacheSeqlens: p.cacheSeqlens, totalNew: p.totalNew };
     return this.call(problem, this.args(problem, { paged }), this.operands(problem), ops ?? []);
+  }
+
+  /** Device parts of this engine, merged on the GPU (cuda/aux_kernels.h mergeParts). */
+  async mergeAttention(
+    parts: readonly { out: DeviceTensor; lse: DeviceTensor }[],
+    layout: PartsLayout,
+  ): Promise<BackendOutput> {
+    this.live();
+    if (parts.length > MAX_MERGE_PARTS)
+      throw new RangeError(
+        `Expected at most ${MAX_MERGE_PARTS} parts for mergeAttention on device tensors but received ${parts.length}; merge them in groups`,
+      );
+    const outs = parts.map((p, i) => CudaTensor.bufferOf(p.out, `parts[${i}].out`, this));
+    const lses = parts.map((p, i) => CudaTensor.bufferOf(p.lse, `parts[${i}].lse`, this));
+    const { dtype, batch, seqlen, heads, dv } = layout;
+    const r = this.addon.merge(this.ctx, { dtype, batch, seqlen, heads, dv }, outs, lses);
+    return {
+      out: new CudaTensor(layout.shape, dtype, r.out, this),
+      lse: new CudaTensor(layout.lseShape, 'float32', r.lse, this),
+    };
   }
 
   /** For benchmarks: the kernel time of a read-only KV cache call on device q (the attention alone). */
