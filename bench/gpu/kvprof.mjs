@@ -1,0 +1,55 @@
+#!/usr/bin/env node
+// Where a KV cache decode call's host time goes (run under `node --cpu-prof`): a b32 4k decode step on a
+// cache of 16-row blocks, called back to back from the public API, then the profile's top self times.
+//   node --cpu-prof --cpu-prof-dir=DIR bench/gpu/kvprof.mjs [--bs 16] [--calls 2000]; node bench/gpu/kvprof.mjs --report DIR
+import { readdirSync, readFileSync } from 'node:fs';
+
+const argv = process.argv.slice(2);
+const opt = (name, dflt) => (argv.includes(name) ? argv[argv.indexOf(name) + 1] : dflt);
+if (argv.includes('--report')) {
+  const dir = opt('--report');
+  const p = JSON.parse(readFileSync(`${dir}/${readdirSync(dir)[0]}`, 'utf8'));
+  const byId = new Map(p.nodes.map((n) => [n.id, n]));
+  const self = new Map();
+  const total = p.timeDeltas.reduce((a, b) => a + b, 0);
+  p.samples.forEach((id, i) => {
+    const f = byId.get(id).callFrame;
+    const k = `${f.functionName || '(anonymous)'} ${f.url.split('/').slice(-2).join('/')}:${f.lineNumber}`;
+    self.set(k, (self.get(k) ?? 0) + p.timeDeltas[i]);
+  });
+  for (const [k, v] of [...self].sort((a, b) => b[1] - a[1]).slice(0, 30))
+    console.log(`${((v / total) * 100).toFixed(1)}% ${k}`);
+  process.exit(0);
+}
+const { createEngine } = await import('../../dist/node.js');
+const engine = await createEngine({ backend: 'cuda' });
+const [B, H, Hk, D, lk, bs] = [32, 32, 8, 128, 4096, Number(opt('--bs', 16))];
+const per = Math.ceil(lk / bs);
+const cache = await engine.createKvCache({
+  numBlocks: B * per,
+  blockSize: bs,
+  numKvHeads: Hk,
+  headDim: D,
+  dtype: 'bfloat16',
+});
+const up = (rows, heads) =>
+  engine.upload({ data: new Uint16Array(rows * heads * D).fill(0x3f00), shape: [rows, heads, D], dtype: 'bfloat16' });
+const [q, kNew, vNew, out] = await Promise.all([up(B, H), up(B, Hk), up(B, Hk), up(B, H)]);
+const options = {
+  cuSeqlensQ: Int32Array.from({ length: B + 1 }, (_, i) => i),
+  cacheSeqlens: new Int32Array(B).fill(lk - 1),
+  blockTable: Int32Array.from({ length: B * per }, (_, i) => i),
+  kNew,
+  vNew,
+  causal: true,
+  out,
+};
+const calls = Number(opt('--calls', 2000));
+const t0 = performance.now();
+for (let i = 0; i < calls; i++) await engine.attentionWithKvCache(q, cache, options);
+const host = (performance.now() - t0) / calls;
+await engine.synchronize();
+console.log(
+  `bs ${bs}: ${(host * 1e3).toFixed(0)} us host per call, ${(((performance.now() - t0) / calls) * 1e3).toFixed(0)} us with the GPU`,
+);
+await engine.dispose();
