@@ -4,11 +4,13 @@
  * A work item is (sequence, query heads h0..h0+ng-1 sharing one kv head, query rows i0..i0+nr-1,
  * keys ks..ke-1). Sequences with at least BM query rows get one head per item and blocks of BM
  * rows; shorter ones stack up to BM / Lq heads of the same kv head into one item, so K and V are
- * read once per group (decode: 1 row x 4 heads = one item per kv head). Items with few rows and a
- * long key range are split into fixed CHUNK-key pieces whose partial results the kernel combines
- * in a fixed order: the split depends only on the problem, never on the thread count, so the
- * result is bitwise identical for every thread count. Items are ordered longest first so that the
- * threads taking them from the shared counter finish together.
+ * read once per group. Where that leaves at most 4 rows per kv head (decode: 1 row x 4 heads), one
+ * item takes up to NK_MAX adjacent kv heads, one group of 4 rows each, and reads each key's K and V
+ * rows of all of them in one run. Items with few rows and a long key range are split into fixed
+ * CHUNK-key pieces whose partial results the kernel combines in a fixed order: the split depends
+ * only on the problem, never on the thread count, so the result is bitwise identical for every
+ * thread count. Items are ordered longest first so that the threads taking them from the shared
+ * counter finish together, and the chunks of one key range together.
  *
  * The items are walked twice: once to count them (no allocation, so a call with too many is
  * refused before any memory proportional to it is taken), then to fill typed arrays.
