@@ -86,7 +86,23 @@ cudaError_t dispatchInfo(const KernelChoice& k, TileInfo* ti) {
 // FlashAttention-2's rule: split the keys only when the blocks would not fill the GPU, and then
 // into the smallest count whose last wave is nearly full; a count that leaves the per-split
 // block count unchanged is skipped (it only adds combine work).
-int chooseSplits(long long blocks, int slots, int maxKeyBlocks) {
+// Decode-like calls (the 16-row tile) are memory-bound with a tiny output, so their splits cost little
+// (a float32 partial of a few rows): when their blocks already fill the GPU, the wave count still
+// decides, since 1.3 waves leave a third of it idle for the last one (b128 x 32k keys on an H200:
+// 1024 blocks, 792 slots). Such splits keep at least 4 key tiles each.
+int chooseSplits(long long blocks, int slots, int maxKeyBlocks, bool small) {
+  if (small && blocks >= 0.8 * slots && maxKeyBlocks >= 8) {
+    const int maxSplits = std::min(128, maxKeyBlocks / 4);
+    auto eff = [&](int s) {
+      const double waves = double(blocks * s) / slots;
+      return waves / std::ceil(waves);
+    };
+    double best = 0;
+    for (int s = 1; s <= maxSplits; ++s) best = std::max(best, eff(s));
+    for (int s = 1; s <= maxSplits; ++s)
+      if (eff(s) >= 0.95 * best) return s;
+    return 1;
+  }
   if (blocks <= 0 || blocks >= 0.8 * slots || maxKeyBlocks < 2) return 1;
   const int maxSplits = std::min(128, maxKeyBlocks);
   std::vector<double> eff(maxSplits + 1, 0.0);
@@ -169,7 +185,7 @@ std::string planWork(const ForwardArgs& a, const TileInfo& ti, int sms, int left
   }
   const long long slots = (long long)sms * ti.blocksPerSm;
   int splits = a.forceSplits > 0 ? std::min({a.forceSplits, 128, std::max(maxKeyBlocks, 1)})
-                                 : chooseSplits((long long)qblocks.size() * Hk, slots, maxKeyBlocks);
+                                 : chooseSplits((long long)qblocks.size() * Hk, slots, maxKeyBlocks, ti.bm <= 16);
   // Work units: (query block, kv head, split), one thread block each, in the planned order.
   if ((long long)qblocks.size() * Hk * splits > 0x7fffffffLL) return "too many query blocks for one launch";
   std::vector<Unit> units;
