@@ -76,7 +76,7 @@ class Pool {
 Pool& pool() {
   static Pool* p = [] {
     const unsigned hw = std::thread::hardware_concurrency();
-    return new Pool(int(std::clamp(hw == 0 ? 1u : hw, 1u, 8u)));
+    return new Pool(int(std::clamp(hw == 0 ? 1u : hw, 1u, 16u)));
   }();
   return *p;
 }

@@ -160,7 +160,7 @@ uint64_t planKey(const ForwardArgs& a, const KernelChoice& k, const TileInfo& ti
   return h.done();
 }
 
-// Plans the work units of a call (query block, kv head, split) in the planned order, and lays out
+// Plans the work items of a call (query block, kv head, split) in the planned order, and lays out
 // the small metadata the kernels read (ALiBi slopes, sinks, then the work items) in `meta`.
 std::string planWork(const ForwardArgs& a, const TileInfo& ti, int sms, int left, int right, CachedPlan& plan,
                      std::vector<unsigned char>& meta) {
@@ -186,22 +186,22 @@ std::string planWork(const ForwardArgs& a, const TileInfo& ti, int sms, int left
   const long long slots = (long long)sms * ti.blocksPerSm;
   int splits = a.forceSplits > 0 ? std::min({a.forceSplits, 128, std::max(maxKeyBlocks, 1)})
                                  : chooseSplits((long long)qblocks.size() * Hk, slots, maxKeyBlocks, ti.bm <= 16);
-  // Work units: (query block, kv head, split), one thread block each, in the planned order.
+  // Work items: (query block, kv head, split), one thread block each, in the planned order.
   if ((long long)qblocks.size() * Hk * splits > 0x7fffffffLL) return "too many query blocks for one launch";
-  std::vector<Unit> units;
-  units.reserve(qblocks.size() * Hk * splits);
+  std::vector<CostedItem> costed;
+  costed.reserve(qblocks.size() * Hk * splits);
   for (const QBlock& qb : qblocks)
     for (int hk = 0; hk < Hk; ++hk)
       for (int s = 0; s < splits; ++s) {
         int lo = qb.lo, hi = qb.hi;
         if (splits > 1) splitRange(qb.lo, qb.hi, s, splits, lo, hi);
         const int q0 = a.cuSeqlensQ[qb.b], k0 = a.cuSeqlensK[qb.b];
-        units.push_back(Unit{
+        costed.push_back(CostedItem{
             WorkItem{q0, a.cuSeqlensQ[qb.b + 1] - q0, k0, a.cuSeqlensK[qb.b + 1] - k0, qb.b, qb.m, s, hk}, hi - lo, 0});
       }
-  orderUnits(units, a.order, slots);
-  std::vector<WorkItem> items(units.size());
-  for (size_t i = 0; i < units.size(); ++i) items[i] = units[i].w;
+  orderItems(costed, a.order, slots);
+  std::vector<WorkItem> items(costed.size());
+  for (size_t i = 0; i < costed.size(); ++i) items[i] = costed[i].w;
 
   // One upload for everything small: ALiBi slopes, sinks, work items.
   const size_t alibiBytes = sizeof(float) * a.alibiSlopes.size(), sinkBytes = sizeof(float) * a.sinks.size();

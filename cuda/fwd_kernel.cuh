@@ -1,6 +1,6 @@
 // FlashAttention-2 forward, one template for every head-dim class, dtype and tile.
 //
-// A block owns one work unit: (sequence b, kv head hk, block of query rows, key split). Its rows are
+// A block owns one work item: (sequence b, kv head hk, block of query rows, key split). Its rows are
 // (query row, head of the group) pairs, row r = i * group + g, so grouped heads that share
 // K/V are computed together and K/V tiles are read once per group. Each warp owns kMT m16
 // tiles of rows; S = Q K^T and O += P V run on mma.sync m16n8k16 with float32 accumulators,
@@ -40,7 +40,7 @@ __device__ __forceinline__ void fwdBody(const FwdParams& p, unsigned char* smem)
   const int qStart = w.qStart, lq = w.lq, kStart = w.kStart, lk = w.lk;
   const int G = p.group;
   const int m0 = w.mBlock * C::kBM;
-  const UnitSpan span(p, w, C::kBM, C::kBN);
+  const ItemSpan span(p, w, C::kBM, C::kBN);
   const int nLo = span.nLo, nHi = span.nHi, rowsTotal = span.rowsTotal;
 
   const T* qBase = static_cast<const T*>(p.q);

@@ -27,11 +27,11 @@ __device__ __forceinline__ void treeReduce(float* v, Op op) {
   }
 }
 
-// A unit's key blocks [nLo, nHi) (its split's share) and the diagonals of its first and last
+// An item's key blocks [nLo, nHi) (its split's share) and the diagonals of its first and last
 // real rows, for the "does this tile need a mask" test.
-struct UnitSpan {
+struct ItemSpan {
   int nLo, nHi, rowsTotal, diagFirst, diagLast;
-  __device__ __forceinline__ UnitSpan(const FwdParams& p, const WorkItem& w, int bm, int bn) {
+  __device__ __forceinline__ ItemSpan(const FwdParams& p, const WorkItem& w, int bm, int bn) {
     const int G = p.group, m0 = w.mBlock * bm;
     rowsTotal = w.lq * G;
     keyBlockRange(w.mBlock, bm, bn, w.lq, w.lk, G, p.windowLeft, p.windowRight, nLo, nHi);
@@ -46,7 +46,7 @@ struct UnitSpan {
   }
 };
 
-// Where this thread's rows sit: row (m0 + warpRow + mt*16 + hr*8 + lane/4) of the unit's
+// Where this thread's rows sit: row (m0 + warpRow + mt*16 + hr*8 + lane/4) of the item's
 // (query row, head of the group) rows; its query's diagonal is row / G + lk - lq.
 struct RowFrame {
   int myRow;  // m0 + warpRow + lane / 4

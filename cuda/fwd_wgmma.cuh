@@ -4,7 +4,7 @@
 // path (kFull: d == dv == 64 or 128, no softcap, no ALiBi, positive scale) of 128-row tiles;
 // every other call, and every GPU that is not compute capability 9.0, takes fwd_kernel.cuh.
 //
-// A block is kWG warpgroups and one work unit of 64 kWG (query row, head) rows; each
+// A block is kWG warpgroups and one work item of 64 kWG (query row, head) rows; each
 // warpgroup owns 64 rows, each of its warps 16, so the accumulators have exactly the m16n8
 // layout of the mma.sync kernel (kMT = 1) and share its row code (fwd_rows.cuh). Per key tile
 // of kBN: S = Q K^T (wgmma, Q and K from shared memory), mask and online softmax in registers,
@@ -82,7 +82,7 @@ __device__ __forceinline__ void fwdBodyWg(const FwdParams& p, unsigned char* sme
   const WorkItem w = p.work[blockIdx.x];
   const int hk = w.hk, qStart = w.qStart, lq = w.lq, kStart = w.kStart, lk = w.lk, G = p.group;
   const int m0 = w.mBlock * C::kBM;
-  const UnitSpan span(p, w, C::kBM, C::kBN);
+  const ItemSpan span(p, w, C::kBM, C::kBN);
   const int nLo = span.nLo, nHi = span.nHi, rowsTotal = span.rowsTotal;
 
   const T* qBase = static_cast<const T*>(p.q);

@@ -17,9 +17,9 @@ constexpr int kUnbounded = 1 << 29;
 constexpr int kMaxSeqlen = 1 << 28;  // the engine rejects longer sequences (src/cuda/backend.ts MAX_SEQLEN)
 static_assert(kUnbounded >= kMaxSeqlen, "an unbounded window side reaches every key from any diagonal");
 
-// One thread block's share (a work unit): sequence b, kv head hk, query-row block mBlock, key
+// One thread block's share (a work item): sequence b, kv head hk, query-row block mBlock, key
 // split `split`, with the sequence's offsets and lengths copied in (one 32-byte load per block
-// instead of a load of the item and then dependent loads of cuSeqlens). Block i takes unit i,
+// instead of a load of the item and then dependent loads of cuSeqlens). Block i takes item i,
 // so the host's order of the list is the order blocks start in.
 struct alignas(16) WorkItem {
   int qStart, lq, kStart, lk;
@@ -34,7 +34,7 @@ struct FwdParams {
   float* lse;                // final lse (nullable); unused when numSplits > 1
   float* oAccum;             // numSplits > 1: [split][totalQ*H][dv] float32 partial outputs
   float* lseAccum;           // numSplits > 1: [split][totalQ*H] partial lse
-  const WorkItem* work;      // device, numWork units, one per block
+  const WorkItem* work;      // device, numWork items, one per block
   const float* alibiSlopes;  // device [H] or null
   const float* sinks;        // device [H] sink logits or null (applied where a row's softmax ends)
   int64_t qRowStride, kRowStride, vRowStride, oRowStride;  // elements between tokens

@@ -107,7 +107,8 @@ function record(row) {
 const link = await backend.copyBandwidth(256 << 20);
 console.log(
   `pinned copies: ${link.toDeviceGBps.toFixed(1)} GB/s to the GPU, ${link.fromDeviceGBps.toFixed(1)} GB/s back; ` +
-    `host memcpy into pinned ${link.hostCopyGBps.toFixed(1)} GB/s on ${link.copyThreads} threads`,
+    `host memcpy into pinned ${link.hostCopyGBps.toFixed(1)} GB/s on ${link.copyThreads} threads; ` +
+    `page-locked in place and copied ${link.registeredGBps.toFixed(1)} GB/s`,
 );
 record({ impl: 'link', ...link });
 

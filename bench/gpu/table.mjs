@@ -77,7 +77,7 @@ if (e2e.length) {
   if (link)
     lines.push(
       '',
-      `Pinned copies measured in this run: ${link.toDeviceGBps.toFixed(1)} GB/s to the GPU, ${link.fromDeviceGBps.toFixed(1)} GB/s back; host memcpy into pinned ${link.hostCopyGBps.toFixed(1)} GB/s on ${link.copyThreads} threads.`,
+      `Pinned copies measured in this run: ${link.toDeviceGBps.toFixed(1)} GB/s to the GPU, ${link.fromDeviceGBps.toFixed(1)} GB/s back; host memcpy into pinned ${link.hostCopyGBps.toFixed(1)} GB/s on ${link.copyThreads} threads${link.registeredGBps != null ? `; page-locked in place and copied ${link.registeredGBps.toFixed(1)} GB/s` : ''}.`,
     );
   lines.push(
     '',

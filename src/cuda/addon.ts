@@ -134,6 +134,8 @@ export interface CopyBandwidth {
   fromDeviceGBps: number;
   /** Pageable -> pinned memcpy on `copyThreads` threads, as a call from typed arrays does it. */
   hostCopyGBps: number;
+  /** Page-lock pageable bytes in place (cudaHostRegister), copy them, unlock: GB/s of the whole. */
+  registeredGBps: number;
   copyThreads: number;
 }
 

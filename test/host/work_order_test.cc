@@ -1,7 +1,7 @@
 // Host-side test of the block order (cuda/work_order.h), built with the system C++ compiler by
-// test/work-order.test.ts: every order must be a permutation of the units, and each must keep
+// test/work-order.test.ts: every order must be a permutation of the items, and each must keep
 // its promise (longest first; clusters contiguous and costliest first; hybrid's tail longest
-// first; auto picking hybrid exactly when no cluster has more than kHybridMaxUnits units).
+// first; auto picking hybrid exactly when no cluster has more than kHybridMaxItems items).
 //   work_order_test SEED   -> prints "ok <checks>" or the first failures, exit status 0 / 1
 #include <algorithm>
 #include <cstdio>
@@ -30,16 +30,16 @@ static int checks = 0, failures = 0;
   } while (0)
 
 using Key = std::tuple<int, int, int, int>;  // b, hk, mBlock, split
-static Key keyOf(const Unit& u) {
+static Key keyOf(const CostedItem& u) {
   return {u.w.b, u.w.hk, u.w.mBlock, u.w.split};
 }
 
 // A random plan: sequences with random query-block counts, kv heads, splits, causal-like costs.
-static std::vector<Unit> randomUnits(std::mt19937& rng, int maxBlocks) {
+static std::vector<CostedItem> randomItems(std::mt19937& rng, int maxBlocks) {
   std::uniform_int_distribution<int> nb(1, 6), nh(1, 4), ns(1, 3), nm(0, maxBlocks), coin(0, 1);
   const int batch = nb(rng), heads = nh(rng), splits = ns(rng);
   const bool causal = coin(rng);
-  std::vector<Unit> units;
+  std::vector<CostedItem> items;
   for (int b = 0; b < batch; ++b) {
     const int mBlocks = nm(rng);
     for (int m = 0; m < mBlocks; ++m)
@@ -48,16 +48,17 @@ static std::vector<Unit> randomUnits(std::mt19937& rng, int maxBlocks) {
           const int tiles = causal ? 2 * (m + 1) : 2 * mBlocks;
           const int per = (tiles + splits - 1) / splits;
           const int cost = std::max(0, std::min(per, tiles - s * per));
-          units.push_back(Unit{WorkItem{b * 1000, mBlocks * 128, b * 2000, 2 * mBlocks * 64, b, m, s, hk}, cost, 0});
+          items.push_back(
+              CostedItem{WorkItem{b * 1000, mBlocks * 128, b * 2000, 2 * mBlocks * 64, b, m, s, hk}, cost, 0});
         }
   }
-  return units;
+  return items;
 }
 
-static int mostUnitsPerCluster(const std::vector<Unit>& units) {
+static int mostItemsPerCluster(const std::vector<CostedItem>& items) {
   std::map<std::pair<int, int>, int> n;
   int most = 0;
-  for (const Unit& u : units) most = std::max(most, ++n[{u.w.b, u.w.hk}]);
+  for (const CostedItem& u : items) most = std::max(most, ++n[{u.w.b, u.w.hk}]);
   return most;
 }
 
@@ -71,17 +72,17 @@ int main(int argc, char** argv) {
   CHECK(workOrderFromEnv("bogus", WorkOrder::Longest) == WorkOrder::Longest, "unknown -> default");
 
   for (int trial = 0; trial < 400; ++trial) {
-    const std::vector<Unit> units = randomUnits(rng, trial % 2 ? 8 : 40);
+    const std::vector<CostedItem> items = randomItems(rng, trial % 2 ? 8 : 40);
     const long long slots = 1 + trial % 13;
     std::multiset<Key> all;
-    for (const Unit& u : units) all.insert(keyOf(u));
-    std::map<WorkOrder, std::vector<Unit>> out;
+    for (const CostedItem& u : items) all.insert(keyOf(u));
+    std::map<WorkOrder, std::vector<CostedItem>> out;
     for (WorkOrder o : {WorkOrder::Longest, WorkOrder::Clusters, WorkOrder::Hybrid, WorkOrder::Auto}) {
-      std::vector<Unit> v = units;
-      orderUnits(v, o, slots);
+      std::vector<CostedItem> v = items;
+      orderItems(v, o, slots);
       std::multiset<Key> got;
-      for (const Unit& u : v) got.insert(keyOf(u));
-      CHECK(got == all, "seed %u trial %d order %d: not a permutation of the units", seed, trial, int(o));
+      for (const CostedItem& u : v) got.insert(keyOf(u));
+      CHECK(got == all, "seed %u trial %d order %d: not a permutation of the items", seed, trial, int(o));
       out[o] = v;
     }
     const auto& lo = out[WorkOrder::Longest];
@@ -114,11 +115,11 @@ int main(int argc, char** argv) {
       CHECK(hy[i - 1].cost >= hy[i].cost, "seed %u trial %d: hybrid tail not longest first", seed, trial);
 
     const auto& au = out[WorkOrder::Auto];
-    const auto& want = mostUnitsPerCluster(units) <= kHybridMaxUnits ? hy : lo;
+    const auto& want = mostItemsPerCluster(items) <= kHybridMaxItems ? hy : lo;
     bool same = au.size() == want.size();
     for (size_t i = 0; same && i < au.size(); ++i) same = keyOf(au[i]) == keyOf(want[i]);
     CHECK(same, "seed %u trial %d: auto did not pick %s", seed, trial,
-          mostUnitsPerCluster(units) <= kHybridMaxUnits ? "hybrid" : "longest");
+          mostItemsPerCluster(items) <= kHybridMaxItems ? "hybrid" : "longest");
   }
   if (failures) {
     std::printf("%d of %d checks failed (seed %u)\n", failures, checks, seed);
