@@ -12,7 +12,7 @@ import { isPaged, pageRows, rowAt } from './rows';
 import { qk8, qkDirect, qkPrecise } from './scores';
 import { HALF_FOLD_MAX, HALF_RAW_SCALE, isHalf } from './simd';
 import { softmaxGeneral, softmaxMasked, softmaxPlain } from './softmax';
-import { kBound, stageK, stageQ, stageV, stageVRaw } from './stage';
+import { stageK, stageQ, stageV, stageVRaw } from './stage';
 import {
   BN, PRECISE_BOUND, gAlibi, gCapMul, gD, gDp, gDv, gDvp, gH, gHk, gParams, gWl, gWr, headOf, rowOf, rowsPerKv,
   sDG, sFB, sGB, sHI, sKA, sL, sLO, sM, sO, sSL, sVA, sVS, vRow,
@@ -120,10 +120,8 @@ function item<T, M>(it: usize): void {
     if (direct) {
       // float16: qkDirect reads K raw against Q scaled by 2^112 (scores bit for bit the exact ones), which
       // needs max |q'| < 2^16 (far beyond the precision bound: such a Q takes qkPrecise anyway) and a tile
-      // without Inf or NaN (kBound's max |k| is then Infinity)
-      let kmax: f32 = 0;
-      if (isHalf<T>()) kmax = foldQ ? kBound<T, M>(kTile, kStride, n, nk, vTile, vStride) : <f32>Infinity;
-      if (kmax != Infinity && qBound * kmax <= PRECISE_BOUND) kmax = max(kmax, qkDirect<T, M>(kTile, kStride, n, nk));
+      // without Inf or NaN (max |k| is then Infinity)
+      const kmax = foldQ ? qkDirect<T, M>(kTile, kStride, n, nk, vTile, vStride) : <f32>Infinity;
       if (kmax == Infinity || qBound * kmax > PRECISE_BOUND) {
         for (let k = 0; k < nk; k++) {
           stageK<T, M>(kTile, kStride, <usize>k * hbK, n);

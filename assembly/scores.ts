@@ -4,8 +4,8 @@
 // scores are too large for float32 ones.
 
 import { isPaged, rowAt } from './rows';
-import { hsum4, isHalf, ld4raw, ldraw, madd, vabsmax } from './simd';
-import { QROW, SROW, gD, gDp, sKI, sMask, sQR, sQT, sST } from './state';
+import { h2f, h2fRaw, hsum4, isHalf, ld4, ldraw, madd, vabsmax } from './simd';
+import { QROW, SROW, gD, gDp, gDv, sKI, sMask, sQR, sQT, sSink, sST } from './state';
 
 /** 8 rows x 4 keys register tile; rg8 groups of 8 rows, nkg groups of 4 keys. */
 export function qk8(rg8: i32, nkg: i32, gb: usize): void {
@@ -45,25 +45,33 @@ export function qk8(rg8: i32, nkg: i32, gb: usize): void {
 
 /**
  * S^T for decode items (one group of at most 4 rows per kv head, nk kv heads), straight from the K rows in
- * memory (float16 loaded raw, h2fRaw, against sQR scaled by its inverse): per key pair, each kv
- * head's 4 rows x 2 keys of partial dot products over d, reduced across lanes at the end, into S^T's columns
- * 4k .. 4k+3. A key's rows of the nk heads are adjacent, so each key is read in one run; keys are read once
- * and never staged. Key c's row of the item's first kv head is at rowAt<M>(src, stride, c), head k D elements
- * further. Returns max |k| (NaN ignored) for the precision check; for float16 it is kBound's, beforehand
- * (the raw loop keeps its registers for its accumulators), and this returns 0.
+ * memory (float16 loaded raw, h2fRaw, against sQR scaled by its inverse): per key pair, each kv head's 4 rows
+ * x 2 keys of partial dot products over d, reduced across lanes at the end, into S^T's columns 4k .. 4k+3. A
+ * key's rows of the nk heads are adjacent, so each key is read in one run; keys are read once and never
+ * staged. Key c's row of the item's first kv head is at rowAt<M>(src, stride, c), head k D elements further.
+ * Returns max |k| for the precision check: NaN ignored, except for float16, where an Inf or a NaN gives
+ * Infinity (the raw loads made it finite; the tile is then redone exactly). Float16 also touches the tile's
+ * V rows (row c at rowAt<M>(vsrc, vstride, c)), one load per 64 bytes, so that their cache misses overlap
+ * this arithmetic instead of stalling stageVRaw.
  */
-export function qkDirect<T, M>(src: usize, stride: usize, n: i32, nk: i32): f32 {
+export function qkDirect<T, M>(src: usize, stride: usize, n: i32, nk: i32, vsrc: usize, vstride: usize): f32 {
   const D = gD;
   const D4 = D & ~3;
   const es = <usize>sizeof<T>();
-  const hb = <usize>D * es, qb = <usize>gDp * 16;
+  const hb = <usize>D * es, qb = <usize>gDp * 16, vLen = <usize>nk * <usize>gDv * es;
   const mask = v128.load(sMask);
-  // max |k| as max(kx, -kn): pmax / pmin are one instruction each (abs is three on x64)
-  let kx = f32x4.splat(0), kn = f32x4.splat(0);
+  // max |k|: float32 / bfloat16 as max(kx, -kn) (pmax / pmin are one instruction each, abs is three on x64);
+  // float16 as the unsigned max of the magnitude bits shifted to the top (one accumulator: hx)
+  let kx = f32x4.splat(0), kn = f32x4.splat(0), hx = i32x4.splat(0), tail: u32 = 0;
+  let touch = i32x4.splat(0);
   for (let c = 0; c < n; c += 2) {
     const r0 = rowAt<M>(src, stride, c);
     // an odd tail repeats the last key (masked anyway)
     const r1 = c + 1 < n ? (isPaged<M>() ? rowAt<M>(src, stride, c + 1) : r0 + stride) : r0;
+    if (isHalf<T>()) {
+      const v0 = rowAt<M>(vsrc, vstride, c), v1 = c + 1 < n ? rowAt<M>(vsrc, vstride, c + 1) : v0;
+      for (let o: usize = 0; o < vLen; o += 64) touch = v128.or(touch, v128.or(v128.load(v0 + o), v128.load(v1 + o)));
+    }
     for (let k = 0; k < nk; k++) {
       const p0 = r0 + <usize>k * hb, p1 = r1 + <usize>k * hb;
       let a00 = f32x4.splat(0), a01 = f32x4.splat(0), a10 = f32x4.splat(0), a11 = f32x4.splat(0);
@@ -71,8 +79,15 @@ export function qkDirect<T, M>(src: usize, stride: usize, n: i32, nk: i32): f32 
       let qp = sQR + <usize>k * qb;
       let d = 0;
       for (; d < D4; d += 4) {
-        const k0 = ld4raw<T>(p0 + <usize>d * es, mask), k1 = ld4raw<T>(p1 + <usize>d * es, mask);
-        if (!isHalf<T>()) {
+        let k0: v128, k1: v128;
+        if (isHalf<T>()) {
+          const h0 = v128.load16x4_s(p0 + <usize>d * 2), h1 = v128.load16x4_s(p1 + <usize>d * 2);
+          hx = i32x4.max_u(hx, i32x4.max_u(i32x4.shl(h0, 17), i32x4.shl(h1, 17)));
+          k0 = h2fRaw(h0, mask);
+          k1 = h2fRaw(h1, mask);
+        } else {
+          k0 = ld4<T>(p0 + <usize>d * es);
+          k1 = ld4<T>(p1 + <usize>d * es);
           kx = f32x4.pmax(kx, f32x4.pmax(k0, k1));
           kn = f32x4.pmin(kn, f32x4.pmin(k0, k1));
         }
@@ -84,15 +99,13 @@ export function qkDirect<T, M>(src: usize, stride: usize, n: i32, nk: i32): f32 
       }
       if (d < D) { // last 1..3 dims: never read past the row
         let k0 = f32x4.splat(0), k1 = f32x4.splat(0);
-        k0 = f32x4.replace_lane(k0, 0, ldraw<T>(p0 + <usize>d * es));
-        k1 = f32x4.replace_lane(k1, 0, ldraw<T>(p1 + <usize>d * es));
-        if (d + 1 < D) {
-          k0 = f32x4.replace_lane(k0, 1, ldraw<T>(p0 + <usize>(d + 1) * es));
-          k1 = f32x4.replace_lane(k1, 1, ldraw<T>(p1 + <usize>(d + 1) * es));
-        }
-        if (d + 2 < D) {
-          k0 = f32x4.replace_lane(k0, 2, ldraw<T>(p0 + <usize>(d + 2) * es));
-          k1 = f32x4.replace_lane(k1, 2, ldraw<T>(p1 + <usize>(d + 2) * es));
+        for (let t = 0; t < D - d; t++) {
+          const o = <usize>(d + t) * es;
+          if (isHalf<T>()) tail = max(tail, max(<u32>load<u16>(p0 + o), <u32>load<u16>(p1 + o)) & 0x7fff);
+          const x0 = ldraw<T>(p0 + o), x1 = ldraw<T>(p1 + o);
+          if (t == 0) { k0 = f32x4.replace_lane(k0, 0, x0); k1 = f32x4.replace_lane(k1, 0, x1); }
+          else if (t == 1) { k0 = f32x4.replace_lane(k0, 1, x0); k1 = f32x4.replace_lane(k1, 1, x1); }
+          else { k0 = f32x4.replace_lane(k0, 2, x0); k1 = f32x4.replace_lane(k1, 2, x1); }
         }
         if (!isHalf<T>()) {
           kx = f32x4.pmax(kx, f32x4.pmax(k0, k1));
@@ -108,7 +121,12 @@ export function qkDirect<T, M>(src: usize, stride: usize, n: i32, nk: i32): f32 
       v128.store(sp, hsum4(a01, a11, a21, a31), SROW);
     }
   }
-  return vabsmax(kx, kn);
+  if (!isHalf<T>()) return vabsmax(kx, kn);
+  v128.store(sSink, touch);
+  hx = i32x4.max_u(hx, v128.shuffle<u32>(hx, hx, 2, 3, 0, 1));
+  hx = i32x4.max_u(hx, v128.shuffle<u32>(hx, hx, 1, 0, 3, 2));
+  const m = max(tail, <u32>i32x4.extract_lane(hx, 0) >>> 17); // max |h| as bits
+  return m >= 0x7c00 ? <f32>Infinity : h2f(m);
 }
 
 /**

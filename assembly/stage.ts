@@ -3,8 +3,8 @@
 // tiles are zero padded, so the loops need no tail cases and never read past a row.
 
 import { isPaged, rowAt } from './rows';
-import { h2f, hsum4, isHalf, ld, ld4, rawScale, storeT4, vabsmax } from './simd';
-import { BN, QROW, gD, gDp, gDv, gDvp, gH, gQmul, headOf, rowOf, sKI, sQR, sQT, sSink, sVS, vRow } from './state';
+import { hsum4, isHalf, ld, ld4, rawScale, storeT4, vabsmax } from './simd';
+import { BN, QROW, gD, gDp, gDv, gDvp, gH, gQmul, headOf, rowOf, sKI, sQR, sQT, sVS, vRow } from './state';
 
 /** Address of virtual row r's q vector, or 0 for a padding row (RH rows per kv head, R rows in all). */
 // @ts-ignore: decorator
@@ -145,47 +145,6 @@ export function stageK<T, M>(src: usize, stride: usize, off: usize, n: i32): f32
   }
   const k = vabsmax(kx, kn);
   return kms > k ? kms : k; // NaN ignored
-}
-
-/**
- * A decode tile read ahead of qkDirect: max |k| over its K rows (row c at rowAt<M>(src, stride, c), nk kv
- * heads of D elements), Infinity where one is an Inf or a NaN (float16 K is then not read raw), for the
- * precision check; and one load per 64 bytes of its V rows (nk heads of Dv), so that their cache misses
- * overlap the score loop instead of stalling stageV. Integer maxima of the magnitude bits: one instruction
- * per vector, and the scores' loop keeps its registers for its accumulators.
- */
-export function kBound<T, M>(src: usize, stride: usize, n: i32, nk: i32, vsrc: usize, vstride: usize): f32 {
-  const es = <usize>sizeof<T>();
-  const len = <usize>nk * <usize>gD * es, vlen = <usize>nk * <usize>gDv * es;
-  const body = len & ~15;
-  const wide = sizeof<T>() == 4;
-  const magnitude = wide ? i32x4.splat(0x7fffffff) : i16x8.splat(0x7fff);
-  let mx = i32x4.splat(0), tail: u32 = 0, touch = i32x4.splat(0);
-  for (let c = 0; c < n; c++) {
-    const p = rowAt<M>(src, stride, c), v = rowAt<M>(vsrc, vstride, c);
-    for (let o: usize = 0; o < vlen; o += 64) touch = v128.or(touch, v128.load(v + o));
-    for (let o: usize = 0; o < body; o += 16) {
-      const x = v128.and(v128.load(p + o), magnitude);
-      mx = wide ? i32x4.max_u(mx, x) : i16x8.max_u(mx, x);
-    }
-    for (let o = body; o < len; o += es) {
-      tail = max(tail, wide ? load<u32>(p + o) & 0x7fffffff : <u32>load<u16>(p + o) & 0x7fff);
-    }
-  }
-  v128.store(sSink, touch);
-  let m = tail;
-  if (wide) {
-    mx = i32x4.max_u(mx, v128.shuffle<u32>(mx, mx, 2, 3, 0, 1));
-    mx = i32x4.max_u(mx, v128.shuffle<u32>(mx, mx, 1, 0, 3, 2));
-    m = max(m, i32x4.extract_lane(mx, 0));
-    return m >= 0x7f800000 ? Infinity : reinterpret<f32>(m);
-  }
-  mx = i16x8.max_u(mx, v128.shuffle<u16>(mx, mx, 4, 5, 6, 7, 0, 1, 2, 3));
-  mx = i16x8.max_u(mx, v128.shuffle<u16>(mx, mx, 2, 3, 0, 1, 6, 7, 4, 5));
-  mx = i16x8.max_u(mx, v128.shuffle<u16>(mx, mx, 1, 0, 3, 2, 5, 4, 7, 6));
-  m = max(m, <u32>i16x8.extract_lane_u(mx, 0));
-  if (isHalf<T>()) return m >= 0x7c00 ? Infinity : h2f(m);
-  return m >= 0x7f80 ? Infinity : reinterpret<f32>(m << 16);
 }
 
 /**

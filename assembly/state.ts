@@ -48,7 +48,7 @@ export let sGB: usize = 0; // [BM/4][2] i32: keys (relative to the tile) each gr
 export let sFB: usize = 0; // the same for a full tile: 0 and BN-1 for every group
 export let sKA: usize = 0; // [BN] u32: a paged tile's K row addresses (rows.ts)
 export let sVA: usize = 0; // [BN] u32: its V row addresses
-export let sSink: usize = 0; // 16 bytes: where kBound leaves the V rows it touched ahead of stageV
+export let sSink: usize = 0; // 16 bytes: where qkDirect leaves the V rows it touched ahead of stageVRaw
 export let sMask: usize = 0; // 16 bytes: HALF_MASK in every lane (simd.ts, h2fRaw)
 
 // @ts-ignore: decorator
