@@ -185,22 +185,39 @@ std::string Forward::prepare(const ForwardArgs& a, const Uploader& upload, PlanC
   const bool outTmp = a.dtype == DType::F32 || dvPad_ != a.headDimV;
   qc_ = kc_ = vc_ = outTmp_ = nullptr;
   paging_ = nullptr;
+  // The block table and the key prefix sums of a paged call (then the write's offsets), one upload:
+  // the kernel reads the table, a gather (launch) both.
+  std::vector<int> paging;
   if (a.paged) {
-    // The block table and the key prefix sums, one upload: the kernel reads the table, a gather
-    // (launch) both.
-    std::vector<int> host(a.blockTable);
-    host.insert(host.end(), a.cuSeqlensK.begin(), a.cuSeqlensK.end());
-    host.insert(host.end(), a.cuSeqlensNew.begin(), a.cuSeqlensNew.end());
-    host.insert(host.end(), a.cacheSeqlens.begin(), a.cacheSeqlens.end());
-    if (!(paging_ = static_cast<int*>(alloc(sizeof(int) * host.size(), err)))) return err;
-    if (std::string e = upload(paging_, host.data(), sizeof(int) * host.size()); !e.empty()) return e;
+    paging = a.blockTable;
+    paging.insert(paging.end(), a.cuSeqlensK.begin(), a.cuSeqlensK.end());
+    paging.insert(paging.end(), a.cuSeqlensNew.begin(), a.cuSeqlensNew.end());
+    paging.insert(paging.end(), a.cacheSeqlens.begin(), a.cacheSeqlens.end());
   }
-  if (convQK) {
-    if (!(qc_ = alloc(rowsQ * dPad_ * 2, err))) return err;
-    if (!(kc_ = alloc(rowsK * dPad_ * 2, err))) return err;
+  // Every temporary of the call in one allocation (one cudaMallocAsync and one free per call, not up
+  // to seven: a decode step's host time is mostly runtime calls), each part 256-byte aligned.
+  size_t sizes[7] = {sizeof(int) * paging.size(),
+                     convQK ? size_t(rowsQ) * dPad_ * 2 : 0,
+                     convQK ? size_t(rowsK) * dPad_ * 2 : 0,
+                     convV ? size_t(rowsK) * dvPad_ * 2 : 0,
+                     outTmp ? size_t(rowsQ) * dvPad_ * 2 : 0,
+                     splits > 1 ? sizeof(float) * splits * size_t(rowsQ) * dvPad_ : 0,
+                     splits > 1 ? sizeof(float) * splits * size_t(rowsQ) : 0};
+  size_t offs[7], total = 0;
+  for (int i = 0; i < 7; ++i) {
+    offs[i] = total;
+    total += (sizes[i] + 255) & ~size_t(255);
   }
-  if (convV && !(vc_ = alloc(rowsK * dvPad_ * 2, err))) return err;
-  if (outTmp && !(outTmp_ = alloc(rowsQ * dvPad_ * 2, err))) return err;
+  char* slab = nullptr;
+  if (total > 0 && !(slab = static_cast<char*>(alloc(total, err)))) return err;
+  auto part = [&](int i) -> void* { return sizes[i] ? slab + offs[i] : nullptr; };
+  paging_ = static_cast<int*>(part(0));
+  qc_ = part(1);
+  kc_ = part(2);
+  vc_ = part(3);
+  outTmp_ = part(4);
+  if (paging_)
+    if (std::string e = upload(paging_, paging.data(), sizes[0]); !e.empty()) return e;
 
   FwdParams& p = p_;
   p = FwdParams{};
@@ -239,10 +256,8 @@ std::string Forward::prepare(const ForwardArgs& a, const Uploader& upload, PlanC
     p.blockSize = a.blockSize;
     p.blockShift = (a.blockSize & (a.blockSize - 1)) == 0 ? __builtin_ctz(unsigned(a.blockSize)) : -1;
   }
-  if (splits > 1) {
-    if (!(p.oAccum = static_cast<float*>(alloc(sizeof(float) * splits * rowsQ * dvPad_, err)))) return err;
-    if (!(p.lseAccum = static_cast<float*>(alloc(sizeof(float) * splits * rowsQ, err)))) return err;
-  }
+  p.oAccum = static_cast<float*>(part(5));
+  p.lseAccum = static_cast<float*>(part(6));
   return "";
 }
 
@@ -277,7 +292,7 @@ std::string Forward::launch() {
   // items counts from cuSeqlensK, as for a flat call).
   const PagedRows pr{
       paging_, paging_ ? paging_ + (size_t)batch * a.maxBlocks : nullptr, batch, a.maxBlocks, a.blockSize, Hk};
-  if (qc_) {
+  if (qc_ || kc_) {  // (q may have no rows: its part of the slab is then empty)
     FA_TRY(convertRows(a.dtype, a.q, a.headDim, ct, qc_, dPad_, a.headDim, rowsQ, stream_), "converting q");
     FA_TRY(a.paged ? gatherRows(a.dtype, a.k, a.headDim, ct, kc_, dPad_, rowsK, pr, stream_)
                    : convertRows(a.dtype, a.k, a.headDim, ct, kc_, dPad_, a.headDim, rowsK, stream_),

@@ -51,7 +51,8 @@ export function checkLayout(
       blockTable,
     );
   const m = batch === 0 ? 0 : blockTable.length / batch;
-  const bs = spec.blockSize;
+  const bs = spec.blockSize,
+    numBlocks = spec.numBlocks;
   const seqlensK = new Int32Array(batch);
   let maxSeqlenNew = 0,
     maxSeqlenK = 0;
@@ -76,16 +77,20 @@ export function checkLayout(
     maxSeqlenNew = Math.max(maxSeqlenNew, n);
     maxSeqlenK = Math.max(maxSeqlenK, lk);
     const held = Math.ceil(lk / bs);
-    for (let j = 0; j < held; j++) {
-      const id = blockTable[b * m + j]!;
-      if (id < 0 || id >= spec.numBlocks)
-        throw rangeErr(
-          `block ids in [0, numBlocks = ${spec.numBlocks}) (every block a sequence holds after the call)`,
-          'options.blockTable',
-          words(
-            `blockTable[${b * m + j}] = ${id} (sequence ${b}, its block ${j}: positions ${j * bs} to ${Math.min(lk, (j + 1) * bs) - 1})`,
-          ),
-        );
+    // One unsigned compare per entry (a negative id is a huge unsigned one): this loop runs over the whole
+    // table on every call of a decode step.
+    const first = b * m;
+    let j = 0;
+    while (j < held && blockTable[first + j]! >>> 0 < numBlocks) j++;
+    if (j < held) {
+      const id = blockTable[first + j]!;
+      throw rangeErr(
+        `block ids in [0, numBlocks = ${spec.numBlocks}) (every block a sequence holds after the call)`,
+        'options.blockTable',
+        words(
+          `blockTable[${b * m + j}] = ${id} (sequence ${b}, its block ${j}: positions ${j * bs} to ${Math.min(lk, (j + 1) * bs) - 1})`,
+        ),
+      );
     }
   }
   checkDistinctWrites(bs, batch, m, cacheSeqlens, seqlensK, blockTable);

@@ -287,13 +287,43 @@ export function validateKvCall<C>(
       throw new TypeError(e.message.replace(tail, CALL_KEYS.join(', ')));
     throw e;
   }
-  const { k: _k, v: _v, cuSeqlensK: _cuK, totalK: _totalK, ...attn } = base;
+  // Spelled out, not spread: the spreads of ~40 properties were half of this function's time (a decode
+  // step validates every call).
   return {
-    ...attn,
-    ...spec,
+    dtype: base.dtype,
+    q: base.q,
+    cuSeqlensQ: base.cuSeqlensQ,
+    batch: base.batch,
+    totalQ: base.totalQ,
+    maxSeqlenQ: base.maxSeqlenQ,
+    maxSeqlenK: layout.maxSeqlenK,
+    numHeads: base.numHeads,
+    numKvHeads: spec.numKvHeads,
+    headDim: spec.headDim,
+    headDimV: spec.headDimV,
+    windowLeft: base.windowLeft,
+    windowRight: base.windowRight,
+    softmaxScale: base.softmaxScale,
+    softcap: base.softcap,
+    alibiSlopes: base.alibiSlopes,
+    sinks: base.sinks,
+    returnLse: base.returnLse,
+    outShape: base.outShape,
+    lseShape: base.lseShape,
+    fixedSeqlenQ: base.fixedSeqlenQ,
+    outInto: base.outInto,
+    lseInto: base.lseInto,
+    numBlocks: spec.numBlocks,
+    blockSize: spec.blockSize,
     cache: view.cache,
-    ...rows,
+    kNew: rows.kNew,
+    vNew: rows.vNew,
+    totalNew: rows.totalNew,
     cuSeqlensNew,
-    ...layout,
+    cacheSeqlens: layout.cacheSeqlens,
+    seqlensK: layout.seqlensK,
+    blockTable: layout.blockTable,
+    maxBlocksPerSeq: layout.maxBlocksPerSeq,
+    maxSeqlenNew: layout.maxSeqlenNew,
   };
 }
