@@ -74,7 +74,10 @@ describe('the packed library', () => {
       /^(src|test|bench|scripts|notes|assembly|packages)\/|\.node$|results|\.pyc$|^web\/blank/.test(f),
     );
     expect(stray).toEqual([]);
-    expect(packed.sizes.library).toBeLessThan(400 * 1024);
+    // 435 KiB at 2026-12-01: two wasm builds and the inlined one for bundlers (~260 KiB), source maps with
+    // their sources, the CUDA sources build-cuda compiles. The stray-file check above is the sharp one; this
+    // catches a package that doubles.
+    expect(packed.sizes.library).toBeLessThan(512 * 1024);
     const manifest = JSON.parse(
       execFileSync('tar', ['-xzOf', packed.library, 'package/package.json'], { encoding: 'utf8' }),
     );
