@@ -15,18 +15,11 @@ import { addonCandidates, cudaAddon, loadCudaBackend } from '../src/cuda/backend
 import { encode, decode } from '../src/half.js';
 import { knobs, setKnobs, type Knobs } from '../src/knobs.js';
 import { createEngine } from '../src/node.js';
-import type { Engine, Tensor } from '../src/types.js';
+import { cudaEngineOrReason } from './cuda-helpers.js';
+import type { Tensor } from '../src/types.js';
 import { validateVarlen } from '../src/validate.js';
 
-let reason = '';
-let engine: Engine | null = null;
-try {
-  await loadCudaBackend();
-  engine = await createEngine({ backend: 'cuda' });
-} catch (e) {
-  reason = (e as Error).message;
-  console.log(`[flashattn] cuda engine tests skipped: ${reason}`);
-}
+const { engine, reason } = await cudaEngineOrReason('cuda engine tests');
 const gpu = engine !== null;
 const seed = freshSeed();
 

@@ -4,22 +4,14 @@
 // special lse values (-Infinity everywhere, +Infinity, NaN) as the host merge treats them; bad parts refused.
 // Skips without a GPU, with the reason.
 import { afterAll, describe, expect, it } from 'vitest';
-import { loadCudaBackend } from '../src/cuda/backend.js';
 import { decode, encode } from '../src/half.js';
 import { mergeAttention } from '../src/merge.js';
 import { createEngine } from '../src/node.js';
-import type { DeviceTensor, Engine, Tensor } from '../src/types.js';
+import { cudaEngineOrReason } from './cuda-helpers.js';
+import type { DeviceTensor, Tensor } from '../src/types.js';
 import { randn, rng } from './conformance/random.js';
 
-let reason = '';
-let engine: Engine | null = null;
-try {
-  await loadCudaBackend();
-  engine = await createEngine({ backend: 'cuda' });
-} catch (e) {
-  reason = (e as Error).message;
-  console.log(`[flashattn] cuda merge tests skipped: ${reason}`);
-}
+const { engine, reason } = await cudaEngineOrReason('cuda merge tests');
 afterAll(async () => {
   await engine?.dispose();
 });

@@ -7,20 +7,13 @@ import { spawnSync } from 'node:child_process';
 import { afterAll, describe, expect, it } from 'vitest';
 import { firstDiff } from './conformance/kvcache.js';
 import { randn, rng } from './conformance/random.js';
-import { cudaAddon, loadCudaBackend } from '../src/cuda/backend.js';
+import { cudaAddon } from '../src/cuda/backend.js';
 import { encode } from '../src/half.js';
 import { createEngine } from '../src/node.js';
-import type { DeviceTensor, Engine, Tensor, VarlenOptions } from '../src/types.js';
+import { cudaEngineOrReason } from './cuda-helpers.js';
+import type { DeviceTensor, Tensor, VarlenOptions } from '../src/types.js';
 
-let reason = '';
-let engine: Engine | null = null;
-try {
-  await loadCudaBackend();
-  engine = await createEngine({ backend: 'cuda' });
-} catch (e) {
-  reason = (e as Error).message;
-  console.log(`[flashattn] cuda stream tests skipped: ${reason}`);
-}
+const { engine, reason } = await cudaEngineOrReason('cuda stream tests');
 afterAll(async () => {
   await engine?.dispose();
 });
