@@ -10,6 +10,7 @@
  * a call happens before any of its reads, and a later call sees it. Every check that can refuse a call runs
  * before the write is enqueued: a rejected call leaves the cache as it was.
  */
+import { KvCacheDims } from '../kvcache/dims.js';
 import type { KvCacheSpec, KvProblem, KvWrite } from '../kvcache/problem.js';
 import type { KvCache } from '../kvcache/types.js';
 import type { Problem } from '../problem.js';
@@ -18,24 +19,13 @@ import type { NativeAddon, NativeContext, NativeOperand, NativePaging } from './
 import { CudaTensor, bytesOf } from './tensor.js';
 
 /** A KV cache of one cuda engine. Its `k` and `v` belong to it: their dispose() does nothing, the cache's frees them. */
-class CudaKvCache implements KvCache {
-  readonly numBlocks: number;
-  readonly blockSize: number;
-  readonly numKvHeads: number;
-  readonly headDim: number;
-  readonly headDimV: number;
-  readonly dtype: KvCacheSpec['dtype'];
+class CudaKvCache extends KvCacheDims implements KvCache {
   readonly k: CudaTensor;
   readonly v: CudaTensor;
   #disposed = false;
 
   constructor(spec: KvCacheSpec, k: CudaTensor, v: CudaTensor) {
-    this.numBlocks = spec.numBlocks;
-    this.blockSize = spec.blockSize;
-    this.numKvHeads = spec.numKvHeads;
-    this.headDim = spec.headDim;
-    this.headDimV = spec.headDimV;
-    this.dtype = spec.dtype;
+    super(spec);
     this.k = k;
     this.v = v;
   }

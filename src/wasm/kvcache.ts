@@ -8,6 +8,7 @@
  * writes its rows on the calling thread after every check that can refuse it (the façade's, the resident
  * inputs', the 4 GiB layout), and before the kernel reads anything: a rejected call leaves the cache as it was.
  */
+import { KvCacheDims } from '../kvcache/dims.js';
 import type { BackendOutput } from '../backend.js';
 import { typeErr, words } from '../errors.js';
 import { MAX_ROWS } from '../kvcache/layout.js';
@@ -56,25 +57,14 @@ const bytesOf = (dtype: DType) => (dtype === 'float32' ? 4 : 2);
 const gib = (bytes: number) => `${(bytes / 2 ** 30).toFixed(2)} GiB`;
 
 /** A KV cache of one wasm engine. Its `k` and `v` belong to it: their dispose() does nothing, the cache's frees them. */
-class WasmKvCache implements KvCache {
-  readonly numBlocks: number;
-  readonly blockSize: number;
-  readonly numKvHeads: number;
-  readonly headDim: number;
-  readonly headDimV: number;
-  readonly dtype: DType;
+class WasmKvCache extends KvCacheDims implements KvCache {
   readonly k: WasmTensor;
   readonly v: WasmTensor;
   readonly #pool: Pool;
   readonly #caches: KvCaches;
 
   constructor(spec: KvCacheSpec, pool: Pool, caches: KvCaches, owner: TensorOwner) {
-    this.numBlocks = spec.numBlocks;
-    this.blockSize = spec.blockSize;
-    this.numKvHeads = spec.numKvHeads;
-    this.headDim = spec.headDim;
-    this.headDimV = spec.headDimV;
-    this.dtype = spec.dtype;
+    super(spec);
     const rows = [spec.numBlocks, spec.blockSize, spec.numKvHeads];
     this.k = new WasmTensor([...rows, spec.headDim], spec.dtype, owner, pool.k, this);
     this.v = new WasmTensor([...rows, spec.headDimV], spec.dtype, owner, pool.v, this);

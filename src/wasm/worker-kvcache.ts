@@ -8,6 +8,7 @@
  * A handle's `dispose()`, or its finalizer, posts the worker a 'kvFree', which the worker runs in order with
  * the calls posted before it; the engine's dispose marks every handle disposed (the worker and its memory go).
  */
+import { KvCacheDims } from '../kvcache/dims.js';
 import type { KvCacheSpec } from '../kvcache/problem.js';
 import type { KvCache } from '../kvcache/types.js';
 import type { AnyTensor, DType, DeviceTensor } from '../types.js';
@@ -73,25 +74,14 @@ function foreign(t: AnyTensor, name: string): TypeError {
 }
 
 /** A KV cache of a one-worker engine: the page's handle of a pool in the worker. */
-class WorkerKvCache implements KvCache {
-  readonly numBlocks: number;
-  readonly blockSize: number;
-  readonly numKvHeads: number;
-  readonly headDim: number;
-  readonly headDimV: number;
-  readonly dtype: DType;
+class WorkerKvCache extends KvCacheDims implements KvCache {
   readonly k: WorkerTensor;
   readonly v: WorkerTensor;
   readonly #state: PoolState;
   readonly #caches: WorkerKvCaches;
 
   constructor(spec: KvCacheSpec, state: PoolState, caches: WorkerKvCaches) {
-    this.numBlocks = spec.numBlocks;
-    this.blockSize = spec.blockSize;
-    this.numKvHeads = spec.numKvHeads;
-    this.headDim = spec.headDim;
-    this.headDimV = spec.headDimV;
-    this.dtype = spec.dtype;
+    super(spec);
     const rows = [spec.numBlocks, spec.blockSize, spec.numKvHeads];
     this.k = new WorkerTensor([...rows, spec.headDim], spec.dtype, caches, state, 'k', this);
     this.v = new WorkerTensor([...rows, spec.headDimV], spec.dtype, caches, state, 'v', this);
