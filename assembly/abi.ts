@@ -27,7 +27,7 @@ export const P_LSEA: i32 = 18; // lse index = q0 * A + h * B + i
 export const P_LSEB: i32 = 19;
 export const P_SCRATCH: i32 = 20; // per-thread scratch: thread t's at SCRATCH + t * SCRATCH_STRIDE
 export const P_SCRATCH_STRIDE: i32 = 21;
-export const P_PARTIAL: i32 = 22; // split chunks' partial slots (slotBytes(Dv) each)
+export const P_PARTIAL: i32 = 22; // splits' partial slots (slotBytes(Dv) each)
 export const P_PARENTS: i32 = 23;
 export const P_SINKS: i32 = 24; // 0 = no sinks; [H] f32 sink logits already multiplied by log2(e)
 export const P_TABLE: i32 = 25; // paged calls: byte address of the block table (the call's copy, i32 block ids)
@@ -52,15 +52,15 @@ export const I_I0: i32 = 6; // first query row (in the sequence)
 export const I_NR: i32 = 7; // query rows per head
 export const I_KS: i32 = 8; // key range [ks, ke) in the sequence
 export const I_KE: i32 = 9;
-export const I_PARENT: i32 = 10; // -1, or the split parent this chunk belongs to
-export const I_SLOT: i32 = 11; // partial slot of this chunk
+export const I_PARENT: i32 = 10; // -1, or the split parent this split belongs to
+export const I_SLOT: i32 = 11; // partial slot of this split
 export const I_NK: i32 = 12; // kv heads in the item (> 1: a decode item, one group of 4 rows per kv head)
 
 // ---- split parent (PARENT_INTS slots) ------------------------------------------------------
 export const PARENT_INTS: i32 = 4;
-export const PA_LEFT: i32 = 0; // chunks still running (atomic): the one that takes it to 0 combines
-export const PA_CHUNKS: i32 = 1;
-export const PA_FIRST: i32 = 2; // slot of chunk 0; the chunks' slots follow in order
+export const PA_LEFT: i32 = 0; // splits still running (atomic): the one that takes it to 0 combines
+export const PA_SPLITS: i32 = 1;
+export const PA_FIRST: i32 = 2; // slot of split 0; the splits' slots follow in order
 
 // ---- tiling the host plans with ------------------------------------------------------------
 export const BM: i32 = 64; // virtual query rows per item

@@ -1,9 +1,9 @@
-// The end of an item: rows normalised and written out. A split item's chunks each leave a
-// partial (m, l, O); the last to finish merges them here in chunk order, never in finishing
-// order, so the result does not depend on which thread ran which chunk.
+// The end of an item: rows normalised and written out. The splits of a split item each leave a
+// partial (m, l, O); the last to finish merges them here in split order, never in finishing
+// order, so the result does not depend on which thread ran which split.
 
 import {
-  I_H0, I_I0, I_NG, I_NK, I_NR, I_Q0, I_SLOT, PA_CHUNKS, PA_FIRST, PA_LEFT, PARENT_INTS, P_LSE, P_LSEA, P_LSEB,
+  I_H0, I_I0, I_NG, I_NK, I_NR, I_Q0, I_SLOT, PA_SPLITS, PA_FIRST, PA_LEFT, PARENT_INTS, P_LSE, P_LSEA, P_LSEB,
   P_OUT, P_PARENTS, P_PARTIAL, P_SINKS, SLOT_ROWS,
 } from './abi';
 import { exp2v, madd, st } from './simd';
@@ -12,11 +12,11 @@ import { LN2, gDv, gDvp, gH, gParams, headOf, rowOf, rowsPerKv, sHI, sL, sLO, sM
 const PARENT_BYTES: usize = PARENT_INTS * 4;
 
 /**
- * One chunk of a split key range is done: its partial (m, l, O) goes to its slot, and the chunk
+ * One split of a key range is done: its partial (m, l, O) goes to its slot, and the split
  * that brings the parent's count to zero (whichever thread ran it) combines all the slots.
  */
 // @ts-ignore: decorator
-@inline export function chunkDone<T>(it: usize, parent: i32, R: i32): void {
+@inline export function splitDone<T>(it: usize, parent: i32, R: i32): void {
   const P = gParams;
   const Dvp4 = <usize>gDvp * 4;
   const slotSize = <usize>slotBytes(gDv);
@@ -29,19 +29,19 @@ const PARENT_BYTES: usize = PARENT_INTS * 4;
   }
   const pr = <usize>load<u32>(P + P_PARENTS * 4) + <usize>parent * PARENT_BYTES;
   if (atomic.sub<i32>(pr + PA_LEFT * 4, 1) == 1) {
-    const nChunks = load<i32>(pr + PA_CHUNKS * 4), first = load<i32>(pr + PA_FIRST * 4);
+    const nSplits = load<i32>(pr + PA_SPLITS * 4), first = load<i32>(pr + PA_FIRST * 4);
     finish<T>(it, part + <usize>first * slotSize, part + <usize>first * slotSize + SLOT_ROWS * 4,
-      part + <usize>first * slotSize + SLOT_ROWS * 8, nChunks, slotSize);
+      part + <usize>first * slotSize + SLOT_ROWS * 8, nSplits, slotSize);
   }
 }
 
 /**
- * Writes the item's rows (padding rows of a decode item skipped): out = O / l and lse = (m + log2 l) ln 2, combining `chunks` partial
+ * Writes the item's rows (padding rows of a decode item skipped): out = O / l and lse = (m + log2 l) ln 2, combining `splits` partial
  * results `slotSize` bytes apart in their fixed order. Rows that see no key get 0 and -Infinity.
  * With sinks (log2-domain logits s_h), l gains 2^(s_h - m): out = O / (l + 2^(s_h - m)) and
  * lse = (M + log2(l 2^(m - M) + 2^(s_h - M))) ln 2 with M = max(m, s_h); an empty row's lse is s_h ln 2.
  */
-export function finish<T>(it: usize, mp: usize, lp: usize, op: usize, chunks: i32, slotSize: usize): void {
+export function finish<T>(it: usize, mp: usize, lp: usize, op: usize, splits: i32, slotSize: usize): void {
   const P = gParams;
   const q0 = load<i32>(it + I_Q0 * 4), h0 = load<i32>(it + I_H0 * 4), ng = load<i32>(it + I_NG * 4);
   const i0 = load<i32>(it + I_I0 * 4), nr = load<i32>(it + I_NR * 4), nk = load<i32>(it + I_NK * 4);
@@ -64,19 +64,19 @@ export function finish<T>(it: usize, mp: usize, lp: usize, op: usize, chunks: i3
       for (let d = 0; d < Dv; d++) st<T>(orow + <usize>d * esize, 0);
     } else {
       let m: f32, l: f32, o: usize;
-      if (chunks == 1) {
+      if (splits == 1) {
         m = load<f32>(mp + <usize>r * 4);
         l = load<f32>(lp + <usize>r * 4);
         o = op + <usize>r * <usize>Dvp * 4;
       } else {
-        // fixed-order combine of the chunks' (m, l, O)
+        // fixed-order combine of the splits' (m, l, O)
         m = -Infinity;
-        for (let c = 0; c < chunks; c++) m = max(m, load<f32>(mp + <usize>c * slotSize + <usize>r * 4));
+        for (let c = 0; c < splits; c++) m = max(m, load<f32>(mp + <usize>c * slotSize + <usize>r * 4));
         const mu = m == -Infinity ? <f32>0 : m;
         l = 0;
         o = acc + <usize>r * <usize>Dvp * 4;
         memory.fill(o, 0, <usize>Dvp * 4);
-        for (let c = 0; c < chunks; c++) {
+        for (let c = 0; c < splits; c++) {
           const mc = load<f32>(mp + <usize>c * slotSize + <usize>r * 4);
           const w = exp2v(f32x4.splat(mc - mu));
           l += f32x4.extract_lane(w, 0) * load<f32>(lp + <usize>c * slotSize + <usize>r * 4);

@@ -10,10 +10,10 @@
 //      of <= 4 rows instead take dot products straight from the K rows, unstaged; a tile whose
 //      scores are too large for float32 sums is redone in float64),
 //   3. applies softcap / ALiBi / the mask (bitselect, boundary tiles only) and the online softmax
-//      in the log2 domain, four rows per vector (running max m, sum l, rescale factor alpha),
-//   4. adds P V into the row-major accumulator O (4 rows x 8 dims micro-tile), rescaled by alpha.
-// At the end each row is normalised once (or, for an item that is one chunk of a split key
-// range, its partial (m, l, O) is stored and the last chunk to finish combines all chunks in
+//      in the log2 domain, four rows per vector (running max m, sum l, rescale factor corr),
+//   4. adds P V into the row-major accumulator O (4 rows x 8 dims micro-tile), rescaled by corr.
+// At the end each row is normalised once (or, for an item that is one split of a key
+// range, its partial (m, l, O) is stored and the last split to finish combines all splits in
 // their fixed order). Nothing of size Lq x Lk exists; scratch is O(tile) per thread.
 //
 // Variants come from this one body: the dtype (generic T: f32, u16 = float16, i16 = bfloat16),
@@ -28,7 +28,7 @@
 //
 // Files: abi.ts (what the host writes), state.ts (per-thread globals, scratch layout), item.ts
 // (the work-item driver), stage.ts (1), scores.ts (2), softmax.ts (3), pv.ts (4), combine.ts
-// (the item's end, split chunks merged), rows.ts (K and V row addresses, contiguous or paged),
+// (the item's end, splits merged), rows.ts (K and V row addresses, contiguous or paged),
 // simd.ts (exp2, tanh, conversions, lane shuffles).
 
 import { DTYPE_F16, DTYPE_F32, P_DTYPE, P_PAGED, SLOT_ROWS } from './abi';

@@ -6,7 +6,7 @@ import {
   BM, I_H0, I_I0, I_K0, I_KE, I_KS, I_LK, I_LQ, I_NG, I_NK, I_NR, I_PARENT, I_Q0, ITEM_INTS, P_BLOCK, P_COUNTER,
   P_ITEMS, P_K, P_NITEMS, P_Q, P_TABLE, P_V,
 } from './abi';
-import { chunkDone, finish } from './combine';
+import { splitDone, finish } from './combine';
 import { pv, pvSafe, scaleP } from './pv';
 import { isPaged, pageRows, rowAt } from './rows';
 import { qk8, qkDirect, qkPrecise } from './scores';
@@ -162,7 +162,7 @@ function item<T, M>(it: usize): void {
     finish<T>(it, sM, sL, sO, 1, 0);
     return;
   }
-  chunkDone<T>(it, parent, R);
+  splitDone<T>(it, parent, R);
 }
 
 /** P V of the item's groups of rows, over V staged as T (float32, or raw float16). */

@@ -1,7 +1,7 @@
-// O = alpha O + P V for one key tile, P^T taken from sST.
+// O = corr O + P V for one key tile, P^T taken from sST.
 
 import { ld4raw, madd } from './simd';
-import { SROW, gDvp, sA, sHI, sLO, sMask, sO, sST, sVS } from './state';
+import { SROW, gDvp, sCorr, sHI, sLO, sMask, sO, sST, sVS } from './state';
 
 /**
  * 4 rows x 8 dims register tile; groups g0 .. g1-1 of 4 rows, each over the keys `gb` says it sees.
@@ -15,7 +15,7 @@ export function pv<T>(g0: i32, g1: i32, vsrc: usize, vstride: usize, gb: usize):
   const ostride = <usize>Dvp * 4;
   for (let g = g0; g < g1; g++) {
     const orow = sO + <usize>g * 4 * ostride;
-    const ap = sA + <usize>g * 16;
+    const ap = sCorr + <usize>g * 16;
     const jlo = load<i32>(gb + <usize>g * 8), jhi = load<i32>(gb + <usize>g * 8, 4);
     for (let dg = 0; dg < Dvp; dg += 8) {
       const op = orow + <usize>dg * 4;
@@ -67,7 +67,7 @@ export function pvSafe(R: i32, RH: i32, j0: i32, n: i32, vrow: usize): void {
   const ostride = <usize>Dvp * 4;
   for (let r = 0; r < R; r++) {
     const o = sO + <usize>r * ostride;
-    const al = v128.load32_splat(sA + <usize>r * 4);
+    const al = v128.load32_splat(sCorr + <usize>r * 4);
     for (let d = 0; d < Dvp; d += 4) v128.store(o + <usize>d * 4, f32x4.mul(v128.load(o + <usize>d * 4), al));
     const lo = max(load<i32>(sLO + <usize>r * 4) - j0, 0);
     const hi = min(load<i32>(sHI + <usize>r * 4) - j0, n - 1);

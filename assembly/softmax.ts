@@ -3,11 +3,11 @@
 // reduction is needed.
 
 import { exp2v, madd, tanhv } from './simd';
-import { SROW, gCapMul, sA, sDG, sHI, sL, sLO, sM, sSL, sST } from './state';
+import { SROW, gCapMul, sCorr, sDG, sHI, sL, sLO, sM, sSL, sST } from './state';
 
 /**
  * For each vector of four rows: transform the tile's scores (softcap, ALiBi, mask), take the
- * running max, turn S^T into P^T = 2^(s - m) in place, update l and leave alpha = 2^(m_old - m).
+ * running max, turn S^T into P^T = 2^(s - m) in place, update l and leave corr = 2^(m_old - m).
  * `masked`, `cap` and `alibi` are constants at every call site, so each variant is its own loop.
  */
 // @ts-ignore: decorator
@@ -49,7 +49,7 @@ import { SROW, gCapMul, sA, sDG, sHI, sL, sLO, sM, sSL, sST } from './state';
     }
     const mnew = f32x4.pmax(mold, f32x4.pmax(mx0, mx1));
     const mu = v128.andnot(mnew, f32x4.eq(mnew, negInf)); // -inf -> 0 so that -inf - mu = -inf
-    const alpha = exp2v(f32x4.sub(mold, mu));
+    const corr = exp2v(f32x4.sub(mold, mu));
     let l0 = f32x4.splat(0), l1 = f32x4.splat(0);
     sp = sST + ro;
     for (let j = 0; j < nj; j += 2) {
@@ -61,9 +61,9 @@ import { SROW, gCapMul, sA, sDG, sHI, sL, sLO, sM, sSL, sST } from './state';
       l1 = f32x4.add(l1, p1);
       sp += 2 * SROW;
     }
-    v128.store(sL + ro, madd(v128.load(sL + ro), alpha, f32x4.add(l0, l1)));
+    v128.store(sL + ro, madd(v128.load(sL + ro), corr, f32x4.add(l0, l1)));
     v128.store(sM + ro, mnew);
-    v128.store(sA + ro, alpha);
+    v128.store(sCorr + ro, corr);
   }
 }
 

@@ -39,7 +39,7 @@ export let sST: usize = 0; // [BN][BM] S^T, then P^T
 export let sO: usize = 0; // [BM][Dvp] accumulator
 export let sM: usize = 0; // [BM] running max (log2 domain)
 export let sL: usize = 0; // [BM] running sum
-export let sA: usize = 0; // [BM] rescale factor of the current tile
+export let sCorr: usize = 0; // [BM] rescale factor of the current tile
 export let sLO: usize = 0; // [BM] i32 first visible key
 export let sHI: usize = 0; // [BM] i32 last visible key
 export let sDG: usize = 0; // [BM] f32 diagonal d(i)
@@ -122,7 +122,7 @@ export function setup(params: usize, thread: i32): void {
   sO = s; s += Dvp * BM * 4;
   sM = s; s += BM * 4;
   sL = s; s += BM * 4;
-  sA = s; s += BM * 4;
+  sCorr = s; s += BM * 4;
   sLO = s; s += BM * 4;
   sHI = s; s += BM * 4;
   sDG = s; s += BM * 4;

@@ -12,7 +12,7 @@ import type { Problem } from '../src/problem.js';
 import type { AnyTensor, Engine, Tensor } from '../src/types.js';
 import { createWasmBackend, wasmFiles } from '../src/wasm/backend.js';
 import { NK_MAX } from '../src/wasm/abi.js';
-import { CHUNK, planItems } from '../src/wasm/plan.js';
+import { SPLIT_KEYS, planItems } from '../src/wasm/plan.js';
 import { bundledScript, firstDiff } from './wasm-helpers.js';
 
 describe('wasm engine', () => {
@@ -47,7 +47,9 @@ describe('wasm engine', () => {
     // decode items hold NK_MAX kv heads each (one group of 4 rows per kv head)
     const items = 8 / NK_MAX;
     expect(plan.parentCount).toBe(3 * items);
-    expect(plan.slotCount).toBe(items * (Math.ceil(3000 / CHUNK) + Math.ceil(1100 / CHUNK) + Math.ceil(5000 / CHUNK)));
+    expect(plan.slotCount).toBe(
+      items * (Math.ceil(3000 / SPLIT_KEYS) + Math.ceil(1100 / SPLIT_KEYS) + Math.ceil(5000 / SPLIT_KEYS)),
+    );
   });
 
   cases.forEach((c, i) => {

@@ -39,7 +39,7 @@ export const P_LSEB = 19;
 /** Per-thread scratch: thread t's at SCRATCH + t * SCRATCH_STRIDE. */
 export const P_SCRATCH = 20;
 export const P_SCRATCH_STRIDE = 21;
-/** Split chunks' partial slots (the kernel's slotBytes(Dv) each). */
+/** Splits' partial slots (the kernel's slotBytes(Dv) each). */
 export const P_PARTIAL = 22;
 export const P_PARENTS = 23;
 /** 0 = no sinks; [H] f32 sink logits already multiplied by log2(e). */
@@ -74,7 +74,7 @@ export const I_NR = 7;
 /** Key range [ks, ke) in the sequence. */
 export const I_KS = 8;
 export const I_KE = 9;
-/** -1, or the split parent this chunk belongs to; and the chunk's partial slot. */
+/** -1, or the split parent this split belongs to; and the split's partial slot. */
 export const I_PARENT = 10;
 export const I_SLOT = 11;
 /** kv heads in the item: > 1 for a decode item, whose rows are one group of 4 per kv head (padded). */
@@ -82,10 +82,10 @@ export const I_NK = 12;
 
 // ---- split parent (PARENT_INTS slots) ----
 export const PARENT_INTS = 4;
-/** Chunks still running (atomic): the chunk that takes it to 0 combines. */
+/** Splits still running (atomic): the split that takes it to 0 combines. */
 export const PA_LEFT = 0;
-export const PA_CHUNKS = 1;
-/** Slot of chunk 0; the chunks' slots follow in order. */
+export const PA_SPLITS = 1;
+/** Slot of split 0; the splits' slots follow in order. */
 export const PA_FIRST = 2;
 
 // ---- tiling the plan follows ----

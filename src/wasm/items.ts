@@ -7,10 +7,10 @@
  * read once per group. Where that leaves at most 4 rows per kv head (decode: 1 row x 4 heads), one
  * item takes up to NK_MAX adjacent kv heads, one group of 4 rows each, and reads each key's K and V
  * rows of all of them in one run. Items with few rows and a long key range are split into fixed
- * CHUNK-key pieces whose partial results the kernel combines in a fixed order: the split depends
+ * SPLIT_KEYS-key pieces whose partial results the kernel combines in a fixed order: the split depends
  * only on the problem, never on the thread count, so the result is bitwise identical for every
  * thread count. Items are ordered longest first so that the threads taking them from the shared
- * counter finish together, and the chunks of one key range together.
+ * counter finish together, and the splits of one key range together.
  *
  * The items are walked twice: once to count them (no allocation, so a call with too many is
  * refused before any memory proportional to it is taken), then to fill typed arrays.
@@ -33,7 +33,7 @@ import {
   I_SLOT,
   ITEM_INTS,
   NK_MAX,
-  PA_CHUNKS,
+  PA_SPLITS,
   PA_FIRST,
   PA_LEFT,
   PARENT_INTS,
@@ -42,9 +42,9 @@ import {
 
 /** Items of one kv head are split when they have at most this many rows; decode items of several, up to the kernel's partial slot size. */
 export const SPLIT_MAX_ROWS = 16;
-/** Keys per chunk of a split item, and the shortest key range that is split. */
-export const CHUNK = 512;
-export const SPLIT_MIN = 2 * CHUNK;
+/** Keys per split item, and the shortest key range that is split. */
+export const SPLIT_KEYS = 512;
+export const SPLIT_MIN = 2 * SPLIT_KEYS;
 /** Work items one call may have: the plan takes about 110 bytes of JavaScript memory per item. */
 export const MAX_ITEMS = 2 ** 22;
 
@@ -52,7 +52,7 @@ export interface ItemPlan {
   /** ITEM_INTS per item, longest first. */
   items: Int32Array;
   count: number;
-  /** PARENT_INTS per split parent (PA_ slots: chunks left, chunk count, first slot). */
+  /** PARENT_INTS per split parent (PA_ slots: splits left, split count, first slot). */
   parents: Int32Array;
   parentCount: number;
   slotCount: number;
@@ -98,9 +98,9 @@ interface Sink {
     slot: number,
     nk: number,
     cost: number,
-    chunk: number,
+    split: number,
   ): void;
-  parent(chunks: number, firstSlot: number): void;
+  parent(splits: number, firstSlot: number): void;
 }
 
 /** Heads per item and rows per head for a sequence of Lq query rows. */
@@ -160,11 +160,11 @@ function walk(p: Shape, sink: Sink): { count: number; parents: number; slots: nu
             sink.item(q0, lq, k0, lk, h0, ngi, i0, nri, 0, 0, -1, 0, nk, R, 0);
             count++;
           } else if (R <= (nk > 1 ? SLOT_ROWS : SPLIT_MAX_ROWS) && span > SPLIT_MIN) {
-            const chunks = Math.ceil(span / CHUNK);
-            sink.parent(chunks, slots);
-            for (let c = 0; c < chunks; c++) {
-              const ks = loMin + c * CHUNK,
-                ke = Math.min(hiMax + 1, ks + CHUNK);
+            const splits = Math.ceil(span / SPLIT_KEYS);
+            sink.parent(splits, slots);
+            for (let c = 0; c < splits; c++) {
+              const ks = loMin + c * SPLIT_KEYS,
+                ke = Math.min(hiMax + 1, ks + SPLIT_KEYS);
               sink.item(
                 q0,
                 lq,
@@ -184,8 +184,8 @@ function walk(p: Shape, sink: Sink): { count: number; parents: number; slots: nu
               );
             }
             parents++;
-            slots += chunks;
-            count += chunks;
+            slots += splits;
+            count += splits;
           } else {
             sink.item(
               q0,
@@ -228,12 +228,12 @@ export function planItems(p: Shape): ItemPlan {
   if (total.count > MAX_ITEMS) throw new RangeError(`a call of ${total.count} work items (more than ${MAX_ITEMS})`);
   const raw = new Int32Array(total.count * ITEM_INTS),
     costs = new Float64Array(total.count),
-    chunks = new Int32Array(total.count);
+    splits = new Int32Array(total.count);
   const parents = new Int32Array(total.parents * PARENT_INTS);
   let at = 0,
     pat = 0;
   walk(p, {
-    item(q0, lq, k0, lk, h0, ng, i0, nr, ks, ke, parent, slot, nk, cost, chunk) {
+    item(q0, lq, k0, lk, h0, ng, i0, nr, ks, ke, parent, slot, nk, cost, split) {
       const o = at * ITEM_INTS;
       raw[o + I_Q0] = q0;
       raw[o + I_LQ] = lq;
@@ -248,18 +248,18 @@ export function planItems(p: Shape): ItemPlan {
       raw[o + I_PARENT] = parent;
       raw[o + I_SLOT] = slot;
       raw[o + I_NK] = nk;
-      chunks[at] = chunk;
+      splits[at] = split;
       costs[at++] = cost;
     },
-    parent(chunks, first) {
+    parent(splits, first) {
       const o = pat++ * PARENT_INTS;
-      parents[o + PA_LEFT] = chunks;
-      parents[o + PA_CHUNKS] = chunks;
+      parents[o + PA_LEFT] = splits;
+      parents[o + PA_SPLITS] = splits;
       parents[o + PA_FIRST] = first;
     },
   });
   const order = Uint32Array.from({ length: total.count }, (_, i) => i).sort(
-    (a, b) => costs[b]! - costs[a]! || chunks[a]! - chunks[b]! || a - b,
+    (a, b) => costs[b]! - costs[a]! || splits[a]! - splits[b]! || a - b,
   );
   const items = new Int32Array(raw.length);
   for (let dst = 0; dst < order.length; dst++)

@@ -6,7 +6,7 @@ import type { Problem } from '../problem.js';
 import { ITEM_INTS, PARAMS_INTS, PARENT_INTS } from './abi.js';
 
 export {
-  CHUNK,
+  SPLIT_KEYS,
   type ItemCounts,
   type ItemPlan,
   type Paging,
