@@ -11,6 +11,7 @@ import {
   runSelfCheck,
   selfCheckInputs,
 } from '../src/cli/selfcheck.js';
+import { runKvSelfCheck } from '../src/cli/selfcheck-kv.js';
 import { engineFromBackend } from '../src/engine.js';
 import { createEngine } from '../src/node.js';
 import type { Engine, Tensor } from '../src/types.js';
@@ -30,19 +31,23 @@ async function skewed(
 ): Promise<{ engine: Engine; close: () => Promise<void> }> {
   const { createWasmBackend } = await import('../src/wasm/backend.js');
   const inner = await createWasmBackend({ threads: 1 });
+  const skew = <R extends { out: unknown }>(r: R): R => {
+    const o = r.out as Tensor;
+    if (o.data instanceof Float32Array) for (let i = 0; i < o.data.length; i += 7) o.data[i]! += delta;
+    else for (let i = 0; i < o.data.length; i += 7) o.data[i] ^= 0x40; // a few half ulps off
+    return r;
+  };
   const b: Backend = {
     name: 'wasm',
     threads: 1,
     info: inner.info,
     checkInputs: inner.checkInputs?.bind(inner),
     unsupported: (p) => refuse ?? inner.unsupported(p),
-    run: async (p) => {
-      const r = await inner.run(p);
-      const o = r.out as Tensor;
-      if (o.data instanceof Float32Array) for (let i = 0; i < o.data.length; i += 7) o.data[i]! += delta;
-      else for (let i = 0; i < o.data.length; i += 7) o.data[i] ^= 0x40; // a few half ulps off
-      return r;
-    },
+    run: async (p) => skew(await inner.run(p)),
+    createKvCache: inner.createKvCache?.bind(inner),
+    writeKvCache: inner.writeKvCache?.bind(inner),
+    attentionWithKvCache: async (p) => skew(await inner.attentionWithKvCache!(p)),
+    download: inner.download?.bind(inner),
     dispose: () => inner.dispose(),
   };
   return { engine: engineFromBackend(b), close: () => inner.dispose() };
@@ -54,6 +59,20 @@ describe('self-checks', () => {
       const r = await runSelfCheck(wasm, c, 100 + i);
       expect(r.ok, `${r.name}: ${r.detail}`).toBe(true);
       expect(r.skipped).toBeUndefined();
+    }
+  });
+
+  it('the KV cache check passes on the wasm engine and fails on one whose outputs are off', async () => {
+    for (const dtype of ['float32', 'float16', 'bfloat16'] as const) {
+      const r = await runKvSelfCheck(wasm, dtype, 5);
+      expect(r.ok, r.detail).toBe(true);
+    }
+    const bad = await skewed(3e-4);
+    try {
+      for (const dtype of ['float32', 'float16'] as const)
+        expect((await runKvSelfCheck(bad.engine, dtype, 5)).ok).toBe(false);
+    } finally {
+      await bad.close();
     }
   });
 

@@ -7,6 +7,7 @@ import { createEngine } from '../node.js';
 import type { BackendName, Engine } from '../types.js';
 import { type CommandSpec, type Values, flag } from './args.js';
 import { BAD_CALLS, SELF_CHECKS, badCallError, compareEngines, runSelfCheck } from './selfcheck.js';
+import { runKvSelfCheck } from './selfcheck-kv.js';
 
 const flags = {
   backend: flag.choice(['wasm', 'cuda'] as const, 'only this engine (default: both)'),
@@ -76,6 +77,19 @@ export async function doctor(o: Values<typeof flags>, log: (s: string) => void, 
         log(`  [${name}] FAIL ${r.name}: ${r.detail}`);
       }
     }
+    if (!device && !filter)
+      for (const [j, dtype] of (['float32', 'float16', 'bfloat16'] as const).entries()) {
+        const r = await runKvSelfCheck(engine, dtype, seed + 100 + j).catch((e: unknown) => ({
+          name: `KV cache decode step (${dtype} cache)`,
+          ok: false,
+          detail: `threw ${threw(e)}`,
+        }));
+        if (r.ok) p++;
+        else {
+          f++;
+          log(`  [${name}] FAIL ${r.name}: ${r.detail}`);
+        }
+      }
     log(`  ${name}: ${p} passed, ${f} failed, ${s} skipped`);
     passed += p;
     failed += f;

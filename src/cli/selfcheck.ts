@@ -43,6 +43,9 @@ export const SELF_CHECKS: readonly SelfCheck[] = [
   c('decode 32/8 heads, 1 x 2000', [1, 1], [2000, 700], { heads: [32, 8], dims: [128, 128] }),
   c('float16', [45], [45], { dtype: 'float16', options: { causal: true } }),
   c('bfloat16', [45], [90], { dtype: 'bfloat16', options: { window: [20, 0] } }),
+  c('attention sinks (and a sequence with no key)', [12, 3], [40, 0], {
+    options: { sinks: [0.5, -1, 2, 0], causal: true },
+  }),
 ];
 
 /** The relative norm bound of half-precision results (docs/semantics.md "Accuracy"). */
