@@ -67,7 +67,7 @@ if (calls.length) {
     const [dtype, shape] = k.split('|');
     const o = g.flashattn;
     lines.push(
-      `| ${dtype === 'bfloat16' ? 'bf16' : 'f16'} | ${shape} | ${o.ms.toFixed(3)}${o.kernelMeanMs != null ? ` / ${o.kernelMeanMs.toFixed(3)}` : ''} | ${o.awaitedMs?.toFixed(3) ?? ''} | ${c(o)} | ${o.awaitedMs != null ? `${((o.awaitedMs - (o.kernelMeanMs ?? o.ms)) * 1e3).toFixed(0)} us` : ''} | ${c(g['FA2 sdpa'])} | ${c(g['FA2 varlen_attn'])} | ${c(g['cuDNN sdpa'])} |`,
+      `| ${dtype === 'bfloat16' ? 'bf16' : 'f16'} | ${shape} | ${o.ms.toFixed(3)}${o.kernelMeanMs != null ? ` / ${o.kernelMeanMs.toFixed(3)}` : ''} | ${o.awaitedMs?.toFixed(3) ?? ''} | ${c(o)} | ${o.interleaved ? `${o.interleaved.overUs.toFixed(0)} us (interleaved)` : o.awaitedMs != null ? `${((o.awaitedMs - (o.kernelMeanMs ?? o.ms)) * 1e3).toFixed(0)} us` : ''} | ${c(g['FA2 sdpa'])} | ${c(g['FA2 varlen_attn'])} | ${c(g['cuDNN sdpa'])} |`,
     );
   }
 }
