@@ -13,7 +13,7 @@ import os from 'node:os';
 import { pathToFileURL } from 'node:url';
 import { encode } from '../../dist/half.js';
 import { WORKLOADS, makeWorkloadData } from '../../dist/cli/bench/workloads.js';
-import { rng } from '../../dist/cli/random.js';
+import { kvDecodeLayout } from '../../dist/cli/bench/kvcache.js';
 
 const distDefault = new URL('../../dist/', import.meta.url);
 
@@ -63,9 +63,7 @@ async function setup(e, d, variant, seed = 1234) {
   const kind = variant.replace(/\d+$/, '');
   const as = (x) => (dtype === 'float32' ? x : encode(x, dtype));
   const T = (x, shape) => ({ data: as(x), shape, dtype });
-  const batch = w.seqlensK.length,
-    rowK = w.numKvHeads * w.headDim,
-    rowV = w.numKvHeads * w.headDimV;
+  const batch = w.seqlensK.length;
   const q = T(d.q, [d.totalQ, w.numHeads, w.headDim]);
   if (kind === 'flat') {
     const k = await e.upload(T(d.k, [d.totalK, w.numKvHeads, w.headDim]));
@@ -74,36 +72,11 @@ async function setup(e, d, variant, seed = 1234) {
     return async () => (await e.attentionVarlen(q, k, v, o)).out.data;
   }
   const bs = kind === 'kvc' ? Math.max(...w.seqlensK) : 16;
-  const held = w.seqlensK.map((lk) => Math.ceil(lk / bs));
-  const m = Math.max(...held),
-    numBlocks = held.reduce((a, b) => a + b, 0);
-  const ids = Array.from({ length: numBlocks }, (_, i) => i);
-  const next = rng(seed);
-  for (let i = ids.length - 1; i > 0; i--) {
-    const j = Math.floor(next() * (i + 1));
-    [ids[i], ids[j]] = [ids[j], ids[i]];
-  }
-  const blockTable = new Int32Array(batch * m).fill(-1);
-  let taken = 0;
-  held.forEach((n, b) => {
-    for (let j = 0; j < n; j++) blockTable[b * m + j] = ids[taken++];
-  });
-  const cacheSeqlens = Int32Array.from(w.seqlensK, (lk) => lk - 1);
-  const cuHistory = new Int32Array(batch + 1),
-    cuNew = Int32Array.from({ length: batch + 1 }, (_, b) => b);
-  const histK = new Float32Array((d.totalK - batch) * rowK),
-    histV = new Float32Array((d.totalK - batch) * rowV);
-  const lastK = new Float32Array(batch * rowK),
-    lastV = new Float32Array(batch * rowV);
-  for (let b = 0; b < batch; b++) {
-    const k0 = d.cuSeqlensK[b],
-      c = cacheSeqlens[b];
-    cuHistory[b + 1] = cuHistory[b] + c;
-    histK.set(d.k.subarray(k0 * rowK, (k0 + c) * rowK), cuHistory[b] * rowK);
-    histV.set(d.v.subarray(k0 * rowV, (k0 + c) * rowV), cuHistory[b] * rowV);
-    lastK.set(d.k.subarray((k0 + c) * rowK, (k0 + c + 1) * rowK), b * rowK);
-    lastV.set(d.v.subarray((k0 + c) * rowV, (k0 + c + 1) * rowV), b * rowV);
-  }
+  const { numBlocks, blockTable, cacheSeqlens, cuHistory, cuNew, histK, histV, lastK, lastV } = kvDecodeLayout(
+    d,
+    bs,
+    seed,
+  );
   const cache = await e.createKvCache({
     numBlocks,
     blockSize: bs,

@@ -43,20 +43,21 @@ function relativeNorm(out: Float64Array, ref: Float64Array, tol: number): Check 
 /** The workload's rows as `dtype` data. */
 const rowsAs = (x: Float32Array, dtype: DType) => (dtype === 'float32' ? x : encode(x, dtype));
 
-/** The decode workload of `p` on a KV cache of each variant, at `t` threads. */
-export async function measureKvCache(run: BenchRun, e: Engine, p: Prepared, t: number): Promise<void> {
-  const { d } = p;
+/**
+ * A decode workload laid into a KV cache (bench/cpu/kv-ab.mjs uses it too): blocks of `bs` rows for every
+ * sequence's Lk rows handed out in a shuffled order (seeded), the history (each sequence's first Lk - 1
+ * rows, to write first) and the appended rows (its last, the call's kNew/vNew), from the workload's K, V.
+ */
+export function kvDecodeLayout(d: Prepared['d'], bs: number, seed: number) {
   const w = d.w,
-    bs = KV_BLOCK_SIZE,
     batch = w.seqlensK.length;
   const rowK = w.numKvHeads * w.headDim,
     rowV = w.numKvHeads * w.headDimV;
-  // Blocks for every sequence's Lk rows, handed out in a shuffled order.
   const held = w.seqlensK.map((lk) => Math.ceil(lk / bs));
   const m = Math.max(...held),
     numBlocks = held.reduce((a, b) => a + b, 0);
   const ids = Array.from({ length: numBlocks }, (_, i) => i);
-  const next = rng(run.opt.seed);
+  const next = rng(seed);
   for (let i = ids.length - 1; i > 0; i--) {
     const j = Math.floor(next() * (i + 1));
     [ids[i], ids[j]] = [ids[j]!, ids[i]!];
@@ -66,7 +67,6 @@ export async function measureKvCache(run: BenchRun, e: Engine, p: Prepared, t: n
   held.forEach((n, b) => {
     for (let j = 0; j < n; j++) blockTable[b * m + j] = ids[taken++]!;
   });
-  // The history (each sequence's first Lk - 1 rows) and the appended rows (its last), from the workload's K, V.
   const cacheSeqlens = Int32Array.from(w.seqlensK, (lk) => lk - 1);
   const cuHistory = new Int32Array(batch + 1),
     cuNew = Int32Array.from({ length: batch + 1 }, (_, b) => b);
@@ -83,6 +83,20 @@ export async function measureKvCache(run: BenchRun, e: Engine, p: Prepared, t: n
     lastK.set(d.k.subarray((k0 + c) * rowK, (k0 + c + 1) * rowK), b * rowK);
     lastV.set(d.v.subarray((k0 + c) * rowV, (k0 + c + 1) * rowV), b * rowV);
   }
+  return { numBlocks, blockTable, cacheSeqlens, cuHistory, cuNew, histK, histV, lastK, lastV };
+}
+
+/** The decode workload of `p` on a KV cache of each variant, at `t` threads. */
+export async function measureKvCache(run: BenchRun, e: Engine, p: Prepared, t: number): Promise<void> {
+  const { d } = p;
+  const w = d.w,
+    bs = KV_BLOCK_SIZE,
+    batch = w.seqlensK.length;
+  const { numBlocks, blockTable, cacheSeqlens, cuHistory, cuNew, histK, histV, lastK, lastV } = kvDecodeLayout(
+    d,
+    bs,
+    run.opt.seed,
+  );
   const tag = `  ${w.id} ${t}t `;
   for (const { dtype, impl, label: name } of KV_VARIANTS) {
     const label = `${tag}${`  ${name}`.padEnd(17)}`;
