@@ -68,6 +68,10 @@ export class CudaKvCaches {
       new CudaTensor([...rows, spec.headDim], spec.dtype, k, this.owner, true),
       new CudaTensor([...rows, spec.headDimV], spec.dtype, v, this.owner, true),
     );
+    for (const r of this.#live) {
+      const c = r.deref();
+      if (!c || c.disposed) this.#live.delete(r); // collected or disposed: nothing left for disposeAll
+    }
     this.#live.add(new WeakRef(cache));
     return cache;
   }
