@@ -3,8 +3,9 @@
  * of prompts prefilled at once, then one token per sequence per step, with tokens per second. The
  * attention inputs are random (there is no model here); the shapes are a 32/8-head, d128 layer.
  */
+import { encode } from '../half.js';
 import { KvBlocks } from '../kvcache/blocks.js';
-import type { Engine, Tensor } from '../types.js';
+import type { DType, Engine, Tensor } from '../types.js';
 import { randn, rng } from './random.js';
 
 export async function decodeDemo(engine: Engine, log: (s: string) => void, steps = 64): Promise<number> {
@@ -14,20 +15,23 @@ export async function decodeDemo(engine: Engine, log: (s: string) => void, steps
     blockSize = 16;
   const prompts = [700, 130, 1024, 513];
   const next = rng(2026);
+  // Each engine's own format: the GPU computes in halves (a float32 cache would be gathered and converted
+  // every step), the CPU reads float32 as fast as float16.
+  const dtype: DType = engine.backend === 'cuda' ? 'bfloat16' : 'float32';
   const t = (rows: number, heads: number): Tensor => ({
-    data: randn(next, rows * heads * D),
+    data: encode(randn(next, rows * heads * D), dtype),
     shape: [rows, heads, D],
-    dtype: 'float32',
+    dtype,
   });
   const total = prompts.reduce((a, b) => a + b, 0);
   const numBlocks = prompts.reduce((n, p) => n + Math.ceil((p + steps) / blockSize), 0);
-  const cache = await engine.createKvCache({ numBlocks, blockSize, numKvHeads: Hk, headDim: D });
+  const cache = await engine.createKvCache({ numBlocks, blockSize, numKvHeads: Hk, headDim: D, dtype });
   try {
     const blocks = new KvBlocks(cache);
     const seqs = prompts.map(() => blocks.addSequence());
     const cu = Int32Array.from([0, ...prompts.map((_, i) => prompts.slice(0, i + 1).reduce((a, b) => a + b, 0))]);
     log(
-      `decode: ${prompts.length} sequences, prompts [${prompts.join(', ')}], ${H}/${Hk} heads, d ${D}, blocks of ${blockSize} keys`,
+      `decode: ${prompts.length} sequences, prompts [${prompts.join(', ')}], ${H}/${Hk} heads, d ${D}, ${dtype}, blocks of ${blockSize} keys`,
     );
     let t0 = performance.now();
     await engine.attentionWithKvCache(t(total, H), cache, {
