@@ -13,7 +13,7 @@ import os from 'node:os';
 import { pathToFileURL } from 'node:url';
 import { encode } from '../../dist/half.js';
 import { WORKLOADS, makeWorkloadData } from '../../dist/cli/bench/workloads.js';
-import { kvDecodeLayout } from '../../dist/cli/bench/kvcache.js';
+import { kvDecodeLayout, loadDecodeCache } from '../../dist/cli/bench/kvcache.js';
 
 const distDefault = new URL('../../dist/', import.meta.url);
 
@@ -63,7 +63,6 @@ async function setup(e, d, variant, seed = 1234) {
   const kind = variant.replace(/\d+$/, '');
   const as = (x) => (dtype === 'float32' ? x : encode(x, dtype));
   const T = (x, shape) => ({ data: as(x), shape, dtype });
-  const batch = w.seqlensK.length;
   const q = T(d.q, [d.totalQ, w.numHeads, w.headDim]);
   if (kind === 'flat') {
     const k = await e.upload(T(d.k, [d.totalK, w.numKvHeads, w.headDim]));
@@ -72,38 +71,7 @@ async function setup(e, d, variant, seed = 1234) {
     return async () => (await e.attentionVarlen(q, k, v, o)).out.data;
   }
   const bs = kind === 'kvc' ? Math.max(...w.seqlensK) : 16;
-  const { numBlocks, blockTable, cacheSeqlens, cuHistory, cuNew, histK, histV, lastK, lastV } = kvDecodeLayout(
-    d,
-    bs,
-    seed,
-  );
-  const cache = await e.createKvCache({
-    numBlocks,
-    blockSize: bs,
-    numKvHeads: w.numKvHeads,
-    headDim: w.headDim,
-    headDimV: w.headDimV,
-    dtype,
-  });
-  await e.writeKvCache(
-    cache,
-    T(histK, [d.totalK - batch, w.numKvHeads, w.headDim]),
-    T(histV, [d.totalK - batch, w.numKvHeads, w.headDimV]),
-    {
-      cacheSeqlens: new Int32Array(batch),
-      blockTable,
-      cuSeqlensNew: cuHistory,
-    },
-  );
-  const o = {
-    cuSeqlensQ: d.cuSeqlensQ,
-    cacheSeqlens,
-    blockTable,
-    kNew: T(lastK, [batch, w.numKvHeads, w.headDim]),
-    vNew: T(lastV, [batch, w.numKvHeads, w.headDimV]),
-    cuSeqlensNew: cuNew,
-    causal: w.causal,
-  };
+  const { cache, options: o } = await loadDecodeCache(e, d, kvDecodeLayout(d, bs, seed), bs, dtype);
   return async () => (await e.attentionWithKvCache(q, cache, o)).out.data;
 }
 

@@ -7,7 +7,7 @@
  * relative norm bound 2e-3 against the reference on the same rounded inputs. GB/s counts the cache's bytes.
  */
 import { decode, encode } from '../../half.js';
-import type { KvCache } from '../../kvcache/types.js';
+import type { KvCache, KvCacheCallOptions } from '../../kvcache/types.js';
 import type { Problem } from '../../problem.js';
 import { referenceProblem } from '../../reference.js';
 import type { DType, Engine, Tensor } from '../../types.js';
@@ -86,51 +86,62 @@ export function kvDecodeLayout(d: Prepared['d'], bs: number, seed: number) {
   return { numBlocks, blockTable, cacheSeqlens, cuHistory, cuNew, histK, histV, lastK, lastV };
 }
 
+/**
+ * A cache of `e` in `dtype` holding the layout's history (one writeKvCache), and the options of the decode
+ * call that appends each sequence's last row and attends (q is the caller's).
+ */
+export async function loadDecodeCache(
+  e: Engine,
+  d: Prepared['d'],
+  layout: ReturnType<typeof kvDecodeLayout>,
+  bs: number,
+  dtype: DType,
+): Promise<{ cache: KvCache; options: KvCacheCallOptions }> {
+  const w = d.w,
+    batch = w.seqlensK.length;
+  const T = (x: Float32Array, shape: number[]): Tensor => ({ data: rowsAs(x, dtype), shape, dtype });
+  const cache = await e.createKvCache({
+    numBlocks: layout.numBlocks,
+    blockSize: bs,
+    numKvHeads: w.numKvHeads,
+    headDim: w.headDim,
+    headDimV: w.headDimV,
+    dtype,
+  });
+  await e.writeKvCache(
+    cache,
+    T(layout.histK, [d.totalK - batch, w.numKvHeads, w.headDim]),
+    T(layout.histV, [d.totalK - batch, w.numKvHeads, w.headDimV]),
+    { cacheSeqlens: new Int32Array(batch), blockTable: layout.blockTable, cuSeqlensNew: layout.cuHistory },
+  );
+  const options: KvCacheCallOptions = {
+    cuSeqlensQ: d.cuSeqlensQ,
+    cacheSeqlens: layout.cacheSeqlens,
+    blockTable: layout.blockTable,
+    kNew: T(layout.lastK, [batch, w.numKvHeads, w.headDim]),
+    vNew: T(layout.lastV, [batch, w.numKvHeads, w.headDimV]),
+    cuSeqlensNew: layout.cuNew,
+    causal: w.causal,
+  };
+  return { cache, options };
+}
+
 /** The decode workload of `p` on a KV cache of each variant, at `t` threads. */
 export async function measureKvCache(run: BenchRun, e: Engine, p: Prepared, t: number): Promise<void> {
   const { d } = p;
   const w = d.w,
-    bs = KV_BLOCK_SIZE,
-    batch = w.seqlensK.length;
-  const { numBlocks, blockTable, cacheSeqlens, cuHistory, cuNew, histK, histV, lastK, lastV } = kvDecodeLayout(
-    d,
-    bs,
-    run.opt.seed,
-  );
+    bs = KV_BLOCK_SIZE;
+  const layout = kvDecodeLayout(d, bs, run.opt.seed);
   const tag = `  ${w.id} ${t}t `;
   for (const { dtype, impl, label: name } of KV_VARIANTS) {
     const label = `${tag}${`  ${name}`.padEnd(17)}`;
     const T = (x: Float32Array, shape: number[]): Tensor => ({ data: rowsAs(x, dtype), shape, dtype });
     let cache: KvCache | null = null;
     try {
-      const kv = (cache = await e.createKvCache({
-        numBlocks,
-        blockSize: bs,
-        numKvHeads: w.numKvHeads,
-        headDim: w.headDim,
-        headDimV: w.headDimV,
-        dtype,
-      }));
-      await e.writeKvCache(
-        kv,
-        T(histK, [d.totalK - batch, w.numKvHeads, w.headDim]),
-        T(histV, [d.totalK - batch, w.numKvHeads, w.headDimV]),
-        {
-          cacheSeqlens: new Int32Array(batch),
-          blockTable,
-          cuSeqlensNew: cuHistory,
-        },
-      );
+      const loaded = await loadDecodeCache(e, d, layout, bs, dtype);
+      const kv = (cache = loaded.cache);
+      const { options } = loaded;
       const q = T(d.q, [d.totalQ, w.numHeads, w.headDim]);
-      const options = {
-        cuSeqlensQ: d.cuSeqlensQ,
-        cacheSeqlens,
-        blockTable,
-        kNew: T(lastK, [batch, w.numKvHeads, w.headDim]),
-        vNew: T(lastV, [batch, w.numKvHeads, w.headDimV]),
-        cuSeqlensNew: cuNew,
-        causal: w.causal,
-      };
       // the reference on the values the engine computes with (halves: the rounded inputs)
       let ref = p.ref;
       if (dtype !== 'float32') {
