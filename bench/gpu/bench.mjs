@@ -63,12 +63,6 @@ async function inputs(s) {
   };
 }
 
-/**
- * The call as a user sees it (wall clock around the public API), three ways: back to back, each
- * awaited (a call resolves once enqueued; one synchronize at the end), per call; awaited and then
- * synchronized (its kernels done) each time, median; and 20 calls in flight (issued without
- * awaiting, then one synchronize), per call. Outputs are disposed as they come.
- */
 /** n calls awaited back to back, one synchronize at the end: ms per call (outputs disposed as they come). */
 async function awaitedLoop(q, k, v, options, n) {
   const t0 = performance.now();
@@ -81,19 +75,22 @@ async function awaitedLoop(q, k, v, options, n) {
   return (performance.now() - t0) / n;
 }
 
+/**
+ * The call as a user sees it (wall clock around the public API), three ways: back to back, each
+ * awaited (a call resolves once enqueued; one synchronize at the end), per call; awaited and then
+ * synchronized (its kernels done) each time, median; and 20 calls in flight (issued without
+ * awaiting, then one synchronize), per call. Outputs are disposed as they come.
+ */
 async function callTimes(q, k, v, options, n = 30) {
   const sync = () => (engine.synchronize ? engine.synchronize() : undefined);
   const drop = (r) => {
     r.out.dispose();
     r.lse?.dispose();
   };
-  for (let i = 0; i < 3; i++) drop(await engine.attentionVarlen(q, k, v, options));
-  await sync();
-  let t0 = performance.now();
-  for (let i = 0; i < n; i++) drop(await engine.attentionVarlen(q, k, v, options));
-  await sync();
-  const backToBack = (performance.now() - t0) / n;
+  await awaitedLoop(q, k, v, options, 3); // warm-up
+  const backToBack = await awaitedLoop(q, k, v, options, n);
   const times = [];
+  let t0;
   for (let i = 0; i < n; i++) {
     t0 = performance.now();
     const r = await engine.attentionVarlen(q, k, v, options);
