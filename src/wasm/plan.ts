@@ -102,29 +102,11 @@ export function layout(
   const scratch = take(threads * scratchStride);
   const slotBytes = k.slotBytes(p.headDimV);
   const partial = take(slotCount * slotBytes);
-  if (moveInputs) {
-    const q2 = input(resident.q, qBytes);
-    const k2 = input(resident.k, kBytes);
-    const v2 = input(resident.v, vBytes);
-    return {
-      params,
-      items,
-      parents,
-      alibi,
-      sinks,
-      table,
-      q: q2,
-      k: k2,
-      v: v2,
-      out,
-      lse,
-      scratch,
-      scratchStride,
-      partial,
-      slotBytes,
-      end: at,
-    };
-  }
+  // moveInputs: q, k and v after everything else (their first places stay reserved, so the offsets of
+  // everything before them are the same in both layouts).
+  const [q2, k2, v2] = moveInputs
+    ? [input(resident.q, qBytes), input(resident.k, kBytes), input(resident.v, vBytes)]
+    : [q, kk, v];
   return {
     params,
     items,
@@ -132,9 +114,9 @@ export function layout(
     alibi,
     sinks,
     table,
-    q,
-    k: kk,
-    v,
+    q: q2,
+    k: k2,
+    v: v2,
     out,
     lse,
     scratch,
