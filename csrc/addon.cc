@@ -8,6 +8,7 @@
 #include "context.h"
 #include "aux_kernels.h"
 #include "device_buffer.h"
+#include "pinned.h"
 
 namespace addon {
 namespace {
@@ -95,7 +96,11 @@ static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   exports.Set("merge", Napi::Function::New(env, Merge));
   exports.Set("timeAttention", Napi::Function::New(env, TimeAttention));
   exports.Set("copyBandwidth", Napi::Function::New(env, CopyBandwidth));
+  exports.Set("hostArray", Napi::Function::New(env, HostArray));
   exports.Set("liveBytes", Napi::Function::New(env, LiveBytes));
+  exports.Set("livePinnedBytes", Napi::Function::New(env, [](const Napi::CallbackInfo& i) -> Napi::Value {
+                return Napi::Number::New(i.Env(), double(livePinnedBytes()));
+              }));
   exports.Set("poolBytes", Napi::Function::New(env, PoolBytes));
   exports.Set("trap", Napi::Function::New(env, Trap));
   return exports;

@@ -4,6 +4,7 @@
 
 #include "async.h"
 #include "copy_pool.h"
+#include "pinned.h"
 
 namespace addon {
 
@@ -127,6 +128,10 @@ size_t chunkBytes(size_t bytes, size_t c) {
 // up with the link; the copies are enqueued before this returns, so the next work on the stream
 // (the call's kernels) follows all of them.
 std::string Context::copyIn(void* dst, const void* src, size_t bytes) {
+  if (std::shared_ptr<PinnedBlock> b = bytes ? pinnedBlockOf(src, bytes) : nullptr) {  // engine.hostTensor: one DMA
+    FA_TRY(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream), "cudaMemcpyAsync (to the GPU)");
+    return b->used(stream);
+  }
   FirstError fe;
   parallelFor(chunkCount(bytes), [&](size_t c) {
     if (fe.any()) return;
@@ -147,6 +152,16 @@ std::string Context::copyIn(void* dst, const void* src, size_t bytes) {
 // work before it on the stream), waited for, then memcpy to `dst`; the threads' copies overlap
 // each other's memcpys. A kernel fault enqueued before surfaces at the first wait, with its message.
 std::string Context::copyOut(void* dst, const void* src, size_t bytes) {
+  if (std::shared_ptr<PinnedBlock> b = bytes ? pinnedBlockOf(dst, bytes) : nullptr) {  // straight into the array
+    FA_TRY(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream), "cudaMemcpyAsync (from the GPU)");
+    if (std::string e = b->used(stream); !e.empty()) return e;
+    cudaEvent_t done;
+    FA_TRY(cudaEventCreateWithFlags(&done, cudaEventDisableTiming), "cudaEventCreate");
+    cudaError_t r = cudaEventRecord(done, stream);
+    if (r == cudaSuccess) r = cudaEventSynchronize(done);
+    cudaEventDestroy(done);
+    return r == cudaSuccess ? "" : fa::cudaMessage(r, "the GPU work before this copy");
+  }
   FirstError fe;
   parallelFor(chunkCount(bytes), [&](size_t c) {
     if (fe.any()) return;

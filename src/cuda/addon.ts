@@ -125,6 +125,10 @@ export interface NativeAddon {
     v: NativeBuffer,
     iters: number,
   ): Promise<NativeRunInfo>;
+  /** Zeroed page-locked host memory (csrc/pinned.h), freed when the garbage collector takes it. */
+  hostArray(bytes: number): ArrayBuffer;
+  /** Bytes of page-locked memory held by live hostArray buffers. */
+  livePinnedBytes(): number;
   /** The link's pinned copy bandwidth and the host copy into pinned memory, GB/s (benchmarks). */
   copyBandwidth(ctx: NativeContext, bytes: number): Promise<CopyBandwidth>;
 }

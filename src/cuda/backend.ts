@@ -123,8 +123,16 @@ class CudaEngine implements CudaBackend {
   /** Device tensors are this engine's (another engine's stream would race them). */
   checkInputs(p: Problem<AnyTensor>): void {
     if (p.q.location === 'cuda') for (const n of ['q', 'k', 'v'] as const) CudaTensor.bufferOf(p[n], n, this);
+    if (p.q.location !== 'cuda') return; // host out / lse (the façade checked them) take the results
     if (p.outInto) CudaTensor.bufferOf(p.outInto, 'options.out', this);
     if (p.lseInto) CudaTensor.bufferOf(p.lseInto, 'options.lse', this);
+  }
+
+  /** Page-locked (cudaMallocHost): calls DMA from and into it without staging; freed when collected. */
+  hostArray(length: number, dtype: DType): Float32Array | Uint16Array {
+    this.live();
+    const buf = this.addon.hostArray(length * (dtype === 'float32' ? 4 : 2));
+    return dtype === 'float32' ? new Float32Array(buf) : new Uint16Array(buf);
   }
 
   private args(p: Problem<AnyTensor>, extra: Partial<NativeArgs> = {}): NativeArgs {
@@ -186,9 +194,18 @@ class CudaEngine implements CudaBackend {
         lse: p.lseInto ?? (r.lse ? new CudaTensor(p.lseShape, 'float32', r.lse, this) : null),
       };
     }
+    // The caller's host out / lse (options.out, maybe engine.hostTensor's pinned arrays), else new arrays.
     const n = sizeOf(p.outShape);
-    const out = p.dtype === 'float32' ? new Float32Array(n) : new Uint16Array(n);
-    const lse = p.returnLse ? new Float32Array(sizeOf(p.lseShape)) : undefined;
+    const out = p.outInto
+      ? (p.outInto as Tensor).data
+      : p.dtype === 'float32'
+        ? new Float32Array(n)
+        : new Uint16Array(n);
+    const lse = p.lseInto
+      ? ((p.lseInto as Tensor).data as Float32Array)
+      : p.returnLse
+        ? new Float32Array(sizeOf(p.lseShape))
+        : undefined;
     const call = this.addon.attention(this.ctx, args, q, k, v, out, lse, kNew, vNew);
     this.#copying.add(call);
     try {
@@ -202,7 +219,10 @@ class CudaEngine implements CudaBackend {
       dtype,
       location: 'cpu',
     });
-    return { out: t(out, p.outShape, p.dtype), lse: lse ? t(lse, p.lseShape, 'float32') : null };
+    return {
+      out: (p.outInto as Tensor | null) ?? t(out, p.outShape, p.dtype),
+      lse: (p.lseInto as Tensor | null) ?? (lse ? t(lse, p.lseShape, 'float32') : null),
+    };
   }
 
   async time(p: Problem<AnyTensor>, iters: number, overrides: RunOverrides = {}): Promise<NativeRunInfo> {
