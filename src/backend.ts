@@ -3,7 +3,7 @@ import type { KvCacheSpec, KvProblem, KvWrite } from './kvcache/problem.js';
 import type { KvCache } from './kvcache/types.js';
 import type { PartsLayout } from './merge.js';
 import type { Problem } from './problem.js';
-import type { AnyTensor, BackendName, DeviceTensor, Tensor } from './types.js';
+import type { AnyTensor, BackendName, DType, DeviceTensor, Tensor } from './types.js';
 
 export interface BackendOutput {
   /** In the problem's dtype, shaped `p.outShape`. */
@@ -21,6 +21,11 @@ export interface Backend {
    * RangeError before any work; the conformance suite uses the same predicate to skip a case.
    */
   unsupported(p: Problem<AnyTensor>): string | null;
+  /**
+   * Runs a validated problem. With `p.outInto` / `p.lseInto` set, writes the results into them and returns
+   * them: for host q, host tensors whose `data` (the caller's arrays) it writes only after reading every
+   * input, which may share memory with them.
+   */
   run(p: Problem<AnyTensor>): Promise<BackendOutput>;
   /**
    * Engines that keep resident tensors (location 'wasm') check a problem's: made by this engine and
@@ -28,6 +33,12 @@ export interface Backend {
    */
   checkInputs?(p: Problem<AnyTensor>): void;
   upload?(t: Tensor): Promise<DeviceTensor>;
+  /**
+   * `length` zeroed elements for `engine.hostTensor` (the façade checked the size): on cuda, page-locked
+   * memory the GPU copies by DMA without staging. An input in one must not be written until the call reading
+   * it has settled. Without it the façade makes a plain Float32Array / Uint16Array.
+   */
+  hostArray?(length: number, dtype: DType): Float32Array | Uint16Array;
   /** Settles when every call made so far has (engines whose calls all settle before resolving need none). */
   synchronize?(): Promise<void>;
   download?(t: DeviceTensor): Promise<Tensor>;

@@ -4,13 +4,14 @@
  * Loading reads like sharp's: env override, then the CUDA addon, then WebAssembly; every failure
  * is kept so 'auto' can say why it fell back and a forced backend can say what it tried.
  */
-import type { Backend } from './backend.js';
+import type { Backend, BackendOutput } from './backend.js';
 import type { Problem } from './problem.js';
 import type {
   AnyTensor,
   AttentionOptions,
   AttentionResult,
   BackendName,
+  DType,
   DeviceTensor,
   Engine,
   EngineOptions,
@@ -25,7 +26,8 @@ import { knobErrors, knobs } from './knobs.js';
 import type { KvCache, KvCacheCallOptions, KvCacheOptions, KvCacheWriteOptions } from './kvcache/types.js';
 import { readKvCache, validateKvCacheOptions, validateKvCall, validateKvWrite } from './kvcache/validate.js';
 import { mergeAttention, partsLayout } from './merge.js';
-import { readHostTensor, validateFixed, validateVarlen } from './validate.js';
+import { DTYPES, MAX_ELEMENTS, readShape } from './inputs.js';
+import { callerTensor, readHostTensor, validateFixed, validateVarlen } from './validate.js';
 
 export type Loader = (options: EngineOptions) => Promise<Backend>;
 export type Loaders = Record<BackendName, Loader>;
@@ -156,8 +158,17 @@ class FacadeEngine implements Engine {
     this.impl.checkInputs?.(p);
     const why = this.impl.unsupported(p);
     if (why !== null) throw new RangeError(why);
-    const r = await this.impl.run(p);
-    return r.lse ? { out: r.out as T, lse: r.lse as T } : { out: r.out as T };
+    return results<T>(p, await this.impl.run(p));
+  }
+
+  hostTensor(shape: readonly number[], dtype: DType): Tensor {
+    this.live('hostTensor');
+    const dims = readShape(shape, 'shape');
+    if (!DTYPES.includes(dtype)) throw typeErr(`one of ${DTYPES.map((d) => `'${d}'`).join(', ')}`, 'dtype', dtype);
+    const n = dims.reduce((a, b) => a * b, 1);
+    if (n >= MAX_ELEMENTS) throw rangeErr(`fewer than ${MAX_ELEMENTS} elements`, 'shape', dims);
+    const data = this.impl.hostArray?.(n, dtype) ?? (dtype === 'float32' ? new Float32Array(n) : new Uint16Array(n));
+    return { data, shape: dims, dtype, location: 'cpu' };
   }
 
   async upload(t: TensorInput): Promise<DeviceTensor> {
@@ -267,9 +278,8 @@ class FacadeEngine implements Engine {
     options: KvCacheCallOptions,
   ): Promise<AttentionResult<ResultTensor<Q>>> {
     const attend = this.kv('attentionWithKvCache');
-    const r = await attend(validateKvCall(readKvCache(cache, this.ownsKvCache, this.backend), q, options));
-    type T = ResultTensor<Q>;
-    return r.lse ? { out: r.out as T, lse: r.lse as T } : { out: r.out as T };
+    const p = validateKvCall(readKvCache(cache, this.ownsKvCache, this.backend), q, options);
+    return results<ResultTensor<Q>>(p, await attend(p));
   }
 
   /** Frees the engine; calls in flight and queued are rejected, later calls refused. Safe to call twice. */
@@ -278,6 +288,16 @@ class FacadeEngine implements Engine {
     this.#disposed = true;
     await this.impl.dispose();
   }
+}
+
+/** A call's results: the caller's own options.out / options.lse objects where it passed them. */
+function results<T extends AnyTensor>(
+  p: Pick<Problem<AnyTensor>, 'outInto' | 'lseInto'>,
+  r: BackendOutput,
+): AttentionResult<T> {
+  const out = (p.outInto ? callerTensor(p.outInto) : r.out) as T;
+  const lse = (p.lseInto ? callerTensor(p.lseInto) : r.lse) as T | null;
+  return lse ? { out, lse } : { out };
 }
 
 /** Wraps an already-created backend in the façade (tests use it to spy on what reaches an engine). */

@@ -19,7 +19,7 @@ import type {
 export const DTYPES: readonly DType[] = ['float32', 'float16', 'bfloat16'];
 const DTYPE_WORDS = DTYPES.map((d) => `'${d}'`).join(', ');
 /** Elements of one host tensor: typed arrays in every runtime stop below this. */
-const MAX_ELEMENTS = 2 ** 32;
+export const MAX_ELEMENTS = 2 ** 32;
 
 const tag = (x: unknown) => Object.prototype.toString.call(x);
 const isFloat16Array = (x: unknown): x is Float16ArrayLike =>
@@ -29,7 +29,7 @@ const isView = <T>(x: unknown, C: { prototype: T; name: string }): x is T =>
   ArrayBuffer.isView(x) && tag(x) === `[object ${C.name}]`;
 
 /** Checks a shape's sizes (numbers, TypeError; non-negative integers, RangeError) and copies it. */
-function readShape(shape: unknown, name: string): number[] {
+export function readShape(shape: unknown, name: string): number[] {
   if (!Array.isArray(shape)) throw typeErr('an array of integers', name, shape);
   const dims = [...(shape as unknown[])];
   for (const s of dims) {

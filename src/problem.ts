@@ -39,7 +39,13 @@ export interface Problem<D = HostData> {
    * the seqlenQ S: lse of (sequence b, head h, row i) is at `(b * numHeads + h) * S + i`.
    */
   readonly fixedSeqlenQ: number;
-  /** Device tensors to write `out` and `lse` into (options.out / options.lse), or null: new ones. */
+  /**
+   * Tensors to write `out` and `lse` into (options.out / options.lse), or null: new ones. On q's side: device
+   * tensors of the engine for device q; for host q, host tensors (shaped `outShape` / `lseShape`, `data` the
+   * caller's Float32Array / Uint16Array of exactly that length), which may share memory with q, k, v or the new
+   * rows: an engine writes their `data` only once it has read every input, and returns these objects as its
+   * results (the façade hands the caller back its own objects).
+   */
   readonly outInto: D | null;
   readonly lseInto: D | null;
 }

@@ -90,7 +90,8 @@ function wrap(p: Problem<Tensor>, r: ReferenceOutput): ReferenceResult {
 
 /**
  * The float64 reference with the engines' arguments. Results are float32 tensors (`out`, `lse`)
- * plus the float64 arrays they were rounded from.
+ * plus the float64 arrays they were rounded from, always new ones: `options.out` / `options.lse` are
+ * checked as the engines check them (`lse` implies `returnLse`) but never written.
  */
 export function referenceAttentionVarlen(
   q: TensorInput,

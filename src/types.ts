@@ -89,12 +89,15 @@ export interface AttentionOptions {
   /** Also return the natural log-sum-exp of each row's scores. Default false. */
   returnLse?: boolean;
   /**
-   * cuda engine, device tensors: a device tensor of this engine to write `out` into (shape and dtype of
-   * the result), so that a decode loop allocates nothing; the result's `out` is this tensor.
+   * A tensor to write `out` into, of the result's shape and dtype, so that a decode loop allocates nothing;
+   * the result's `out` is this very object. On q's side: for host q (and wasm-resident q), a host tensor
+   * `{ data, shape, dtype }` whose `data` is a Float32Array (float32) or Uint16Array (halves) of exactly the
+   * result's length (`engine.hostTensor` makes one), written when the call settles, after every input was
+   * read (it may share memory with q, k or v); for device q on the cuda engine, a device tensor of this engine.
    */
-  out?: DeviceTensor;
+  out?: Tensor | DeviceTensor;
   /** Likewise for `lse` (float32, implies `returnLse`). */
-  lse?: DeviceTensor;
+  lse?: Tensor | DeviceTensor;
 }
 
 export interface VarlenOptions extends AttentionOptions {
@@ -189,6 +192,14 @@ export interface Engine {
     out: T extends DeviceTensor ? DeviceTensor : Tensor;
     lse: T extends DeviceTensor ? DeviceTensor : Tensor;
   }>;
+  /**
+   * A zeroed host tensor `{ data, shape, dtype, location: 'cpu' }` (Float32Array data for float32, Uint16Array
+   * for halves) in the memory this engine's calls copy fastest: page-locked memory on the cuda engine, which
+   * the GPU reads and writes by DMA without staging; a plain typed array elsewhere. Use it for inputs and for
+   * `options.out` / `options.lse`. An input in one must not be written until the call reading it has settled
+   * (on every engine, so that code moves between engines unchanged), nor an out read before its call settles.
+   */
+  hostTensor(shape: readonly number[], dtype: DType): Tensor;
   /** Copies a tensor made by this engine's `upload` (or a cuda result) back to the host. */
   download(t: DeviceTensor): Promise<Tensor>;
   /**

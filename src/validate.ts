@@ -5,7 +5,16 @@
 import { checkKeys, rangeErr, readKey, typeErr, words } from './errors.js';
 import { checkTensor } from './inputs.js';
 import type { Problem } from './problem.js';
-import type { AnyTensor, AttentionOptions, DType, InputTensor, Tensor, TensorInput, VarlenOptions } from './types.js';
+import type {
+  AnyTensor,
+  AttentionOptions,
+  DType,
+  HostData,
+  InputTensor,
+  Tensor,
+  TensorInput,
+  VarlenOptions,
+} from './types.js';
 
 export { readHostTensor } from './inputs.js';
 
@@ -187,24 +196,53 @@ function maxLen(cu: Int32Array): number {
   return m;
 }
 
+/** The caller's objects behind host `outInto`/`lseInto` (read once into fresh tensors): what a call returns. */
+const callers = new WeakMap<object, AnyTensor>();
+
+/** The tensor a call returns for its `outInto`/`lseInto`: the caller's own object (`r.out === options.out`). */
+export const callerTensor = (t: AnyTensor): AnyTensor => callers.get(t) ?? t;
+
 /**
- * options.out / options.lse: device tensors of the call's engine to write the results into (checked
- * against the call's shapes and dtype here, and as the engine's own by the engine). `lse` implies returnLse.
+ * options.out / options.lse: tensors to write the results into, on q's side. For device q (cuda), device
+ * tensors of the call's engine (checked against the call's shapes and dtype here, as the engine's own by the
+ * engine). For host q (and wasm-resident q, whose results are host tensors), host tensors `{ data, shape,
+ * dtype }` with data of the dtype's own array class and length, read once into a fresh tensor whose `data`
+ * is the caller's array (callerTensor maps it back). `lse` implies returnLse.
  */
 function checkInto(o: AttentionOptions, q: AnyTensor, dtype: DType, outShape: number[], lseShape: number[]) {
+  const onDevice = q.location === 'cuda';
   const into = (key: 'out' | 'lse', want: DType, shape: number[]): AnyTensor | null => {
-    const t = readKey(o, key, `options.${key}`) as AnyTensor | undefined | null;
+    const name = `options.${key}`;
+    const t = readKey(o, key, name) as AnyTensor | undefined | null;
     if (t === undefined || t === null) return null;
-    const what = 'a cuda device tensor of this engine (out and lse are for calls on device tensors)';
-    if (typeof t !== 'object' || readKey(t, 'location', `options.${key}.location`) !== 'cuda')
-      throw typeErr(what, `options.${key}`, t);
-    if (q.location !== 'cuda')
-      throw typeErr(`${what}, with q on cuda`, `options.${key}`, words('a call on host tensors'));
-    if (t.dtype !== want) throw typeErr(`dtype '${want}'`, `options.${key}.dtype`, t.dtype);
-    const s = Array.isArray(t.shape) ? [...t.shape] : t.shape;
-    if (!Array.isArray(s) || s.length !== shape.length || s.some((x, i) => x !== shape[i]))
-      throw rangeErr(`shape [${shape.join(', ')}]`, `options.${key}.shape`, s);
-    return t;
+    const device = 'a cuda device tensor of this engine (q is on cuda)';
+    const host = 'a host tensor { data, shape, dtype } (q is on the host, so are the results)';
+    if (typeof t !== 'object') throw typeErr(onDevice ? device : host, name, t);
+    const loc = readKey(t, 'location', `${name}.location`) ?? 'cpu';
+    if (onDevice && loc !== 'cuda')
+      throw typeErr(device, name, words(loc === 'cpu' ? 'a host tensor' : `a tensor on '${String(loc)}'`));
+    if (!onDevice && loc !== 'cpu') throw typeErr(host, name, words(`a tensor on '${String(loc)}'`));
+    const dt = readKey(t, 'dtype', `${name}.dtype`);
+    if (dt !== want) throw typeErr(`dtype '${want}'`, `${name}.dtype`, dt);
+    const s = readKey(t, 'shape', `${name}.shape`);
+    const dims = Array.isArray(s) ? [...(s as unknown[])] : s;
+    if (!Array.isArray(dims) || dims.length !== shape.length || dims.some((x, i) => x !== shape[i]))
+      throw rangeErr(`shape [${shape.join(', ')}]`, `${name}.shape`, dims);
+    if (onDevice) return t;
+    const data = readKey(t, 'data', `${name}.data`);
+    const C = want === 'float32' ? Float32Array : Uint16Array;
+    if (!(ArrayBuffer.isView(data) && Object.prototype.toString.call(data) === `[object ${C.name}]`))
+      throw typeErr(`a ${C.name} (dtype '${want}')`, `${name}.data`, data);
+    const size = shape.reduce((a, b) => a * b, 1);
+    if ((data as HostData).length !== size)
+      throw rangeErr(
+        `${size} elements (shape [${shape.join(', ')}])`,
+        `${name}.data`,
+        words(`${(data as HostData).length} elements`),
+      );
+    const r: Tensor = { data: data as HostData, shape: Object.freeze(dims as number[]), dtype: want, location: 'cpu' };
+    callers.set(r, t);
+    return r;
   };
   return { outInto: into('out', dtype, outShape), lseInto: into('lse', 'float32', lseShape) };
 }

@@ -364,13 +364,16 @@ class WasmBackend implements Backend {
 
     // The result arrays are allocated, and their pages touched, while the workers compute:
     // fresh pages cost a fault each (16 us per 4 KiB on the development VM), which would
-    // otherwise come after the kernel. With threads = 1 there is nothing to overlap.
+    // otherwise come after the kernel. With threads = 1 there is nothing to overlap. The caller's
+    // arrays (options.out / options.lse) are taken as they are, and written only after the kernel.
+    const outInto = p.outInto as Tensor | null,
+      lseInto = p.lseInto as Tensor | null;
     const allocate = (touch: boolean) => {
-      const o = half ? new Uint16Array(outLen) : new Float32Array(outLen);
-      const l = p.returnLse ? new Float32Array(lseLen) : null;
+      const o = outInto ? outInto.data : half ? new Uint16Array(outLen) : new Float32Array(outLen);
+      const l = lseInto ? (lseInto.data as Float32Array) : p.returnLse ? new Float32Array(lseLen) : null;
       if (touch) {
-        o.fill(0);
-        l?.fill(0);
+        if (!outInto) o.fill(0);
+        if (!lseInto) l?.fill(0);
       }
       return { o, l };
     };
@@ -389,13 +392,13 @@ class WasmBackend implements Backend {
       res = allocate(false);
     }
     const { o: outData, l: lseData } = res;
-    if (outData instanceof Uint16Array) outData.set(new Uint16Array(buf, lay.out, outLen));
-    else outData.set(new Float32Array(buf, lay.out, outLen));
+    // by dtype, not instanceof: the caller's array may come from another realm (an iframe)
+    if (half) (outData as Uint16Array).set(new Uint16Array(buf, lay.out, outLen));
+    else (outData as Float32Array).set(new Float32Array(buf, lay.out, outLen));
     lseData?.set(new Float32Array(buf, lay.lse, lseLen));
-    const out: Tensor = { data: outData, shape: [...p.outShape], dtype: p.dtype, location: 'cpu' };
-    const lse: Tensor | null = lseData
-      ? { data: lseData, shape: [...p.lseShape], dtype: 'float32', location: 'cpu' }
-      : null;
+    const out: Tensor = outInto ?? { data: outData, shape: [...p.outShape], dtype: p.dtype, location: 'cpu' };
+    const lse: Tensor | null =
+      lseInto ?? (lseData ? { data: lseData, shape: [...p.lseShape], dtype: 'float32', location: 'cpu' } : null);
     return { out, lse };
   }
 }

@@ -138,11 +138,9 @@ async function hostMessage(engine: Backend, caches: Map<number, KvCache>, c: Hos
   const result = (r: { out: unknown; lse: unknown }) => {
     const out = r.out as Tensor,
       lse = r.lse as Tensor | null;
-    post({ type: 'result', id: c.id, out, lse, staging: staging! }, [
-      ...back,
-      out.data.buffer,
-      ...(lse ? [lse.data.buffer] : []),
-    ]);
+    // results written into the staging buffer (the caller's options.out / options.lse) go back with it
+    const transfer = new Set<ArrayBufferLike>([...back, out.data.buffer, ...(lse ? [lse.data.buffer] : [])]);
+    post({ type: 'result', id: c.id, out, lse, staging: staging! }, [...transfer] as Transferable[]);
   };
   try {
     switch (c.type) {

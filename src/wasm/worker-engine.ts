@@ -36,10 +36,21 @@ type Request = Extract<ToWorker, { type: 'call' }> | KvRequest;
 
 const unexpected = (m: Answer, want: string) =>
   new Error(`flashattn: the wasm engine's worker answered '${m.type}' where '${want}' was due`);
-const output = (m: Answer): BackendOutput => {
-  if (m.type !== 'result') throw unexpected(m, 'result');
-  return { out: m.out, lse: m.lse };
-};
+/**
+ * A call's answer as its output. The worker wrote into the staging buffer the results the caller has arrays
+ * for (options.out / options.lse): they are copied into those arrays, which are the results.
+ */
+const output =
+  (p: { outInto: AnyTensor | null; lseInto: AnyTensor | null }) =>
+  (m: Answer): BackendOutput => {
+    if (m.type !== 'result') throw unexpected(m, 'result');
+    const back = (into: AnyTensor | null, got: Tensor | null): Tensor | null => {
+      if (!into || !got) return got;
+      ((into as Tensor).data as Float32Array).set(got.data as Float32Array);
+      return into as Tensor;
+    };
+    return { out: back(p.outInto, m.out)!, lse: back(p.lseInto, m.lse) };
+  };
 
 const ERRORS: Record<string, new (message: string) => Error> = { RangeError, TypeError };
 
@@ -116,10 +127,12 @@ export class WorkerEngine implements Backend {
     if (this.failure) return Promise.reject(this.failure);
     const {
       tensors: [q, k, v],
+      into: [outInto, lseInto],
       staging,
-    } = this.stage([p.q, p.k, p.v] as Tensor[]);
-    const problem = { ...(p as Problem<Tensor>), q: q!, k: k!, v: v! };
-    return this.request({ type: 'call', id: this.nextId++, problem, poison: knobs.poisonOutputs }, [staging], output);
+    } = this.stage([p.q, p.k, p.v] as Tensor[], p);
+    const problem = { ...(p as Problem<Tensor>), q: q!, k: k!, v: v!, outInto, lseInto };
+    const message = { type: 'call', id: this.nextId++, problem, poison: knobs.poisonOutputs } as const;
+    return this.request(message, [staging], output(p));
   }
 
   /** This engine reads host tensors only: a resident q, k or v (a cache's k or v, another engine's) is a TypeError. */
@@ -159,9 +172,10 @@ export class WorkerEngine implements Backend {
     this.caches.refuseResident(p.vNew, 'options.vNew');
     const {
       tensors: [q, kNew, vNew],
+      into: [outInto, lseInto],
       staging,
-    } = this.stage([p.q, p.kNew, p.vNew] as (Tensor | null)[]);
-    const problem = { ...(p as KvProblem<Tensor>), cache: null, q: q!, kNew, vNew };
+    } = this.stage([p.q, p.kNew, p.vNew] as (Tensor | null)[], p);
+    const problem = { ...(p as KvProblem<Tensor>), cache: null, q: q!, kNew, vNew, outInto, lseInto };
     const message = {
       type: 'kvCall',
       id: this.nextId++,
@@ -170,7 +184,7 @@ export class WorkerEngine implements Backend {
       poison: knobs.poisonOutputs,
       staging,
     } as const;
-    return this.request(message, [staging], output);
+    return this.request(message, [staging], output(p));
   }
 
   /** A copy of a host tensor, or a KV cache's k or v read from the worker (after every call posted before). */
@@ -200,25 +214,34 @@ export class WorkerEngine implements Backend {
     return call;
   }
 
-  /** Copies of host tensors in one transferable buffer (the spare one when it fits); nulls stay null. */
-  private stage<T extends (Tensor | null)[]>(ts: T): { tensors: T; staging: ArrayBuffer } {
-    const bytes = ts.reduce((n, t) => n + align8(t?.data.byteLength ?? 0), 0);
+  /**
+   * Copies of host tensors in one transferable buffer (the spare one when it fits); nulls stay null. With
+   * `results`, room after them for the results the caller has arrays for (`outInto` / `lseInto`, not copied):
+   * the worker writes those there, so neither side allocates them.
+   */
+  private stage<T extends (Tensor | null)[]>(
+    ts: T,
+    results?: { outInto: AnyTensor | null; lseInto: AnyTensor | null },
+  ): { tensors: T; into: [Tensor | null, Tensor | null]; staging: ArrayBuffer } {
+    const room = results ? [results.outInto as Tensor | null, results.lseInto as Tensor | null] : [];
+    const bytes = [...ts, ...room].reduce((n, t) => n + align8(t?.data.byteLength ?? 0), 0);
     let staging = new ArrayBuffer(0);
     if (this.spare && this.spare.byteLength >= bytes) [staging, this.spare] = [this.spare, null];
     else if (bytes > 0) staging = new ArrayBuffer(bytes);
     let at = 0;
-    const copy = (t: Tensor | null): Tensor | null => {
+    const place = (t: Tensor | null, copy: boolean): Tensor | null => {
       if (!t) return null;
       // by dtype, not instanceof: a Float32Array from another realm (an iframe) is one too
       const data =
         t.dtype === 'float32'
           ? new Float32Array(staging, at, t.data.length)
           : new Uint16Array(staging, at, t.data.length);
-      data.set(t.data);
+      if (copy) data.set(t.data);
       at += align8(t.data.byteLength);
       return { ...t, data };
     };
-    return { tensors: ts.map(copy) as T, staging };
+    const tensors = ts.map((t) => place(t, true)) as T;
+    return { tensors, into: [place(room[0] ?? null, false), place(room[1] ?? null, false)], staging };
   }
 
   /** Settles once every call posted so far has. */
