@@ -9,10 +9,12 @@
 // quads, and so do the cp.async writes). P never leaves registers: the S accumulator layout of
 // two n8 tiles is exactly the A operand layout of the next mma.
 //
-// Pipeline (FlashAttention-2's): K(j) is in smem when iteration j starts; V(j) is fetched with
-// cp.async while S(j) is computed, and K(j-1) while P V(j) is computed, so every load has a
-// full matrix product to land in. Key tiles run from the last to the first, so the tiles that
-// need masking (diagonal / sequence end) come first and the rest skip the mask entirely.
+// Pipeline: the tiles K(j), V(j), K(j-1), V(j-1), ... go through a ring of C::kStages buffers. With
+// 2 (FlashAttention-2's): K(j) is in smem when iteration j starts; V(j) is fetched with cp.async
+// while S(j) is computed, and K(j-1) while P V(j) is computed, so every load has a full matrix
+// product to land in. With 4 (the small tile), three tiles are in flight while one is used. Key
+// tiles run from the last to the first, so the tiles that need masking (diagonal / sequence end)
+// come first and the rest skip the mask entirely.
 #pragma once
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -48,7 +50,12 @@ __device__ __forceinline__ void fwdBody(const FwdParams& p, unsigned char* smem)
   const T* vBase = static_cast<const T*>(p.v);
   constexpr int kRowBytes = C::kD * 2;
   const uint32_t sQa = smemAddr(smem);
-  const uint32_t sKa = sQa + C::kBM * kRowBytes, sVa = sKa + C::kBN * kRowBytes;
+  // Ring buffer s at sKa + s * kTileBytes; tile t (K of key tile nHi - 1 - t / 2 when t is even, else
+  // its V) is in buffer t % kStages. With 2 buffers K is always in 0 and V in 1.
+  constexpr int kR = C::kStages;
+  constexpr uint32_t kTileBytes = C::kBN * kRowBytes;
+  const uint32_t sKa = sQa + C::kBM * kRowBytes;
+  auto stageOf = [&](int t) { return sKa + uint32_t(kR == 2 ? (t & 1) : (t & (kR - 1))) * kTileBytes; };
 
   // Loads: thread tid moves chunks cl, cl + kCL, ... of rows rowOff, rowOff + kRowsPerPass, ...
   // (rows kRowsPerPass apart share row & 7, so one base serves them all).
@@ -100,12 +107,19 @@ __device__ __forceinline__ void fwdBody(const FwdParams& p, unsigned char* smem)
         cpAsync16(stAddr(sQa, pass, j), ok ? src + C::kCL * j * 8 : qBase, ok);
       }
     }
-    loadKV(sKa, kBase, p.kRowStride, (int64_t)hk * p.kHeadStride, p.d, nHi - 1);
-    cpAsyncCommit();
-    // V of the first tile too, as its own group: the first iteration waits for Q + K only, so
-    // V's latency overlaps Q + K's instead of following it (short blocks start all at once).
-    loadKV(sVa, vBase, p.vRowStride, (int64_t)hk * p.vHeadStride, p.dv, nHi - 1);
-    cpAsyncCommit();
+    // Every buffer is free: tiles 0 .. kStages - 1, one group each (Q with K of the first). The first
+    // iteration waits for Q + K only, so V's latency overlaps Q + K's instead of following it.
+#pragma unroll
+    for (int t = 0; t < kR; ++t) {
+      const int nb = nHi - 1 - t / 2;
+      if (t < 2 || nb >= nLo) {
+        if (t & 1)
+          loadKV(stageOf(t), vBase, p.vRowStride, (int64_t)hk * p.vHeadStride, p.dv, nb);
+        else
+          loadKV(stageOf(t), kBase, p.kRowStride, (int64_t)hk * p.kHeadStride, p.d, nb);
+      }
+      cpAsyncCommit();
+    }
   }
 
   // This thread's accumulator rows: m tile mt, half hr holds local row warpRow + mt*16 + lane/4 + hr*8.
@@ -131,18 +145,22 @@ __device__ __forceinline__ void fwdBody(const FwdParams& p, unsigned char* smem)
     rowSum[mt][0] = rowSum[mt][1] = 0.f;
   }
 
-  for (int nb = nHi - 1; nb >= nLo; --nb) {
+  // Each half-step waits for its tile, then refills the buffer the previous half-step used with the
+  // tile kStages - 1 ahead (a V tile from a K step, a K tile from a V step: the ring is even).
+  for (int nb = nHi - 1, t = 0; nb >= nLo; --nb, t += (kR == 2 ? 0 : 2)) {  // (t stays 0 for a pair)
     const bool first = nb == nHi - 1;
     if (first)
-      cpAsyncWait<1>();  // Q + K(nb) landed; V(nb), issued with them, may still be in flight
+      cpAsyncWait<kR - 1>();  // Q + K(nb) landed; the other prologue tiles may still be in flight
     else
-      cpAsyncWait<0>();
-    __syncthreads();  // K(nb) (and Q) landed; every warp is done reading V(nb+1)
+      cpAsyncWait<kR - 2>();
+    __syncthreads();  // K(nb) (and Q) landed; every warp is done reading tile t - 1
     if (!first) {
-      loadKV(sVa, vBase, p.vRowStride, (int64_t)hk * p.vHeadStride, p.dv, nb);
+      const int nbV = nb - (kR - 2) / 2;  // tile t + kR - 1
+      if (kR == 2 || nbV >= nLo)
+        loadKV(stageOf(t + kR - 1), vBase, p.vRowStride, (int64_t)hk * p.vHeadStride, p.dv, nbV);
       cpAsyncCommit();
     }
-    const uint32_t aBase = opaque(sQa + aOff), bBase = opaque(sKa + bOff);
+    const uint32_t aBase = opaque(sQa + aOff), bBase = opaque(stageOf(t) + bOff);
 
     float s[C::kMT][C::kNT][4];
 #pragma unroll
@@ -181,11 +199,12 @@ __device__ __forceinline__ void fwdBody(const FwdParams& p, unsigned char* smem)
     uint32_t pk[C::kMT][C::kBN / 16][4];
     packP<T>(s, pk);
 
-    cpAsyncWait<0>();
-    __syncthreads();  // V(nb) landed; every warp is done reading K(nb)
-    if (nb > nLo) loadKV(sKa, kBase, p.kRowStride, (int64_t)hk * p.kHeadStride, p.d, nb - 1);
+    cpAsyncWait<kR - 2>();
+    __syncthreads();                              // V(nb) landed; every warp is done reading K(nb)
+    if (kR == 2 ? nb > nLo : nb - kR / 2 >= nLo)  // tile t + kR
+      loadKV(stageOf(t + kR), kBase, p.kRowStride, (int64_t)hk * p.kHeadStride, p.d, nb - kR / 2);
     cpAsyncCommit();
-    const uint32_t vBase = opaque(sVa + vOff);
+    const uint32_t vBase = opaque(stageOf(t + 1) + vOff);
 
 #pragma unroll
     for (int kk = 0; kk < C::kBN / 16; ++kk) {

@@ -12,7 +12,10 @@ namespace fa {
 // Wgmma: the Hopper kernel's 128x128 tile (fwd_wgmma.cuh), for the fast path on sm_90.
 enum class Tile : int { Main = 1, Small = 2, Wgmma = 3 };
 
-template <int D_, int BM_, int BN_, int W_, int MinBlocks_>
+// Stages_: K/V tile buffers in the load ring (fwd_kernel.cuh). 2 is FlashAttention-2's pipeline (K and
+// V, each loaded while the other is used); 4 keeps 3 tiles in flight while one is used, for the small
+// tile, whose blocks compute too little to hide one tile's latency (decode is bound by bytes in flight).
+template <int D_, int BM_, int BN_, int W_, int MinBlocks_, int Stages_ = 2>
 struct TileCfg {
   static constexpr int kD = D_;    // head-dim class: the smem row length
   static constexpr int kBM = BM_;  // query rows per block
@@ -28,7 +31,9 @@ struct TileCfg {
   // of one thread are kRowsPerPass (a multiple of 8) apart, so their swizzle (row & 7) is fixed.
   static constexpr int kCL = kChunks < kThreads / 8 ? kChunks : kThreads / 8;
   static constexpr int kRowsPerPass = kThreads / kCL;
-  static constexpr int kSmemBytes = (BM_ + 2 * BN_) * D_ * 2;
+  static constexpr int kStages = Stages_;
+  static constexpr int kSmemBytes = (BM_ + Stages_ * BN_) * D_ * 2;
+  static_assert(Stages_ == 2 || Stages_ == 4, "K and V alternate: an even ring");
   static_assert(kMT >= 1 && BM_ % (16 * W_) == 0, "each warp owns whole m16 tiles");
   static_assert(D_ % 64 == 0, "the XOR swizzle needs rows of at least 8 chunks");
   static_assert(kRowsPerPass % 8 == 0 && BN_ % kRowsPerPass == 0 && BM_ % kRowsPerPass == 0 && kChunks % kCL == 0,
@@ -52,7 +57,7 @@ struct MainTileOf<256> {
 template <int D>
 using MainTile = typename MainTileOf<D>::type;
 template <int D>
-using SmallTile = TileCfg<D, 16, 64, 1, 4>;
+using SmallTile = TileCfg<D, 16, 64, 1, 4, (D <= 128 ? 4 : 2)>;
 
 // What the planner needs of a tile: its rows and keys per block, and the blocks an SM holds.
 struct TileInfo {

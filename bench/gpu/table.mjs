@@ -81,16 +81,16 @@ if (e2e.length) {
     );
   lines.push(
     '',
-    '| end to end from typed arrays (copies included) | dtype | MB in / out | ms | floor: bytes / link + kernel, ms | vs floor |',
-    '| --- | --- | ---: | ---: | ---: | ---: |',
+    '| end to end from typed arrays (copies included) | arrays | dtype | MB in / out | ms | floor: bytes / link + kernel, ms | vs floor |',
+    '| --- | --- | --- | ---: | ---: | ---: | ---: |',
   );
   for (const r of e2e)
     lines.push(
-      `| ${r.shape} | ${r.dtype} | ${r.bytesIn != null ? `${(r.bytesIn / 1e6).toFixed(0)} / ${(r.bytesOut / 1e6).toFixed(0)}` : ''} | ${r.ms.toFixed(2)} | ${r.floorMs?.toFixed(2) ?? ''} | ${r.vsFloor?.toFixed(2) ?? ''} |`,
+      `| ${r.shape} | ${r.impl.includes('pinned') ? `pinned hostTensor, into out${r.sameAsPlain === false ? ' (DIFFERS)' : ''}` : 'plain, new result'} | ${r.dtype} | ${r.bytesIn != null ? `${(r.bytesIn / 1e6).toFixed(0)} / ${(r.bytesOut / 1e6).toFixed(0)}` : ''} | ${r.ms.toFixed(2)} | ${r.floorMs?.toFixed(2) ?? ''} | ${r.vsFloor?.toFixed(2) ?? ''} |`,
     );
 }
 // The KV cache (bench/gpu/kvbench.mjs) beside the peers on the same keys, contiguous (torch.jsonl).
-const kv = rows.filter((r) => r.impl === 'flashattn kv');
+const kv = rows.filter((r) => r.impl === 'flashattn kv' || r.impl === 'flashattn kv loop');
 if (kv.length) {
   const peerOf = (r) => {
     const m = /^kv decode b(\d+) (\d+)k/.exec(r.shape);
