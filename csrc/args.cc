@@ -91,6 +91,7 @@ fa::ForwardArgs parseForwardArgs(const Napi::Object& o) {
   a.softcap = o.Get("softcap").ToNumber().FloatValue();
   a.fixedSeqlenQ = getInt(o, "fixedSeqlenQ");
   a.poison = o.Get("poison").ToBoolean();
+  a.float32AsHalf = o.Get("float32AsHalf").ToBoolean();
   // The planner's knobs (src/knobs.ts, read once there), passed with every call.
   a.forceSplits = getInt(o, "forceSplits");
   a.forceTile = getInt(o, "forceTile");

@@ -27,52 +27,57 @@ __device__ __forceinline__ bool nonFinite2(uint32_t x) {
   return (x & e) == e || ((x >> 16) & e) == e;
 }
 
-// One block per work item of split 0: (sequence, kv head, query block of bm rows).
-template <typename T, typename O>
+// One block per work item of split 0: (sequence, kv head, query block of bm rows). kScan: the
+// fix-up (scan the hidden keys' V, recompute only where one is not finite); else every row is
+// computed (launchRowsF32: float32 calls in float32).
+template <typename T, typename O, bool kScan>
 __global__ void __launch_bounds__(kFixThreads)
     fixupKernel(const __grid_constant__ FwdParams p, int bm, int bn, O* __restrict__ out, int outDim) {
   const WorkItem w = p.work[blockIdx.x];
   if (w.split != 0) return;
   const int G = p.group, lq = w.lq, lk = w.lk, m0 = w.mBlock * bm;
   const int rowEnd = min(m0 + bm, lq * G);
-  int nLo, nHi;
-  keyBlockRange(w.mBlock, bm, bn, lq, lk, G, p.windowLeft, p.windowRight, nLo, nHi);
-  if (m0 >= rowEnd || nHi <= nLo) return;
-
-  // The keys the attention kernel loaded for this block, [kLo, kHi), less the keys every row of
-  // it sees, [seeLo, seeHi] (visibility is monotone in the row: the last row's lower bound and
-  // the first row's upper bound), leaves A = [kLo, aHi) and B = [bLo, kHi).
   const int shift = lk - lq;
-  const int kLo = nLo * bn, kHi = min(nHi * bn, lk);
-  const int seeLo = max(0, (rowEnd - 1) / G + shift - p.windowLeft);
-  const int seeHi = min(lk - 1, m0 / G + shift + p.windowRight);
-  int aHi = kHi, bLo = kHi;
-  if (seeLo <= seeHi) {
-    aHi = min(max(seeLo, kLo), kHi);
-    bLo = min(max(seeHi + 1, kLo), kHi);
-  }
-  // A and B hold at most a few tiles of keys (about bn plus the block's rows on each side; a
-  // block none of whose keys all rows see has fewer than bm + left + right + 2 bn), so the count
-  // of 16-byte chunks fits an int. Four independent loads per thread are in flight at a time.
-  const int nA = aHi - kLo, nKeys = nA + (kHi - bLo), chunks = p.dv / 8, total = nKeys * chunks;
-  // Key j's row of k/v: flat or through the block table (params.h keyRow).
   auto rowOf = [&](int j) { return p.blockTable ? keyRow<true>(p, w, j) : keyRow<false>(p, w, j); };
   const T* vBase = static_cast<const T*>(p.v) + (int64_t)w.hk * p.vHeadStride;
-  bool bad = false;
-  for (int base = threadIdx.x; base < total; base += 4 * kFixThreads) {
-    uint4 x[4];
-#pragma unroll
-    for (int u = 0; u < 4; ++u) {
-      const int idx = base + u * kFixThreads, key = idx / chunks, c = idx - key * chunks;
-      const int j = key < nA ? kLo + key : bLo + (key - nA);
-      x[u] = idx < total ? __ldg(reinterpret_cast<const uint4*>(vBase + rowOf(j) * p.vRowStride + c * 8))
-                         : make_uint4(0, 0, 0, 0);
+  if constexpr (!kScan) {
+    if (m0 >= rowEnd) return;
+  } else {
+    int nLo, nHi;
+    keyBlockRange(w.mBlock, bm, bn, lq, lk, G, p.windowLeft, p.windowRight, nLo, nHi);
+    if (m0 >= rowEnd || nHi <= nLo) return;
+
+    // The keys the attention kernel loaded for this block, [kLo, kHi), less the keys every row of
+    // it sees, [seeLo, seeHi] (visibility is monotone in the row: the last row's lower bound and
+    // the first row's upper bound), leaves A = [kLo, aHi) and B = [bLo, kHi).
+    const int kLo = nLo * bn, kHi = min(nHi * bn, lk);
+    const int seeLo = max(0, (rowEnd - 1) / G + shift - p.windowLeft);
+    const int seeHi = min(lk - 1, m0 / G + shift + p.windowRight);
+    int aHi = kHi, bLo = kHi;
+    if (seeLo <= seeHi) {
+      aHi = min(max(seeLo, kLo), kHi);
+      bLo = min(max(seeHi + 1, kLo), kHi);
     }
+    // A and B hold at most a few tiles of keys (about bn plus the block's rows on each side; a
+    // block none of whose keys all rows see has fewer than bm + left + right + 2 bn), so the count
+    // of 16-byte chunks fits an int. Four independent loads per thread are in flight at a time.
+    const int nA = aHi - kLo, nKeys = nA + (kHi - bLo), chunks = p.dv / 8, total = nKeys * chunks;
+    bool bad = false;
+    for (int base = threadIdx.x; base < total; base += 4 * kFixThreads) {
+      uint4 x[4];
 #pragma unroll
-    for (int u = 0; u < 4; ++u)
-      bad |= nonFinite2<T>(x[u].x) | nonFinite2<T>(x[u].y) | nonFinite2<T>(x[u].z) | nonFinite2<T>(x[u].w);
+      for (int u = 0; u < 4; ++u) {
+        const int idx = base + u * kFixThreads, key = idx / chunks, c = idx - key * chunks;
+        const int j = key < nA ? kLo + key : bLo + (key - nA);
+        x[u] = idx < total ? __ldg(reinterpret_cast<const uint4*>(vBase + rowOf(j) * p.vRowStride + c * 8))
+                           : make_uint4(0, 0, 0, 0);
+      }
+#pragma unroll
+      for (int u = 0; u < 4; ++u)
+        bad |= nonFinite2<T>(x[u].x) | nonFinite2<T>(x[u].y) | nonFinite2<T>(x[u].z) | nonFinite2<T>(x[u].w);
+    }
+    if (!__syncthreads_or(bad)) return;  // the normal case: nothing hidden is non-finite
   }
-  if (!__syncthreads_or(bad)) return;  // the normal case: nothing hidden is non-finite
 
   // Recompute every row of the block, one warp per row, over exactly the keys the row sees:
   // scores as transformScores computes them (log2 domain), online softmax in float32, the lse of
@@ -145,11 +150,18 @@ Shape shapeOf(Tile tile) {
 
 template <typename T, typename O>
 cudaError_t launchAs(const FwdParams& p, Shape s, void* out, int outDim, cudaStream_t st) {
-  fixupKernel<T, O><<<(unsigned)p.numWork, kFixThreads, 0, st>>>(p, s.bm, s.bn, static_cast<O*>(out), outDim);
+  fixupKernel<T, O, true><<<(unsigned)p.numWork, kFixThreads, 0, st>>>(p, s.bm, s.bn, static_cast<O*>(out), outDim);
   return cudaGetLastError();
 }
 
 }  // namespace
+
+cudaError_t launchRowsF32(const FwdParams& p, int bm, float* out, int outDim, cudaStream_t stream) {
+  if (p.numWork <= 0) return cudaSuccess;
+  if (p.d > kMaxDim || p.dv > kMaxDim || outDim > p.dv || p.numSplits != 1) return cudaErrorInvalidValue;
+  fixupKernel<float, float, false><<<(unsigned)p.numWork, kFixThreads, 0, stream>>>(p, bm, 0, out, outDim);
+  return cudaGetLastError();
+}
 
 bool fixupNeeded(const std::vector<int>& cuSeqlensQ, const std::vector<int>& cuSeqlensK, int left, int right) {
   if (left >= kUnbounded && right >= kUnbounded) return false;

@@ -40,6 +40,12 @@ float softcapInvOf(const ForwardArgs& a) {
 KernelChoice chooseKernel(const ForwardArgs& a, const std::function<bool(const KernelChoice&)>& hasImage) {
   KernelChoice k;
   k.computeType = a.dtype == DType::BF16 ? DType::BF16 : DType::F16;
+  if (exactFloat32(a)) {  // the rows kernel, one work item per 16 rows (the small tile's), no split
+    k.exactF32 = true;
+    k.headDimClass = 256;
+    k.tile = Tile::Small;
+    return k;
+  }
   const int d = paddedDim(a.headDim), dv = paddedDim(a.headDimV), widest = std::max(d, dv);
   const int cls = widest <= 64 ? 64 : widest <= 128 ? 128 : 256;
   k.headDimClass = cls;
@@ -114,6 +120,7 @@ int multiprocessors() {
 }  // namespace
 
 bool pagedInPlace(const ForwardArgs& a) {
+  if (exactFloat32(a)) return a.paged;  // the rows kernel reads any row through the table
   return a.paged && a.dtype != DType::F32 && paddedDim(a.headDim) == a.headDim && paddedDim(a.headDimV) == a.headDimV;
 }
 
@@ -151,14 +158,17 @@ std::string Forward::prepare(const ForwardArgs& a, const Uploader& upload, PlanC
   const int left = a.windowLeft < 0 ? kUnbounded : std::min(a.windowLeft, kUnbounded);
   const int right = a.windowRight < 0 ? kUnbounded : std::min(a.windowRight, kUnbounded);
 
-  // The work list: from the cache when the plan inputs repeat, else planned and uploaded.
-  const uint64_t key = cache ? planKey(a, kernel, ti) : 0;
+  // The work list: from the cache when the plan inputs repeat, else planned and uploaded. The rows
+  // kernel (exact float32) covers a row's keys in one item: no split.
+  const bool exact = kernel.exactF32;
+  if (exact) a_.forceSplits = 1;
+  const uint64_t key = cache ? planKey(a_, kernel, ti) : 0;
   const CachedPlan* plan = cache ? cache->find(key) : nullptr;
   const bool reused = plan != nullptr;
   if (!plan) {
     CachedPlan fresh;
     std::vector<unsigned char> meta;
-    if (std::string e = planWork(a, ti, sms, left, right, fresh, meta); !e.empty()) return e;
+    if (std::string e = planWork(a_, ti, sms, left, right, fresh, meta); !e.empty()) return e;
     fresh.key = key;
     if (cache) {
       if (std::string e = cache->store(fresh, meta.data(), upload, &plan); !e.empty()) return e;
@@ -180,9 +190,10 @@ std::string Forward::prepare(const ForwardArgs& a, const Uploader& upload, PlanC
 
   const int64_t rowsQ = (int64_t)a.totalQ * H, rowsK = (int64_t)a.totalK * Hk;
   const bool gather = a.paged && !pagedInPlace(a);  // keys copied out of the cache first
-  const bool convQK = a.dtype == DType::F32 || dPad_ != a.headDim || gather;
-  const bool convV = a.dtype == DType::F32 || dvPad_ != a.headDimV || gather;
-  const bool outTmp = a.dtype == DType::F32 || dvPad_ != a.headDimV;
+  // (The rows kernel reads and writes float32 rows of any width where they are.)
+  const bool convQK = !exact && (a.dtype == DType::F32 || dPad_ != a.headDim || gather);
+  const bool convV = !exact && (a.dtype == DType::F32 || dvPad_ != a.headDimV || gather);
+  const bool outTmp = !exact && (a.dtype == DType::F32 || dvPad_ != a.headDimV);
   qc_ = kc_ = vc_ = outTmp_ = nullptr;
   paging_ = nullptr;
   // The block table and the key prefix sums of a paged call (then the write's offsets), one upload:
@@ -229,18 +240,19 @@ std::string Forward::prepare(const ForwardArgs& a, const Uploader& upload, PlanC
   p.alibiSlopes = alibiBytes ? reinterpret_cast<const float*>(dMeta + offA) : nullptr;
   p.sinks = a.sinks.empty() ? nullptr : reinterpret_cast<const float*>(dMeta + plan->offSinks);
   p.work = reinterpret_cast<const WorkItem*>(dMeta + offW);
-  p.qRowStride = (int64_t)H * dPad_;
-  p.kRowStride = (int64_t)Hk * dPad_;
-  p.vRowStride = (int64_t)Hk * dvPad_;
-  p.qHeadStride = p.kHeadStride = dPad_;
-  p.vHeadStride = dvPad_;
+  const int dq = exact ? a.headDim : dPad_, dvq = exact ? a.headDimV : dvPad_;  // the rows q, k, v are read as
+  p.qRowStride = (int64_t)H * dq;
+  p.kRowStride = (int64_t)Hk * dq;
+  p.vRowStride = (int64_t)Hk * dvq;
+  p.qHeadStride = p.kHeadStride = dq;
+  p.vHeadStride = dvq;
   p.oRowStride = (int64_t)H * (outTmp ? dvPad_ : a.headDimV);
   p.oHeadStride = outTmp ? dvPad_ : a.headDimV;
   p.numHeads = H;
   p.numKvHeads = Hk;
   p.group = G;
-  p.d = dPad_;
-  p.dv = dvPad_;
+  p.d = dq;
+  p.dv = dvq;
   p.totalQ = a.totalQ;
   p.windowLeft = left;
   p.windowRight = right;
@@ -287,6 +299,12 @@ std::string Forward::launch() {
                         a.blockSize, a.totalNew, Hk * a.headDim,    Hk * a.headDimV};
     FA_TRY(writeKvRows(a.dtype, a.kNew, a.vNew, const_cast<void*>(a.k), const_cast<void*>(a.v), w, stream_),
            "launching the KV cache write");
+  }
+  if (kernel.exactF32) {  // float32 in float32: the rows kernel alone (no split, nothing hidden is loaded)
+    info_.fixup = false;
+    FA_TRY(launchRowsF32(p, SmallTile<256>::kBM, static_cast<float*>(a.out), a.headDimV, stream_),
+           "launching the float32 attention");
+    return "";
   }
   // A paged call not read in place gathers its keys into the flat copies (kStart of the work
   // items counts from cuSeqlensK, as for a flat call).

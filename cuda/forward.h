@@ -33,6 +33,9 @@ struct ForwardArgs {
   std::vector<float> sinks;        // [numHeads] sink logits; empty = none
   int fixedSeqlenQ = 0;            // 0 = packed lse layout
   bool poison = false;             // fill outputs with 0xFF (NaN) first
+  // float32 inputs: computed in float32 (the rows kernel, fixup.h), unless the caller asked for
+  // precision 'float16' (converted to float16 and run on the tensor-core kernels).
+  bool float32AsHalf = false;
   // The planner's choices forced, for benchmarks and for the tests that drive every kernel path
   // (the FLASHATTN_CUDA_* knobs: src/knobs.ts reads them once and the engine passes them per call).
   int forceSplits = 0;                // 0 = heuristic
@@ -55,6 +58,11 @@ struct ForwardArgs {
   int totalNew = 0;
 };
 
+// Whether a call computes in float32 (float32 inputs without precision 'float16').
+inline bool exactFloat32(const ForwardArgs& a) {
+  return a.dtype == DType::F32 && !a.float32AsHalf;
+}
+
 // Whether a paged call is read in place (else gathered first).
 bool pagedInPlace(const ForwardArgs& a);
 
@@ -65,6 +73,7 @@ struct KernelChoice {
   int headDimClass = 0;            // 64, 128 or 256: the smallest that holds both padded head dims
   Tile tile = Tile::Main;          // tile.h
   bool full = false;               // the loop's fast copy (fwd_kernel.cuh kFull); so for every Wgmma
+  bool exactF32 = false;           // float32 in float32: the rows kernel (fixup.h), planned as the small tile
 };
 
 struct PlanInfo {

@@ -1,4 +1,4 @@
-import type { DType, HostData } from './types.js';
+import type { DType, HostData, Precision } from './types.js';
 
 /**
  * One validated attention call in packed form, the only thing engines see. Fixed-length calls
@@ -30,6 +30,8 @@ export interface Problem<D = HostData> {
   /** `[numHeads]` sink logits (natural units), or null. */
   readonly sinks: Float32Array | null;
   readonly returnLse: boolean;
+  /** options.precision: 'float16' lets an engine compute float32 inputs as float16 (the cuda engine does). */
+  readonly precision: Precision;
   /** Shape of `out`: `[totalQ, numHeads, headDimV]`, or `[batch, seqlenQ, numHeads, headDimV]` for fixed-length calls. */
   readonly outShape: readonly number[];
   /** Shape of `lse`: `[numHeads, totalQ]`, or `[batch, numHeads, seqlenQ]` for fixed-length calls. */

@@ -63,6 +63,9 @@ export interface DeviceTensor {
 
 export type AnyTensor = Tensor | DeviceTensor;
 
+/** options.precision: what float32 inputs may be computed in. */
+export type Precision = 'float32' | 'float16';
+
 /** A call's inputs: host tensors in any accepted form, or tensors kept by the engine. */
 export type InputTensor = TensorInput | DeviceTensor;
 
@@ -88,6 +91,13 @@ export interface AttentionOptions {
   sinks?: Float32Array | readonly number[];
   /** Also return the natural log-sum-exp of each row's scores. Default false. */
   returnLse?: boolean;
+  /**
+   * What float32 inputs are computed in. 'float32' (default): float32 accuracy on every engine. 'float16'
+   * lets an engine trade it for speed: the cuda engine then converts float32 inputs to float16 and runs its
+   * tensor-core kernels (values beyond +-65504 overflow); the wasm engine computes float32 either way.
+   * No effect on float16 and bfloat16 inputs.
+   */
+  precision?: Precision;
   /**
    * A tensor to write `out` into, of the result's shape and dtype, so that a decode loop allocates nothing;
    * the result's `out` is this very object. On q's side: for host q (and wasm-resident q), a host tensor

@@ -11,6 +11,7 @@ import type {
   DType,
   HostData,
   InputTensor,
+  Precision,
   Tensor,
   TensorInput,
   VarlenOptions,
@@ -32,6 +33,7 @@ export const OPTION_KEYS = [
   'alibiSlopes',
   'sinks',
   'returnLse',
+  'precision',
   'out',
   'lse',
 ] as const;
@@ -104,6 +106,9 @@ function checkOptions(o: AttentionOptions, numHeads: number, headDim: number, sp
   if (typeof causal !== 'boolean') throw typeErr('a boolean', 'options.causal', causal);
   const returnLse = get('returnLse') ?? false;
   if (typeof returnLse !== 'boolean') throw typeErr('a boolean', 'options.returnLse', returnLse);
+  const precision = get('precision') ?? 'float32';
+  if (precision !== 'float32' && precision !== 'float16')
+    throw typeErr("'float32' (the default) or 'float16'", 'options.precision', precision);
   const win = get('window') ?? [-1, -1];
   if (!Array.isArray(win) || win.length !== 2) throw typeErr('an array [left, right]', 'options.window', win);
   const window = [...(win as unknown[])];
@@ -156,6 +161,7 @@ function checkOptions(o: AttentionOptions, numHeads: number, headDim: number, sp
     alibiSlopes,
     sinks: checkSinks(get('sinks'), numHeads),
     returnLse,
+    precision: precision as Precision,
   };
 }
 

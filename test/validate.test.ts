@@ -151,6 +151,18 @@ const rules: Case[] = [
     /boolean for options.returnLse/,
   ],
   [
+    'precision value',
+    varlen(q, k, v, opts({ precision: 'bfloat16' as unknown as 'float16' })),
+    TypeError,
+    /'float32' \(the default\) or 'float16' for options.precision but received/,
+  ],
+  [
+    'precision type',
+    varlen(q, k, v, opts({ precision: 16 as unknown as 'float16' })),
+    TypeError,
+    /for options.precision/,
+  ],
+  [
     'window shape',
     varlen(q, k, v, opts({ window: [1] as unknown as [number, number] })),
     TypeError,

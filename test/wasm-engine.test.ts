@@ -91,6 +91,18 @@ describe('wasm engine', () => {
     }
   });
 
+  it("computes float32 in float32 with precision 'float16' too (the option permits, never demands)", async () => {
+    const next = rng(11);
+    const t = (rows: number): Tensor => ({ data: randn(next, rows * 2 * 32), shape: [rows, 2, 32], dtype: 'float32' });
+    const [q, k, v] = [t(40), t(70), t(70)];
+    const o = { cuSeqlensQ: Int32Array.of(0, 15, 40), cuSeqlensK: Int32Array.of(0, 30, 70), causal: true };
+    for (const e of engines.values()) {
+      const a = await e.attentionVarlen(q, k, v, o);
+      const b = await e.attentionVarlen(q, k, v, { ...o, precision: 'float16' });
+      expect(b.out.data).toEqual(a.out.data);
+    }
+  });
+
   it('refuses device tensors and calls beyond 4 GiB, before any work', async () => {
     const b = await createWasmBackend({ threads: 1 });
     try {

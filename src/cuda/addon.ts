@@ -186,6 +186,8 @@ export interface NativeArgs {
   fixedSeqlenQ: number;
   returnLse: boolean;
   poison: boolean;
+  /** options.precision 'float16': float32 inputs converted to float16 (else computed in float32). */
+  float32AsHalf?: boolean;
   /** The planner's knobs (src/knobs.ts; `time` overrides the first two): 0 = the planner decides. */
   forceSplits: number;
   /** 0 = auto, else 1 + the index in TILES ('wgmma' counts as auto: the planner takes it itself). */

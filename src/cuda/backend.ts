@@ -6,12 +6,15 @@
  * resolves once they are enqueued; its outputs are valid in stream order for the next call of
  * this engine, `download` and `synchronize` wait for them, and a kernel fault surfaces, with its
  * CUDA message, at the next call that waits. Calls from typed arrays copy the inputs into pinned
- * staging before they return and resolve when the results are back in host memory.
+ * staging before they return and resolve when the results are back in host memory; arrays made by
+ * `hostArray` (engine.hostTensor) are page-locked and copied by DMA in place, without staging.
  *
  * Precision: float16 and bfloat16 are computed natively (tensor-core products of the inputs,
- * float32 accumulation and softmax, P rounded to the input type before P·V). float32 inputs
- * are converted on the GPU to float16 (10-bit mantissa; values beyond ±65504 overflow) and
- * computed as float16 inputs, with float32 output and lse: `info.float32Compute = 'float16'`.
+ * float32 accumulation and softmax, P rounded to the input type before P·V). float32 inputs are
+ * computed in float32 (cuda/fixup.h launchRowsF32: float32 products, one warp per query row), at
+ * a fraction of the tensor cores' speed; with options.precision 'float16' they are converted on
+ * the GPU to float16 (values beyond ±65504 overflow) and run on the tensor-core kernels, with
+ * float32 output and lse: `info.float32Compute = 'float32'`, `info.float32Fast = 'float16'`.
  */
 import type { Backend, BackendOutput } from '../backend.js';
 import type { KvCacheSpec, KvProblem, KvWrite } from '../kvcache/problem.js';
@@ -108,7 +111,8 @@ class CudaEngine implements CudaBackend {
       memoryGiB: Math.round(((dev.totalGlobalMem ?? 0) / 2 ** 30) * 10) / 10,
       cudaRuntime: v(dev.runtimeVersion),
       cudaDriver: v(dev.driverVersion),
-      float32Compute: 'float16',
+      float32Compute: 'float32',
+      float32Fast: 'float16',
       addon: addonPath,
     });
   }
@@ -157,6 +161,7 @@ class CudaEngine implements CudaBackend {
       fixedSeqlenQ: p.fixedSeqlenQ,
       returnLse: p.returnLse,
       poison: knobs.poisonOutputs,
+      float32AsHalf: p.precision === 'float16',
       ...knobArgs(),
       ...extra,
     };

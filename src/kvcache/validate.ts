@@ -308,6 +308,7 @@ export function validateKvCall<C>(
     alibiSlopes: base.alibiSlopes,
     sinks: base.sinks,
     returnLse: base.returnLse,
+    precision: base.precision,
     outShape: base.outShape,
     lseShape: base.lseShape,
     fixedSeqlenQ: base.fixedSeqlenQ,

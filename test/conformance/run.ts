@@ -6,7 +6,7 @@
 import { setKnobs } from '../../src/knobs.js';
 import { decode, encode } from '../../src/half.js';
 import { referenceProblem } from '../../src/reference.js';
-import type { AnyTensor, AttentionOptions, DType, Engine, Tensor, VarlenOptions } from '../../src/types.js';
+import type { AnyTensor, AttentionOptions, DType, Engine, Precision, Tensor, VarlenOptions } from '../../src/types.js';
 import { validateFixed, validateVarlen } from '../../src/validate.js';
 import { type Case, caseId } from './cases.js';
 import { randn, rng } from './random.js';
@@ -119,9 +119,12 @@ export async function runEngine(engine: Engine, x: Inputs, device = false) {
 
 export const HALF_TOL: Record<DType, number> = { float32: 0, float16: 2e-3, bfloat16: 1e-2 };
 
-/** The precision an engine computes a dtype in (the cuda engine may run float32 inputs as halves). */
-export function computeDtype(engine: Engine, dtype: DType): DType {
-  const f = engine.info['float32Compute'];
+/**
+ * The precision an engine computes a dtype in: float32 inputs in float32, unless the call asked for
+ * precision 'float16' and the engine takes it (the cuda engine, `info.float32Fast`).
+ */
+export function computeDtype(engine: Engine, dtype: DType, precision: Precision = 'float32'): DType {
+  const f = precision === 'float16' ? engine.info['float32Fast'] : engine.info['float32Compute'];
   return dtype === 'float32' && (f === 'float16' || f === 'bfloat16') ? f : dtype;
 }
 
@@ -133,10 +136,11 @@ export async function runCase(
   engine: Engine,
   c: Case,
   seed: number,
-  opts: { device?: boolean } = {},
+  opts: { device?: boolean; precision?: Precision } = {},
 ): Promise<CaseResult> {
-  const id = caseId(c);
+  const id = caseId(c) + (opts.precision && c.dtype === 'float32' ? ` precision ${opts.precision}` : '');
   const x = buildInputs(c, seed);
+  if (opts.precision) x.options = { ...x.options, precision: opts.precision };
   const p = x.fixed ? validateFixed(x.q, x.k, x.v, formOptions(x)) : validateVarlen(x.q, x.k, x.v, x.options);
   const res = (ok: boolean, error: number, tolerance: number, detail: string, skipped?: string): CaseResult => ({
     id,
@@ -150,7 +154,7 @@ export async function runCase(
   const why = engine.supports(x.q, x.k, x.v, formOptions(x));
   if (why !== null) return res(true, 0, 0, '', why);
 
-  const cd = computeDtype(engine, c.dtype);
+  const cd = computeDtype(engine, c.dtype, opts.precision);
   // The reference sees exactly the values the engine computes with.
   const rounded = (t: Tensor): Tensor =>
     cd === c.dtype ? t : { ...t, data: encode(t.data as Float32Array, cd), dtype: cd };
