@@ -129,6 +129,7 @@ describe('wasm engine', () => {
         softcap: 0,
         alibiSlopes: null,
         returnLse: false,
+        precision: 'float32' as const,
         outShape: [1, 8, 256],
         lseShape: [8, 1],
         fixedSeqlenQ: 0,

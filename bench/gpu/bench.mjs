@@ -5,7 +5,7 @@
 // --out (default stdout only) for table.mjs.
 //
 //   node bench/gpu/bench.mjs [--out file.jsonl] [--append] [--iters 20] [--only substring]
-//                            [--match regex] [--dtype bfloat16] [--impl name] [--no-e2e] [--variants]
+//                            [--match regex] [--dtype bfloat16] [--impl name] [--no-e2e] [--variants] [--f32]
 // --variants also times forced split counts / tiles on the decode shapes (tuning runs).
 // --impl labels the rows (default flashattn): an A/B run times another build of the addon
 // (FLASHATTN_CUDA_ADDON=path) as `--impl "flashattn base"`, and table.mjs adds its column.
@@ -126,8 +126,9 @@ console.log(
 );
 record({ impl: 'link', ...link });
 
+const f32Names = ['dense d128 causal 4096', 'dense d128 full 2048', 'decode 32/8 heads 4k keys b32'];
 const e2eNames = new Set(['dense d128 causal 4096', 'varlen [512..7000] d128 causal', 'decode 32/8 heads 4k keys b32']);
-for (const s of shapes) {
+for (const s of argv.includes('--f32') ? [] : shapes) {
   if (only && !s.name.includes(only)) continue;
   if (dtypeOnly && s.dtype !== dtypeOnly) continue;
   if (match && !new RegExp(match).test(s.name)) continue;
@@ -220,6 +221,40 @@ for (const s of shapes) {
         sameAsPlain: impl.includes('pinned') ? same : undefined,
       });
     }
+  }
+  for (const x of [q, k, v]) x.dispose();
+}
+// float32 inputs: in float32 (the default, the rows kernel) and with precision 'float16' (converted for
+// the tensor cores), kernel time on a few bf16 shapes' dimensions (--f32: these only).
+for (const name of f32Names) {
+  const s = shapes.find((x) => x.name === name && x.dtype === 'bfloat16');
+  if (!s || (only && !name.includes(only)) || (match && !new RegExp(match).test(name))) continue;
+  const { host, options } = await inputs(s);
+  const f32 = (t) => {
+    const data = new Float32Array(t.data.length);
+    for (let i = 0; i < data.length; i++) data[i] = (((t.data[i] * 2654435761) >>> 0) / 2 ** 32) * 2 - 1;
+    return { data, shape: t.shape, dtype: 'float32' };
+  };
+  const [q, k, v] = await Promise.all([
+    engine.upload(f32(host.q)),
+    engine.upload(f32(host.k)),
+    engine.upload(f32(host.v)),
+  ]);
+  for (const precision of ['float32', 'float16']) {
+    const p = validateVarlen(q, k, v, { ...options, precision });
+    await backend.time(p, 2);
+    const r = await backend.time(p, precision === 'float32' ? 5 : iters);
+    record({
+      impl: 'flashattn f32',
+      precision,
+      shape: s.name,
+      dtype: 'float32',
+      kind: s.kind,
+      ms: r.kernelMs,
+      tflops: flops(s) / (r.kernelMs * 1e9),
+      gbps: (kvBytes(s) * 2) / (r.kernelMs * 1e6),
+      plan: `${r.exactFloat32 ? 'rows (float32)' : r.tile} splits=${r.splits} work=${r.numWork}`,
+    });
   }
   for (const x of [q, k, v]) x.dispose();
 }

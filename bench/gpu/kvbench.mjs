@@ -231,7 +231,13 @@ async function decodeLoop({ name, batch, lk, bs, steps }) {
 
 console.log(`device: ${backend.info.device}; ${dtype}`);
 for (const bs of [16, 256])
-  await decodeLoop({ name: `kv decode b32 4k bs${bs}, a loop of 256 growing steps`, batch: 32, lk: 4096, bs, steps: 256 });
+  await decodeLoop({
+    name: `kv decode b32 4k bs${bs}, a loop of 256 growing steps`,
+    batch: 32,
+    lk: 4096,
+    bs,
+    steps: 256,
+  });
 for (const batch of [32, 128])
   for (const lk of [4096, 32768])
     for (const bs of [16, 256, lk])

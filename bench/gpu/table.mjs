@@ -112,6 +112,18 @@ if (kv.length) {
     );
   }
 }
+const f32 = rows.filter((r) => r.impl === 'flashattn f32');
+if (f32.length) {
+  lines.push(
+    '',
+    '| float32 inputs (kernel) | precision | plan | ms | TF/s | GB/s |',
+    '| --- | --- | --- | ---: | ---: | ---: |',
+  );
+  for (const r of f32)
+    lines.push(
+      `| ${r.shape} | ${r.precision} | ${r.plan} | ${r.ms.toFixed(3)} | ${r.tflops.toFixed(1)} | ${r.gbps.toFixed(0)} |`,
+    );
+}
 const forced = rows.filter((r) => r.forced);
 if (forced.length) {
   lines.push(

@@ -1,7 +1,9 @@
 /** `flashattn demo` (= npm start): the classic bottom-right causal picture, a check, and a timed packed batch. */
 import { attentionFlops } from '../flops.js';
 import { createEngine } from '../node.js';
+import { encode } from '../half.js';
 import { tensor } from '../tensor.js';
+import type { DType } from '../types.js';
 import { type CommandSpec, type Values, flag } from './args.js';
 import { decodeDemo } from './decode.js';
 import { maskPicture } from './picture.js';
@@ -48,9 +50,16 @@ export async function demo(o: Values<typeof flags>, log: (s: string) => void): P
     const total = lens.reduce((a, b) => a + b, 0);
     const Hb = 8;
     const cu = cumsum(lens);
-    const qb = tensor(randn(next, total * Hb * D), [total, Hb, D]);
-    const kb = tensor(randn(next, total * Hb * D), [total, Hb, D]);
-    const vb = tensor(randn(next, total * Hb * D), [total, Hb, D]);
+    // In the engine's fast format: bfloat16 on the GPU (float32 there is computed in float32, on the
+    // CUDA cores, unless the call asks for precision 'float16'), float32 on the CPU.
+    const dtype: DType = engine.backend === 'cuda' ? 'bfloat16' : 'float32';
+    const make = () => {
+      const x = randn(next, total * Hb * D);
+      return dtype === 'float32' ? tensor(x, [total, Hb, D]) : tensor(encode(x, dtype), [total, Hb, D], dtype);
+    };
+    const qb = make();
+    const kb = make();
+    const vb = make();
     const bopts = { cuSeqlensQ: cu, cuSeqlensK: cu, causal: true };
     const flops = attentionFlops(qb, kb, vb, bopts);
     await engine.attentionVarlen(qb, kb, vb, bopts);
@@ -64,7 +73,7 @@ export async function demo(o: Values<typeof flags>, log: (s: string) => void): P
     const ms = times[2]!;
     log('');
     log(
-      `packed batch of ${lens.length} sequences [${lens.join(', ')}] (${total} tokens), ${Hb} heads, head dim ${D}, causal:`,
+      `packed batch of ${lens.length} sequences [${lens.join(', ')}] (${total} tokens), ${Hb} heads, head dim ${D}, causal, ${dtype}:`,
     );
     const copies = engine.backend === 'cuda' ? ', host-to-device copies included' : '';
     log(

@@ -43,6 +43,8 @@ export interface NativePlan {
   planReused: boolean;
   /** The non-finite-V fix-up ran (cuda/fixup.h: a masked call). */
   fixup: boolean;
+  /** float32 computed in float32 (the rows kernel, cuda/fixup.h launchRowsF32). */
+  exactFloat32: boolean;
 }
 
 /** What the timing hook reports: the plan and the kernels' median and fastest time. */
