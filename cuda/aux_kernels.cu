@@ -3,6 +3,7 @@
 
 #include "aux_kernels.h"
 #include "convert.cuh"
+#include "launch.h"
 
 namespace fa {
 namespace {
@@ -76,6 +77,8 @@ cudaError_t gatherAs(const void* src, int srcLen, void* dst, int dstLen, int64_t
 template <typename E>
 __global__ void writeKvKernel(const E* __restrict__ kNew, const E* __restrict__ vNew, E* __restrict__ kCache,
                               E* __restrict__ vCache, KvWriteRows w) {
+  waitPriorGrid();  // (launch.h) the kernels before it, which may still read these cache rows
+  allowNextGrid();
   for (int r = blockIdx.x; r < w.totalNew; r += gridDim.x) {
     const int b = sequenceOf(w.cuNew, w.batch, r);
     const int64_t row = cacheRow(w.table, b, w.maxBlocks, w.blockSize, w.cached[b] + r - w.cuNew[b]);
@@ -93,6 +96,8 @@ __global__ void combineKernel(const float* __restrict__ oAccum, const float* __r
                               int totalQ, int H, int dv, T* __restrict__ out, int64_t oRowStride, int oHeadStride,
                               float* __restrict__ lse, int lseFixedS, const float* __restrict__ sinks) {
   __shared__ float weight[4][128];
+  waitPriorGrid();  // (launch.h) the split partials
+  allowNextGrid();
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int64_t rows = (int64_t)totalQ * H;
   const int64_t row = (int64_t)blockIdx.x * 4 + warp;
@@ -159,14 +164,12 @@ cudaError_t writeKvRows(DType t, const void* kNew, const void* vNew, void* kCach
   if (w.totalNew <= 0) return cudaSuccess;
   const unsigned blocks = (unsigned)(w.totalNew < 65536 ? w.totalNew : 65536);
   if (t == DType::F32)
-    writeKvKernel<uint32_t><<<blocks, 128, 0, st>>>(static_cast<const uint32_t*>(kNew),
-                                                    static_cast<const uint32_t*>(vNew), static_cast<uint32_t*>(kCache),
-                                                    static_cast<uint32_t*>(vCache), w);
-  else
-    writeKvKernel<uint16_t><<<blocks, 128, 0, st>>>(static_cast<const uint16_t*>(kNew),
-                                                    static_cast<const uint16_t*>(vNew), static_cast<uint16_t*>(kCache),
-                                                    static_cast<uint16_t*>(vCache), w);
-  return cudaGetLastError();
+    return launchDependent(writeKvKernel<uint32_t>, dim3(blocks), dim3(128), 0, st, static_cast<const uint32_t*>(kNew),
+                           static_cast<const uint32_t*>(vNew), static_cast<uint32_t*>(kCache),
+                           static_cast<uint32_t*>(vCache), w);
+  return launchDependent(writeKvKernel<uint16_t>, dim3(blocks), dim3(128), 0, st, static_cast<const uint16_t*>(kNew),
+                         static_cast<const uint16_t*>(vNew), static_cast<uint16_t*>(kCache),
+                         static_cast<uint16_t*>(vCache), w);
 }
 
 cudaError_t combineSplits(DType outT, const float* oAccum, const float* lseAccum, int numSplits, int totalQ,
@@ -177,16 +180,13 @@ cudaError_t combineSplits(DType outT, const float* oAccum, const float* lseAccum
   if (numSplits > 128) return cudaErrorInvalidValue;
   const unsigned blocks = (unsigned)((rows + 3) / 4);
   if (outT == DType::F16)
-    combineKernel<__half><<<blocks, 128, 0, st>>>(oAccum, lseAccum, numSplits, totalQ, numHeads, dv,
-                                                  static_cast<__half*>(out), oRowStride, oHeadStride, lse, lseFixedS,
-                                                  sinks);
-  else if (outT == DType::BF16)
-    combineKernel<__nv_bfloat16><<<blocks, 128, 0, st>>>(oAccum, lseAccum, numSplits, totalQ, numHeads, dv,
-                                                         static_cast<__nv_bfloat16*>(out), oRowStride, oHeadStride, lse,
-                                                         lseFixedS, sinks);
-  else
-    return cudaErrorInvalidValue;
-  return cudaGetLastError();
+    return launchDependent(combineKernel<__half>, dim3(blocks), dim3(128), 0, st, oAccum, lseAccum, numSplits, totalQ,
+                           numHeads, dv, static_cast<__half*>(out), oRowStride, oHeadStride, lse, lseFixedS, sinks);
+  if (outT == DType::BF16)
+    return launchDependent(combineKernel<__nv_bfloat16>, dim3(blocks), dim3(128), 0, st, oAccum, lseAccum, numSplits,
+                           totalQ, numHeads, dv, static_cast<__nv_bfloat16*>(out), oRowStride, oHeadStride, lse,
+                           lseFixedS, sinks);
+  return cudaErrorInvalidValue;
 }
 
 // One warp per (batch, position, head) row; lanes across dv.

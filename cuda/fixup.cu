@@ -12,6 +12,7 @@
 #include "fixup.h"
 #include "fwd_rows.cuh"          // kLog2e, kLn2
 #include "fwd_wgmma_launch.cuh"  // WgTileOf: the Hopper kernel's tile shapes
+#include "launch.h"
 
 namespace fa {
 namespace {
@@ -19,6 +20,7 @@ namespace {
 constexpr int kFixThreads = 256, kFixWarps = kFixThreads / 32;
 constexpr int kMaxDim = 256;            // the widest head-dim class
 constexpr int kPerLane = kMaxDim / 32;  // head-dim elements per lane in the recompute
+constexpr int kRows = 4;                // rows a warp recomputes together
 
 // Whether either of the two 16-bit values in x is Inf or NaN (all exponent bits set).
 template <typename T>
@@ -31,8 +33,10 @@ __device__ __forceinline__ bool nonFinite2(uint32_t x) {
 // fix-up (scan the hidden keys' V, recompute only where one is not finite); else every row is
 // computed (launchRowsF32: float32 calls in float32).
 template <typename T, typename O, bool kScan>
-__global__ void __launch_bounds__(kFixThreads)
+__global__ void __launch_bounds__(kFixThreads, kScan ? 1 : 2)
     fixupKernel(const __grid_constant__ FwdParams p, int bm, int bn, O* __restrict__ out, int outDim) {
+  waitPriorGrid();  // (launch.h) the attention kernel's out and lse, or the previous call's writes
+  allowNextGrid();
   const WorkItem w = p.work[blockIdx.x];
   if (w.split != 0) return;
   const int G = p.group, lq = w.lq, lk = w.lk, m0 = w.mBlock * bm;
@@ -79,57 +83,86 @@ __global__ void __launch_bounds__(kFixThreads)
     if (!__syncthreads_or(bad)) return;  // the normal case: nothing hidden is non-finite
   }
 
-  // Recompute every row of the block, one warp per row, over exactly the keys the row sees:
-  // scores as transformScores computes them (log2 domain), online softmax in float32, the lse of
-  // storeRows. Slow and simple; it runs only on non-finite input.
+  // Recompute the rows of the block, kRows at a time per warp (rows r0 .. r0 + kRows - 1: one query's
+  // grouped heads, or neighbouring queries), each over exactly the keys it sees: a key's K and V rows
+  // are loaded once for all of them, and their kRows reductions are independent. Scores as
+  // transformScores computes them (log2 domain), online softmax in float32, the lse of storeRows.
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, H = p.numHeads;
   const T* qBase = static_cast<const T*>(p.q);
   const T* kBase = static_cast<const T*>(p.k) + (int64_t)w.hk * p.kHeadStride;
-  for (int r = m0 + warp; r < rowEnd; r += kFixWarps) {
-    const int i = r / G, h = w.hk * G + (r - i * G), diag = i + shift;
-    const int jLo = max(0, diag - p.windowLeft), jHi = min(lk - 1, diag + p.windowRight);
-    const T* qRow = qBase + (int64_t)(w.qStart + i) * p.qRowStride + (int64_t)h * p.qHeadStride;
-    float q[kPerLane], acc[kPerLane];
+  for (int r0 = m0 + warp * kRows; r0 < rowEnd; r0 += kFixWarps * kRows) {
+    int iq[kRows], hq[kRows], jLo[kRows], jHi[kRows];
+    float q[kRows][kPerLane], acc[kRows][kPerLane], mx[kRows], sum[kRows], slope[kRows];
+    int lo = lk, hi = -1;  // the union of the rows' key ranges
 #pragma unroll
-    for (int t = 0; t < kPerLane; ++t) {
-      const int c = lane + 32 * t;
-      q[t] = c < p.d ? toF(qRow[c]) : 0.f;
-      acc[t] = 0.f;
+    for (int u = 0; u < kRows; ++u) {
+      const int r = min(r0 + u, rowEnd - 1), i = r / G, diag = i + shift;  // (a row past the end repeats the last)
+      iq[u] = i;
+      hq[u] = w.hk * G + (r - i * G);
+      jLo[u] = max(0, diag - p.windowLeft);
+      jHi[u] = r0 + u < rowEnd ? min(lk - 1, diag + p.windowRight) : -1;
+      if (jLo[u] <= jHi[u]) lo = min(lo, jLo[u]), hi = max(hi, jHi[u]);
+      const T* qRow = qBase + (int64_t)(w.qStart + i) * p.qRowStride + (int64_t)hq[u] * p.qHeadStride;
+#pragma unroll
+      for (int t = 0; t < kPerLane; ++t) {
+        const int c = lane + 32 * t;
+        q[u][t] = c < p.d ? toF(qRow[c]) : 0.f;
+        acc[u][t] = 0.f;
+      }
+      slope[u] = p.alibiSlopes ? p.alibiSlopes[hq[u]] * kLog2e : 0.f;
+      mx[u] = -INFINITY;
+      sum[u] = 0.f;
     }
-    const float slope = p.alibiSlopes ? p.alibiSlopes[h] * kLog2e : 0.f;
-    float mx = -INFINITY, sum = 0.f;
-    for (int j = jLo; j <= jHi; ++j) {
+    for (int j = lo; j <= hi; ++j) {
       const int64_t at = rowOf(j);
       const T* kRow = kBase + at * p.kRowStride;
-      float dot = 0.f;
-#pragma unroll
-      for (int t = 0; t < kPerLane; ++t)
-        if (lane + 32 * t < p.d) dot = fmaf(q[t], toF(kRow[lane + 32 * t]), dot);
-#pragma unroll
-      for (int o = 16; o > 0; o >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, o);
-      float s = p.softcapInv != 0.f ? p.softcapLog2 * tanhf(dot * p.softcapInv) : dot * p.scaleLog2;
-      if (p.alibiSlopes) s -= slope * fabsf(float(diag - j));
-      const float mNew = fmaxf(mx, s), mUse = mNew == -INFINITY ? 0.f : mNew;
-      const float corr = exp2f(mx - mUse), pj = exp2f(s - mUse);
-      sum = fmaf(sum, corr, pj);
       const T* vRow = vBase + at * p.vRowStride;
+      float kx[kPerLane], vx[kPerLane];
+#pragma unroll
+      for (int t = 0; t < kPerLane; ++t) {
+        kx[t] = lane + 32 * t < p.d ? toF(kRow[lane + 32 * t]) : 0.f;
+        vx[t] = lane + 32 * t < p.dv ? toF(vRow[lane + 32 * t]) : 0.f;
+      }
+      float dot[kRows];
+#pragma unroll
+      for (int u = 0; u < kRows; ++u) {
+        dot[u] = 0.f;
+#pragma unroll
+        for (int t = 0; t < kPerLane; ++t) dot[u] = fmaf(q[u][t], kx[t], dot[u]);
+      }
+#pragma unroll
+      for (int o = 16; o > 0; o >>= 1)
+#pragma unroll
+        for (int u = 0; u < kRows; ++u) dot[u] += __shfl_xor_sync(0xffffffffu, dot[u], o);
+#pragma unroll
+      for (int u = 0; u < kRows; ++u) {
+        if (j < jLo[u] || j > jHi[u]) continue;  // warp-uniform; a hidden key's V is never touched
+        float s = p.softcapInv != 0.f ? p.softcapLog2 * tanhf(dot[u] * p.softcapInv) : dot[u] * p.scaleLog2;
+        if (p.alibiSlopes) s -= slope[u] * fabsf(float(iq[u] + shift - j));
+        const float mNew = fmaxf(mx[u], s), mUse = mNew == -INFINITY ? 0.f : mNew;
+        const float corr = exp2f(mx[u] - mUse), pj = exp2f(s - mUse);
+        sum[u] = fmaf(sum[u], corr, pj);
+#pragma unroll
+        for (int t = 0; t < kPerLane; ++t) acc[u][t] = fmaf(acc[u][t], corr, pj * vx[t]);
+        mx[u] = mNew;
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < kRows; ++u) {
+      if (r0 + u >= rowEnd) break;
+      // As storeRows ends a row (finishRow: an empty row, the sink).
+      const int i = iq[u], h = hq[u];
+      const bool empty = sum[u] == 0.f;
+      const RowEnd end = finishRow(mx[u], sum[u], p.sinks ? p.sinks[h] * kLog2e : -INFINITY);
+      O* dst = out + ((int64_t)(w.qStart + i) * H + h) * outDim;
 #pragma unroll
       for (int t = 0; t < kPerLane; ++t)
-        if (lane + 32 * t < p.dv) acc[t] = fmaf(acc[t], corr, pj * toF(vRow[lane + 32 * t]));
-      mx = mNew;
-    }
-    // As storeRows ends a row (finishRow: an empty row, the sink).
-    const bool empty = sum == 0.f;
-    const RowEnd end = finishRow(mx, sum, p.sinks ? p.sinks[h] * kLog2e : -INFINITY);
-    const float inv = end.scale;
-    O* dst = out + ((int64_t)(w.qStart + i) * H + h) * outDim;
-#pragma unroll
-    for (int t = 0; t < kPerLane; ++t)
-      if (lane + 32 * t < outDim) dst[lane + 32 * t] = fromF<O>(empty ? 0.f : acc[t] * inv);
-    if (p.lse && lane == 0) {
-      const int64_t at =
-          p.lseFixedS > 0 ? (int64_t)(w.b * H + h) * p.lseFixedS + i : (int64_t)h * p.totalQ + w.qStart + i;
-      p.lse[at] = end.lse;
+        if (lane + 32 * t < outDim) dst[lane + 32 * t] = fromF<O>(empty ? 0.f : acc[u][t] * end.scale);
+      if (p.lse && lane == 0) {
+        const int64_t at =
+            p.lseFixedS > 0 ? (int64_t)(w.b * H + h) * p.lseFixedS + i : (int64_t)h * p.totalQ + w.qStart + i;
+        p.lse[at] = end.lse;
+      }
     }
   }
 }
@@ -150,8 +183,8 @@ Shape shapeOf(Tile tile) {
 
 template <typename T, typename O>
 cudaError_t launchAs(const FwdParams& p, Shape s, void* out, int outDim, cudaStream_t st) {
-  fixupKernel<T, O, true><<<(unsigned)p.numWork, kFixThreads, 0, st>>>(p, s.bm, s.bn, static_cast<O*>(out), outDim);
-  return cudaGetLastError();
+  return launchDependent(fixupKernel<T, O, true>, dim3((unsigned)p.numWork), dim3(kFixThreads), 0, st, p, s.bm, s.bn,
+                         static_cast<O*>(out), outDim);
 }
 
 }  // namespace
@@ -159,8 +192,8 @@ cudaError_t launchAs(const FwdParams& p, Shape s, void* out, int outDim, cudaStr
 cudaError_t launchRowsF32(const FwdParams& p, int bm, float* out, int outDim, cudaStream_t stream) {
   if (p.numWork <= 0) return cudaSuccess;
   if (p.d > kMaxDim || p.dv > kMaxDim || outDim > p.dv || p.numSplits != 1) return cudaErrorInvalidValue;
-  fixupKernel<float, float, false><<<(unsigned)p.numWork, kFixThreads, 0, stream>>>(p, bm, 0, out, outDim);
-  return cudaGetLastError();
+  return launchDependent(fixupKernel<float, float, false>, dim3((unsigned)p.numWork), dim3(kFixThreads), 0, stream, p,
+                         bm, 0, out, outDim);
 }
 
 bool fixupNeeded(const std::vector<int>& cuSeqlensQ, const std::vector<int>& cuSeqlensK, int left, int right) {

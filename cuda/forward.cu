@@ -9,6 +9,7 @@
 
 #include "fixup.h"
 #include "fwd.h"
+#include "launch.h"
 #include "plan_work.h"
 #include "status.h"
 #include "work_order.h"
@@ -40,10 +41,10 @@ float softcapInvOf(const ForwardArgs& a) {
 KernelChoice chooseKernel(const ForwardArgs& a, const std::function<bool(const KernelChoice&)>& hasImage) {
   KernelChoice k;
   k.computeType = a.dtype == DType::BF16 ? DType::BF16 : DType::F16;
-  if (exactFloat32(a)) {  // the rows kernel, one work item per 16 rows (the small tile's), no split
+  if (exactFloat32(a)) {  // the rows kernel, on the work items of a tile's rows (16 for decode, else 128), no split
     k.exactF32 = true;
     k.headDimClass = 256;
-    k.tile = Tile::Small;
+    k.tile = (long long)a.maxSeqlenQ * (a.numHeads / a.numKvHeads) <= 16 ? Tile::Small : Tile::Main;
     return k;
   }
   const int d = paddedDim(a.headDim), dv = paddedDim(a.headDimV), widest = std::max(d, dv);
@@ -119,6 +120,15 @@ int multiprocessors() {
 
 }  // namespace
 
+bool dependentLaunchSupported() {
+  static const bool yes = [] {
+    int dev = 0, major = 0;
+    return cudaGetDevice(&dev) == cudaSuccess &&
+           cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess && major >= 9;
+  }();
+  return yes;
+}
+
 bool pagedInPlace(const ForwardArgs& a) {
   if (exactFloat32(a)) return a.paged;  // the rows kernel reads any row through the table
   return a.paged && a.dtype != DType::F32 && paddedDim(a.headDim) == a.headDim && paddedDim(a.headDimV) == a.headDimV;
@@ -162,6 +172,7 @@ std::string Forward::prepare(const ForwardArgs& a, const Uploader& upload, PlanC
   // kernel (exact float32) covers a row's keys in one item: no split.
   const bool exact = kernel.exactF32;
   if (exact) a_.forceSplits = 1;
+  rowsBm_ = ti.bm;
   const uint64_t key = cache ? planKey(a_, kernel, ti) : 0;
   const CachedPlan* plan = cache ? cache->find(key) : nullptr;
   const bool reused = plan != nullptr;
@@ -302,7 +313,7 @@ std::string Forward::launch() {
   }
   if (kernel.exactF32) {  // float32 in float32: the rows kernel alone (no split, nothing hidden is loaded)
     info_.fixup = false;
-    FA_TRY(launchRowsF32(p, SmallTile<256>::kBM, static_cast<float*>(a.out), a.headDimV, stream_),
+    FA_TRY(launchRowsF32(p, rowsBm_, static_cast<float*>(a.out), a.headDimV, stream_),
            "launching the float32 attention");
     return "";
   }

@@ -115,6 +115,7 @@ class Forward {
   void* outTmp_ = nullptr;
   int* paging_ = nullptr;  // device: the block table, cuSeqlensK, then cuSeqlensNew and cacheSeqlens (paged calls)
   int dPad_ = 0, dvPad_ = 0;
+  int rowsBm_ = 0;  // rows per work item as planned (the rows kernel's query blocks)
 };
 
 }  // namespace fa

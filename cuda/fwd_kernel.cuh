@@ -21,6 +21,7 @@
 #include <cstdint>
 
 #include "fwd_rows.cuh"
+#include "launch.h"
 #include "params.h"
 #include "ptx.h"
 #include "tile.h"
@@ -234,6 +235,8 @@ __device__ __forceinline__ void fwdBody(const FwdParams& p, unsigned char* smem)
 template <class C, typename T, bool kFull, bool kPaged>
 __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks) fwdKernel(const __grid_constant__ FwdParams p) {
   extern __shared__ __align__(1024) unsigned char smem[];
+  waitPriorGrid();  // (launch.h) the previous kernel's writes, before any read
+  allowNextGrid();
   fwdBody<C, T, kFull, kPaged>(p, smem);
 }
 

@@ -32,8 +32,8 @@ cudaError_t launchTile(const FwdParams& p, bool full, cudaStream_t stream) {
   const long long blocks = p.numWork;
   if (blocks == 0) return cudaSuccess;
   if (blocks > 0x7fffffffLL) return cudaErrorInvalidConfiguration;
-  kernelOf<C, T>(full, p.blockTable != nullptr)<<<(unsigned)blocks, C::kThreads, C::kSmemBytes, stream>>>(p);
-  return cudaGetLastError();
+  return launchDependent(kernelOf<C, T>(full, p.blockTable != nullptr), dim3((unsigned)blocks), dim3(C::kThreads),
+                         C::kSmemBytes, stream, p);
 }
 
 // The blocks an SM holds: the least over the four copies, so one plan fits whichever runs.

@@ -21,6 +21,7 @@
 #include <cuda_fp16.h>
 #include <cstdint>
 
+#include "launch.h"
 #include "fwd_rows.cuh"
 #include "params.h"
 #include "ptx.h"
@@ -229,6 +230,8 @@ template <class C, typename T, bool kPaged>
 __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks) fwdKernelWg(const __grid_constant__ FwdParams p) {
 #ifdef FA_WGMMA_DEVICE
   extern __shared__ __align__(1024) unsigned char smem[];
+  waitPriorGrid();  // (launch.h) the previous kernel's writes, before any read
+  allowNextGrid();
   fwdBodyWg<C, T, kPaged>(p, smem);
 #else
   __trap();  // built for sm_90a only; the host never launches it elsewhere

@@ -40,8 +40,8 @@ cudaError_t runFwdWgmma(const FwdParams& p, cudaStream_t stream) {
   using C = WgTileOf<D>;
   if (cudaError_t e = prepareWg<T, D>(); e != cudaSuccess) return e;
   if (p.numWork == 0) return cudaSuccess;
-  wgKernelOf<T, D>(p.blockTable != nullptr)<<<(unsigned)p.numWork, C::kThreads, C::kSmemBytes, stream>>>(p);
-  return cudaGetLastError();
+  return launchDependent(wgKernelOf<T, D>(p.blockTable != nullptr), dim3((unsigned)p.numWork), dim3(C::kThreads),
+                         C::kSmemBytes, stream, p);
 }
 
 // The blocks an SM holds: the lesser of the two copies.

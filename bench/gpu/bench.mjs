@@ -190,8 +190,10 @@ for (const s of argv.includes('--f32') ? [] : shapes) {
     const pinned = { q: pin(host.q), k: pin(host.k), v: pin(host.v) };
     const ref = await engine.attentionVarlen(host.q, host.k, host.v, options);
     const pinnedOut = engine.hostTensor(ref.out.shape, ref.out.dtype);
+    const plainOut = { data: new Uint16Array(ref.out.data.length), shape: ref.out.shape, dtype: ref.out.dtype };
     const ways = [
       ['flashattn e2e (typed arrays)', host, options],
+      ['flashattn e2e (typed arrays, into a reused out)', host, { ...options, out: plainOut }],
       ['flashattn e2e (pinned hostTensor, into out)', pinned, { ...options, out: pinnedOut }],
     ];
     const kernel = (await backend.time(p, iters)).kernelMs;

@@ -86,7 +86,7 @@ if (e2e.length) {
   );
   for (const r of e2e)
     lines.push(
-      `| ${r.shape} | ${r.impl.includes('pinned') ? `pinned hostTensor, into out${r.sameAsPlain === false ? ' (DIFFERS)' : ''}` : 'plain, new result'} | ${r.dtype} | ${r.bytesIn != null ? `${(r.bytesIn / 1e6).toFixed(0)} / ${(r.bytesOut / 1e6).toFixed(0)}` : ''} | ${r.ms.toFixed(2)} | ${r.floorMs?.toFixed(2) ?? ''} | ${r.vsFloor?.toFixed(2) ?? ''} |`,
+      `| ${r.shape} | ${r.impl.includes('pinned') ? `pinned hostTensor, into out${r.sameAsPlain === false ? ' (DIFFERS)' : ''}` : r.impl.includes('reused') ? 'plain, into a reused out' : 'plain, new result'} | ${r.dtype} | ${r.bytesIn != null ? `${(r.bytesIn / 1e6).toFixed(0)} / ${(r.bytesOut / 1e6).toFixed(0)}` : ''} | ${r.ms.toFixed(2)} | ${r.floorMs?.toFixed(2) ?? ''} | ${r.vsFloor?.toFixed(2) ?? ''} |`,
     );
 }
 // The KV cache (bench/gpu/kvbench.mjs) beside the peers on the same keys, contiguous (torch.jsonl).
