@@ -20,7 +20,10 @@ namespace {
 constexpr int kFixThreads = 256, kFixWarps = kFixThreads / 32;
 constexpr int kMaxDim = 256;            // the widest head-dim class
 constexpr int kPerLane = kMaxDim / 32;  // head-dim elements per lane in the recompute
-constexpr int kRows = 4;                // rows a warp recomputes together
+// Rows a warp recomputes together: 4 for float32 calls (every row of every block); 1 in the fix-up,
+// which runs on non-finite input only and whose scan must stay small (52 registers, not 128).
+template <bool kScan>
+constexpr int kRowsOf = kScan ? 1 : 4;
 
 // Whether either of the two 16-bit values in x is Inf or NaN (all exponent bits set).
 template <typename T>
@@ -33,7 +36,7 @@ __device__ __forceinline__ bool nonFinite2(uint32_t x) {
 // fix-up (scan the hidden keys' V, recompute only where one is not finite); else every row is
 // computed (launchRowsF32: float32 calls in float32).
 template <typename T, typename O, bool kScan>
-__global__ void __launch_bounds__(kFixThreads, kScan ? 1 : 2)
+__global__ void __launch_bounds__(kFixThreads, kScan ? 4 : 2)
     fixupKernel(const __grid_constant__ FwdParams p, int bm, int bn, O* __restrict__ out, int outDim) {
   waitPriorGrid();  // (launch.h) the attention kernel's out and lse, or the previous call's writes
   allowNextGrid();
@@ -87,6 +90,7 @@ __global__ void __launch_bounds__(kFixThreads, kScan ? 1 : 2)
   // grouped heads, or neighbouring queries), each over exactly the keys it sees: a key's K and V rows
   // are loaded once for all of them, and their kRows reductions are independent. Scores as
   // transformScores computes them (log2 domain), online softmax in float32, the lse of storeRows.
+  constexpr int kRows = kRowsOf<kScan>;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, H = p.numHeads;
   const T* qBase = static_cast<const T*>(p.q);
   const T* kBase = static_cast<const T*>(p.k) + (int64_t)w.hk * p.kHeadStride;

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Where a KV cache decode call's host time goes (run under `node --cpu-prof`): a b32 4k decode step on a
 // cache of 16-row blocks, called back to back from the public API, then the profile's top self times.
-//   node --cpu-prof --cpu-prof-dir=DIR bench/gpu/kvprof.mjs [--bs 16] [--calls 2000]; node bench/gpu/kvprof.mjs --report DIR
+//   node --cpu-prof --cpu-prof-dir=DIR bench/gpu/kvprof.mjs [--bs 16] [--calls 2000] [--grow]; node bench/gpu/kvprof.mjs --report DIR
 import { readdirSync, readFileSync } from 'node:fs';
 
 const argv = process.argv.slice(2);
@@ -22,6 +22,19 @@ if (argv.includes('--report')) {
   process.exit(0);
 }
 const { createEngine } = await import('../../dist/node.js');
+const { cudaAddon } = await import('../../dist/cuda/backend.js');
+// The addon's share of a call's host time: its attention entry point, timed around each call.
+const native = { ms: 0 };
+const addon = cudaAddon();
+const attention = addon.attention;
+addon.attention = (...args) => {
+  const t = performance.now();
+  try {
+    return attention.apply(addon, args);
+  } finally {
+    native.ms += performance.now() - t;
+  }
+};
 const engine = await createEngine({ backend: 'cuda' });
 const [B, H, Hk, D, lk, bs] = [32, 32, 8, 128, 4096, Number(opt('--bs', 16))];
 const per = Math.ceil(lk / bs);
@@ -45,11 +58,15 @@ const options = {
   out,
 };
 const calls = Number(opt('--calls', 2000));
+// --grow: a decode loop's lengths (cacheSeqlens rising by one per step, 256 steps round), no two alike.
+const grow = argv.includes('--grow');
+const lens = Array.from({ length: 256 }, (_, i) => new Int32Array(B).fill(lk - 256 + i));
 const t0 = performance.now();
-for (let i = 0; i < calls; i++) await engine.attentionWithKvCache(q, cache, options);
+for (let i = 0; i < calls; i++)
+  await engine.attentionWithKvCache(q, cache, grow ? { ...options, cacheSeqlens: lens[i % 256] } : options);
 const host = (performance.now() - t0) / calls;
 await engine.synchronize();
 console.log(
-  `bs ${bs}: ${(host * 1e3).toFixed(0)} us host per call, ${(((performance.now() - t0) / calls) * 1e3).toFixed(0)} us with the GPU`,
+  `bs ${bs}${grow ? ', growing' : ''}: ${(host * 1e3).toFixed(0)} us host per call (${((native.ms / calls) * 1e3).toFixed(0)} in the addon), ${(((performance.now() - t0) / calls) * 1e3).toFixed(0)} us with the GPU`,
 );
 await engine.dispose();
