@@ -4,11 +4,13 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { BrowserContext, Page } from 'playwright-core';
-import { describe } from 'vitest';
+import { afterAll, beforeAll, describe } from 'vitest';
 import { chromiumMissing, launchChromium } from '../scripts/chromium.mjs'; // shared with bench/browser/run.mjs
 import { packageRoot } from '../src/cli/serve.js';
 
-export { startServer } from '../src/cli/serve.js';
+import { startServer } from '../src/cli/serve.js';
+
+export { startServer };
 
 const chromiumAbsent = chromiumMissing();
 
@@ -61,4 +63,27 @@ export async function openPage(browser: Browser, url: string): Promise<{ page: P
   // Functions passed to page.evaluate are transformed by vitest, which rewrites import(); a string is not.
   await page.evaluate('globalThis.load = (url) => import(url)');
   return { page, errors };
+}
+
+/**
+ * A suite's Chromium and its two page servers (plain, and cross-origin isolated for the worker pool),
+ * opened before its tests and closed after them: `blankUrl(isolated)` is each server's blank page.
+ */
+export function browserWithServers(): { browser: () => Browser; blankUrl: (isolated: boolean) => string } {
+  let browser: Browser | undefined;
+  const servers: Partial<Record<'plain' | 'isolated', Awaited<ReturnType<typeof startServer>>>> = {};
+  beforeAll(async () => {
+    browser = await openBrowser();
+    servers.plain = await startServer(0, false);
+    servers.isolated = await startServer(0, true);
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await servers.plain?.close();
+    await servers.isolated?.close();
+  });
+  return {
+    browser: () => browser!,
+    blankUrl: (isolated) => `${servers[isolated ? 'isolated' : 'plain']!.url}web/blank.html`,
+  };
 }

@@ -6,9 +6,7 @@
 // pair of arrays, and calls in flight together; a bad out is refused on the page with nothing posted.
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Browser, describeBrowser, openBrowser, openPage, startServer } from './browser-harness.js';
-
-type Server = Awaited<ReturnType<typeof startServer>>;
+import { browserWithServers, describeBrowser, openPage } from './browser-harness.js';
 
 /** In the page: count what is posted to any worker, load the built package and the suite, make an engine. */
 async function setUp(page: Page, options: Record<string, unknown>) {
@@ -134,28 +132,14 @@ const modes = [
 ] as const;
 
 describeBrowser('host options.out and options.lse in Chromium', () => {
-  let browser: Browser;
-  const servers: Partial<Record<'plain' | 'isolated', Server>> = {};
-  beforeAll(async () => {
-    browser = await openBrowser();
-    servers.plain = await startServer(0, false);
-    servers.isolated = await startServer(0, true);
-  });
-  afterAll(async () => {
-    await browser?.close();
-    await servers.plain?.close();
-    await servers.isolated?.close();
-  });
+  const { browser, blankUrl } = browserWithServers();
 
   for (const mode of modes) {
     describe(mode.name, () => {
       let page: Page;
       let errors: string[];
       beforeAll(async () => {
-        ({ page, errors } = await openPage(
-          browser,
-          `${servers[mode.isolated ? 'isolated' : 'plain']!.url}web/blank.html`,
-        ));
+        ({ page, errors } = await openPage(browser(), blankUrl(mode.isolated)));
         const e = await setUp(page, { threads: mode.threads });
         expect([e.threads, e.runsOn]).toEqual([mode.threads, mode.runsOn]);
       });

@@ -14,11 +14,10 @@ import { createWasmBackend } from '../src/wasm/backend.js';
 import { kvCases } from './conformance/kvcache-cases.js';
 import { digest, runKvCase } from './conformance/kvcache.js';
 import { freshSeed } from './conformance/random.js';
-import { type Browser, describeBrowser, openBrowser, openPage, startServer } from './browser-harness.js';
+import { browserWithServers, describeBrowser, openPage } from './browser-harness.js';
 import { badInput, disposeInFlight, workerErrorFailsCall } from './browser-kvcache-page.js';
 
 const seed = freshSeed();
-type Server = Awaited<ReturnType<typeof startServer>>;
 type Digests = string[];
 
 /**
@@ -68,28 +67,16 @@ const modes = [
 ] as const;
 
 describeBrowser(`KV cache in Chromium (seed ${seed}; replay with FLASHATTN_SEED=${seed})`, () => {
-  let browser: Browser;
-  const servers: Partial<Record<'plain' | 'isolated', Server>> = {};
+  const { browser, blankUrl } = browserWithServers();
   /** Each mode's digests per case: the two must agree bit for bit. */
   const digests = new Map<string, Digests[]>();
-  beforeAll(async () => {
-    browser = await openBrowser();
-    servers.plain = await startServer(0, false);
-    servers.isolated = await startServer(0, true);
-  });
-  afterAll(async () => {
-    await browser?.close();
-    await servers.plain?.close();
-    await servers.isolated?.close();
-  });
 
   for (const mode of modes) {
     describe(mode.name, () => {
       let page: Page;
       let errors: string[];
       beforeAll(async () => {
-        const url = servers[mode.isolated ? 'isolated' : 'plain']!.url + 'web/blank.html';
-        ({ page, errors } = await openPage(browser, url));
+        ({ page, errors } = await openPage(browser(), blankUrl(mode.isolated)));
         const e = await setUp(page, { threads: mode.threads });
         expect(e.threads).toBe(mode.expect);
         expect(e.runsOn).toBe(mode.runsOn);
@@ -200,7 +187,7 @@ describeBrowser(`KV cache in Chromium (seed ${seed}; replay with FLASHATTN_SEED=
     let page: Page;
     let node: Engine;
     beforeAll(async () => {
-      ({ page } = await openPage(browser, servers.plain!.url + 'web/blank.html'));
+      ({ page } = await openPage(browser(), blankUrl(false)));
       const e = await setUp(page, { threads: 1, wasm: '/build/wasm/flashattn.wasm' });
       expect([e.runsOn, e.simd]).toEqual(['one worker', 'baseline']);
       node = engineFromBackend(await createWasmBackend({ threads: 1, simd: 'baseline' }));

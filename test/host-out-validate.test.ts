@@ -10,6 +10,7 @@ import { referenceAttentionVarlen } from '../src/reference.js';
 import type { DType, Engine, Tensor, VarlenOptions } from '../src/types.js';
 import { firstDiff, loadKvCache } from './conformance/kvcache.js';
 import { scenario } from './kvcache-helpers.js';
+import { expectRefused } from './refused.js';
 
 let calls = 0;
 const spy: Backend = {
@@ -190,15 +191,7 @@ const rules: Case[] = [
 
 describe('host options.out and options.lse: bad ones are refused before any work', () => {
   it.each(rules)('%s', async (_name, call, cls, message) => {
-    const before = calls;
-    const err = await call().then(
-      () => null,
-      (e: unknown) => e,
-    );
-    expect(err).toBeInstanceOf(cls);
-    expect((err as Error).message).toMatch(message);
-    expect((err as Error).message).toMatch(/^Expected .* for .* but received/);
-    expect(calls).toBe(before);
+    await expectRefused(call, cls, message, () => calls);
   });
 
   it('good ones reach the engine as fresh tensors over the same arrays, with lse implying returnLse', async () => {

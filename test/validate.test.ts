@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import type { Backend } from '../src/backend.js';
 import { engineFromBackend } from '../src/engine.js';
 import type { Tensor, VarlenOptions } from '../src/types.js';
+import { expectRefused } from './refused.js';
 
 let calls = 0;
 const spy: Backend = {
@@ -357,15 +358,7 @@ const rules: Case[] = [
 
 describe('bad input is rejected before any work', () => {
   it.each(rules)('%s', async (_name, call, cls, message) => {
-    const before = calls;
-    const err = await call().then(
-      () => null,
-      (e: unknown) => e,
-    );
-    expect(err).toBeInstanceOf(cls);
-    expect((err as Error).message).toMatch(message);
-    expect((err as Error).message).toMatch(/^Expected .* for .* but received/);
-    expect(calls).toBe(before);
+    await expectRefused(call, cls, message, () => calls);
   });
 
   it('the valid call does reach the engine', async () => {

@@ -112,28 +112,22 @@ if (kv.length) {
     );
   }
 }
-const f32 = rows.filter((r) => r.impl === 'flashattn f32');
-if (f32.length) {
-  lines.push(
-    '',
-    '| float32 inputs (kernel) | precision | plan | ms | TF/s | GB/s |',
-    '| --- | --- | --- | ---: | ---: | ---: |',
-  );
-  for (const r of f32)
-    lines.push(
-      `| ${r.shape} | ${r.precision} | ${r.plan} | ${r.ms.toFixed(3)} | ${r.tflops.toFixed(1)} | ${r.gbps.toFixed(0)} |`,
-    );
-}
-const forced = rows.filter((r) => r.forced);
-if (forced.length) {
-  lines.push(
-    '',
-    '| tuning run | dtype | forced | plan | ms | TFLOP/s | GB/s |',
-    '| --- | --- | --- | --- | ---: | ---: | ---: |',
-  );
-  for (const r of forced)
-    lines.push(
-      `| ${r.shape} | ${r.dtype} | ${r.forced} | ${r.plan} | ${r.ms.toFixed(3)} | ${r.tflops.toFixed(0)} | ${r.gbps.toFixed(0)} |`,
-    );
-}
+/** A small table: a blank line, the header and its rule, one line per row (none when there are no rows). */
+const section = (list, header, align, line) => {
+  if (!list.length) return;
+  lines.push('', `| ${header.join(' | ')} |`, `| ${align.join(' | ')} |`);
+  for (const r of list) lines.push(`| ${line(r).join(' | ')} |`);
+};
+section(
+  rows.filter((r) => r.impl === 'flashattn f32'),
+  ['float32 inputs (kernel)', 'precision', 'plan', 'ms', 'TF/s', 'GB/s'],
+  ['---', '---', '---', '---:', '---:', '---:'],
+  (r) => [r.shape, r.precision, r.plan, r.ms.toFixed(3), r.tflops.toFixed(1), r.gbps.toFixed(0)],
+);
+section(
+  rows.filter((r) => r.forced),
+  ['tuning run', 'dtype', 'forced', 'plan', 'ms', 'TFLOP/s', 'GB/s'],
+  ['---', '---', '---', '---', '---:', '---:', '---:'],
+  (r) => [r.shape, r.dtype, r.forced, r.plan, r.ms.toFixed(3), r.tflops.toFixed(0), r.gbps.toFixed(0)],
+);
 console.log(lines.join('\n'));
