@@ -40,7 +40,7 @@ __global__ void __launch_bounds__(kFixThreads, kScan ? 4 : 2)
     fixupKernel(const __grid_constant__ FwdParams p, int bm, int bn, O* __restrict__ out, int outDim) {
   waitPriorGrid();  // (launch.h) the attention kernel's out and lse, or the previous call's writes
   allowNextGrid();
-  const WorkItem w = p.work[blockIdx.x];
+  const WorkItem w = workItem(p, blockIdx.x);
   if (w.split != 0) return;
   const int G = p.group, lq = w.lq, lk = w.lk, m0 = w.mBlock * bm;
   const int rowEnd = min(m0 + bm, lq * G);

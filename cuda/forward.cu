@@ -215,6 +215,7 @@ std::string Forward::prepare(const ForwardArgs& a, const Uploader& upload, PlanC
     paging.insert(paging.end(), a.cuSeqlensK.begin(), a.cuSeqlensK.end());
     paging.insert(paging.end(), a.cuSeqlensNew.begin(), a.cuSeqlensNew.end());
     paging.insert(paging.end(), a.cacheSeqlens.begin(), a.cacheSeqlens.end());
+    paging.insert(paging.end(), a.cuSeqlensQ.begin(), a.cuSeqlensQ.end());  // last: the kernels' offsets
   }
   // Every temporary of the call in one allocation (one cudaMallocAsync and one free per call, not up
   // to seven: a decode step's host time is mostly runtime calls), each part 256-byte aligned.
@@ -278,6 +279,10 @@ std::string Forward::prepare(const ForwardArgs& a, const Uploader& upload, PlanC
     p.maxBlocks = a.maxBlocks;
     p.blockSize = a.blockSize;
     p.blockShift = (a.blockSize & (a.blockSize - 1)) == 0 ? __builtin_ctz(unsigned(a.blockSize)) : -1;
+  }
+  if (a.paged) {  // the offsets of this call, whatever lengths the (cached) work list was planned with
+    p.cuSeqlensK = paging_ + (size_t)batch * a.maxBlocks;
+    p.cuSeqlensQ = paging_ + paging.size() - a.cuSeqlensQ.size();
   }
   p.oAccum = static_cast<float*>(part(5));
   p.lseAccum = static_cast<float*>(part(6));

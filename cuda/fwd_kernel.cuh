@@ -38,7 +38,7 @@ namespace fa {
 template <class C, typename T, bool kFull, bool kPaged>
 __device__ __forceinline__ void fwdBody(const FwdParams& p, unsigned char* smem) {
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-  const WorkItem w = p.work[blockIdx.x];
+  const WorkItem w = kPaged ? workItem(p, blockIdx.x) : p.work[blockIdx.x];  // (params.h)
   const int hk = w.hk;
   const int qStart = w.qStart, lq = w.lq, kStart = w.kStart, lk = w.lk;
   const int G = p.group;

@@ -80,7 +80,7 @@ __device__ __forceinline__ uint64_t smemDesc(uint32_t addr, uint32_t lbo) {
 template <class C, typename T, bool kPaged>
 __device__ __forceinline__ void fwdBodyWg(const FwdParams& p, unsigned char* smem) {
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, wg = warp >> 2;
-  const WorkItem w = p.work[blockIdx.x];
+  const WorkItem w = kPaged ? workItem(p, blockIdx.x) : p.work[blockIdx.x];  // (params.h)
   const int hk = w.hk, qStart = w.qStart, lq = w.lq, kStart = w.kStart, lk = w.lk, G = p.group;
   const int m0 = w.mBlock * C::kBM;
   const ItemSpan span(p, w, C::kBM, C::kBN);

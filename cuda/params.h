@@ -55,7 +55,24 @@ struct FwdParams {
   const int* blockTable;
   int maxBlocks, blockSize;
   int blockShift;  // log2(blockSize) when it is a power of two, else -1
+  // Device [batch + 1] offsets, or null. Set (a paged call): each block reads its sequence's offsets
+  // and lengths here instead of its work item's, so one work list serves a decode loop's growing
+  // sequences (plan_work.cu keys a paged call's plan on key tiles, not keys).
+  const int* cuSeqlensQ;
+  const int* cuSeqlensK;
 };
+
+// Block i's work item, with its sequence's offsets and lengths from p.cuSeqlensQ/K when set.
+FA_HD WorkItem workItem(const FwdParams& p, int i) {
+  WorkItem w = p.work[i];
+  if (p.cuSeqlensK) {
+    w.qStart = p.cuSeqlensQ[w.b];
+    w.lq = p.cuSeqlensQ[w.b + 1] - w.qStart;
+    w.kStart = p.cuSeqlensK[w.b];
+    w.lk = p.cuSeqlensK[w.b + 1] - w.kStart;
+  }
+  return w;
+}
 
 // The row of k/v that holds key j (0 <= j < lk) of work item w's sequence: the same addressing
 // as the wasm engine's Flat and Paged rows (assembly/rows.ts).

@@ -48,7 +48,16 @@ int chooseSplits(long long blocks, int slots, int maxKeyBlocks, bool small) {
 uint64_t planKey(const ForwardArgs& a, const KernelChoice& k, const TileInfo& ti) {
   KeyHasher h;
   h.bytes(a.cuSeqlensQ.data(), sizeof(int) * a.cuSeqlensQ.size());
-  h.bytes(a.cuSeqlensK.data(), sizeof(int) * a.cuSeqlensK.size());
+  if (a.paged) {
+    // A paged call's kernels read the offsets of the call itself (FwdParams::cuSeqlensK), so its work
+    // list depends on the keys only through the tiles each sequence spans, which decide the split count and
+    // the order: a decode loop's sequence replans once every bn steps, not at every step.
+    for (size_t b = 0; b + 1 < a.cuSeqlensK.size(); ++b)
+      h.value((a.cuSeqlensK[b + 1] - a.cuSeqlensK[b] + ti.bn - 1) / ti.bn);
+    h.value(-1);
+  } else {
+    h.bytes(a.cuSeqlensK.data(), sizeof(int) * a.cuSeqlensK.size());
+  }
   h.bytes(a.alibiSlopes.data(), sizeof(float) * a.alibiSlopes.size());
   h.bytes(a.sinks.data(), sizeof(float) * a.sinks.size());
   for (int x : {a.numHeads, a.numKvHeads, a.windowLeft, a.windowRight, a.forceSplits, int(a.order), k.headDimClass,

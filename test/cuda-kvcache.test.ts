@@ -106,9 +106,25 @@ describe.skipIf(!engine)(
         expect(kvNearFailure(r.out as Tensor, ref.out64, 'out')).toBeNull();
         expect(firstDiff(await e().download(cache.k), ref.cache.k)).toBe(-1);
       };
-      await step([37, 5, 70]); // prefill
-      for (let i = 0; i < 12; i++) await step([1, 1, 1]);
-      await step([3, 1, 2]); // speculative rows
+      // Whether each call's work list came from the plan cache (the addon's answer, through a spy).
+      const addon = cudaAddon()!;
+      const attention = addon.attention;
+      const reused: boolean[] = [];
+      addon.attention = ((...args: Parameters<typeof attention>) => {
+        const r = attention.apply(addon, args) as unknown;
+        void Promise.resolve(r).then((x) => reused.push((x as { planReused: boolean }).planReused));
+        return r;
+      }) as typeof attention;
+      try {
+        await step([37, 5, 58]); // prefill
+        for (let i = 0; i < 12; i++) await step([1, 1, 1]); // the third sequence crosses key tile 64
+        await step([3, 1, 2]); // speculative rows
+      } finally {
+        addon.attention = attention;
+      }
+      // A paged call's plan depends on the key tiles, not the keys: the decode steps replan only when the
+      // third sequence enters its next tile (and the first step after the prefill).
+      expect(reused.slice(1, 13).filter((x) => !x).length).toBeLessThanOrEqual(2);
       cache.dispose();
     });
 
