@@ -77,11 +77,21 @@ export function checkLayout(
     maxSeqlenNew = Math.max(maxSeqlenNew, n);
     maxSeqlenK = Math.max(maxSeqlenK, lk);
     const held = Math.ceil(lk / bs);
-    // One unsigned compare per entry (a negative id is a huge unsigned one): this loop runs over the whole
-    // table on every call of a decode step.
-    const first = b * m;
-    let j = 0;
-    while (j < held && blockTable[first + j]! >>> 0 < numBlocks) j++;
+    // This runs over the whole table on every call of a decode step, so without a branch per entry: the
+    // sign bit of id | (numBlocks - 1 - id) is set exactly when id is outside [0, numBlocks); the entry is
+    // looked for only when one is.
+    const first = b * m,
+      last = numBlocks - 1;
+    let bad = 0;
+    for (let i = first; i < first + held; i++) {
+      const id = blockTable[i]!;
+      bad |= id | (last - id);
+    }
+    let j = held;
+    if (bad < 0) {
+      j = 0;
+      while (blockTable[first + j]! >>> 0 < numBlocks) j++;
+    }
     if (j < held) {
       const id = blockTable[first + j]!;
       throw rangeErr(
