@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <memory>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -156,7 +157,7 @@ Napi::Value Attention(const Napi::CallbackInfo& info) {
   {
     fa::Forward fwd(ctx->stream);
     auto copy = [&ctx](void* dst, const void* src, size_t n) { return ctx->copyIn(dst, src, n); };
-    std::string err = fwd.prepare(a, copy, ctx->plans.get());
+    std::string err = fwd.prepare(std::move(a), copy, ctx->plans.get());
     if (err.empty()) err = fwd.launch();
     if (!err.empty()) fail(env, err);
     plan = fwd.info();

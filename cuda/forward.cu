@@ -6,6 +6,7 @@
 #include <map>
 #include <mutex>
 #include <tuple>
+#include <utility>
 
 #include "fixup.h"
 #include "fwd.h"
@@ -150,8 +151,9 @@ void* Forward::alloc(size_t bytes, std::string& err) {
   return ptr;
 }
 
-std::string Forward::prepare(const ForwardArgs& a, const Uploader& upload, PlanCache* cache) {
-  a_ = a;
+std::string Forward::prepare(ForwardArgs args, const Uploader& upload, PlanCache* cache) {
+  a_ = std::move(args);  // (a KV call's block table is moved, not copied, when the caller moves it)
+  const ForwardArgs& a = a_;
   std::string err;
   const int H = a.numHeads, Hk = a.numKvHeads, G = H / Hk;
   const int batch = int(a.cuSeqlensQ.size()) - 1;

@@ -96,7 +96,7 @@ class Forward {
 
   // Plans (or takes the plan from `cache`), allocates temporaries, uploads the work list, all in
   // stream order: nothing here waits for the GPU. Empty string on success.
-  std::string prepare(const ForwardArgs& a, const Uploader& upload, PlanCache* cache = nullptr);
+  std::string prepare(ForwardArgs a, const Uploader& upload, PlanCache* cache = nullptr);
   // Enqueues every kernel of the call; may be repeated (benchmarks).
   std::string launch();
   const PlanInfo& info() const { return info_; }
