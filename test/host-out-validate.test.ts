@@ -10,26 +10,10 @@ import { referenceAttentionVarlen } from '../src/reference.js';
 import type { DType, Engine, Tensor, VarlenOptions } from '../src/types.js';
 import { firstDiff, loadKvCache } from './conformance/kvcache.js';
 import { scenario } from './kvcache-helpers.js';
-import { expectRefused } from './refused.js';
+import { T, expectRefused, spyEngine } from './refused.js';
 
-let calls = 0;
-const spy: Backend = {
-  name: 'wasm',
-  threads: 1,
-  info: {},
-  unsupported: () => null,
-  run: async () => {
-    calls++;
-    throw new Error('the engine must not be reached');
-  },
-  dispose: async () => {},
-};
-const engine = engineFromBackend(spy);
+const { spy, engine, calls: spyCalls } = spyEngine();
 
-const T = (shape: number[], dtype: DType = 'float32'): Tensor => {
-  const n = shape.reduce((a, b) => a * b, 1);
-  return { data: dtype === 'float32' ? new Float32Array(n).fill(0.5) : new Uint16Array(n).fill(0x3800), shape, dtype };
-};
 const dev = (shape: number[], dtype: DType, location: 'cuda' | 'wasm') => ({ shape, dtype, location, dispose() {} });
 // q [6, 4, 8], v's headDimV 4: out [6, 4, 4], lse [4, 6]
 const q = T([6, 4, 8]),
@@ -191,7 +175,7 @@ const rules: Case[] = [
 
 describe('host options.out and options.lse: bad ones are refused before any work', () => {
   it.each(rules)('%s', async (_name, call, cls, message) => {
-    await expectRefused(call, cls, message, () => calls);
+    await expectRefused(call, cls, message, spyCalls);
   });
 
   it('good ones reach the engine as fresh tensors over the same arrays, with lse implying returnLse', async () => {

@@ -1,29 +1,12 @@
 // Every "Bad input" rule of docs/semantics.md: the right error class and a message naming the argument,
 // thrown before any engine sees the call.
 import { describe, expect, it } from 'vitest';
-import type { Backend } from '../src/backend.js';
 import { engineFromBackend } from '../src/engine.js';
 import type { Tensor, VarlenOptions } from '../src/types.js';
-import { expectRefused } from './refused.js';
+import { T, expectRefused, spyEngine } from './refused.js';
 
-let calls = 0;
-const spy: Backend = {
-  name: 'wasm',
-  threads: 1,
-  info: {},
-  unsupported: () => null,
-  run: async () => {
-    calls++;
-    throw new Error('the engine must not be reached');
-  },
-  dispose: async () => {},
-};
-const engine = engineFromBackend(spy);
+const { spy, engine, calls: spyCalls } = spyEngine();
 
-const T = (shape: number[], dtype: Tensor['dtype'] = 'float32'): Tensor => {
-  const n = shape.reduce((a, b) => a * b, 1);
-  return { data: dtype === 'float32' ? new Float32Array(n).fill(0.5) : new Uint16Array(n).fill(0x3800), shape, dtype };
-};
 const q = T([6, 4, 8]),
   k = T([9, 2, 8]),
   v = T([9, 2, 8]);
@@ -358,17 +341,17 @@ const rules: Case[] = [
 
 describe('bad input is rejected before any work', () => {
   it.each(rules)('%s', async (_name, call, cls, message) => {
-    await expectRefused(call, cls, message, () => calls);
+    await expectRefused(call, cls, message, spyCalls);
   });
 
   it('the valid call does reach the engine', async () => {
     await expect(engine.attentionVarlen(q, k, v, opts())).rejects.toThrow('the engine must not be reached');
-    expect(calls).toBe(1);
+    expect(spyCalls()).toBe(1);
   });
 
   it("an engine's own limits are a RangeError before any work", async () => {
     const picky = engineFromBackend({ ...spy, unsupported: () => 'Expected headDim <= 4 for q.shape but received 8' });
     await expect(picky.attentionVarlen(q, k, v, opts())).rejects.toThrow(RangeError);
-    expect(calls).toBe(1);
+    expect(spyCalls()).toBe(1);
   });
 });
