@@ -15,8 +15,8 @@ export async function decodeDemo(engine: Engine, log: (s: string) => void, steps
     blockSize = 16;
   const prompts = [700, 130, 1024, 513];
   const next = rng(2026);
-  // Each engine's own format: the GPU computes in halves (a float32 cache would be gathered and converted
-  // every step), the CPU reads float32 as fast as float16.
+  // Each engine's fast format: halves on the GPU's tensor cores (float32 there is computed in float32, on the
+  // CUDA cores), float32 on the CPU, which reads it as fast as float16.
   const dtype: DType = engine.backend === 'cuda' ? 'bfloat16' : 'float32';
   const t = (rows: number, heads: number): Tensor => ({
     data: encode(randn(next, rows * heads * D), dtype),

@@ -59,8 +59,8 @@ export async function runKvSelfCheck(engine: Engine, dtype: DType, seed: number)
     const ref = referenceAttentionWithKvCache(q, before, options);
     const r = await engine.attentionWithKvCache(q, cache, options);
     const out = decode((r.out as Tensor).data as Float32Array | Uint16Array, dtype);
-    // float32 on an engine that computes it as float16 (the cuda engine, engine.info.float32Compute): the
-    // half bound of its compute type, as the conformance suite does.
+    // float32 on an engine that says it computes float32 inputs in a half type (engine.info.float32Compute;
+    // none does by default since float32 means float32): that type's bound, as the conformance suite does.
     const f = engine.info['float32Compute'];
     const cd: DType = dtype === 'float32' && (f === 'float16' || f === 'bfloat16') ? f : dtype;
     let num = 0,
