@@ -25,7 +25,7 @@ const tag = (x: unknown) => Object.prototype.toString.call(x);
 const isFloat16Array = (x: unknown): x is Float16ArrayLike =>
   ArrayBuffer.isView(x) && tag(x) === '[object Float16Array]';
 /** A real typed array of that class (a Proxy of one is not a view and is refused). */
-const isView = <T>(x: unknown, C: { prototype: T; name: string }): x is T =>
+export const isView = <T>(x: unknown, C: { prototype: T; name: string }): x is T =>
   ArrayBuffer.isView(x) && tag(x) === `[object ${C.name}]`;
 
 /** Checks a shape's sizes (numbers, TypeError; non-negative integers, RangeError) and copies it. */

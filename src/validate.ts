@@ -3,7 +3,7 @@
  * the call, so all engines reject bad input with the same words (src/errors.ts).
  */
 import { checkKeys, rangeErr, readKey, typeErr, words } from './errors.js';
-import { checkTensor } from './inputs.js';
+import { checkTensor, isView } from './inputs.js';
 import type { Problem } from './problem.js';
 import type {
   AnyTensor,
@@ -41,8 +41,7 @@ const VARLEN_KEYS = [...OPTION_KEYS, 'cuSeqlensQ', 'cuSeqlensK'] as const;
 
 /** Offsets of packed sequences (cuSeqlensQ, cuSeqlensK, cuSeqlensNew), copied at the call. */
 export function checkCuSeqlens(cu: unknown, name: string, total: number, totalName: string): Int32Array {
-  if (!(ArrayBuffer.isView(cu) && Object.prototype.toString.call(cu) === '[object Int32Array]'))
-    throw typeErr('an Int32Array', name, cu);
+  if (!isView(cu, Int32Array)) throw typeErr('an Int32Array', name, cu);
   // A copy: the engines read the offsets after the call returned (a queued call), the caller may reuse them.
   const c = Int32Array.from(cu as Int32Array);
   if (c.length < 1) throw rangeErr('length batch + 1 >= 1', name, c);
@@ -136,8 +135,8 @@ function checkOptions(o: AttentionOptions, numHeads: number, headDim: number, sp
   let alibiSlopes: Float32Array | null = null;
   const a = get('alibiSlopes');
   if (a !== undefined && a !== null) {
-    const isF32 = ArrayBuffer.isView(a) && Object.prototype.toString.call(a) === '[object Float32Array]';
-    if (!isF32 && !Array.isArray(a)) throw typeErr('a Float32Array or number[]', 'options.alibiSlopes', a);
+    if (!isView(a, Float32Array) && !Array.isArray(a))
+      throw typeErr('a Float32Array or number[]', 'options.alibiSlopes', a);
     const slopes = Array.from(a as ArrayLike<unknown>);
     if (slopes.length !== numHeads) throw rangeErr(`numHeads = ${numHeads} slopes`, 'options.alibiSlopes', a);
     // slope * distance must stay finite in float32 for every distance a call has.
@@ -168,8 +167,7 @@ function checkOptions(o: AttentionOptions, numHeads: number, headDim: number, sp
 /** options.sinks: `[numHeads]` finite logits of float32 range. */
 function checkSinks(s: unknown, numHeads: number): Float32Array | null {
   if (s === undefined || s === null) return null;
-  const isF32 = ArrayBuffer.isView(s) && Object.prototype.toString.call(s) === '[object Float32Array]';
-  if (!isF32 && !Array.isArray(s)) throw typeErr('a Float32Array or number[]', 'options.sinks', s);
+  if (!isView(s, Float32Array) && !Array.isArray(s)) throw typeErr('a Float32Array or number[]', 'options.sinks', s);
   const logits = Array.from(s as ArrayLike<unknown>);
   if (logits.length !== numHeads) throw rangeErr(`numHeads = ${numHeads} sink logits`, 'options.sinks', s);
   for (const x of logits) {
@@ -237,7 +235,7 @@ function checkInto(o: AttentionOptions, q: AnyTensor, dtype: DType, outShape: nu
     if (onDevice) return t;
     const data = readKey(t, 'data', `${name}.data`);
     const C = want === 'float32' ? Float32Array : Uint16Array;
-    if (!(ArrayBuffer.isView(data) && Object.prototype.toString.call(data) === `[object ${C.name}]`))
+    if (!isView(data, C as { prototype: HostData; name: string }))
       throw typeErr(`a ${C.name} (dtype '${want}')`, `${name}.data`, data);
     const size = shape.reduce((a, b) => a * b, 1);
     if ((data as HostData).length !== size)

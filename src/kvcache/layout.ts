@@ -3,6 +3,7 @@
  * the new rows land, checked before anything is written so that a rejected call leaves the cache as it was.
  */
 import { rangeErr, typeErr, words } from '../errors.js';
+import { isView } from '../inputs.js';
 import type { KvCacheSpec } from './problem.js';
 
 /** Rows of a tensor or a sequence: offsets and lengths are int32. */
@@ -10,9 +11,8 @@ export const MAX_ROWS = 2 ** 31 - 1;
 
 /** A copy of a real Int32Array (TypeError otherwise): engines read it after the call returned, the caller may reuse theirs. */
 export function int32(x: unknown, name: string): Int32Array {
-  if (!(ArrayBuffer.isView(x) && Object.prototype.toString.call(x) === '[object Int32Array]'))
-    throw typeErr('an Int32Array', name, x);
-  return new Int32Array(x as Int32Array);
+  if (!isView(x, Int32Array)) throw typeErr('an Int32Array', name, x);
+  return new Int32Array(x);
 }
 
 export { checkCuSeqlens } from '../validate.js';
