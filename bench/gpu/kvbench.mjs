@@ -16,6 +16,7 @@ import { CudaTensor } from '../../dist/cuda/tensor.js';
 import { engineFromBackend } from '../../dist/engine.js';
 import { validateKvCall } from '../../dist/kvcache/validate.js';
 import { validateVarlen } from '../../dist/validate.js';
+import { timeAddonAttention } from './addon-time.mjs';
 
 const argv = process.argv.slice(2);
 const opt = (name, dflt) => {
@@ -76,18 +77,7 @@ async function filledCache(batch, lk, bs) {
   return { cache, blockTable, per };
 }
 
-// The addon's share of a call's host time: its attention entry point, timed around each call.
-const native = { ms: 0, calls: 0 };
-const attention = backend.addon.attention;
-backend.addon.attention = (...args) => {
-  const t0 = performance.now();
-  try {
-    return attention.apply(backend.addon, args);
-  } finally {
-    native.ms += performance.now() - t0;
-    native.calls++;
-  }
-};
+const native = timeAddonAttention(backend.addon);
 
 /** Awaited back to back (mean of 30, one synchronize at the end) and 20 in flight, ms per call; the addon's host ms. */
 async function callTimes(call) {
@@ -95,7 +85,7 @@ async function callTimes(call) {
   // calls, and a decode loop makes thousands; 30 cold calls measured 0.3 ms of host time at 16-row blocks.
   for (let i = 0; i < 300; i++) await call();
   await engine.synchronize();
-  native.ms = native.calls = 0;
+  native.reset();
   let t0 = performance.now();
   for (let i = 0; i < 30; i++) await call();
   const hostMs = (performance.now() - t0) / 30;
@@ -115,24 +105,45 @@ const kept = (lqs, lks) =>
     return s + k;
   }, 0);
 
-async function run({ name, batch, lq, lk, bs }) {
-  if (only && !name.includes(only)) return;
+/**
+ * A filled cache of `batch` sequences of `lk` rows in blocks of `bs`, device q / kNew / vNew of `lq` rows per
+ * sequence and one `out`, and the kernel time (backend.timeKv, mean of 30) of a read-only call over
+ * `readLen` keys per sequence. `done()` frees it all.
+ */
+async function setUp({ batch, lq, lk, bs, readLen }) {
   const { cache, blockTable } = await filledCache(batch, lk, bs);
   const cuSeqlensQ = prefix(Array(batch).fill(lq));
-  const q = await engine.upload(host(batch * lq, H));
-  const kNew = await engine.upload(host(batch * lq, Hk));
-  const vNew = await engine.upload(host(batch * lq, Hk));
-  const outT = await engine.upload({ data: new Uint16Array(batch * lq * H * D), shape: [batch * lq, H, D], dtype });
+  const rows = batch * lq;
+  const q = await engine.upload(host(rows, H));
+  const kNew = await engine.upload(host(rows, Hk));
+  const vNew = await engine.upload(host(rows, Hk));
+  const outT = await engine.upload({ data: new Uint16Array(rows * H * D), shape: [rows, H, D], dtype });
   const view = { spec: cache, location: 'cuda', cache };
-  // Kernel: the attention over lk keys (a read-only call: cacheSeqlens = lk).
   const readOnly = validateKvCall(view, q, {
     cuSeqlensQ,
-    cacheSeqlens: new Int32Array(batch).fill(lk),
+    cacheSeqlens: new Int32Array(batch).fill(readLen),
     blockTable,
     causal: true,
   });
   await backend.timeKv(readOnly, 3);
   const r = await backend.timeKv(readOnly, 30);
+  const done = () => {
+    for (const t of [q, kNew, vNew, outT]) t.dispose();
+    cache.dispose();
+  };
+  return { cache, blockTable, cuSeqlensQ, q, kNew, vNew, outT, r, done };
+}
+
+async function run({ name, batch, lq, lk, bs }) {
+  if (only && !name.includes(only)) return;
+  // Kernel: the attention over lk keys (a read-only call: cacheSeqlens = lk).
+  const { cache, blockTable, cuSeqlensQ, q, kNew, vNew, outT, r, done } = await setUp({
+    batch,
+    lq,
+    lk,
+    bs,
+    readLen: lk,
+  });
   // The call: lk - lq cached + lq appended (written over the same rows every time), into one out.
   const options = {
     cuSeqlensQ,
@@ -169,8 +180,7 @@ async function run({ name, batch, lq, lk, bs }) {
     row.flatMs = f.meanMs;
   }
   record(row);
-  for (const t of [q, kNew, vNew, outT]) t.dispose();
-  cache.dispose();
+  done();
 }
 
 /**
@@ -180,17 +190,14 @@ async function run({ name, batch, lq, lk, bs }) {
  */
 async function decodeLoop({ name, batch, lk, bs, steps }) {
   if (only && !name.includes(only)) return;
-  const { cache, blockTable } = await filledCache(batch, lk, bs);
-  const cuSeqlensQ = prefix(Array(batch).fill(1));
-  const q = await engine.upload(host(batch, H));
-  const kNew = await engine.upload(host(batch, Hk));
-  const vNew = await engine.upload(host(batch, Hk));
-  const outT = await engine.upload({ data: new Uint16Array(batch * H * D), shape: [batch, H, D], dtype });
-  const view = { spec: cache, location: 'cuda', cache };
   const mid = lk - steps / 2;
-  const readOnly = validateKvCall(view, q, { cuSeqlensQ, cacheSeqlens: new Int32Array(batch).fill(mid), blockTable });
-  await backend.timeKv(readOnly, 3);
-  const r = await backend.timeKv(readOnly, 30);
+  const { cache, blockTable, cuSeqlensQ, q, kNew, vNew, outT, r, done } = await setUp({
+    batch,
+    lq: 1,
+    lk,
+    bs,
+    readLen: mid,
+  });
   const step = (i) =>
     engine.attentionWithKvCache(q, cache, {
       cuSeqlensQ,
@@ -225,8 +232,7 @@ async function decodeLoop({ name, batch, lk, bs, steps }) {
     inflightMs: rounds[1],
     plan: `${r.tile} splits=${r.splits} work=${r.numWork}`,
   });
-  for (const t of [q, kNew, vNew, outT]) t.dispose();
-  cache.dispose();
+  done();
 }
 
 console.log(`device: ${backend.info.device}; ${dtype}`);

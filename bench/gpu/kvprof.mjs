@@ -23,18 +23,8 @@ if (argv.includes('--report')) {
 }
 const { createEngine } = await import('../../dist/node.js');
 const { cudaAddon } = await import('../../dist/cuda/backend.js');
-// The addon's share of a call's host time: its attention entry point, timed around each call.
-const native = { ms: 0 };
-const addon = cudaAddon();
-const attention = addon.attention;
-addon.attention = (...args) => {
-  const t = performance.now();
-  try {
-    return attention.apply(addon, args);
-  } finally {
-    native.ms += performance.now() - t;
-  }
-};
+const { timeAddonAttention } = await import('./addon-time.mjs');
+const native = timeAddonAttention(cudaAddon());
 const engine = await createEngine({ backend: 'cuda' });
 const [B, H, Hk, D, lk, bs] = [32, 32, 8, 128, 4096, Number(opt('--bs', 16))];
 const per = Math.ceil(lk / bs);
