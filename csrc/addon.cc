@@ -8,6 +8,7 @@
 #include "context.h"
 #include "aux_kernels.h"
 #include "device_buffer.h"
+#include "host_clock.h"
 #include "pinned.h"
 
 namespace addon {
@@ -75,6 +76,20 @@ static Napi::Value PoolBytes(const Napi::CallbackInfo& info) {
   return r;
 }
 
+// (on) -> { calls, us: { part: microseconds } } since the last call, then counts again from zero, only
+// while `on` (cuda/host_clock.h): a benchmark's view of where an attention call's host time goes.
+static Napi::Value HostProfile(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  fa::HostClock& clock = fa::hostClock();
+  Napi::Object r = Napi::Object::New(env), us = Napi::Object::New(env);
+  r.Set("calls", double(clock.calls));
+  for (int p = 0; p < fa::kHostParts; ++p) us.Set(fa::hostPartName(p), clock.us[p]);
+  r.Set("us", us);
+  clock.reset();
+  clock.on = info[0].ToBoolean();
+  return r;
+}
+
 // Test hook: enqueues a kernel that traps on the context's stream.
 static Napi::Value Trap(const Napi::CallbackInfo& info) {
   std::shared_ptr<addon::Context> ctx = addon::ContextHandle::From(info[0]);
@@ -95,6 +110,7 @@ static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   exports.Set("kvWrite", Napi::Function::New(env, KvWrite));
   exports.Set("merge", Napi::Function::New(env, Merge));
   exports.Set("timeAttention", Napi::Function::New(env, TimeAttention));
+  exports.Set("hostProfile", Napi::Function::New(env, HostProfile));
   exports.Set("copyBandwidth", Napi::Function::New(env, CopyBandwidth));
   exports.Set("hostArray", Napi::Function::New(env, HostArray));
   exports.Set("liveBytes", Napi::Function::New(env, LiveBytes));

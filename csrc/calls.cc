@@ -16,6 +16,7 @@
 #include "context.h"
 #include "device_buffer.h"
 #include "forward.h"
+#include "host_clock.h"
 
 namespace addon {
 namespace {
@@ -56,6 +57,31 @@ std::shared_ptr<DevMem> upload(Napi::Env env, const std::shared_ptr<Context>& ct
     if (std::string e = ctx->copyIn(m->ptr, h.data, h.bytes); !e.empty()) fail(env, e);
   return m;
 }
+
+// A staging chunk lent to one call's kernels, which read it directly (fa::Lender): marked with the
+// stream and given back when this goes, after the call's last launch was enqueued.
+class Loan {
+ public:
+  explicit Loan(Context& ctx) : ctx_(ctx) {}
+  ~Loan() {
+    if (slot_ < 0) return;
+    (void)ctx_.staging.mark(slot_, ctx_.stream);  // (an error here is the stream's: the next wait reports it)
+    ctx_.staging.release(slot_);
+  }
+  Loan(const Loan&) = delete;
+  Loan& operator=(const Loan&) = delete;
+  fa::Lender lender() {
+    return [this](size_t bytes) -> void* {
+      char* p = nullptr;
+      if (slot_ >= 0 || bytes > Staging::kChunk || !ctx_.staging.acquire(&slot_, &p).empty()) return nullptr;
+      return p;
+    };
+  }
+
+ private:
+  Context& ctx_;
+  int slot_ = -1;
+};
 
 Napi::Object planInfo(Napi::Env env, const fa::PlanInfo& info) {
   Napi::Object r = Napi::Object::New(env);
@@ -118,33 +144,36 @@ std::shared_ptr<DevMem> output(const Napi::Value& v, const std::shared_ptr<Conte
 
 }  // namespace
 
-// (ctx, args, q, k, v, out?, lse?, kNew?, vNew?): q, k, v device buffers or typed arrays; out / lse
+// (ctx, numbers, ints, q, k, v, out?, lse?, kNew?, vNew?), the arguments packed (args.h): q, k, v
+// device buffers or typed arrays; out / lse
 // device buffers to write into, typed arrays to copy the results into (then a promise of the plan
 // info), or undefined (new device buffers, returned with the plan info at once). A KV cache call
 // (args.paged) has the cache's pools as k and v, and with args.paged.write its new rows as kNew and
 // vNew, written into the cache before any read.
 Napi::Value Attention(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  fa::HostClock& clock = fa::hostClock();
+  clock.start();
   std::shared_ptr<Context> ctx = ContextHandle::From(info[0]);
-  if (!info[1].IsObject()) throw Napi::TypeError::New(env, "Expected an args object");
-  Napi::Object o = info[1].As<Napi::Object>();
-  fa::ForwardArgs a = parseForwardArgs(o);
-  const bool returnLse = o.Get("returnLse").ToBoolean();
+  bool returnLse = false;
+  fa::ForwardArgs a = parseForwardArgs(info[1], info[2], &returnLse);
   const Sizes sz(a);
-  std::shared_ptr<DevMem> q = operand(info[2], ctx, sz.q, "q"), k = operand(info[3], ctx, sz.k, "k"),
-                          v = operand(info[4], ctx, sz.v, "v");
-  HostBytes hostOut = HostBytes::Of(info[5]), hostLse = HostBytes::Of(info[6]);
+  clock.lap(fa::kPartParse);
+  std::shared_ptr<DevMem> q = operand(info[3], ctx, sz.q, "q"), k = operand(info[4], ctx, sz.k, "k"),
+                          v = operand(info[5], ctx, sz.v, "v");
+  const Napi::Value outArg = info[6], lseArg = info[7];
+  HostBytes hostOut = HostBytes::Of(outArg), hostLse = HostBytes::Of(lseArg);
   if (hostOut.present && hostOut.bytes != sz.out)
     throw Napi::RangeError::New(env, "the host output array has the wrong size");
   if (hostLse.present && (!returnLse || hostLse.bytes != sz.lse))
     throw Napi::RangeError::New(env, "the host lse array has the wrong size");
-  std::shared_ptr<DevMem> out = output(info[5], ctx, sz.out, "out");
-  std::shared_ptr<DevMem> lse = returnLse ? output(info[6], ctx, sz.lse, "lse") : nullptr;
+  std::shared_ptr<DevMem> out = output(outArg, ctx, sz.out, "out");
+  std::shared_ptr<DevMem> lse = returnLse ? output(lseArg, ctx, sz.lse, "lse") : nullptr;
   std::shared_ptr<DevMem> kNew, vNew;  // a KV cache call's new rows (device buffers or typed arrays)
   if (a.paged && a.totalNew > 0) {
     const size_t eb = fa::dtypeBytes(a.dtype), rows = size_t(a.totalNew) * a.numKvHeads;
-    kNew = operand(info[7], ctx, rows * a.headDim * eb, "kNew");
-    vNew = operand(info[8], ctx, rows * a.headDimV * eb, "vNew");
+    kNew = operand(info[8], ctx, rows * a.headDim * eb, "kNew");
+    vNew = operand(info[9], ctx, rows * a.headDimV * eb, "vNew");
     a.kNew = kNew->ptr;
     a.vNew = vNew->ptr;
   }
@@ -153,19 +182,23 @@ Napi::Value Attention(const Napi::CallbackInfo& info) {
   a.v = v->ptr;
   a.out = out->ptr;
   a.lse = lse ? static_cast<float*>(lse->ptr) : nullptr;
+  clock.lap(fa::kPartOperands);
   fa::PlanInfo plan;
   {
+    Loan loan(*ctx);  // (goes after the Forward: its chunk is marked after the launches)
     fa::Forward fwd(ctx->stream);
     auto copy = [&ctx](void* dst, const void* src, size_t n) { return ctx->copyIn(dst, src, n); };
-    std::string err = fwd.prepare(std::move(a), copy, ctx->plans.get());
+    std::string err = fwd.prepare(std::move(a), copy, ctx->plans.get(), loan.lender());
     if (err.empty()) err = fwd.launch();
     if (!err.empty()) fail(env, err);
     plan = fwd.info();
   }  // the call's temporaries go back in stream order, after its kernels
+  clock.lap(fa::kPartFree);
   if (!hostOut.present) {
     Napi::Object r = planInfo(env, plan);
-    r.Set("out", DeviceBuffer::Wrap(env, out));
-    if (lse) r.Set("lse", DeviceBuffer::Wrap(env, lse));
+    if (!DeviceBuffer::Is(outArg)) r.Set("out", DeviceBuffer::Wrap(env, out));
+    if (lse && !DeviceBuffer::Is(lseArg)) r.Set("lse", DeviceBuffer::Wrap(env, lse));
+    clock.lap(fa::kPartResult);
     return r;
   }
   // Typed-array results: copied back on a worker thread; the arrays are the engine's own.
@@ -173,7 +206,7 @@ Napi::Value Attention(const Napi::CallbackInfo& info) {
     return std::make_shared<Napi::Reference<Napi::Value>>(v.IsObject() ? Napi::Persistent(v)
                                                                        : Napi::Reference<Napi::Value>());
   };
-  auto outRef = keep(info[5]), lseRef = keep(info[6]);
+  auto outRef = keep(outArg), lseRef = keep(lseArg);
   return queueWait(
       env, ctx, "flashattn:attention",
       [ctx, out, lse, hostOut, hostLse, sz, q, k, v]() -> std::string {
@@ -184,57 +217,43 @@ Napi::Value Attention(const Napi::CallbackInfo& info) {
       [plan, outRef, lseRef](Napi::Env e) -> Napi::Value { return planInfo(e, plan); });
 }
 
-// (ctx, args, kCache, vCache, kNew, vNew) -> undefined, at once (stream order): the write of a KV
-// cache call, before the attention that reads it. kNew/vNew: device buffers or typed arrays
-// (copied into staging before this returns). args: { dtype, numKvHeads, headDim, headDimV,
-// totalNew, blockTable, maxBlocks, blockSize, poolRows, cuSeqlensNew, cacheSeqlens }; the
-// façade validated them, and what is checked here keeps a wrong call off the GPU.
+// (ctx, numbers, ints, kCache, vCache, kNew, vNew) -> undefined, at once (stream order): the write of a
+// KV cache call alone, before the attention that reads it, packed as a call without query rows whose
+// keys are each sequence's rows after the write (src/cuda/pack.ts packWrite). kNew/vNew: device
+// buffers or typed arrays (copied into staging before this returns).
 Napi::Value KvWrite(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::shared_ptr<Context> ctx = ContextHandle::From(info[0]);
-  if (!info[1].IsObject()) throw Napi::TypeError::New(env, "Expected an args object");
-  Napi::Object o = info[1].As<Napi::Object>();
-  fa::ForwardArgs a;  // the fields a write shares with a call
-  a.dtype = parseDType(o.Get("dtype"));
-  a.numKvHeads = o.Get("numKvHeads").ToNumber().Int32Value();
-  a.headDim = o.Get("headDim").ToNumber().Int32Value();
-  a.headDimV = o.Get("headDimV").ToNumber().Int32Value();
-  const int totalNew = o.Get("totalNew").ToNumber().Int32Value();
-  const std::vector<int> cuNew = int32ArrayOf(o, "cuSeqlensNew"), cached = int32ArrayOf(o, "cacheSeqlens");
-  if (cuNew.size() != cached.size() + 1 || cuNew.back() != totalNew || totalNew < 0)
-    throw Napi::RangeError::New(env, "cuSeqlensNew must be batch + 1 prefix sums ending at totalNew");
-  a.cuSeqlensK.assign(1, 0);  // each sequence's length after the write: what parsePaging checks
-  for (size_t b = 0; b < cached.size(); ++b)
-    a.cuSeqlensK.push_back(a.cuSeqlensK.back() + cached[b] + cuNew[b + 1] - cuNew[b]);
-  parsePaging(o, a);
+  bool returnLse = false;
+  const fa::ForwardArgs a = parseForwardArgs(info[1], info[2], &returnLse);
+  if (!a.paged || a.totalQ != 0) throw Napi::RangeError::New(env, "Expected a write's packed arguments");
   const size_t eb = fa::dtypeBytes(a.dtype), kRow = size_t(a.numKvHeads) * a.headDim,
                vRow = size_t(a.numKvHeads) * a.headDimV;
-  std::shared_ptr<DevMem> kc = operand(info[2], ctx, a.poolRows * kRow * eb, "cache.k"),
-                          vc = operand(info[3], ctx, a.poolRows * vRow * eb, "cache.v");
-  if (totalNew == 0) return env.Undefined();
-  std::shared_ptr<DevMem> kn = operand(info[4], ctx, totalNew * kRow * eb, "kNew"),
-                          vn = operand(info[5], ctx, totalNew * vRow * eb, "vNew");
-  std::vector<int> meta(a.blockTable);
-  meta.insert(meta.end(), cuNew.begin(), cuNew.end());
-  meta.insert(meta.end(), cached.begin(), cached.end());
-  HostBytes h;
-  h.data = meta.data();
-  h.bytes = meta.size() * sizeof(int);
-  std::shared_ptr<DevMem> dMeta = upload(env, ctx, h);
-  const int* d = static_cast<const int*>(dMeta->ptr);
-  const int batch = int(cached.size());
-  const fa::KvWriteRows w{d,
-                          d + a.blockTable.size(),
-                          d + a.blockTable.size() + batch + 1,
-                          batch,
-                          a.maxBlocks,
-                          a.blockSize,
-                          totalNew,
-                          int(kRow),
-                          int(vRow)};
-  cudaError_t e = fa::writeKvRows(a.dtype, kn->ptr, vn->ptr, kc->ptr, vc->ptr, w, ctx->stream);
+  std::shared_ptr<DevMem> kc = operand(info[3], ctx, a.poolRows * kRow * eb, "cache.k"),
+                          vc = operand(info[4], ctx, a.poolRows * vRow * eb, "cache.v");
+  if (a.totalNew == 0) return env.Undefined();
+  std::shared_ptr<DevMem> kn = operand(info[5], ctx, a.totalNew * kRow * eb, "kNew"),
+                          vn = operand(info[6], ctx, a.totalNew * vRow * eb, "vNew");
+  // Each new row's cache row, read by the prologue from lent staging (or uploaded when too many).
+  const size_t bytes = sizeof(int) * a.totalNew;
+  Loan loan(*ctx);
+  int* rows = static_cast<int*>(loan.lender()(bytes));
+  std::shared_ptr<DevMem> dRows;
+  if (!rows) {
+    std::vector<int> host(a.totalNew);
+    fa::cacheRowsOf(a, host.data());
+    HostBytes h;
+    h.data = host.data();
+    h.bytes = bytes;
+    dRows = upload(env, ctx, h);
+  } else {
+    fa::cacheRowsOf(a, rows);
+  }
+  const fa::PagedPrologue pro{nullptr,    nullptr,   0,        dRows ? static_cast<const int*>(dRows->ptr) : rows,
+                              a.totalNew, int(kRow), int(vRow)};
+  cudaError_t e = fa::launchPrologue(a.dtype, kn->ptr, vn->ptr, kc->ptr, vc->ptr, pro, ctx->stream);
   if (e != cudaSuccess) fail(env, fa::cudaMessage(e, "launching the KV cache write"));
-  return env.Undefined();  // kn, vn and dMeta go back in stream order, after the write
+  return env.Undefined();  // kn, vn and dRows go back in stream order, after the write
 }
 
 // (ctx, { dtype, batch, seqlen, heads, dv }, outs[], lses[]) -> { out, lse } device buffers, at once
@@ -321,17 +340,17 @@ Napi::Value AllocDevice(const Napi::CallbackInfo& info) {
       [mem](Napi::Env e) -> Napi::Value { return DeviceBuffer::Wrap(e, *mem); });
 }
 
-// (ctx, args, q, k, v, iters) -> Promise<plan info + kernelMs, minMs>: the median of `iters` launches
+// (ctx, numbers, ints, q, k, v, iters) -> Promise<plan info + kernelMs, minMs>: the median of `iters` launches
 // between CUDA events (kernels only, device buffers only), for benchmarks.
 Napi::Value TimeAttention(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::shared_ptr<Context> ctx = ContextHandle::From(info[0]);
-  fa::ForwardArgs a = parseForwardArgs(info[1].As<Napi::Object>());
-  const bool returnLse = info[1].As<Napi::Object>().Get("returnLse").ToBoolean();
-  const int iters = std::max(1, info[5].IsNumber() ? info[5].As<Napi::Number>().Int32Value() : 1);
+  bool returnLse = false;
+  fa::ForwardArgs a = parseForwardArgs(info[1], info[2], &returnLse);
+  const int iters = std::max(1, info[6].IsNumber() ? info[6].As<Napi::Number>().Int32Value() : 1);
   const Sizes sz(a);
-  std::shared_ptr<DevMem> q = operand(info[2], ctx, sz.q, "q"), k = operand(info[3], ctx, sz.k, "k"),
-                          v = operand(info[4], ctx, sz.v, "v");
+  std::shared_ptr<DevMem> q = operand(info[3], ctx, sz.q, "q"), k = operand(info[4], ctx, sz.k, "k"),
+                          v = operand(info[5], ctx, sz.v, "v");
   std::shared_ptr<DevMem> out = output(env.Undefined(), ctx, sz.out, "out");
   std::shared_ptr<DevMem> lse = returnLse ? output(env.Undefined(), ctx, sz.lse, "lse") : nullptr;
   a.q = q->ptr;
@@ -341,7 +360,8 @@ Napi::Value TimeAttention(const Napi::CallbackInfo& info) {
   a.lse = lse ? static_cast<float*>(lse->ptr) : nullptr;
   auto fwd = std::make_shared<fa::Forward>(ctx->stream);
   auto copy = [&ctx](void* dst, const void* src, size_t n) { return ctx->copyIn(dst, src, n); };
-  if (std::string e = fwd->prepare(a, copy, ctx->plans.get()); !e.empty()) fail(env, e);
+  Loan loan(*ctx);  // read by every launch below; marked when this function returns
+  if (std::string e = fwd->prepare(std::move(a), copy, ctx->plans.get(), loan.lender()); !e.empty()) fail(env, e);
   std::vector<cudaEvent_t> ev(2 * iters, nullptr);
   for (auto& e : ev)
     if (cudaError_t r = cudaEventCreate(&e); r != cudaSuccess) fail(env, fa::cudaMessage(r, "cudaEventCreate"));

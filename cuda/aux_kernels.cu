@@ -73,19 +73,28 @@ cudaError_t gatherAs(const void* src, int srcLen, void* dst, int dstLen, int64_t
   return cudaGetLastError();
 }
 
-// One block per new row (grid-stride); E is the element's storage (2 or 4 bytes), copied as is.
+// Blocks [0, copyBlocks) copy the paging array, 16 bytes a thread (src and dst are 16-byte aligned);
+// the others write new rows, one block per row (grid-stride); E is the element's storage (2 or 4
+// bytes), copied as is.
 template <typename E>
-__global__ void writeKvKernel(const E* __restrict__ kNew, const E* __restrict__ vNew, E* __restrict__ kCache,
-                              E* __restrict__ vCache, KvWriteRows w) {
+__global__ void prologueKernel(const E* __restrict__ kNew, const E* __restrict__ vNew, E* __restrict__ kCache,
+                               E* __restrict__ vCache, PagedPrologue p, int copyBlocks) {
   waitPriorGrid();  // (launch.h) the kernels before it, which may still read these cache rows
   allowNextGrid();
-  for (int r = blockIdx.x; r < w.totalNew; r += gridDim.x) {
-    const int b = sequenceOf(w.cuNew, w.batch, r);
-    const int64_t row = cacheRow(w.table, b, w.maxBlocks, w.blockSize, w.cached[b] + r - w.cuNew[b]);
-    for (int c = threadIdx.x; c < w.kElems; c += blockDim.x)
-      kCache[row * w.kElems + c] = kNew[(int64_t)r * w.kElems + c];
-    for (int c = threadIdx.x; c < w.vElems; c += blockDim.x)
-      vCache[row * w.vElems + c] = vNew[(int64_t)r * w.vElems + c];
+  if (int(blockIdx.x) < copyBlocks) {
+    const int i = (blockIdx.x * blockDim.x + threadIdx.x) * 4;
+    if (i + 4 <= p.ints)
+      *reinterpret_cast<int4*>(p.dst + i) = *reinterpret_cast<const int4*>(p.src + i);
+    else
+      for (int j = i; j < p.ints; ++j) p.dst[j] = p.src[j];
+    return;
+  }
+  for (int r = blockIdx.x - copyBlocks; r < p.totalNew; r += gridDim.x - copyBlocks) {
+    const int64_t row = p.rows[r];
+    for (int c = threadIdx.x; c < p.kElems; c += blockDim.x)
+      kCache[row * p.kElems + c] = kNew[(int64_t)r * p.kElems + c];
+    for (int c = threadIdx.x; c < p.vElems; c += blockDim.x)
+      vCache[row * p.vElems + c] = vNew[(int64_t)r * p.vElems + c];
   }
 }
 
@@ -159,17 +168,20 @@ cudaError_t gatherRows(DType srcT, const void* src, int srcLen, DType dstT, void
   return cudaErrorInvalidValue;
 }
 
-cudaError_t writeKvRows(DType t, const void* kNew, const void* vNew, void* kCache, void* vCache, const KvWriteRows& w,
-                        cudaStream_t st) {
-  if (w.totalNew <= 0) return cudaSuccess;
-  const unsigned blocks = (unsigned)(w.totalNew < 65536 ? w.totalNew : 65536);
+cudaError_t launchPrologue(DType t, const void* kNew, const void* vNew, void* kCache, void* vCache,
+                           const PagedPrologue& p, cudaStream_t st) {
+  const int threads = 128;
+  const int copyBlocks = p.src ? (p.ints + 4 * threads - 1) / (4 * threads) : 0;
+  const int writeBlocks = p.totalNew <= 0 ? 0 : p.totalNew < 32768 ? p.totalNew : 32768;
+  if (copyBlocks + writeBlocks == 0) return cudaSuccess;
+  const dim3 grid(unsigned(copyBlocks + writeBlocks)), block(threads);
   if (t == DType::F32)
-    return launchDependent(writeKvKernel<uint32_t>, dim3(blocks), dim3(128), 0, st, static_cast<const uint32_t*>(kNew),
+    return launchDependent(prologueKernel<uint32_t>, grid, block, 0, st, static_cast<const uint32_t*>(kNew),
                            static_cast<const uint32_t*>(vNew), static_cast<uint32_t*>(kCache),
-                           static_cast<uint32_t*>(vCache), w);
-  return launchDependent(writeKvKernel<uint16_t>, dim3(blocks), dim3(128), 0, st, static_cast<const uint16_t*>(kNew),
+                           static_cast<uint32_t*>(vCache), p, copyBlocks);
+  return launchDependent(prologueKernel<uint16_t>, grid, block, 0, st, static_cast<const uint16_t*>(kNew),
                          static_cast<const uint16_t*>(vNew), static_cast<uint16_t*>(kCache),
-                         static_cast<uint16_t*>(vCache), w);
+                         static_cast<uint16_t*>(vCache), p, copyBlocks);
 }
 
 cudaError_t combineSplits(DType outT, const float* oAccum, const float* lseAccum, int numSplits, int totalQ,

@@ -30,18 +30,20 @@ struct PagedRows {
 cudaError_t gatherRows(DType srcT, const void* src, int srcLen, DType dstT, void* dst, int dstLen, int64_t rows,
                        const PagedRows& pr, cudaStream_t stream);
 
-// The write of a KV cache call: new row r of sequence b (cuSeqlensNew[b] <= r < cuSeqlensNew[b + 1])
-// goes to position cacheSeqlens[b] + r - cuSeqlensNew[b], cache row table[b][pos / blockSize] *
-// blockSize + pos % blockSize; a row is kElems elements of kNew and vElems of vNew. On the device:
-// table [batch][maxBlocks], cuNew [batch + 1], cached [batch].
-struct KvWriteRows {
-  const int* table;
-  const int* cuNew;
-  const int* cached;
-  int batch, maxBlocks, blockSize, totalNew, kElems, vElems;
+// The first kernel of a paged call (a KV cache), before every read of the cache: copies the paging
+// array from lent page-locked host memory to the device (src null: it is there already) and writes
+// the call's new rows, row r to cache row rows[r] (kElems elements of kNew, vElems of vNew; rows may
+// be host or device memory). So the metadata crosses the link inside a kernel, not as a copy on the
+// stream that the kernels around it would wait for.
+struct PagedPrologue {
+  const int* src;
+  int* dst;
+  int ints;
+  const int* rows;
+  int totalNew, kElems, vElems;
 };
-cudaError_t writeKvRows(DType t, const void* kNew, const void* vNew, void* kCache, void* vCache, const KvWriteRows& w,
-                        cudaStream_t stream);
+cudaError_t launchPrologue(DType t, const void* kNew, const void* vNew, void* kCache, void* vCache,
+                           const PagedPrologue& p, cudaStream_t stream);
 
 // Merges numSplits partial results (oAccum [split][totalQ*H][dv], lseAccum [split][totalQ*H])
 // into out (outT, rows at oRowStride per token and oHeadStride per head) and lse (nullable);

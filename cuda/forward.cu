@@ -10,6 +10,7 @@
 
 #include "fixup.h"
 #include "fwd.h"
+#include "host_clock.h"
 #include "launch.h"
 #include "plan_work.h"
 #include "status.h"
@@ -121,6 +122,11 @@ int multiprocessors() {
 
 }  // namespace
 
+HostClock& hostClock() {
+  static HostClock c;
+  return c;
+}
+
 bool dependentLaunchSupported() {
   static const bool yes = [] {
     int dev = 0, major = 0;
@@ -128,6 +134,17 @@ bool dependentLaunchSupported() {
            cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess && major >= 9;
   }();
   return yes;
+}
+
+void cacheRowsOf(const ForwardArgs& a, int* rows) {
+  const int batch = int(a.cacheSeqlens.size());
+  for (int b = 0; b < batch; ++b) {
+    const int* table = a.paging + size_t(b) * a.maxBlocks;
+    for (int r = a.cuSeqlensNew[b]; r < a.cuSeqlensNew[b + 1]; ++r) {
+      const int pos = a.cacheSeqlens[b] + r - a.cuSeqlensNew[b], blk = pos / a.blockSize;
+      rows[r] = table[blk] * a.blockSize + (pos - blk * a.blockSize);
+    }
+  }
 }
 
 bool pagedInPlace(const ForwardArgs& a) {
@@ -151,7 +168,7 @@ void* Forward::alloc(size_t bytes, std::string& err) {
   return ptr;
 }
 
-std::string Forward::prepare(ForwardArgs args, const Uploader& upload, PlanCache* cache) {
+std::string Forward::prepare(ForwardArgs args, const Uploader& upload, PlanCache* cache, const Lender& lend) {
   a_ = std::move(args);  // (a KV call's block table is moved, not copied, when the caller moves it)
   const ForwardArgs& a = a_;
   std::string err;
@@ -166,6 +183,8 @@ std::string Forward::prepare(ForwardArgs args, const Uploader& upload, PlanCache
   if (kernel.tile != Tile::Wgmma) FA_TRY(cachedTileInfo(kernel, &ti), "configuring the attention kernel");
   const int sms = multiprocessors();
   if (sms <= 0) return "cudaDeviceGetAttribute (multiprocessors) failed";
+  HostClock& clock = hostClock();
+  clock.lap(kPartChoose);
 
   const int left = a.windowLeft < 0 ? kUnbounded : std::min(a.windowLeft, kUnbounded);
   const int right = a.windowRight < 0 ? kUnbounded : std::min(a.windowRight, kUnbounded);
@@ -196,6 +215,7 @@ std::string Forward::prepare(ForwardArgs args, const Uploader& upload, PlanCache
     }
   }
   info_ = PlanInfo{kernel, plan->splits, plan->numWork, plan->blocksPerSm, reused};
+  clock.lap(kPartPlan);
   const int splits = plan->splits;
   const size_t alibiBytes = sizeof(float) * a.alibiSlopes.size();
   unsigned char* dMeta = static_cast<unsigned char*>(plan->meta);
@@ -209,19 +229,24 @@ std::string Forward::prepare(ForwardArgs args, const Uploader& upload, PlanCache
   const bool outTmp = !exact && (a.dtype == DType::F32 || dvPad_ != a.headDimV);
   qc_ = kc_ = vc_ = outTmp_ = nullptr;
   paging_ = nullptr;
-  // The block table and the key prefix sums of a paged call (then the write's offsets), one upload:
-  // the kernel reads the table, a gather (launch) both.
-  std::vector<int> paging;
-  if (a.paged) {
-    paging = a.blockTable;
-    paging.insert(paging.end(), a.cuSeqlensK.begin(), a.cuSeqlensK.end());
-    paging.insert(paging.end(), a.cuSeqlensNew.begin(), a.cuSeqlensNew.end());
-    paging.insert(paging.end(), a.cacheSeqlens.begin(), a.cacheSeqlens.end());
-    paging.insert(paging.end(), a.cuSeqlensQ.begin(), a.cuSeqlensQ.end());  // last: the kernels' offsets
+  // A paged call's metadata, the paging array and then the write's cache rows: in lent page-locked
+  // memory that the prologue kernel reads (copying the array to the device), or uploaded.
+  const size_t metaInts = a.paged ? a.pagingInts + size_t(a.totalNew) : 0;
+  int* lent = metaInts && lend ? static_cast<int*>(lend(sizeof(int) * metaInts)) : nullptr;
+  std::vector<int> own;
+  int* meta = lent;
+  if (metaInts && !lent) {
+    own.resize(metaInts);
+    meta = own.data();
   }
+  if (meta) {
+    std::memcpy(meta, a.paging, sizeof(int) * a.pagingInts);
+    cacheRowsOf(a, meta + a.pagingInts);
+  }
+  clock.lap(kPartPaging);
   // Every temporary of the call in one allocation (one cudaMallocAsync and one free per call, not up
   // to seven: a decode step's host time is mostly runtime calls), each part 256-byte aligned.
-  size_t sizes[7] = {sizeof(int) * paging.size(),
+  size_t sizes[7] = {sizeof(int) * metaInts,
                      convQK ? size_t(rowsQ) * dPad_ * 2 : 0,
                      convQK ? size_t(rowsK) * dPad_ * 2 : 0,
                      convV ? size_t(rowsK) * dvPad_ * 2 : 0,
@@ -235,14 +260,18 @@ std::string Forward::prepare(ForwardArgs args, const Uploader& upload, PlanCache
   }
   char* slab = nullptr;
   if (total > 0 && !(slab = static_cast<char*>(alloc(total, err)))) return err;
+  clock.lap(kPartAlloc);
   auto part = [&](int i) -> void* { return sizes[i] ? slab + offs[i] : nullptr; };
   paging_ = static_cast<int*>(part(0));
   qc_ = part(1);
   kc_ = part(2);
   vc_ = part(3);
   outTmp_ = part(4);
-  if (paging_)
-    if (std::string e = upload(paging_, paging.data(), sizes[0]); !e.empty()) return e;
+  pagingSrc_ = lent;
+  writeRows_ = !a.totalNew ? nullptr : lent ? lent + a.pagingInts : paging_ + a.pagingInts;
+  if (paging_ && !lent)
+    if (std::string e = upload(paging_, meta, sizes[0]); !e.empty()) return e;
+  clock.lap(kPartUpload);
 
   FwdParams& p = p_;
   p = FwdParams{};
@@ -284,10 +313,12 @@ std::string Forward::prepare(ForwardArgs args, const Uploader& upload, PlanCache
   }
   if (a.paged) {  // the offsets of this call, whatever lengths the (cached) work list was planned with
     p.cuSeqlensK = paging_ + (size_t)batch * a.maxBlocks;
-    p.cuSeqlensQ = paging_ + paging.size() - a.cuSeqlensQ.size();
+    p.cuSeqlensQ = paging_ + a.pagingInts - a.cuSeqlensQ.size();
   }
   p.oAccum = static_cast<float*>(part(5));
   p.lseAccum = static_cast<float*>(part(6));
+  a_.paging = nullptr;  // the caller's memory, valid only until now (launch uses the device copy)
+  clock.lap(kPartParams);
   return "";
 }
 
@@ -309,15 +340,15 @@ std::string Forward::launch() {
       FA_TRY(cudaMemsetAsync(p.lseAccum, 0xFF, sizeof(float) * p.numSplits * rowsQ, stream_), "poisoning");
   }
   const int batch = int(a.cuSeqlensQ.size()) - 1;
-  if (a.paged && a.totalNew > 0) {
-    // The write first, then every read of the cache (the gather below or the paged kernel).
-    const int* table = paging_;
-    const int* cuNew = table + (size_t)batch * a.maxBlocks + batch + 1;
-    const KvWriteRows w{table,       cuNew,      cuNew + batch + 1, batch,          a.maxBlocks,
-                        a.blockSize, a.totalNew, Hk * a.headDim,    Hk * a.headDimV};
-    FA_TRY(writeKvRows(a.dtype, a.kNew, a.vNew, const_cast<void*>(a.k), const_cast<void*>(a.v), w, stream_),
-           "launching the KV cache write");
+  if (a.paged) {
+    // The metadata and the write first, then every read of the cache (the gather below or the paged kernel).
+    const PagedPrologue pro{pagingSrc_, paging_,        int(a.pagingInts), writeRows_,
+                            a.totalNew, Hk * a.headDim, Hk * a.headDimV};
+    FA_TRY(launchPrologue(a.dtype, a.kNew, a.vNew, const_cast<void*>(a.k), const_cast<void*>(a.v), pro, stream_),
+           "launching the KV cache prologue");
   }
+  HostClock& clock = hostClock();
+  clock.lap(kPartWrite);
   if (kernel.exactF32) {  // float32 in float32: the rows kernel alone (no split, nothing hidden is loaded)
     info_.fixup = false;
     FA_TRY(launchRowsF32(p, rowsBm_, static_cast<float*>(a.out), a.headDimV, stream_),
@@ -340,6 +371,7 @@ std::string Forward::launch() {
            "converting v");
   FA_TRY(ct == DType::BF16 ? dispatchRun<__nv_bfloat16>(kernel, p, stream_) : dispatchRun<__half>(kernel, p, stream_),
          "launching the attention kernel");
+  clock.lap(kPartKernel);
   void* out = outTmp_ ? outTmp_ : a.out;
   if (p.numSplits > 1)
     FA_TRY(combineSplits(ct, p.oAccum, p.lseAccum, p.numSplits, a.totalQ, H, dvPad_, out, p.oRowStride, p.oHeadStride,
@@ -347,6 +379,7 @@ std::string Forward::launch() {
            "launching the split-KV combine");
   if (outTmp_)
     FA_TRY(convertRows(ct, outTmp_, dvPad_, a.dtype, a.out, a.headDimV, a.headDimV, rowsQ, stream_), "converting out");
+  clock.lap(kPartCombine);
 
   // Last step, the non-finite-V fix-up (fixup.h): in a masked call, rows that cannot see a key the
   // kernel loaded for them got 0 * V of it, NaN when V is not finite there; the fix-up finds such
@@ -356,6 +389,7 @@ std::string Forward::launch() {
   if (info_.fixup)
     FA_TRY(launchFixup(p, ct, kernel.tile, kernel.headDimClass, a.dtype, a.out, a.headDimV, stream_),
            "launching the non-finite V fix-up");
+  clock.lap(kPartFixup);
   return "";
 }
 

@@ -47,7 +47,11 @@ struct ForwardArgs {
   // block table. Half caches with head dims that are multiples of 8 are read in place by the
   // kernel; float32 caches and other head dims are gathered into contiguous compute-type copies.
   bool paged = false;
-  std::vector<int> blockTable;  // host [batch][maxBlocks]
+  // The paging array as the kernels read it: [blockTable (batch x maxBlocks) | cuSeqlensK |
+  // cuSeqlensNew | cacheSeqlens | cuSeqlensQ] (the write's arrays only with a write), host memory the
+  // caller keeps valid until prepare() returns (csrc/args.h: the caller's packed Int32Array).
+  const int* paging = nullptr;
+  size_t pagingInts = 0;
   int maxBlocks = 0, blockSize = 0;
   int64_t poolRows = 0;  // numBlocks * blockSize: the rows of k and v
   // The call's write into the cache, enqueued first (every write of a call precedes its reads):
@@ -87,6 +91,15 @@ struct PlanInfo {
 // staging); returns an error message or "". The host bytes may be reused when it returns.
 using Uploader = std::function<std::string(void* dst, const void* src, size_t bytes)>;
 
+// Page-locked host memory that the call's kernels may read directly until the caller has enqueued
+// its last launch (the addon lends a staging chunk, then marks it with the stream); nullptr when it
+// has none that large (the bytes are uploaded instead).
+using Lender = std::function<void*(size_t bytes)>;
+
+// The cache row of each of a write's new rows (row r of sequence b goes to position cacheSeqlens[b]
+// + r - cuSeqlensNew[b]), into rows[0 .. totalNew), from a paged call's block table.
+void cacheRowsOf(const ForwardArgs& a, int* rows);
+
 class Forward {
  public:
   explicit Forward(cudaStream_t stream) : stream_(stream) {}
@@ -96,7 +109,9 @@ class Forward {
 
   // Plans (or takes the plan from `cache`), allocates temporaries, uploads the work list, all in
   // stream order: nothing here waits for the GPU. Empty string on success.
-  std::string prepare(ForwardArgs a, const Uploader& upload, PlanCache* cache = nullptr);
+  // A paged call's metadata goes into memory from `lend` when it can, which the first kernel (the
+  // prologue, aux_kernels.h) copies to the device: no copy on the stream between the kernels.
+  std::string prepare(ForwardArgs a, const Uploader& upload, PlanCache* cache = nullptr, const Lender& lend = nullptr);
   // Enqueues every kernel of the call; may be repeated (benchmarks).
   std::string launch();
   const PlanInfo& info() const { return info_; }
@@ -113,7 +128,9 @@ class Forward {
   void* kc_ = nullptr;
   void* vc_ = nullptr;
   void* outTmp_ = nullptr;
-  int* paging_ = nullptr;  // device: the block table, cuSeqlensK, then cuSeqlensNew and cacheSeqlens (paged calls)
+  int* paging_ = nullptr;           // device: the paging array (ForwardArgs::paging), then the write's cache rows
+  const int* pagingSrc_ = nullptr;  // lent host memory the prologue copies paging_ from, or null
+  const int* writeRows_ = nullptr;  // the write's cache rows: lent host memory or the device copy
   int dPad_ = 0, dvPad_ = 0;
   int rowsBm_ = 0;  // rows per work item as planned (the rows kernel's query blocks)
 };

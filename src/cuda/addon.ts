@@ -80,10 +80,14 @@ export interface NativeAddon {
     outs: NativeBuffer[],
     lses: NativeBuffer[],
   ): { out: NativeBuffer; lse: NativeBuffer };
-  /** Enqueues the write of a KV cache call (returns at once; host kNew/vNew are copied before it returns). */
+  /**
+   * Enqueues the write of a KV cache call (returns at once; host kNew/vNew are copied before it returns);
+   * the arguments packed by pack.ts packWrite.
+   */
   kvWrite(
     ctx: NativeContext,
-    args: NativeKvWriteArgs,
+    numbers: Float64Array,
+    ints: Int32Array,
     kCache: NativeBuffer,
     vCache: NativeBuffer,
     kNew: NativeOperand,
@@ -95,10 +99,14 @@ export interface NativeAddon {
   poolBytes(): { reserved: number; used: number };
   /** Test hook: enqueues a kernel that traps (the context's stream then faults). */
   trap(ctx: NativeContext): void;
-  /** Device outputs (new, or written into `out` / `lse`): enqueued, returned at once. */
+  /**
+   * Device outputs (new, or written into `out` / `lse`): enqueued, returned at once; `out` is returned only
+   * when the addon made it. The arguments are packed by pack.ts packArgs.
+   */
   attention(
     ctx: NativeContext,
-    args: NativeArgs,
+    numbers: Float64Array,
+    ints: Int32Array,
     q: NativeOperand,
     k: NativeOperand,
     v: NativeOperand,
@@ -106,11 +114,12 @@ export interface NativeAddon {
     lse?: NativeBuffer,
     kNew?: NativeOperand,
     vNew?: NativeOperand,
-  ): NativePlan & { out: NativeBuffer; lse?: NativeBuffer };
+  ): NativePlan & { out?: NativeBuffer; lse?: NativeBuffer };
   /** Host outputs: the results are copied into `out` / `lse` once the kernels ran. */
   attention(
     ctx: NativeContext,
-    args: NativeArgs,
+    numbers: Float64Array,
+    ints: Int32Array,
     q: NativeOperand,
     k: NativeOperand,
     v: NativeOperand,
@@ -121,7 +130,8 @@ export interface NativeAddon {
   ): Promise<NativePlan>;
   timeAttention(
     ctx: NativeContext,
-    args: NativeArgs,
+    numbers: Float64Array,
+    ints: Int32Array,
     q: NativeBuffer,
     k: NativeBuffer,
     v: NativeBuffer,
@@ -133,6 +143,11 @@ export interface NativeAddon {
   livePinnedBytes(): number;
   /** The link's pinned copy bandwidth and the host copy into pinned memory, GB/s (benchmarks). */
   copyBandwidth(ctx: NativeContext, bytes: number): Promise<CopyBandwidth>;
+  /**
+   * Host microseconds per part of the attention calls since the last hostProfile call (cuda/host_clock.h),
+   * then counting again from zero while `on` (benchmarks: bench/gpu/kvprof.mjs --parts).
+   */
+  hostProfile(on: boolean): { calls: number; us: Record<string, number> };
 }
 
 export interface CopyBandwidth {

@@ -21,6 +21,7 @@ import type { KvCacheSpec, KvProblem, KvWrite } from '../kvcache/problem.js';
 import type { KvCache } from '../kvcache/types.js';
 import type { PartsLayout } from '../merge.js';
 import { CudaKvCaches } from './kvcache.js';
+import { packArgs } from './pack.js';
 import { CudaTensor, sizeOf } from './tensor.js';
 import { knobs } from '../knobs.js';
 import type { Problem } from '../problem.js';
@@ -193,9 +194,9 @@ class CudaEngine implements CudaBackend {
     if (p.q.location === 'cuda') {
       const outBuf = p.outInto ? CudaTensor.bufferOf(p.outInto, 'options.out', this) : undefined;
       const lseBuf = p.lseInto ? CudaTensor.bufferOf(p.lseInto, 'options.lse', this) : undefined;
-      const r = this.addon.attention(this.ctx, args, q, k, v, outBuf, lseBuf, kNew, vNew);
+      const r = this.addon.attention(this.ctx, ...packArgs(args), q, k, v, outBuf, lseBuf, kNew, vNew);
       return {
-        out: p.outInto ?? new CudaTensor(p.outShape, p.dtype, r.out, this),
+        out: p.outInto ?? new CudaTensor(p.outShape, p.dtype, r.out!, this),
         lse: p.lseInto ?? (r.lse ? new CudaTensor(p.lseShape, 'float32', r.lse, this) : null),
       };
     }
@@ -211,7 +212,7 @@ class CudaEngine implements CudaBackend {
       : p.returnLse
         ? new Float32Array(sizeOf(p.lseShape))
         : undefined;
-    const call = this.addon.attention(this.ctx, args, q, k, v, out, lse, kNew, vNew);
+    const call = this.addon.attention(this.ctx, ...packArgs(args), q, k, v, out, lse, kNew, vNew);
     this.#copying.add(call);
     try {
       await call;
@@ -237,7 +238,14 @@ class CudaEngine implements CudaBackend {
     const extra: Partial<NativeArgs> = { poison: false };
     if (overrides.splits) extra.forceSplits = overrides.splits;
     if (overrides.tile) extra.forceTile = TILES.indexOf(overrides.tile) + 1;
-    return this.addon.timeAttention(this.ctx, this.args(p, extra), q, k, v, Math.max(1, Math.floor(iters)));
+    return this.addon.timeAttention(
+      this.ctx,
+      ...packArgs(this.args(p, extra)),
+      q,
+      k,
+      v,
+      Math.max(1, Math.floor(iters)),
+    );
   }
 
   /** For benchmarks: the pinned copy bandwidth each way, measured with `bytes` per copy. */
@@ -297,7 +305,7 @@ class CudaEngine implements CudaBackend {
     const { problem, paged } = this.#kv.problemOf(p);
     const [q, k, v] = this.operands(problem) as [NativeBuffer, NativeBuffer, NativeBuffer];
     const args = this.args(problem, { poison: false, paged });
-    return this.addon.timeAttention(this.ctx, args, q, k, v, Math.max(1, Math.floor(iters)));
+    return this.addon.timeAttention(this.ctx, ...packArgs(args), q, k, v, Math.max(1, Math.floor(iters)));
   }
 
   /** `t` was read and checked by the façade (validate.ts readHostTensor); the copy is enqueued now. */

@@ -16,6 +16,7 @@ import type { KvCache } from '../kvcache/types.js';
 import type { Problem } from '../problem.js';
 import type { AnyTensor, Tensor } from '../types.js';
 import type { NativeAddon, NativeContext, NativeOperand, NativePaging } from './addon.js';
+import { packWrite } from './pack.js';
 import { CudaTensor, bytesOf } from './tensor.js';
 
 /** A KV cache of one cuda engine. Its `k` and `v` belong to it: their dispose() does nothing, the cache's frees them. */
@@ -95,7 +96,7 @@ export class CudaKvCaches {
     if (!ops) return;
     this.addon.kvWrite(
       this.ctx,
-      {
+      ...packWrite({
         dtype: p.dtype,
         numKvHeads: p.numKvHeads,
         headDim: p.headDim,
@@ -104,7 +105,7 @@ export class CudaKvCaches {
         cuSeqlensNew: p.cuSeqlensNew,
         cacheSeqlens: p.cacheSeqlens,
         ...paging(p),
-      },
+      }),
       CudaTensor.bufferOf(p.cache.k, 'cache.k', this.owner),
       CudaTensor.bufferOf(p.cache.v, 'cache.v', this.owner),
       ops[0],
