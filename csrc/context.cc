@@ -236,6 +236,7 @@ Napi::Value ContextHandle::Dispose(const Napi::CallbackInfo& info) {
     c->plans->clear();
     cudaStreamSynchronize(c->stream);
     c->staging.free();
+    freeIdlePinned();  // the pool of results' blocks is the process's, a cache: refilled on use
     return e == cudaSuccess ? "" : fa::cudaMessage(e, "the GPU work of this engine");
   });
 }

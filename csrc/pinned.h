@@ -27,6 +27,8 @@ class PinnedBlock {
   size_t bytes() const { return bytes_; }
   // A copy touching this block was enqueued on `stream`: the block outlives it.
   std::string used(cudaStream_t stream);
+  // Waits for every copy enqueued so far (before the block is handed out again).
+  void drain();
 
  private:
   char* ptr_;
@@ -42,7 +44,12 @@ std::shared_ptr<PinnedBlock> pinnedBlockOf(const void* p, size_t bytes);
 // Bytes held by live blocks (tests check that collected arrays give theirs back).
 size_t livePinnedBytes();
 
-// (bytes) -> ArrayBuffer of zeroed page-locked memory, freed when the garbage collector takes it.
+// (bytes, result?) -> ArrayBuffer of zeroed page-locked memory, freed when the garbage collector
+// takes it. result: for a call's result (its copy fills it), from a pool of collected results' blocks,
+// not zeroed, and undefined once 4 GiB of results are alive or none can be had (a plain array then).
 Napi::Value HostArray(const Napi::CallbackInfo& info);
+
+// Frees the idle blocks of the result pool (an engine's dispose).
+void freeIdlePinned();
 
 }  // namespace addon

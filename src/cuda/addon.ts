@@ -139,6 +139,11 @@ export interface NativeAddon {
   ): Promise<NativeRunInfo>;
   /** Zeroed page-locked host memory (csrc/pinned.h), freed when the garbage collector takes it. */
   hostArray(bytes: number): ArrayBuffer;
+  /**
+   * Page-locked memory for a call's result (its copy fills it): from the pool of collected results, not
+   * zeroed; undefined when 4 GiB of results are alive or none can be had.
+   */
+  hostArray(bytes: number, result: true): ArrayBuffer | undefined;
   /** Bytes of page-locked memory held by live hostArray buffers. */
   livePinnedBytes(): number;
   /** The link's pinned copy bandwidth and the host copy into pinned memory, GB/s (benchmarks). */

@@ -64,6 +64,12 @@ export interface CudaBackend extends Backend {
 /** Parts one device merge takes (cuda/aux_kernels.h kMaxMergeParts). */
 const MAX_MERGE_PARTS = 64;
 
+/**
+ * Results from this size on are page-locked (a pooled pinned block): below it the staging copy costs less
+ * than a pool round trip.
+ */
+const PINNED_RESULT_BYTES = 1 << 20;
+
 /** Longest sequence the kernel's 32-bit row arithmetic allows (cuda/params.h kMaxSeqlen). */
 const MAX_SEQLEN = 2 ** 28;
 
@@ -140,6 +146,14 @@ class CudaEngine implements CudaBackend {
     return dtype === 'float32' ? new Float32Array(buf) : new Uint16Array(buf);
   }
 
+  /** A new result array; page-locked (pooled) from PINNED_RESULT_BYTES on, while the addon has some. */
+  private resultArray(length: number, dtype: DType): Float32Array | Uint16Array {
+    const bytes = length * (dtype === 'float32' ? 4 : 2);
+    const buf = bytes >= PINNED_RESULT_BYTES ? this.addon.hostArray(bytes, true) : undefined;
+    if (dtype === 'float32') return buf ? new Float32Array(buf) : new Float32Array(length);
+    return buf ? new Uint16Array(buf) : new Uint16Array(length);
+  }
+
   private args(p: Problem<AnyTensor>, extra: Partial<NativeArgs> = {}): NativeArgs {
     return {
       dtype: p.dtype,
@@ -200,13 +214,10 @@ class CudaEngine implements CudaBackend {
         lse: p.lseInto ?? (r.lse ? new CudaTensor(p.lseShape, 'float32', r.lse, this) : null),
       };
     }
-    // The caller's host out / lse (options.out, maybe engine.hostTensor's pinned arrays), else new arrays.
+    // The caller's host out / lse (options.out, maybe engine.hostTensor's pinned arrays), else new arrays:
+    // page-locked from the addon's pool when large (one DMA into them, no staging copy, no first touch).
     const n = sizeOf(p.outShape);
-    const out = p.outInto
-      ? (p.outInto as Tensor).data
-      : p.dtype === 'float32'
-        ? new Float32Array(n)
-        : new Uint16Array(n);
+    const out = p.outInto ? (p.outInto as Tensor).data : this.resultArray(n, p.dtype);
     const lse = p.lseInto
       ? ((p.lseInto as Tensor).data as Float32Array)
       : p.returnLse
