@@ -79,8 +79,12 @@ async function filledCache(batch, lk, bs) {
 
 const native = timeAddonAttention(backend.addon);
 
-/** Awaited back to back (mean of 30, one synchronize at the end) and 20 in flight, ms per call; the addon's host ms. */
-async function callTimes(call) {
+/**
+ * Awaited back to back (mean of 30, one synchronize at the end) and 20 in flight, ms per call; the addon's
+ * host ms; and interleaved with `kernel()` (the kernels' mean ms), so that both see the same clocks: 3
+ * rounds of (kernel, 60 awaited calls), the median round's difference.
+ */
+async function callTimes(call, kernel) {
   // 300 calls first: V8 optimises the per-call validation (a loop over the block table) only after many
   // calls, and a decode loop makes thousands; 30 cold calls measured 0.3 ms of host time at 16-row blocks.
   for (let i = 0; i < 300; i++) await call();
@@ -95,7 +99,22 @@ async function callTimes(call) {
   t0 = performance.now();
   await Promise.all(Array.from({ length: 20 }, call));
   await engine.synchronize();
-  return { awaitedMs: awaited, inflightMs: (performance.now() - t0) / 20, hostMs, addonMs };
+  const inflightMs = (performance.now() - t0) / 20;
+  const rounds = [];
+  for (let r = 0; r < 3; r++) {
+    const k = await kernel();
+    t0 = performance.now();
+    for (let i = 0; i < 60; i++) await call();
+    await engine.synchronize();
+    rounds.push({ k, a: (performance.now() - t0) / 60 });
+  }
+  const mid = (xs) => [...xs].sort((x, y) => x - y)[xs.length >> 1];
+  const interleaved = {
+    kernelMs: mid(rounds.map((x) => x.k)),
+    awaitedMs: mid(rounds.map((x) => x.a)),
+    overUs: mid(rounds.map((x) => (x.a - x.k) * 1e3)),
+  };
+  return { awaitedMs: awaited, inflightMs, hostMs, addonMs, interleaved };
 }
 
 const kept = (lqs, lks) =>
@@ -127,17 +146,18 @@ async function setUp({ batch, lq, lk, bs, readLen }) {
   });
   await backend.timeKv(readOnly, 3);
   const r = await backend.timeKv(readOnly, 30);
+  const kernel = async () => (await backend.timeKv(readOnly, 20)).meanMs;
   const done = () => {
     for (const t of [q, kNew, vNew, outT]) t.dispose();
     cache.dispose();
   };
-  return { cache, blockTable, cuSeqlensQ, q, kNew, vNew, outT, r, done };
+  return { cache, blockTable, cuSeqlensQ, q, kNew, vNew, outT, r, kernel, done };
 }
 
 async function run({ name, batch, lq, lk, bs }) {
   if (only && !name.includes(only)) return;
   // Kernel: the attention over lk keys (a read-only call: cacheSeqlens = lk).
-  const { cache, blockTable, cuSeqlensQ, q, kNew, vNew, outT, r, done } = await setUp({
+  const { cache, blockTable, cuSeqlensQ, q, kNew, vNew, outT, r, kernel, done } = await setUp({
     batch,
     lq,
     lk,
@@ -154,7 +174,7 @@ async function run({ name, batch, lq, lk, bs }) {
     causal: true,
     out: outT,
   };
-  const c = await callTimes(() => engine.attentionWithKvCache(q, cache, options));
+  const c = await callTimes(() => engine.attentionWithKvCache(q, cache, options), kernel);
   const bytes = 2 * batch * lk * Hk * D * 2;
   const flops = 4 * kept(Array(batch).fill(lq), Array(batch).fill(lk)) * H * D;
   const row = {

@@ -60,14 +60,14 @@ if (calls.length) {
   const c = (r) => (r?.callMs != null ? `${r.callMs.toFixed(3)} / ${r.inflightMs.toFixed(3)}` : '');
   lines.push(
     '',
-    '| dtype | shape | kernel ms (median / mean of 30) | call ms: awaited back to back | call + synchronize / 20 in flight | awaited - kernel | FA2 sdpa call: + synchronize / 20 in flight | FA2 varlen call | cuDNN call |',
-    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    '| dtype | shape | kernel ms (median / mean of 30) | call ms: awaited back to back | call + synchronize / 20 in flight | awaited - kernel | 20 in flight - kernel | FA2 sdpa call: + synchronize / 20 in flight | FA2 varlen call | cuDNN call |',
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
   );
   for (const [k, g] of calls) {
     const [dtype, shape] = k.split('|');
     const o = g.flashattn;
     lines.push(
-      `| ${dtype === 'bfloat16' ? 'bf16' : 'f16'} | ${shape} | ${o.ms.toFixed(3)}${o.kernelMeanMs != null ? ` / ${o.kernelMeanMs.toFixed(3)}` : ''} | ${o.awaitedMs?.toFixed(3) ?? ''} | ${c(o)} | ${o.interleaved ? `${o.interleaved.overUs.toFixed(0)} us (interleaved)` : o.awaitedMs != null ? `${((o.awaitedMs - (o.kernelMeanMs ?? o.ms)) * 1e3).toFixed(0)} us` : ''} | ${c(g['FA2 sdpa'])} | ${c(g['FA2 varlen_attn'])} | ${c(g['cuDNN sdpa'])} |`,
+      `| ${dtype === 'bfloat16' ? 'bf16' : 'f16'} | ${shape} | ${o.ms.toFixed(3)}${o.kernelMeanMs != null ? ` / ${o.kernelMeanMs.toFixed(3)}` : ''} | ${o.awaitedMs?.toFixed(3) ?? ''} | ${c(o)} | ${o.interleaved ? `${o.interleaved.overUs.toFixed(0)} us (interleaved)` : o.awaitedMs != null ? `${((o.awaitedMs - (o.kernelMeanMs ?? o.ms)) * 1e3).toFixed(0)} us` : ''} | ${o.interleaved?.inflightOverPct != null ? `${o.interleaved.inflightOverPct.toFixed(1)}% (interleaved)` : ''} | ${c(g['FA2 sdpa'])} | ${c(g['FA2 varlen_attn'])} | ${c(g['cuDNN sdpa'])} |`,
     );
   }
 }
@@ -108,7 +108,7 @@ if (kv.length) {
     const peer = peerOf(r);
     const rate = (x) => (decode ? `${x.gbps.toFixed(0)} GB/s` : `${x.tflops.toFixed(0)} TF/s`);
     lines.push(
-      `| ${r.shape} | ${r.dtype === 'bfloat16' ? 'bf16' : 'f16'} | ${r.ms.toFixed(3)} | ${rate(r)} | ${r.awaitedMs.toFixed(3)} | ${((r.awaitedMs - r.ms) * 1e3).toFixed(0)} us | ${r.inflightMs.toFixed(3)} | ${r.hostMs != null ? `${r.hostMs.toFixed(3)} (${r.addonMs.toFixed(3)})` : ''} | ${r.flatMs?.toFixed(3) ?? ''} | ${peer?.ms != null ? `${rate(peer)} (${peer.ms.toFixed(3)} ms)` : ''} |`,
+      `| ${r.shape} | ${r.dtype === 'bfloat16' ? 'bf16' : 'f16'} | ${r.ms.toFixed(3)} | ${rate(r)} | ${r.awaitedMs.toFixed(3)} | ${r.interleaved ? `${r.interleaved.overUs.toFixed(0)} us (interleaved)` : `${((r.awaitedMs - r.ms) * 1e3).toFixed(0)} us`} | ${r.inflightMs.toFixed(3)} | ${r.hostMs != null ? `${r.hostMs.toFixed(3)} (${r.addonMs.toFixed(3)})` : ''} | ${r.flatMs?.toFixed(3) ?? ''} | ${peer?.ms != null ? `${rate(peer)} (${peer.ms.toFixed(3)} ms)` : ''} |`,
     );
   }
 }
