@@ -3,13 +3,12 @@
 // staging. Their results must equal the pageable path's bit for bit, every output element written, and
 // the memory must go back when the arrays are collected, even with a copy from one still queued.
 // Skips without a GPU, with the reason.
-import { spawnSync } from 'node:child_process';
 import { afterAll, describe, expect, it } from 'vitest';
 import { firstDiff } from './conformance/kvcache.js';
 import { randn, rng } from './conformance/random.js';
 import { cudaAddon } from '../src/cuda/backend.js';
 import { encode } from '../src/half.js';
-import { cudaEngineOrReason } from './cuda-helpers.js';
+import { cudaEngineOrReason, inChildWithGc } from './cuda-helpers.js';
 import type { DType, Tensor, VarlenOptions } from '../src/types.js';
 
 const { engine, reason } = await cudaEngineOrReason('cuda pinned host tensor tests');
@@ -117,13 +116,7 @@ describe.skipIf(!engine)(`cuda pinned host tensors${engine ? '' : ` (skipped: ${
 
   it('collected pinned arrays give their memory back, also with a copy from one still queued', () => {
     // In a child process with --expose-gc, through the built package.
-    const node = new URL('../dist/node.js', import.meta.url).pathname;
-    const addonJs = new URL('../dist/cuda/backend.js', import.meta.url).pathname;
-    const script = `
-      import { createEngine } from ${JSON.stringify(node)};
-      import { cudaAddon } from ${JSON.stringify(addonJs)};
-      const engine = await createEngine({ backend: 'cuda' });
-      const addon = cudaAddon();
+    const { peak, left } = inChildWithGc(`
       const base = addon.livePinnedBytes();
       let peak = 0;
       // In a function of its own, so that no frame of the test keeps the last array alive.
@@ -141,14 +134,7 @@ describe.skipIf(!engine)(`cuda pinned host tensors${engine ? '' : ` (skipped: ${
       await engine.synchronize();
       for (let i = 0; i < 5; i++) { globalThis.gc(); await new Promise((r) => setTimeout(r, 20)); }
       console.log(JSON.stringify({ peak, left: addon.livePinnedBytes() - base }));
-      await engine.dispose();
-    `;
-    const run = spawnSync(process.execPath, ['--expose-gc', '--input-type=module', '-e', script], {
-      encoding: 'utf8',
-      timeout: 120_000,
-    });
-    expect(run.status, run.stderr).toBe(0);
-    const { peak, left } = JSON.parse(run.stdout.trim().split('\n').pop()!);
+    `);
     expect(peak).toBeLessThanOrEqual(3 * (64 << 20)); // collected as the loop goes, not all 20 kept
     expect(left).toBe(0);
   });

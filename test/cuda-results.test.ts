@@ -2,13 +2,12 @@
 // from the addon's pool (csrc/pinned.h), filled by one DMA. They must equal a call into a plain `out` bit
 // for bit, with every element written even when the pooled block held an earlier result, and the pool must
 // keep the memory bounded over many calls. Skips without a GPU, with the reason.
-import { spawnSync } from 'node:child_process';
 import { afterAll, describe, expect, it } from 'vitest';
 import { firstDiff } from './conformance/kvcache.js';
 import { randn, rng } from './conformance/random.js';
 import { cudaAddon } from '../src/cuda/backend.js';
 import { encode } from '../src/half.js';
-import { cudaEngineOrReason } from './cuda-helpers.js';
+import { cudaEngineOrReason, inChildWithGc } from './cuda-helpers.js';
 import type { Tensor, VarlenOptions } from '../src/types.js';
 
 const { engine, reason } = await cudaEngineOrReason('cuda result array tests');
@@ -59,13 +58,7 @@ describe.skipIf(!engine)(`cuda result arrays${engine ? '' : ` (skipped: ${reason
 
   it('pooled blocks are reused, hold earlier results and are overwritten whole; memory stays bounded', () => {
     // In a child process with --expose-gc, through the built package.
-    const node = new URL('../dist/node.js', import.meta.url).pathname;
-    const addonJs = new URL('../dist/cuda/backend.js', import.meta.url).pathname;
-    const script = `
-      import { createEngine } from ${JSON.stringify(node)};
-      import { cudaAddon } from ${JSON.stringify(addonJs)};
-      const engine = await createEngine({ backend: 'cuda' });
-      const addon = cudaAddon();
+    const { peak, mismatches } = inChildWithGc(`
       const base = addon.livePinnedBytes();
       const [L, H, D] = [2048, 16, 128]; // out: 8 MiB of float16
       const opts = { cuSeqlensQ: Int32Array.of(0, L), cuSeqlensK: Int32Array.of(0, L), causal: true };
@@ -87,14 +80,7 @@ describe.skipIf(!engine)(`cuda result arrays${engine ? '' : ` (skipped: ${reason
       } };
       await loop();
       console.log(JSON.stringify({ peak, mismatches }));
-      await engine.dispose();
-    `;
-    const run = spawnSync(process.execPath, ['--expose-gc', '--input-type=module', '-e', script], {
-      encoding: 'utf8',
-      timeout: 120_000,
-    });
-    expect(run.status, run.stderr).toBe(0);
-    const { peak, mismatches } = JSON.parse(run.stdout.trim().split('\n').pop()!);
+    `);
     expect(mismatches).toBe(0);
     expect(peak).toBeLessThanOrEqual(4 * (8 << 20)); // collected and reused as the loop goes, not 40 kept
   });
