@@ -235,21 +235,18 @@ Napi::Value KvWrite(const Napi::CallbackInfo& info) {
   std::shared_ptr<DevMem> kn = operand(info[5], ctx, a.totalNew * kRow * eb, "kNew"),
                           vn = operand(info[6], ctx, a.totalNew * vRow * eb, "vNew");
   // Each new row's cache row, read by the prologue from lent staging (or uploaded when too many).
-  const size_t bytes = sizeof(int) * a.totalNew;
   Loan loan(*ctx);
-  int* rows = static_cast<int*>(loan.lender()(bytes));
-  std::shared_ptr<DevMem> dRows;
-  if (!rows) {
-    std::vector<int> host(a.totalNew);
-    fa::cacheRowsOf(a, host.data());
-    HostBytes h;
-    h.data = host.data();
-    h.bytes = bytes;
-    dRows = upload(env, ctx, h);
-  } else {
-    fa::cacheRowsOf(a, rows);
+  std::vector<int> own;
+  HostBytes h;
+  h.bytes = sizeof(int) * a.totalNew;
+  h.data = loan.lender()(h.bytes);
+  if (!h.data) {
+    own.resize(a.totalNew);
+    h.data = own.data();
   }
-  const fa::PagedPrologue pro{nullptr,    nullptr,   0,        dRows ? static_cast<const int*>(dRows->ptr) : rows,
+  fa::cacheRowsOf(a, static_cast<int*>(h.data));
+  std::shared_ptr<DevMem> dRows = own.empty() ? nullptr : upload(env, ctx, h);
+  const fa::PagedPrologue pro{nullptr,    nullptr,   0,        static_cast<const int*>(dRows ? dRows->ptr : h.data),
                               a.totalNew, int(kRow), int(vRow)};
   cudaError_t e = fa::launchPrologue(a.dtype, kn->ptr, vn->ptr, kc->ptr, vc->ptr, pro, ctx->stream);
   if (e != cudaSuccess) fail(env, fa::cudaMessage(e, "launching the KV cache write"));

@@ -69,6 +69,27 @@ describe.skipIf(!engine)(
       dev.dispose();
     });
 
+    it('a block table over a staging chunk (4 MiB of metadata) is uploaded instead, with the same results', async () => {
+      // The metadata normally goes to the GPU through a lent staging chunk that the first kernel reads;
+      // past one chunk it is copied on the stream. Each sequence's row, widened with unused entries.
+      const c = cases.find(([n]) => /decode with splits/.test(n) && /bfloat16/.test(n))![1];
+      const s = scenario({ seed, seqs: c.seqs, blockSize: c.blockSize, ...c.shape });
+      const o = callOptions(c, s);
+      const batch = o.cacheSeqlens.length,
+        m = o.blockTable.length / batch;
+      const wide = m + Math.ceil((1.1 * (1 << 20)) / batch);
+      const table = new Int32Array(batch * wide).fill(-1);
+      for (let b = 0; b < batch; b++) table.set(o.blockTable.subarray(b * m, (b + 1) * m), b * wide);
+      const [narrow, widened] = [await loadKvCache(e(), s), await loadKvCache(e(), s)];
+      const want = await e().attentionWithKvCache(s.q, narrow, o);
+      const got = await e().attentionWithKvCache(s.q, widened, { ...o, blockTable: table });
+      expect(firstDiff(got.out as Tensor, want.out as Tensor)).toBe(-1);
+      expect(firstDiff(await e().download(widened.k), await e().download(narrow.k))).toBe(-1);
+      expect(firstDiff(await e().download(widened.v), await e().download(narrow.v))).toBe(-1);
+      narrow.dispose();
+      widened.dispose();
+    });
+
     it('a decode loop driven by KvBlocks matches the reference at every step', async () => {
       const [H, Hk, D, B] = [8, 2, 64, 3];
       const next = rng(seed);
