@@ -112,6 +112,7 @@ static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   exports.Set("timeAttention", Napi::Function::New(env, TimeAttention));
   exports.Set("hostProfile", Napi::Function::New(env, HostProfile));
   exports.Set("copyBandwidth", Napi::Function::New(env, CopyBandwidth));
+  exports.Set("launchGaps", Napi::Function::New(env, LaunchGaps));
   exports.Set("hostArray", Napi::Function::New(env, HostArray));
   exports.Set("liveBytes", Napi::Function::New(env, LiveBytes));
   exports.Set("livePinnedBytes", Napi::Function::New(env, [](const Napi::CallbackInfo& i) -> Napi::Value {

@@ -1,6 +1,7 @@
-// The pinned copy bandwidth of this machine's link, for benchmarks: a call from typed arrays is
-// judged against bytes / this bandwidth (issue "GPU calls at kernel speed"), measured in the same
-// run. Also the host copy into pinned memory on copyThreads() threads, the other half of a call.
+// Measurements of this machine for benchmarks. The pinned copy bandwidth of its link: a call from
+// typed arrays is judged against bytes / this bandwidth (issue "GPU calls at kernel speed"), measured
+// in the same run; also the host copy into pinned memory on copyThreads() threads, the other half of
+// a call. And the GPU's idle time between back-to-back kernels (cuda/probe.h).
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -13,6 +14,7 @@
 #include "calls.h"
 #include "context.h"
 #include "copy_pool.h"
+#include "probe.h"
 
 namespace addon {
 namespace {
@@ -102,6 +104,29 @@ Napi::Value CopyBandwidth(const Napi::CallbackInfo& info) {
         o.Set("registeredGBps", r->registered);
         o.Set("copyThreads", copyThreads());
         return o;
+      });
+}
+
+// (ctx, { launches, blocks, spinUs, dependent, allocBetween }) -> Promise<number[]>: the gaps in
+// microseconds between back-to-back probe kernels on the context's stream (cuda/probe.h).
+Napi::Value LaunchGaps(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::shared_ptr<Context> ctx = ContextHandle::From(info[0]);
+  if (!info[1].IsObject()) throw Napi::TypeError::New(env, "Expected the probe's options");
+  Napi::Object o = info[1].As<Napi::Object>();
+  fa::GapProbe g;
+  g.launches = std::clamp(o.Get("launches").ToNumber().Int32Value(), 2, 10000);
+  g.blocks = std::clamp(o.Get("blocks").ToNumber().Int32Value(), 1, 1 << 20);
+  g.spinNs = unsigned(std::clamp(o.Get("spinUs").ToNumber().DoubleValue(), 0.0, 1e6) * 1000);
+  g.dependent = o.Get("dependent").ToBoolean();
+  g.allocBetween = size_t(std::max(0.0, o.Get("allocBetween").ToNumber().DoubleValue()));
+  auto gaps = std::make_shared<std::vector<double>>();
+  return queueWait(
+      env, ctx, "flashattn:gaps", [ctx, g, gaps]() { return fa::probeGaps(g, ctx->stream, gaps.get()); },
+      [gaps](Napi::Env e) -> Napi::Value {
+        Napi::Array a = Napi::Array::New(e, gaps->size());
+        for (size_t i = 0; i < gaps->size(); ++i) a.Set(uint32_t(i), (*gaps)[i]);
+        return a;
       });
 }
 

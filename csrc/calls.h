@@ -12,5 +12,6 @@ Napi::Value Download(const Napi::CallbackInfo& info);
 Napi::Value AllocDevice(const Napi::CallbackInfo& info);
 Napi::Value TimeAttention(const Napi::CallbackInfo& info);
 Napi::Value CopyBandwidth(const Napi::CallbackInfo& info);  // bandwidth.cc
+Napi::Value LaunchGaps(const Napi::CallbackInfo& info);     // bandwidth.cc
 
 }  // namespace addon

@@ -107,6 +107,23 @@ describe.skipIf(!engine)(`cuda calls in stream order${engine ? '' : ` (skipped: 
     for (const x of [q, k, v, out]) x.dispose();
   }, 120_000);
 
+  it('back-to-back kernels leave the GPU idle under 50 us between them, and dependent launch shortens it', async () => {
+    // The probe of bench/gpu/gaps.mjs (cuda/probe.h): kernels that spin 20 us, stamped with %globaltimer.
+    const addon = cudaAddon()!;
+    const ctx = new addon.Context();
+    const gaps = async (dependent: boolean) => {
+      const g = await addon.launchGaps(ctx, { launches: 60, blocks: 132, spinUs: 20, dependent, allocBetween: 0 });
+      expect(g.length).toBe(59);
+      for (const x of g) expect(x).toBeGreaterThan(-20); // a block cannot start before its launch's wait
+      return g.sort((x, y) => x - y)[29]!;
+    };
+    const [pdl, plain] = [await gaps(true), await gaps(false)];
+    expect(pdl).toBeLessThan(50);
+    expect(plain).toBeLessThan(50);
+    expect(pdl).toBeLessThanOrEqual(plain + 0.25); // (equal where the GPU has no dependent launch, before sm_90)
+    await ctx.dispose();
+  });
+
   it('dispose waits for the calls in flight; later calls are refused', async () => {
     const other = await createEngine({ backend: 'cuda' });
     const [q, k, v] = await Promise.all([other.upload(t(L)), other.upload(t(L)), other.upload(t(L))]);

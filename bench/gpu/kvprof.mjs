@@ -2,7 +2,7 @@
 // Where a KV cache decode call's host time goes (run under `node --cpu-prof`): a b32 4k decode step on a
 // cache of 16-row blocks, called back to back from the public API, then the profile's top self times.
 // --read-only: calls without new rows. --parts: the addon's host time per part of a call too (cuda/host_clock.h), from a second run of the loop.
-//   node --cpu-prof --cpu-prof-dir=DIR bench/gpu/kvprof.mjs [--bs 16] [--calls 2000] [--grow] [--parts]
+//   node --cpu-prof --cpu-prof-dir=DIR bench/gpu/kvprof.mjs [--batch 32] [--bs 16] [--calls 2000] [--grow] [--parts]
 //   node bench/gpu/kvprof.mjs --report DIR
 import { readdirSync, readFileSync } from 'node:fs';
 
@@ -30,7 +30,7 @@ const { timeAddonAttention } = await import('./addon-time.mjs');
 const native = timeAddonAttention(cudaAddon());
 const backend = await loadCudaBackend();
 const engine = engineFromBackend(backend);
-const [B, H, Hk, D, lk, bs] = [32, 32, 8, 128, 4096, Number(opt('--bs', 16))];
+const [B, H, Hk, D, lk, bs] = [Number(opt('--batch', 32)), 32, 8, 128, 4096, Number(opt('--bs', 16))];
 const per = Math.ceil(lk / bs);
 const cache = await engine.createKvCache({
   numBlocks: B * per,

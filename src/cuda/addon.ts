@@ -148,6 +148,11 @@ export interface NativeAddon {
   livePinnedBytes(): number;
   /** The link's pinned copy bandwidth and the host copy into pinned memory, GB/s (benchmarks). */
   copyBandwidth(ctx: NativeContext, bytes: number): Promise<CopyBandwidth>;
+  /** The GPU's idle microseconds between back-to-back probe kernels (cuda/probe.h; bench/gpu/gaps.mjs). */
+  launchGaps(
+    ctx: NativeContext,
+    probe: { launches: number; blocks: number; spinUs: number; dependent: boolean; allocBetween: number },
+  ): Promise<number[]>;
   /**
    * Host microseconds per part of the attention calls since the last hostProfile call (cuda/host_clock.h),
    * then counting again from zero while `on` (benchmarks: bench/gpu/kvprof.mjs --parts).
