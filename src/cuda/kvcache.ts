@@ -1,7 +1,7 @@
 /**
  * The cuda engine's paged KV cache (docs/semantics.md, "The KV cache (paged)"): the pool is two device
  * buffers of this engine (`[numBlocks, blockSize, numKvHeads, headDim(V)]`, zeroed when made), the write of
- * new rows is a kernel on the engine's stream (cuda/aux_kernels.h writeKvRows), and attention reads K and V
+ * new rows is a kernel on the engine's stream (cuda/aux_kernels.h launchPrologue), and attention reads K and V
  * through the block table inside the attention kernel (cuda/params.h keyRow), with no gather into a
  * contiguous copy for float16/bfloat16 caches whose head dims are multiples of 8 (others are gathered and
  * converted on the GPU first, as float32 inputs are converted for every call).
