@@ -107,6 +107,7 @@ static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   exports.Set("download", Napi::Function::New(env, Download));
   exports.Set("allocDevice", Napi::Function::New(env, AllocDevice));
   exports.Set("attention", Napi::Function::New(env, Attention));
+  exports.Set("lastPlan", Napi::Function::New(env, LastPlan));
   exports.Set("kvWrite", Napi::Function::New(env, KvWrite));
   exports.Set("merge", Napi::Function::New(env, Merge));
   exports.Set("timeAttention", Napi::Function::New(env, TimeAttention));

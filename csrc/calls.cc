@@ -147,7 +147,8 @@ std::shared_ptr<DevMem> output(const Napi::Value& v, const std::shared_ptr<Conte
 // (ctx, numbers, ints, q, k, v, out?, lse?, kNew?, vNew?), the arguments packed (args.h): q, k, v
 // device buffers or typed arrays; out / lse
 // device buffers to write into, typed arrays to copy the results into (then a promise of the plan
-// info), or undefined (new device buffers, returned with the plan info at once). A KV cache call
+// info), or undefined (new device buffers, returned at once as { out, lse }; the plan info of the
+// call is addon.lastPlan(ctx)'s until the next call). A KV cache call
 // (args.paged) has the cache's pools as k and v, and with args.paged.write its new rows as kNew and
 // vNew, written into the cache before any read.
 Napi::Value Attention(const Napi::CallbackInfo& info) {
@@ -193,9 +194,10 @@ Napi::Value Attention(const Napi::CallbackInfo& info) {
     if (!err.empty()) fail(env, err);
     plan = fwd.info();
   }  // the call's temporaries go back in stream order, after its kernels
+  ctx->lastPlan = plan;
   clock.lap(fa::kPartFree);
   if (!hostOut.present) {
-    Napi::Object r = planInfo(env, plan);
+    Napi::Object r = Napi::Object::New(env);
     if (!DeviceBuffer::Is(outArg)) r.Set("out", DeviceBuffer::Wrap(env, out));
     if (lse && !DeviceBuffer::Is(lseArg)) r.Set("lse", DeviceBuffer::Wrap(env, lse));
     clock.lap(fa::kPartResult);
@@ -215,6 +217,11 @@ Napi::Value Attention(const Napi::CallbackInfo& info) {
         return e;
       },
       [plan, outRef, lseRef](Napi::Env e) -> Napi::Value { return planInfo(e, plan); });
+}
+
+// (ctx) -> the plan info of the context's last attention call.
+Napi::Value LastPlan(const Napi::CallbackInfo& info) {
+  return planInfo(info.Env(), ContextHandle::From(info[0])->lastPlan);
 }
 
 // (ctx, numbers, ints, kCache, vCache, kNew, vNew) -> undefined, at once (stream order): the write of a

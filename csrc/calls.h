@@ -5,6 +5,7 @@
 namespace addon {
 
 Napi::Value Attention(const Napi::CallbackInfo& info);
+Napi::Value LastPlan(const Napi::CallbackInfo& info);
 Napi::Value Upload(const Napi::CallbackInfo& info);
 Napi::Value KvWrite(const Napi::CallbackInfo& info);
 Napi::Value Merge(const Napi::CallbackInfo& info);

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "forward.h"
 #include "plan_cache.h"
 #include "status.h"
 
@@ -51,6 +52,9 @@ struct Context {
   cudaStream_t stream = nullptr;
   Staging staging;
   std::unique_ptr<fa::PlanCache> plans;
+  // The plan of the last attention call (addon.lastPlan): a call's result does not carry it, since
+  // building that object was most of the result's host time.
+  fa::PlanInfo lastPlan;
   bool disposed = false;
   ~Context();
   // host -> device in stream order through the staging (the host bytes may change on return).

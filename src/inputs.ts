@@ -21,12 +21,17 @@ const DTYPE_WORDS = DTYPES.map((d) => `'${d}'`).join(', ');
 /** Elements of one host tensor: typed arrays in every runtime stop below this. */
 export const MAX_ELEMENTS = 2 ** 32;
 
-const tag = (x: unknown) => Object.prototype.toString.call(x);
-const isFloat16Array = (x: unknown): x is Float16ArrayLike =>
-  ArrayBuffer.isView(x) && tag(x) === '[object Float16Array]';
+/**
+ * The class name in a typed array's internal slot (%TypedArray%.prototype's Symbol.toStringTag getter):
+ * undefined for anything else, a DataView or a Proxy included, and the same across realms. Read at every
+ * call (the checks of a decode step run thousands of times a second), so it builds no string.
+ */
+const typedArrayName = Object.getOwnPropertyDescriptor(Object.getPrototypeOf(Int8Array.prototype), Symbol.toStringTag)!
+  .get as (this: unknown) => string | undefined;
+const tag = (x: unknown) => (ArrayBuffer.isView(x) ? typedArrayName.call(x) : undefined);
+const isFloat16Array = (x: unknown): x is Float16ArrayLike => tag(x) === 'Float16Array';
 /** A real typed array of that class (a Proxy of one is not a view and is refused). */
-export const isView = <T>(x: unknown, C: { prototype: T; name: string }): x is T =>
-  ArrayBuffer.isView(x) && tag(x) === `[object ${C.name}]`;
+export const isView = <T>(x: unknown, C: { prototype: T; name: string }): x is T => tag(x) === C.name;
 
 /** Checks a shape's sizes (numbers, TypeError; non-negative integers, RangeError) and copies it. */
 export function readShape(shape: unknown, name: string): number[] {

@@ -133,7 +133,7 @@ describe.skipIf(!engine)(
       const reused: boolean[] = [];
       addon.attention = ((...args: Parameters<typeof attention>) => {
         const r = attention.apply(addon, args) as unknown;
-        void Promise.resolve(r).then((x) => reused.push((x as { planReused: boolean }).planReused));
+        reused.push(addon.lastPlan(args[0]).planReused);
         return r;
       }) as typeof attention;
       try {

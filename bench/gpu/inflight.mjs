@@ -6,7 +6,7 @@
 // the last synchronize's wake-up. Also an idle synchronize's round trip and the first call's enqueue.
 //   node bench/gpu/inflight.mjs [--match regex] [--rounds 5]
 import { randomFillSync } from 'node:crypto';
-import { loadCudaBackend } from '../../dist/cuda/backend.js';
+import { cudaAddon, loadCudaBackend } from '../../dist/cuda/backend.js';
 import { engineFromBackend } from '../../dist/engine.js';
 import { validateVarlen } from '../../dist/validate.js';
 import { shapes } from './shapes.mjs';
@@ -18,7 +18,11 @@ const rounds = Number(opt('--rounds', 5));
 const backend = await loadCudaBackend();
 const engine = engineFromBackend(backend);
 const mid = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
-const cu = (lens) => Int32Array.from(lens.reduce((a, l) => [...a, a[a.length - 1] + l], [0]));
+const cu = (lens) => {
+  const c = new Int32Array(lens.length + 1);
+  for (let i = 0; i < lens.length; i++) c[i + 1] = c[i] + lens[i];
+  return c;
+};
 
 function half(n, dtype) {
   const a = new Uint16Array(n);
@@ -73,10 +77,10 @@ for (const s of shapes) {
   for (let r = 0; r < rounds; r++) {
     const before = (await backend.time(p, 30)).meanMs;
     const got = {};
-    for (const n of ns) {
-      got[`new${n}`] = await flight(n, options);
-      got[`out${n}`] = await flight(n, into);
-    }
+    // Odd rounds run the `out` calls first, so the two kinds see the clocks' state alike.
+    for (const n of ns)
+      for (const kind of r % 2 ? ['out', 'new'] : ['new', 'out'])
+        got[`${kind}${n}`] = await flight(n, kind === 'new' ? options : into);
     const after = (await backend.time(p, 30)).meanMs;
     const kernel = (before + after) / 2;
     kernels.push(kernel);
@@ -102,6 +106,31 @@ for (const s of shapes) {
       `  ${kind}: fitted fixed ${(fit[`${kind}20`] - 20 * per).toFixed(1)} us + ${per.toFixed(2)} us per call`,
     );
   }
+  // One call's host time after the stream went idle (2 ms asleep after a synchronize) against back to back:
+  // the call's synchronous part, and the addon's parts of it (cuda/host_clock.h), 60 calls each.
+  const addon = cudaAddon();
+  for (const cold of [true, false]) {
+    const sync = [];
+    addon.hostProfile(true);
+    for (let i = 0; i < 60; i++) {
+      if (cold) {
+        await engine.synchronize();
+        await new Promise((r) => setTimeout(r, 2));
+      }
+      const t0 = performance.now();
+      const call = engine.attentionVarlen(q, k, v, into);
+      sync.push((performance.now() - t0) * 1e3);
+      await call;
+    }
+    const { calls, us } = addon.hostProfile(false);
+    const parts = Object.entries(us).filter(([, t]) => t > 0);
+    const sum = parts.reduce((a, [, t]) => a + t, 0);
+    console.log(
+      `  ${cold ? 'after idle' : 'back to back'}: call's synchronous part median ${mid(sync).toFixed(1)} us; addon ${(sum / calls).toFixed(1)} us ` +
+        `(${parts.map(([key, t]) => `${key} ${(t / calls).toFixed(1)}`).join(', ')})`,
+    );
+  }
+  await engine.synchronize();
   first.out.dispose();
   for (const t of [q, k, v]) t.dispose();
 }

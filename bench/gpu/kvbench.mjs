@@ -8,7 +8,8 @@
 // (attentionVarlen on the same keys laid end to end) for the contiguous cache. Writes JSON lines for
 // table.mjs (impl 'flashattn kv').
 //
-//   node bench/gpu/kvbench.mjs [--out file.jsonl] [--append] [--dtype bfloat16] [--only substring]
+//   node bench/gpu/kvbench.mjs [--out file.jsonl] [--append] [--dtype bfloat16] [--only substring] [--label name]
+// --label tags the rows' impl (an A/B of builds or knobs: 'flashattn kv <label>').
 import { randomFillSync } from 'node:crypto';
 import { appendFileSync, writeFileSync } from 'node:fs';
 import { loadCudaBackend } from '../../dist/cuda/backend.js';
@@ -26,6 +27,8 @@ const opt = (name, dflt) => {
 const out = opt('--out', null);
 const dtype = opt('--dtype', 'bfloat16');
 const only = opt('--only', null);
+const label = opt('--label', null);
+const tag = (impl) => (label ? `${impl} ${label}` : impl);
 if (out && !argv.includes('--append')) writeFileSync(out, '');
 const record = (row) => {
   console.log(JSON.stringify(row));
@@ -178,7 +181,7 @@ async function run({ name, batch, lq, lk, bs }) {
   const bytes = 2 * batch * lk * Hk * D * 2;
   const flops = 4 * kept(Array(batch).fill(lq), Array(batch).fill(lk)) * H * D;
   const row = {
-    impl: 'flashattn kv',
+    impl: tag('flashattn kv'),
     shape: name,
     dtype,
     ms: r.meanMs,
@@ -243,7 +246,7 @@ async function decodeLoop({ name, batch, lk, bs, steps }) {
   }
   rounds.sort((a, b) => a - b);
   record({
-    impl: 'flashattn kv loop',
+    impl: tag('flashattn kv loop'),
     shape: name,
     dtype,
     ms: r.meanMs,

@@ -101,7 +101,7 @@ export interface NativeAddon {
   trap(ctx: NativeContext): void;
   /**
    * Device outputs (new, or written into `out` / `lse`): enqueued, returned at once; `out` is returned only
-   * when the addon made it. The arguments are packed by pack.ts packArgs.
+   * when the addon made it (the plan is `lastPlan`'s). The arguments are packed by pack.ts packArgs.
    */
   attention(
     ctx: NativeContext,
@@ -114,7 +114,7 @@ export interface NativeAddon {
     lse?: NativeBuffer,
     kNew?: NativeOperand,
     vNew?: NativeOperand,
-  ): NativePlan & { out?: NativeBuffer; lse?: NativeBuffer };
+  ): { out?: NativeBuffer; lse?: NativeBuffer };
   /** Host outputs: the results are copied into `out` / `lse` once the kernels ran. */
   attention(
     ctx: NativeContext,
@@ -128,6 +128,8 @@ export interface NativeAddon {
     kNew?: NativeOperand,
     vNew?: NativeOperand,
   ): Promise<NativePlan>;
+  /** The plan of the context's last attention call. */
+  lastPlan(ctx: NativeContext): NativePlan;
   timeAttention(
     ctx: NativeContext,
     numbers: Float64Array,

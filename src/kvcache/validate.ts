@@ -6,7 +6,7 @@
 import { checkKeys, intIn, nearest, rangeErr, readKey, typeErr, words } from '../errors.js';
 import { DTYPES, checkTensor, readHostTensor } from '../inputs.js';
 import type { AnyTensor, DType, DeviceTensor, InputTensor, Tensor } from '../types.js';
-import { MAX_HEAD_DIM, OPTION_KEYS, validateVarlen } from '../validate.js';
+import { MAX_HEAD_DIM, OPTION_KEYS, checkVarlenOptions, maxLen } from '../validate.js';
 import { MAX_ROWS, checkCuSeqlens, checkLayout } from './layout.js';
 import type { KvCacheSpec, KvProblem, KvWrite } from './problem.js';
 import type { KvCache, KvCacheCallOptions, KvCacheContents, KvCacheOptions, KvCacheWriteOptions } from './types.js';
@@ -262,24 +262,20 @@ export function validateKvCall<C>(
       throw rangeErr(`the same length as options.cuSeqlensQ (${batch + 1})`, 'options.cuSeqlensNew', cuSeqlensNew);
   }
   const layout = checkLayout(spec, batch, 'options.cuSeqlensQ', kv.cacheSeqlens, kv.blockTable, cuSeqlensNew);
-  // The attention options, by src/validate.ts on the same call with the keys as shapes only: k and v stand for
-  // the longest sequence's Lk keys (they are never read), so windows and ALiBi are bounded as attentionVarlen's.
-  const cuSeqlensK = new Int32Array(batch + 1).fill(layout.maxSeqlenK);
-  cuSeqlensK[0] = 0;
-  const side = q.location === 'cuda' ? 'cuda' : 'wasm';
-  const shapeOnly = (d: number): DeviceTensor => ({
-    shape: [layout.maxSeqlenK, spec.numKvHeads, d],
-    dtype: spec.dtype,
-    location: side,
-    dispose() {},
-  });
-  let base: ReturnType<typeof validateVarlen>;
+  // The attention options, as attentionVarlen checks them on the same call: windows and ALiBi are bounded by
+  // the longest query plus the longest sequence's Lk keys.
+  let o: ReturnType<typeof checkVarlenOptions>;
   try {
-    base = validateVarlen(q, shapeOnly(spec.headDim), shapeOnly(spec.headDimV), {
-      ...attention,
-      cuSeqlensQ,
-      cuSeqlensK,
-    });
+    o = checkVarlenOptions(
+      attention,
+      q,
+      spec.dtype,
+      totalQ,
+      numHeads,
+      spec.headDim,
+      spec.headDimV,
+      maxLen(cuSeqlensQ) + layout.maxSeqlenK,
+    );
   } catch (e) {
     // An unknown key: list this call's keys, not attentionVarlen's.
     const tail = /cuSeqlensQ, cuSeqlensK$/;
@@ -290,30 +286,30 @@ export function validateKvCall<C>(
   // Spelled out, not spread: the spreads of ~40 properties were half of this function's time (a decode
   // step validates every call).
   return {
-    dtype: base.dtype,
-    q: base.q,
-    cuSeqlensQ: base.cuSeqlensQ,
-    batch: base.batch,
-    totalQ: base.totalQ,
-    maxSeqlenQ: base.maxSeqlenQ,
+    dtype: spec.dtype,
+    q,
+    cuSeqlensQ,
+    batch,
+    totalQ,
+    maxSeqlenQ: maxLen(cuSeqlensQ),
     maxSeqlenK: layout.maxSeqlenK,
-    numHeads: base.numHeads,
+    numHeads,
     numKvHeads: spec.numKvHeads,
     headDim: spec.headDim,
     headDimV: spec.headDimV,
-    windowLeft: base.windowLeft,
-    windowRight: base.windowRight,
-    softmaxScale: base.softmaxScale,
-    softcap: base.softcap,
-    alibiSlopes: base.alibiSlopes,
-    sinks: base.sinks,
-    returnLse: base.returnLse,
-    precision: base.precision,
-    outShape: base.outShape,
-    lseShape: base.lseShape,
-    fixedSeqlenQ: base.fixedSeqlenQ,
-    outInto: base.outInto,
-    lseInto: base.lseInto,
+    windowLeft: o.windowLeft,
+    windowRight: o.windowRight,
+    softmaxScale: o.softmaxScale,
+    softcap: o.softcap,
+    alibiSlopes: o.alibiSlopes,
+    sinks: o.sinks,
+    returnLse: o.returnLse,
+    precision: o.precision,
+    outShape: o.outShape,
+    lseShape: o.lseShape,
+    fixedSeqlenQ: 0,
+    outInto: o.outInto,
+    lseInto: o.lseInto,
     numBlocks: spec.numBlocks,
     blockSize: spec.blockSize,
     cache: view.cache,
