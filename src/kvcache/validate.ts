@@ -187,23 +187,33 @@ export function validateKvWrite<C>(
   return { ...view.spec, cache: view.cache, kNew, vNew, cuSeqlensNew, batch, totalNew, ...layout };
 }
 
-/** Splits a call's options: the KV cache's own keys, and the attention options (for src/validate.ts). */
+const CALL_KEY_SET: ReadonlySet<string> = new Set(CALL_KEYS);
+const OPTION_KEY_SET: ReadonlySet<string> = new Set(OPTION_KEYS);
+
+/** Splits a call's options: the KV cache's own keys, and the attention options (for src/options.ts). */
 function splitOptions(o: object) {
   const attention: Record<string, unknown> = {};
   for (const key of Object.keys(o)) {
-    if ((CALL_KEYS as readonly string[]).includes(key)) continue;
+    if (CALL_KEY_SET.has(key)) continue;
     // A known attention option needs no hint (and the edit distances cost more than the rest of the check).
-    const known = (OPTION_KEYS as readonly string[]).includes(key);
-    const hint = known
-      ? null
-      : key === 'cuSeqlensK'
-        ? 'a KV cache call has no cuSeqlensK: its key lengths are cacheSeqlens plus the new rows'
-        : nearest(key, CALL_KEYS) && `did you mean '${nearest(key, CALL_KEYS)}'?`;
-    if (hint) throw new TypeError(`Expected a known option for options.${key} but received an unknown key; ${hint}`);
+    if (!OPTION_KEY_SET.has(key)) {
+      const hint =
+        key === 'cuSeqlensK'
+          ? 'a KV cache call has no cuSeqlensK: its key lengths are cacheSeqlens plus the new rows'
+          : nearest(key, CALL_KEYS) && `did you mean '${nearest(key, CALL_KEYS)}'?`;
+      if (hint) throw new TypeError(`Expected a known option for options.${key} but received an unknown key; ${hint}`);
+    }
     attention[key] = readKey(o, key, `options.${key}`);
   }
-  const get = (key: string) => readKey(o, key, `options.${key}`);
-  const kv = Object.fromEntries(CALL_KEYS.map((key) => [key, get(key)])) as Record<(typeof CALL_KEYS)[number], unknown>;
+  // Read one by one (a decode step validates every call: no arrays of keys built per call).
+  const kv = {
+    cuSeqlensQ: readKey(o, 'cuSeqlensQ', 'options.cuSeqlensQ'),
+    cacheSeqlens: readKey(o, 'cacheSeqlens', 'options.cacheSeqlens'),
+    blockTable: readKey(o, 'blockTable', 'options.blockTable'),
+    kNew: readKey(o, 'kNew', 'options.kNew'),
+    vNew: readKey(o, 'vNew', 'options.vNew'),
+    cuSeqlensNew: readKey(o, 'cuSeqlensNew', 'options.cuSeqlensNew'),
+  } satisfies Record<(typeof CALL_KEYS)[number], unknown>;
   return { kv, attention };
 }
 
