@@ -274,6 +274,7 @@ export function validateKvCall<C>(
   const layout = checkLayout(spec, batch, 'options.cuSeqlensQ', kv.cacheSeqlens, kv.blockTable, cuSeqlensNew);
   // The attention options, as attentionVarlen checks them on the same call: windows and ALiBi are bounded by
   // the longest query plus the longest sequence's Lk keys.
+  const maxSeqlenQ = maxLen(cuSeqlensQ);
   let o: ReturnType<typeof checkVarlenOptions>;
   try {
     o = checkVarlenOptions(
@@ -284,7 +285,7 @@ export function validateKvCall<C>(
       numHeads,
       spec.headDim,
       spec.headDimV,
-      maxLen(cuSeqlensQ) + layout.maxSeqlenK,
+      maxSeqlenQ + layout.maxSeqlenK,
     );
   } catch (e) {
     // An unknown key: list this call's keys, not attentionVarlen's.
@@ -301,7 +302,7 @@ export function validateKvCall<C>(
     cuSeqlensQ,
     batch,
     totalQ,
-    maxSeqlenQ: maxLen(cuSeqlensQ),
+    maxSeqlenQ,
     maxSeqlenK: layout.maxSeqlenK,
     numHeads,
     numKvHeads: spec.numKvHeads,
