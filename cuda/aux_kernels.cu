@@ -150,6 +150,8 @@ cudaError_t convertRows(DType srcT, const void* src, int srcLen, DType dstT, voi
     return convertAs<__half, __half>(src, srcLen, dst, dstLen, copyLen, rows, st);
   if (srcT == DType::BF16 && dstT == DType::BF16)
     return convertAs<__nv_bfloat16, __nv_bfloat16>(src, srcLen, dst, dstLen, copyLen, rows, st);
+  if (srcT == DType::F32 && dstT == DType::F32)
+    return convertAs<float, float>(src, srcLen, dst, dstLen, copyLen, rows, st);
   if (srcT == DType::F16 && dstT == DType::F32)
     return convertAs<__half, float>(src, srcLen, dst, dstLen, copyLen, rows, st);
   if (srcT == DType::BF16 && dstT == DType::F32)
@@ -198,6 +200,9 @@ cudaError_t combineSplits(DType outT, const float* oAccum, const float* lseAccum
     return launchDependent(combineKernel<__nv_bfloat16>, dim3(blocks), dim3(128), 0, st, oAccum, lseAccum, numSplits,
                            totalQ, numHeads, dv, static_cast<__nv_bfloat16*>(out), oRowStride, oHeadStride, lse,
                            lseFixedS, sinks);
+  if (outT == DType::F32)
+    return launchDependent(combineKernel<float>, dim3(blocks), dim3(128), 0, st, oAccum, lseAccum, numSplits, totalQ,
+                           numHeads, dv, static_cast<float*>(out), oRowStride, oHeadStride, lse, lseFixedS, sinks);
   return cudaErrorInvalidValue;
 }
 

@@ -68,20 +68,30 @@ __global__ void __launch_bounds__(kFixThreads, kScan ? 4 : 2)
     // A and B hold at most a few tiles of keys (about bn plus the block's rows on each side; a
     // block none of whose keys all rows see has fewer than bm + left + right + 2 bn), so the count
     // of 16-byte chunks fits an int. Four independent loads per thread are in flight at a time.
-    const int nA = aHi - kLo, nKeys = nA + (kHi - bLo), chunks = p.dv / 8, total = nKeys * chunks;
+    const int nA = aHi - kLo, nKeys = nA + (kHi - bLo);
     bool bad = false;
-    for (int base = threadIdx.x; base < total; base += 4 * kFixThreads) {
-      uint4 x[4];
-#pragma unroll
-      for (int u = 0; u < 4; ++u) {
-        const int idx = base + u * kFixThreads, key = idx / chunks, c = idx - key * chunks;
+    if constexpr (std::is_same<T, float>::value) {  // a split call's float32 V, rows of any width: one value a load
+      const int total = nKeys * p.dv;
+      for (int idx = threadIdx.x; idx < total; idx += kFixThreads) {
+        const int key = idx / p.dv, c = idx - key * p.dv;
         const int j = key < nA ? kLo + key : bLo + (key - nA);
-        x[u] = idx < total ? __ldg(reinterpret_cast<const uint4*>(vBase + rowOf(j) * p.vRowStride + c * 8))
-                           : make_uint4(0, 0, 0, 0);
+        bad |= !isfinite(__ldg(vBase + rowOf(j) * p.vRowStride + c));
       }
+    } else {
+      const int chunks = p.dv / 8, total = nKeys * chunks;
+      for (int base = threadIdx.x; base < total; base += 4 * kFixThreads) {
+        uint4 x[4];
 #pragma unroll
-      for (int u = 0; u < 4; ++u)
-        bad |= nonFinite2<T>(x[u].x) | nonFinite2<T>(x[u].y) | nonFinite2<T>(x[u].z) | nonFinite2<T>(x[u].w);
+        for (int u = 0; u < 4; ++u) {
+          const int idx = base + u * kFixThreads, key = idx / chunks, c = idx - key * chunks;
+          const int j = key < nA ? kLo + key : bLo + (key - nA);
+          x[u] = idx < total ? __ldg(reinterpret_cast<const uint4*>(vBase + rowOf(j) * p.vRowStride + c * 8))
+                             : make_uint4(0, 0, 0, 0);
+        }
+#pragma unroll
+        for (int u = 0; u < 4; ++u)
+          bad |= nonFinite2<T>(x[u].x) | nonFinite2<T>(x[u].y) | nonFinite2<T>(x[u].z) | nonFinite2<T>(x[u].w);
+      }
     }
     if (!__syncthreads_or(bad)) return;  // the normal case: nothing hidden is non-finite
   }
@@ -176,7 +186,10 @@ struct Shape {
   int bm, bn;
 };
 template <int D>
-Shape shapeOf(Tile tile) {
+Shape shapeOf(Tile tile, bool split) {
+  if (split)
+    return tile == Tile::Small ? Shape{SplitSmallTile<D>::kBM, SplitSmallTile<D>::kBN}
+                               : Shape{SplitMainTile<D>::kBM, SplitMainTile<D>::kBN};
   if (tile == Tile::Small) return Shape{SmallTile<D>::kBM, SmallTile<D>::kBN};
   if (tile == Tile::Wgmma) {
     if constexpr (D == 64 || D == 128) return Shape{WgTileOf<D>::kBM, WgTileOf<D>::kBN};
@@ -211,13 +224,15 @@ bool fixupNeeded(const std::vector<int>& cuSeqlensQ, const std::vector<int>& cuS
   return false;
 }
 
-cudaError_t launchFixup(const FwdParams& p, DType computeT, Tile tile, int headDimClass, DType outT, void* out,
-                        int outDim, cudaStream_t stream) {
+cudaError_t launchFixup(const FwdParams& p, DType computeT, Tile tile, int headDimClass, bool split, DType outT,
+                        void* out, int outDim, cudaStream_t stream) {
   if (p.numWork <= 0) return cudaSuccess;
-  const Shape s = headDimClass == 64    ? shapeOf<64>(tile)
-                  : headDimClass == 128 ? shapeOf<128>(tile)
-                                        : shapeOf<256>(tile);
-  if (s.bm <= 0 || p.d > kMaxDim || p.dv > kMaxDim || p.dv % 8 != 0 || outDim > p.dv) return cudaErrorInvalidValue;
+  const Shape s = headDimClass == 64    ? shapeOf<64>(tile, split)
+                  : headDimClass == 128 ? shapeOf<128>(tile, split)
+                                        : shapeOf<256>(tile, split);
+  if (s.bm <= 0 || p.d > kMaxDim || p.dv > kMaxDim || outDim > p.dv) return cudaErrorInvalidValue;
+  if (computeT == DType::F32 && outT == DType::F32) return launchAs<float, float>(p, s, out, outDim, stream);
+  if (p.dv % 8 != 0) return cudaErrorInvalidValue;  // (the scan reads 16-byte chunks of half rows)
   if (computeT == DType::F16 && outT == DType::F32) return launchAs<__half, float>(p, s, out, outDim, stream);
   if (computeT == DType::F16 && outT == DType::F16) return launchAs<__half, __half>(p, s, out, outDim, stream);
   if (computeT == DType::BF16 && outT == DType::BF16)

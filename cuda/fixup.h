@@ -30,8 +30,10 @@ bool fixupNeeded(const std::vector<int>& cuSeqlensQ, const std::vector<int>& cuS
 // work list; mask and score parameters; lse and its layout); tile and headDimClass name the
 // attention kernel instance that ran (its rows and keys per block decide which keys it loaded).
 // out is the call's final output: outT, [totalQ][numHeads][outDim], contiguous.
-cudaError_t launchFixup(const FwdParams& p, DType computeT, Tile tile, int headDimClass, DType outT, void* out,
-                        int outDim, cudaStream_t stream);
+// A split call (float32 as float16 pairs, split.cuh: `split`, its tiles) passes computeT float32 and
+// p with the caller's float32 q, k, v, their strides and real head dims: scan and recompute read those.
+cudaError_t launchFixup(const FwdParams& p, DType computeT, Tile tile, int headDimClass, bool split, DType outT,
+                        void* out, int outDim, cudaStream_t stream);
 
 // A float32 call computed in float32 (the default for float32 inputs): the fix-up's recompute for
 // every row of every work item (one warp per row, float32 products and softmax), on the caller's

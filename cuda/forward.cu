@@ -3,13 +3,10 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <map>
-#include <mutex>
-#include <tuple>
 #include <utility>
 
+#include "choose.h"
 #include "fixup.h"
-#include "fwd.h"
 #include "host_clock.h"
 #include "launch.h"
 #include "plan_work.h"
@@ -17,110 +14,6 @@
 #include "work_order.h"
 
 namespace fa {
-namespace {
-
-// Head dims are padded to multiples of 8 (16-byte rows); the padding is zeros.
-int paddedDim(int d) {
-  return (d + 7) & ~7;
-}
-
-// The kernel's scale and softcap parameters, computed once here for both the kernel choice and
-// FwdParams, so the choice sees exactly what the kernel will.
-float scaleLog2Of(const ForwardArgs& a) {
-  return float(double(a.softmaxScale) * 1.4426950408889634);
-}
-float softcapInvOf(const ForwardArgs& a) {
-  return a.softcap > 0 ? float(double(a.softmaxScale) / a.softcap) : 0.f;
-}
-
-// Which kernel instance serves a call; the only place that decides it (as llama.cpp's fattn.cu
-// has one function say which kernel fits). The tile: forced, or 16 rows when the query rows times
-// grouped heads are at most 16 (decode), else 128. The fast copy of the loop (kFull): head dims
-// that fill the class once padded, no softcap, no ALiBi and a positive scale (fwd_kernel.cuh).
-// The Hopper kernel takes the 128-row tile's fast copy when the head dims are 64 or 128 unpadded,
-// no softcap was asked for, the wgmma knob is on and no tile was forced to 'main', and only where
-// `hasImage` says it has an image for the device (sm_90); everything else runs on mma.sync.
-KernelChoice chooseKernel(const ForwardArgs& a, const std::function<bool(const KernelChoice&)>& hasImage) {
-  KernelChoice k;
-  k.computeType = a.dtype == DType::BF16 ? DType::BF16 : DType::F16;
-  if (exactFloat32(a)) {  // the rows kernel, on the work items of a tile's rows (16 for decode, else 128), no split
-    k.exactF32 = true;
-    k.headDimClass = 256;
-    k.tile = (long long)a.maxSeqlenQ * (a.numHeads / a.numKvHeads) <= 16 ? Tile::Small : Tile::Main;
-    return k;
-  }
-  const int d = paddedDim(a.headDim), dv = paddedDim(a.headDimV), widest = std::max(d, dv);
-  const int cls = widest <= 64 ? 64 : widest <= 128 ? 128 : 256;
-  k.headDimClass = cls;
-  const bool forced = a.forceTile == int(Tile::Main) || a.forceTile == int(Tile::Small);
-  k.tile = forced                                                        ? Tile(a.forceTile)
-           : (long long)a.maxSeqlenQ * (a.numHeads / a.numKvHeads) <= 16 ? Tile::Small
-                                                                         : Tile::Main;
-  k.full = d == cls && dv == cls && softcapInvOf(a) == 0.f && a.alibiSlopes.empty() && scaleLog2Of(a) > 0.f;
-  const bool hopper = k.tile == Tile::Main && a.forceTile != int(Tile::Main) && a.wgmma && k.full &&
-                      (cls == 64 || cls == 128) && a.headDim == cls && a.headDimV == cls && a.softcap <= 0;
-  if (hopper) {
-    KernelChoice wg = k;
-    wg.tile = Tile::Wgmma;
-    if (hasImage(wg)) k = wg;
-  }
-  return k;
-}
-
-template <typename T>
-cudaError_t dispatchRun(const KernelChoice& k, const FwdParams& p, cudaStream_t st) {
-  if (k.tile == Tile::Wgmma) return k.headDimClass == 64 ? runFwdWgmma<T, 64>(p, st) : runFwdWgmma<T, 128>(p, st);
-  switch (k.headDimClass) {
-    case 64:
-      return runFwd<T, 64>(p, k.tile, k.full, st);
-    case 128:
-      return runFwd<T, 128>(p, k.tile, k.full, st);
-    default:
-      return runFwd<T, 256>(p, k.tile, k.full, st);
-  }
-}
-
-template <typename T>
-cudaError_t dispatchInfo(const KernelChoice& k, TileInfo* ti) {
-  if (k.tile == Tile::Wgmma) return k.headDimClass == 64 ? wgmmaTileInfo<T, 64>(ti) : wgmmaTileInfo<T, 128>(ti);
-  switch (k.headDimClass) {
-    case 64:
-      return fwdTileInfo<T, 64>(k.tile, ti);
-    case 128:
-      return fwdTileInfo<T, 128>(k.tile, ti);
-    default:
-      return fwdTileInfo<T, 256>(k.tile, ti);
-  }
-}
-
-// The tile configuration of a kernel choice (occupancy queries, shared-memory opt-in) costs a few
-// CUDA runtime calls; it is the same for every call, so it is asked once per process and choice.
-cudaError_t cachedTileInfo(const KernelChoice& k, TileInfo* ti) {
-  static std::mutex mu;
-  static std::map<std::tuple<int, int, int>, std::pair<cudaError_t, TileInfo>> known;
-  const auto key = std::make_tuple(int(k.computeType), k.headDimClass, int(k.tile));
-  std::lock_guard<std::mutex> lock(mu);
-  auto it = known.find(key);
-  if (it == known.end()) {
-    TileInfo t{};
-    cudaError_t e = k.computeType == DType::BF16 ? dispatchInfo<__nv_bfloat16>(k, &t) : dispatchInfo<__half>(k, &t);
-    if (e != cudaSuccess) (void)cudaGetLastError();  // no image for this device: not sticky
-    it = known.emplace(key, std::make_pair(e, t)).first;
-  }
-  *ti = it->second.second;
-  return it->second.first;
-}
-
-int multiprocessors() {
-  static const int sms = [] {
-    int dev = 0, n = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev)) return 0;
-    return n;
-  }();
-  return sms;
-}
-
-}  // namespace
 
 HostClock& hostClock() {
   static HostClock c;
@@ -224,9 +117,13 @@ std::string Forward::prepare(ForwardArgs args, const Uploader& upload, PlanCache
   const int64_t rowsQ = (int64_t)a.totalQ * H, rowsK = (int64_t)a.totalK * Hk;
   const bool gather = a.paged && !pagedInPlace(a);  // keys copied out of the cache first
   // (The rows kernel reads and writes float32 rows of any width where they are.)
+  // A split call (float32 as float16 pairs) converts q, k and v into two planes each and writes float32
+  // out itself (through a padded temporary only when dv is not a multiple of 8).
+  const bool split = kernel.split;
+  const size_t planes = split ? 2 : 1, outBytes = split ? 4 : 2;
   const bool convQK = !exact && (a.dtype == DType::F32 || dPad_ != a.headDim || gather);
   const bool convV = !exact && (a.dtype == DType::F32 || dvPad_ != a.headDimV || gather);
-  const bool outTmp = !exact && (a.dtype == DType::F32 || dvPad_ != a.headDimV);
+  const bool outTmp = !exact && ((a.dtype == DType::F32 && !split) || dvPad_ != a.headDimV);
   qc_ = kc_ = vc_ = outTmp_ = nullptr;
   paging_ = nullptr;
   // A paged call's metadata, the paging array and then the write's cache rows: in lent page-locked
@@ -246,15 +143,16 @@ std::string Forward::prepare(ForwardArgs args, const Uploader& upload, PlanCache
   clock.lap(kPartPaging);
   // Every temporary of the call in one allocation (one cudaMallocAsync and one free per call, not up
   // to seven: a decode step's host time is mostly runtime calls), each part 256-byte aligned.
-  size_t sizes[7] = {sizeof(int) * metaInts,
-                     convQK ? size_t(rowsQ) * dPad_ * 2 : 0,
-                     convQK ? size_t(rowsK) * dPad_ * 2 : 0,
-                     convV ? size_t(rowsK) * dvPad_ * 2 : 0,
-                     outTmp ? size_t(rowsQ) * dvPad_ * 2 : 0,
+  size_t sizes[8] = {sizeof(int) * metaInts,
+                     convQK ? size_t(rowsQ) * dPad_ * 2 * planes : 0,
+                     convQK ? size_t(rowsK) * dPad_ * 2 * planes : 0,
+                     convV ? size_t(rowsK) * dvPad_ * 2 * planes : 0,
+                     outTmp ? size_t(rowsQ) * dvPad_ * outBytes : 0,
                      splits > 1 ? sizeof(float) * splits * size_t(rowsQ) * dvPad_ : 0,
-                     splits > 1 ? sizeof(float) * splits * size_t(rowsQ) : 0};
-  size_t offs[7], total = 0;
-  for (int i = 0; i < 7; ++i) {
+                     splits > 1 ? sizeof(float) * splits * size_t(rowsQ) : 0,
+                     split ? 4 * sizeof(uint32_t) : 0};
+  size_t offs[8], total = 0;
+  for (int i = 0; i < 8; ++i) {
     offs[i] = total;
     total += (sizes[i] + 255) & ~size_t(255);
   }
@@ -267,6 +165,7 @@ std::string Forward::prepare(ForwardArgs args, const Uploader& upload, PlanCache
   kc_ = part(2);
   vc_ = part(3);
   outTmp_ = part(4);
+  splitMax_ = static_cast<uint32_t*>(part(7));
   pagingSrc_ = lent;
   writeRows_ = !a.totalNew ? nullptr : lent ? lent + a.pagingInts : paging_ + a.pagingInts;
   if (paging_ && !lent)
@@ -315,6 +214,12 @@ std::string Forward::prepare(ForwardArgs args, const Uploader& upload, PlanCache
     p.cuSeqlensK = paging_ + (size_t)batch * a.maxBlocks;
     p.cuSeqlensQ = paging_ + a.pagingInts - a.cuSeqlensQ.size();
   }
+  if (split) {
+    p.qPlane = rowsQ * dPad_;
+    p.kPlane = rowsK * dPad_;
+    p.vPlane = rowsK * dvPad_;
+    p.splitMax = splitMax_;
+  }
   p.oAccum = static_cast<float*>(part(5));
   p.lseAccum = static_cast<float*>(part(6));
   a_.paging = nullptr;  // the caller's memory, valid only until now (launch uses the device copy)
@@ -333,7 +238,8 @@ std::string Forward::launch() {
     // 0xFF bytes are NaN in every dtype: an element no kernel writes shows up in the checks.
     FA_TRY(cudaMemsetAsync(a.out, 0xFF, rowsQ * a.headDimV * dtypeBytes(a.dtype), stream_), "poisoning out");
     if (a.lse) FA_TRY(cudaMemsetAsync(a.lse, 0xFF, rowsQ * sizeof(float), stream_), "poisoning lse");
-    if (outTmp_) FA_TRY(cudaMemsetAsync(outTmp_, 0xFF, rowsQ * dvPad_ * 2, stream_), "poisoning out");
+    if (outTmp_)
+      FA_TRY(cudaMemsetAsync(outTmp_, 0xFF, rowsQ * dvPad_ * (kernel.split ? 4 : 2), stream_), "poisoning out");
     if (p.oAccum)
       FA_TRY(cudaMemsetAsync(p.oAccum, 0xFF, sizeof(float) * p.numSplits * rowsQ * dvPad_, stream_), "poisoning");
     if (p.lseAccum)
@@ -359,26 +265,33 @@ std::string Forward::launch() {
   // items counts from cuSeqlensK, as for a flat call).
   const PagedRows pr{
       paging_, paging_ ? paging_ + (size_t)batch * a.maxBlocks : nullptr, batch, a.maxBlocks, a.blockSize, Hk};
-  if (qc_ || kc_) {  // (q may have no rows: its part of the slab is then empty)
+  const DType outT = kernel.split ? DType::F32 : ct;  // what the attention kernel and the combine write
+  if (kernel.split) {
+    const SplitJobs jobs{{{static_cast<const float*>(a.q), qc_, a.headDim, dPad_, a.headDim, rowsQ, p.qPlane},
+                          {static_cast<const float*>(a.k), kc_, a.headDim, dPad_, a.headDim, rowsK, p.kPlane},
+                          {static_cast<const float*>(a.v), vc_, a.headDimV, dvPad_, a.headDimV, rowsK, p.vPlane}},
+                         splitMax_};
+    FA_TRY(splitRows(jobs, stream_), "converting q, k and v to float16 pairs");
+  } else if (qc_ || kc_) {  // (q may have no rows: its part of the slab is then empty)
     FA_TRY(convertRows(a.dtype, a.q, a.headDim, ct, qc_, dPad_, a.headDim, rowsQ, stream_), "converting q");
     FA_TRY(a.paged ? gatherRows(a.dtype, a.k, a.headDim, ct, kc_, dPad_, rowsK, pr, stream_)
                    : convertRows(a.dtype, a.k, a.headDim, ct, kc_, dPad_, a.headDim, rowsK, stream_),
            "converting k");
   }
-  if (vc_)
+  if (vc_ && !kernel.split)
     FA_TRY(a.paged ? gatherRows(a.dtype, a.v, a.headDimV, ct, vc_, dvPad_, rowsK, pr, stream_)
                    : convertRows(a.dtype, a.v, a.headDimV, ct, vc_, dvPad_, a.headDimV, rowsK, stream_),
            "converting v");
-  FA_TRY(ct == DType::BF16 ? dispatchRun<__nv_bfloat16>(kernel, p, stream_) : dispatchRun<__half>(kernel, p, stream_),
-         "launching the attention kernel");
+  FA_TRY(runKernel(kernel, p, stream_), "launching the attention kernel");
   clock.lap(kPartKernel);
   void* out = outTmp_ ? outTmp_ : a.out;
   if (p.numSplits > 1)
-    FA_TRY(combineSplits(ct, p.oAccum, p.lseAccum, p.numSplits, a.totalQ, H, dvPad_, out, p.oRowStride, p.oHeadStride,
+    FA_TRY(combineSplits(outT, p.oAccum, p.lseAccum, p.numSplits, a.totalQ, H, dvPad_, out, p.oRowStride, p.oHeadStride,
                          a.lse, a.fixedSeqlenQ, p.sinks, stream_),
            "launching the split-KV combine");
   if (outTmp_)
-    FA_TRY(convertRows(ct, outTmp_, dvPad_, a.dtype, a.out, a.headDimV, a.headDimV, rowsQ, stream_), "converting out");
+    FA_TRY(convertRows(outT, outTmp_, dvPad_, a.dtype, a.out, a.headDimV, a.headDimV, rowsQ, stream_),
+           "converting out");
   clock.lap(kPartCombine);
 
   // Last step, the non-finite-V fix-up (fixup.h): in a masked call, rows that cannot see a key the
@@ -386,9 +299,24 @@ std::string Forward::launch() {
   // blocks and recomputes them into the final out and lse. Calls whose rows see every key of their
   // sequence launch nothing.
   info_.fixup = p.numWork > 0 && fixupNeeded(a.cuSeqlensQ, a.cuSeqlensK, p.windowLeft, p.windowRight);
-  if (info_.fixup)
-    FA_TRY(launchFixup(p, ct, kernel.tile, kernel.headDimClass, a.dtype, a.out, a.headDimV, stream_),
+  if (info_.fixup && kernel.split) {  // scanned and recomputed on the caller's float32 q, k and v
+    FwdParams f = p;
+    f.q = a.q;
+    f.k = a.k;
+    f.v = a.v;
+    f.qRowStride = (int64_t)H * a.headDim;
+    f.kRowStride = (int64_t)Hk * a.headDim;
+    f.vRowStride = (int64_t)Hk * a.headDimV;
+    f.qHeadStride = f.kHeadStride = a.headDim;
+    f.vHeadStride = a.headDimV;
+    f.d = a.headDim;
+    f.dv = a.headDimV;
+    FA_TRY(launchFixup(f, DType::F32, kernel.tile, kernel.headDimClass, true, DType::F32, a.out, a.headDimV, stream_),
            "launching the non-finite V fix-up");
+  } else if (info_.fixup) {
+    FA_TRY(launchFixup(p, ct, kernel.tile, kernel.headDimClass, false, a.dtype, a.out, a.headDimV, stream_),
+           "launching the non-finite V fix-up");
+  }
   clock.lap(kPartFixup);
   return "";
 }

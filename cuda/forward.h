@@ -33,8 +33,9 @@ struct ForwardArgs {
   std::vector<float> sinks;        // [numHeads] sink logits; empty = none
   int fixedSeqlenQ = 0;            // 0 = packed lse layout
   bool poison = false;             // fill outputs with 0xFF (NaN) first
-  // float32 inputs: computed in float32 (the rows kernel, fixup.h), unless the caller asked for
-  // precision 'float16' (converted to float16 and run on the tensor-core kernels).
+  // float32 inputs: computed to float32 accuracy (as float16 pairs on the tensor cores, split.cuh; a
+  // paged call on the float32 rows kernel, fixup.h), unless the caller asked for precision 'float16'
+  // (converted to float16 and run on the half kernels).
   bool float32AsHalf = false;
   // The planner's choices forced, for benchmarks and for the tests that drive every kernel path
   // (the FLASHATTN_CUDA_* knobs: src/knobs.ts reads them once and the engine passes them per call).
@@ -78,6 +79,7 @@ struct KernelChoice {
   Tile tile = Tile::Main;          // tile.h
   bool full = false;               // the loop's fast copy (fwd_kernel.cuh kFull); so for every Wgmma
   bool exactF32 = false;           // float32 in float32: the rows kernel (fixup.h), planned as the small tile
+  bool split = false;              // float32 as float16 pairs (split.cuh) on the tensor cores, float32 out
 };
 
 struct PlanInfo {
@@ -132,7 +134,8 @@ class Forward {
   const int* pagingSrc_ = nullptr;  // lent host memory the prologue copies paging_ from, or null
   const int* writeRows_ = nullptr;  // the write's cache rows: lent host memory or the device copy
   int dPad_ = 0, dvPad_ = 0;
-  int rowsBm_ = 0;  // rows per work item as planned (the rows kernel's query blocks)
+  int rowsBm_ = 0;                // rows per work item as planned (the rows kernel's query blocks)
+  uint32_t* splitMax_ = nullptr;  // a split call's maxima (FwdParams::splitMax)
 };
 
 }  // namespace fa

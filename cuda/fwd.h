@@ -18,6 +18,13 @@ cudaError_t runFwd(const FwdParams& p, Tile tile, bool full, cudaStream_t stream
 template <typename T, int D>
 cudaError_t fwdTileInfo(Tile tile, TileInfo* info);
 
+// float32 inputs computed as float16 pairs on mma.sync (split.cuh, tile.h SplitMainTile/SplitSmallTile).
+template <int D>
+cudaError_t runFwdSplit(const FwdParams& p, Tile tile, bool full, cudaStream_t stream);
+
+template <int D>
+cudaError_t fwdSplitTileInfo(Tile tile, TileInfo* info);
+
 // The Hopper kernel (fwd_wgmma.cuh, sm_90a only) for the fast path of head dims 64 and 128.
 // wgmmaTileInfo fails where the kernel has no image for the device.
 template <typename T, int D>

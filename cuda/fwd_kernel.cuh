@@ -15,15 +15,21 @@
 // product to land in. With 4 (the small tile), three tiles are in flight while one is used. Key
 // tiles run from the last to the first, so the tiles that need masking (diagonal / sequence end)
 // come first and the rest skip the mask entirely.
+//
+// C::kPlanes == 2: float32 inputs as float16 pairs (split.cuh). Every operand tile has a high plane and,
+// right after it in shared memory, a low plane; each product is three (hi.hi + hi.lo + lo.hi), and the
+// output is float32.
 #pragma once
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cstdint>
+#include <type_traits>
 
 #include "fwd_rows.cuh"
 #include "launch.h"
 #include "params.h"
 #include "ptx.h"
+#include "split.cuh"
 #include "tile.h"
 
 namespace fa {
@@ -37,6 +43,8 @@ namespace fa {
 // thread loads; the flat copy steps one pointer.
 template <class C, typename T, bool kFull, bool kPaged>
 __device__ __forceinline__ void fwdBody(const FwdParams& p, unsigned char* smem) {
+  constexpr bool kSplit = C::kPlanes == 2;
+  using TO = typename std::conditional<kSplit, float, T>::type;  // the output's element type
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const WorkItem w = kPaged ? workItem(p, blockIdx.x) : p.work[blockIdx.x];  // (params.h)
   const int hk = w.hk;
@@ -54,8 +62,9 @@ __device__ __forceinline__ void fwdBody(const FwdParams& p, unsigned char* smem)
   // Ring buffer s at sKa + s * kTileBytes; tile t (K of key tile nHi - 1 - t / 2 when t is even, else
   // its V) is in buffer t % kStages. With 2 buffers K is always in 0 and V in 1.
   constexpr int kR = C::kStages;
-  constexpr uint32_t kTileBytes = C::kBN * kRowBytes;
-  const uint32_t sKa = sQa + C::kBM * kRowBytes;
+  constexpr uint32_t kQLo = C::kBM * kRowBytes, kKvLo = C::kBN * kRowBytes;  // a low plane after its high one
+  constexpr uint32_t kTileBytes = C::kPlanes * kKvLo;
+  const uint32_t sKa = sQa + C::kPlanes * kQLo;
   auto stageOf = [&](int t) { return sKa + uint32_t(kR == 2 ? (t & 1) : (t & (kR - 1))) * kTileBytes; };
 
   // Loads: thread tid moves chunks cl, cl + kCL, ... of rows rowOff, rowOff + kRowsPerPass, ...
@@ -68,7 +77,8 @@ __device__ __forceinline__ void fwdBody(const FwdParams& p, unsigned char* smem)
     return C::kCL >= 8 ? b + C::kCL * j * 16 : swz(b, C::kCL * j);
   };
 
-  auto loadKV = [&](uint32_t tileBase, const T* base, int64_t rowStride, int64_t headOff, int dValid, int nb) {
+  auto loadKV = [&](uint32_t tileBase, const T* base, int64_t rowStride, int64_t headOff, int dValid, int nb,
+                    int64_t plane) {
     tileBase = opaque(tileBase);
     const int n0 = nb * C::kBN;
     const T* src = base + (int64_t)(kStart + n0 + rowOff) * rowStride + headOff + cl * 8;
@@ -84,12 +94,16 @@ __device__ __forceinline__ void fwdBody(const FwdParams& p, unsigned char* smem)
         for (int j = 0; j < C::kChunks / C::kCL; ++j) {
           const bool ok = rowOk && (kFull || (cl + C::kCL * j) * 8 < dValid);
           cpAsync16(stAddr(tileBase, pass, j), ok ? row + C::kCL * j * 8 : base, ok);
+          if constexpr (kSplit)
+            cpAsync16(stAddr(tileBase, pass, j) + kKvLo, ok ? row + C::kCL * j * 8 + plane : base, ok);
         }
       } else {
 #pragma unroll
         for (int j = 0; j < C::kChunks / C::kCL; ++j) {
           const bool ok = rowOk && (kFull || (cl + C::kCL * j) * 8 < dValid);
           cpAsync16(stAddr(tileBase, pass, j), ok ? src + C::kCL * j * 8 : base, ok);
+          if constexpr (kSplit)
+            cpAsync16(stAddr(tileBase, pass, j) + kKvLo, ok ? src + C::kCL * j * 8 + plane : base, ok);
         }
       }
     }
@@ -106,6 +120,7 @@ __device__ __forceinline__ void fwdBody(const FwdParams& p, unsigned char* smem)
       for (int j = 0; j < C::kChunks / C::kCL; ++j) {
         const bool ok = rowOk && (kFull || (cl + C::kCL * j) * 8 < p.d);
         cpAsync16(stAddr(sQa, pass, j), ok ? src + C::kCL * j * 8 : qBase, ok);
+        if constexpr (kSplit) cpAsync16(stAddr(sQa, pass, j) + kQLo, ok ? src + C::kCL * j * 8 + p.qPlane : qBase, ok);
       }
     }
     // Every buffer is free: tiles 0 .. kStages - 1, one group each (Q with K of the first). The first
@@ -115,9 +130,9 @@ __device__ __forceinline__ void fwdBody(const FwdParams& p, unsigned char* smem)
       const int nb = nHi - 1 - t / 2;
       if (t < 2 || nb >= nLo) {
         if (t & 1)
-          loadKV(stageOf(t), vBase, p.vRowStride, (int64_t)hk * p.vHeadStride, p.dv, nb);
+          loadKV(stageOf(t), vBase, p.vRowStride, (int64_t)hk * p.vHeadStride, p.dv, nb, p.vPlane);
         else
-          loadKV(stageOf(t), kBase, p.kRowStride, (int64_t)hk * p.kHeadStride, p.d, nb);
+          loadKV(stageOf(t), kBase, p.kRowStride, (int64_t)hk * p.kHeadStride, p.d, nb, p.kPlane);
       }
       cpAsyncCommit();
     }
@@ -133,6 +148,9 @@ __device__ __forceinline__ void fwdBody(const FwdParams& p, unsigned char* smem)
   const uint32_t aOff = (warpRow + (lane & 15)) * kRowBytes + (((lane >> 4) ^ (lane & 7)) << 4);
   const uint32_t bOff = ((lane & 7) + ((lane >> 4) << 3)) * kRowBytes + ((((lane >> 3) & 1) ^ (lane & 7)) << 4);
   const uint32_t vOff = ((lane & 7) + ((lane >> 3) & 1) * 8) * kRowBytes + (((lane >> 4) ^ (lane & 7)) << 4);
+
+  SplitFactors factor{1.f, 1.f};  // (split.cuh) the planes' scales, undone in the scores and the output
+  if constexpr (kSplit) factor = splitFactors(p.splitMax);
 
   float o[C::kMT][C::kOT][4];
   float rowMax[C::kMT][2], rowSum[C::kMT][2];
@@ -158,7 +176,7 @@ __device__ __forceinline__ void fwdBody(const FwdParams& p, unsigned char* smem)
     if (!first) {
       const int nbV = nb - (kR - 2) / 2;  // tile t + kR - 1
       if (kR == 2 || nbV >= nLo)
-        loadKV(stageOf(t + kR - 1), vBase, p.vRowStride, (int64_t)hk * p.vHeadStride, p.dv, nbV);
+        loadKV(stageOf(t + kR - 1), vBase, p.vRowStride, (int64_t)hk * p.vHeadStride, p.dv, nbV, p.vPlane);
       cpAsyncCommit();
     }
     const uint32_t aBase = opaque(sQa + aOff), bBase = opaque(stageOf(t) + bOff);
@@ -174,17 +192,27 @@ __device__ __forceinline__ void fwdBody(const FwdParams& p, unsigned char* smem)
 #pragma unroll
     for (int kk = 0; kk < C::kD / 16; ++kk) {
       if (kFull || kk * 16 < p.d) {  // padded head dims skip the all-zero k slices
-        uint32_t a[C::kMT][4];
+        uint32_t a[C::kMT][4], aLo[C::kMT][4];
 #pragma unroll
-        for (int mt = 0; mt < C::kMT; ++mt) ldsm4(a[mt], swz(aBase, 2 * kk) + mt * 16 * kRowBytes);
+        for (int mt = 0; mt < C::kMT; ++mt) {
+          ldsm4(a[mt], swz(aBase, 2 * kk) + mt * 16 * kRowBytes);
+          if constexpr (kSplit) ldsm4(aLo[mt], swz(aBase, 2 * kk) + mt * 16 * kRowBytes + kQLo);
+        }
 #pragma unroll
         for (int nn = 0; nn < C::kNT / 2; ++nn) {
-          uint32_t b[4];
+          uint32_t b[4], bLo[4];
           ldsm4(b, swz(bBase, 2 * kk) + nn * 16 * kRowBytes);
+          if constexpr (kSplit) ldsm4(bLo, swz(bBase, 2 * kk) + nn * 16 * kRowBytes + kKvLo);
 #pragma unroll
           for (int mt = 0; mt < C::kMT; ++mt) {
             mma16816<T>(s[mt][2 * nn], a[mt], b[0], b[1]);
             mma16816<T>(s[mt][2 * nn + 1], a[mt], b[2], b[3]);
+            if constexpr (kSplit) {
+              mma16816<T>(s[mt][2 * nn], a[mt], bLo[0], bLo[1]);
+              mma16816<T>(s[mt][2 * nn + 1], a[mt], bLo[2], bLo[3]);
+              mma16816<T>(s[mt][2 * nn], aLo[mt], b[0], b[1]);
+              mma16816<T>(s[mt][2 * nn + 1], aLo[mt], b[2], b[3]);
+            }
           }
         }
       }
@@ -192,18 +220,29 @@ __device__ __forceinline__ void fwdBody(const FwdParams& p, unsigned char* smem)
 
     const int n0 = nb * C::kBN;
     const int colBase = n0 + (lane & 3) * 2;
+    if constexpr (kSplit && !kFull) {  // the fast copy takes the factor in the exponent's scale instead
+#pragma unroll
+      for (int mt = 0; mt < C::kMT; ++mt)
+#pragma unroll
+        for (int nt = 0; nt < C::kNT; ++nt)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) s[mt][nt][e] *= factor.score;
+    }
     transformScores<C::kMT, C::kNT, kFull>(p, s, frame, hk, colBase, span.needsMask(p, n0, C::kBN, lk));
 
     float corr[C::kMT][2];
-    onlineSoftmax<C::kMT, C::kNT, (C::kNT <= 8)>(s, rowMax, rowSum, kFull ? p.scaleLog2 : 1.f, corr);
+    onlineSoftmax<C::kMT, C::kNT, (C::kNT <= 8)>(s, rowMax, rowSum, kFull ? p.scaleLog2 * factor.score : 1.f, corr);
     if (!first) rescaleO(o, corr);  // O is still 0 after the first tile: nothing to rescale
-    uint32_t pk[C::kMT][C::kBN / 16][4];
-    packP<T>(s, pk);
+    uint32_t pk[C::kMT][C::kBN / 16][4], pkLo[C::kMT][C::kBN / 16][4];
+    if constexpr (kSplit)
+      packPSplit(s, pk, pkLo);
+    else
+      packP<T>(s, pk);
 
     cpAsyncWait<kR - 2>();
     __syncthreads();                              // V(nb) landed; every warp is done reading K(nb)
     if (kR == 2 ? nb > nLo : nb - kR / 2 >= nLo)  // tile t + kR
-      loadKV(stageOf(t + kR), kBase, p.kRowStride, (int64_t)hk * p.kHeadStride, p.d, nb - kR / 2);
+      loadKV(stageOf(t + kR), kBase, p.kRowStride, (int64_t)hk * p.kHeadStride, p.d, nb - kR / 2, p.kPlane);
     cpAsyncCommit();
     const uint32_t vBase = opaque(stageOf(t + 1) + vOff);
 
@@ -212,12 +251,19 @@ __device__ __forceinline__ void fwdBody(const FwdParams& p, unsigned char* smem)
 #pragma unroll
       for (int dn = 0; dn < C::kD / 16; ++dn) {
         if (kFull || dn * 16 < p.dv) {
-          uint32_t b[4];
+          uint32_t b[4], bLo[4];
           ldsm4t(b, swz(vBase, 2 * dn) + kk * 16 * kRowBytes);
+          if constexpr (kSplit) ldsm4t(bLo, swz(vBase, 2 * dn) + kk * 16 * kRowBytes + kKvLo);
 #pragma unroll
           for (int mt = 0; mt < C::kMT; ++mt) {
             mma16816<T>(o[mt][2 * dn], pk[mt][kk], b[0], b[1]);
             mma16816<T>(o[mt][2 * dn + 1], pk[mt][kk], b[2], b[3]);
+            if constexpr (kSplit) {
+              mma16816<T>(o[mt][2 * dn], pk[mt][kk], bLo[0], bLo[1]);
+              mma16816<T>(o[mt][2 * dn + 1], pk[mt][kk], bLo[2], bLo[3]);
+              mma16816<T>(o[mt][2 * dn], pkLo[mt][kk], b[0], b[1]);
+              mma16816<T>(o[mt][2 * dn + 1], pkLo[mt][kk], b[2], b[3]);
+            }
           }
         }
       }
@@ -226,7 +272,15 @@ __device__ __forceinline__ void fwdBody(const FwdParams& p, unsigned char* smem)
 
   // Epilogue (fwd_rows.cuh): each thread stores its 4-byte pairs straight from registers (staging O
   // through shared memory for 16-byte stores measured 1-4% slower on an H100, notes/cuda-kernel.md).
-  storeRows<T, C::kMT, C::kOT, kFull>(p, w, o, rowMax, rowSum, m0, warpRow, lane, rowsTotal);
+  if constexpr (kSplit) {
+#pragma unroll
+    for (int mt = 0; mt < C::kMT; ++mt)
+#pragma unroll
+      for (int dt = 0; dt < C::kOT; ++dt)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) o[mt][dt][e] *= factor.out;
+  }
+  storeRows<TO, C::kMT, C::kOT, kFull>(p, w, o, rowMax, rowSum, m0, warpRow, lane, rowsTotal);
 }
 
 // The two copies are two kernels, not two branches of one: in one function ptxas allocates

@@ -5,11 +5,15 @@
 
 namespace fa {
 
-// The four copies of a tile's kernel: (full, paged).
+// The four copies of a tile's kernel: (full, paged). The float32 tiles (split.cuh) have two: their
+// paged calls read a gathered copy (forward.cu), so only the flat copies are compiled.
 template <class C, typename T>
 auto kernelOf(bool full, bool paged) {
-  return full ? (paged ? fwdKernel<C, T, true, true> : fwdKernel<C, T, true, false>)
-              : (paged ? fwdKernel<C, T, false, true> : fwdKernel<C, T, false, false>);
+  if constexpr (C::kPlanes == 2)
+    return full ? fwdKernel<C, T, true, false> : fwdKernel<C, T, false, false>;
+  else
+    return full ? (paged ? fwdKernel<C, T, true, true> : fwdKernel<C, T, true, false>)
+                : (paged ? fwdKernel<C, T, false, true> : fwdKernel<C, T, false, false>);
 }
 
 template <class C, typename T>
@@ -63,6 +67,22 @@ template <typename T, int D>
 cudaError_t fwdTileInfo(Tile tile, TileInfo* info) {
   return tile == Tile::Small ? tileInfoOf<SmallTile<D>, T>(info) : tileInfoOf<MainTile<D>, T>(info);
 }
+
+// float32 inputs as float16 pairs (split.cuh).
+template <int D>
+cudaError_t runFwdSplit(const FwdParams& p, Tile tile, bool full, cudaStream_t stream) {
+  return tile == Tile::Small ? launchTile<SplitSmallTile<D>, __half>(p, full, stream)
+                             : launchTile<SplitMainTile<D>, __half>(p, full, stream);
+}
+
+template <int D>
+cudaError_t fwdSplitTileInfo(Tile tile, TileInfo* info) {
+  return tile == Tile::Small ? tileInfoOf<SplitSmallTile<D>, __half>(info) : tileInfoOf<SplitMainTile<D>, __half>(info);
+}
+
+#define FA_INSTANTIATE_SPLIT(D)                                                    \
+  template cudaError_t runFwdSplit<D>(const FwdParams&, Tile, bool, cudaStream_t); \
+  template cudaError_t fwdSplitTileInfo<D>(Tile, TileInfo*);
 
 #define FA_INSTANTIATE(T, D)                                                     \
   template cudaError_t runFwd<T, D>(const FwdParams&, Tile, bool, cudaStream_t); \

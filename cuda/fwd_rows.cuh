@@ -8,6 +8,7 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cstdint>
+#include <type_traits>
 
 #include "params.h"
 #include "ptx.h"
@@ -276,9 +277,14 @@ __device__ __forceinline__ void storeRows(const FwdParams& p, const WorkItem& w,
             static_cast<T*>(p.out) + (int64_t)(qStart + i) * p.oRowStride + (int64_t)h * p.oHeadStride + (lane & 3) * 2;
 #pragma unroll
         for (int dt = 0; dt < kOT; ++dt)
-          if (kFull || dt * 8 < p.dv)
-            *reinterpret_cast<uint32_t*>(dst + dt * 8) =
-                empty ? 0u : pack2<T>(o[mt][dt][hr * 2] * inv, o[mt][dt][hr * 2 + 1] * inv);
+          if (kFull || dt * 8 < p.dv) {
+            if constexpr (std::is_same<T, float>::value)  // float32 pairs (split.cuh): a float32 output
+              *reinterpret_cast<float2*>(dst + dt * 8) =
+                  empty ? make_float2(0.f, 0.f) : make_float2(o[mt][dt][hr * 2] * inv, o[mt][dt][hr * 2 + 1] * inv);
+            else
+              *reinterpret_cast<uint32_t*>(dst + dt * 8) =
+                  empty ? 0u : pack2<T>(o[mt][dt][hr * 2] * inv, o[mt][dt][hr * 2 + 1] * inv);
+          }
         if (p.lse && (lane & 3) == 0) {
           const int64_t at =
               p.lseFixedS > 0 ? (int64_t)(w.b * H + h) * p.lseFixedS + i : (int64_t)h * p.totalQ + qStart + i;

@@ -60,6 +60,11 @@ struct FwdParams {
   // sequences (plan_work.cu keys a paged call's plan on key tiles, not keys).
   const int* cuSeqlensQ;
   const int* cuSeqlensK;
+  // float32 as float16 pairs (split.cuh): q, k and v hold the high planes, their low planes follow
+  // qPlane / kPlane / vPlane elements later, and splitMax holds the float bits of each tensor's
+  // largest finite |x| (q, k, v), from which both the conversion and the kernel take the scales.
+  int64_t qPlane, kPlane, vPlane;
+  const uint32_t* splitMax;
 };
 
 // Block i's work item, with its sequence's offsets and lengths from p.cuSeqlensQ/K when set.

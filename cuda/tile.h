@@ -16,7 +16,9 @@ enum class Tile : int { Main = 1, Small = 2, Wgmma = 3 };
 // V, each loaded while the other is used); 4 keeps 3 tiles in flight while one is used, for the small
 // tile, whose one-warp blocks compute too little per tile to hide a load behind it. Measured (H200, v12):
 // decode +6% at 4k keys, +0.3% at 32k, so bytes in flight were not what bounds the flat decode.
-template <int D_, int BM_, int BN_, int W_, int MinBlocks_, int Stages_ = 2>
+// Planes_: 2 for float32 inputs computed as float16 pairs (split.cuh): each of Q, K and V is held as a
+// high and a low plane, so shared memory doubles.
+template <int D_, int BM_, int BN_, int W_, int MinBlocks_, int Stages_ = 2, int Planes_ = 1>
 struct TileCfg {
   static constexpr int kD = D_;    // head-dim class: the smem row length
   static constexpr int kBM = BM_;  // query rows per block
@@ -33,7 +35,8 @@ struct TileCfg {
   static constexpr int kCL = kChunks < kThreads / 8 ? kChunks : kThreads / 8;
   static constexpr int kRowsPerPass = kThreads / kCL;
   static constexpr int kStages = Stages_;
-  static constexpr int kSmemBytes = (BM_ + Stages_ * BN_) * D_ * 2;
+  static constexpr int kPlanes = Planes_;
+  static constexpr int kSmemBytes = Planes_ * (BM_ + Stages_ * BN_) * D_ * 2;
   static_assert(Stages_ == 2 || Stages_ == 4, "K and V alternate: an even ring");
   static_assert(kMT >= 1 && BM_ % (16 * W_) == 0, "each warp owns whole m16 tiles");
   static_assert(D_ % 64 == 0, "the XOR swizzle needs rows of at least 8 chunks");
@@ -59,6 +62,14 @@ template <int D>
 using MainTile = typename MainTileOf<D>::type;
 template <int D>
 using SmallTile = TileCfg<D, 16, 64, 1, 4, (D <= 128 ? 4 : 2)>;
+
+// The float32 tiles (split.cuh): three products per matrix product and two planes of every operand,
+// so 64 rows (one m16 tile per warp: the accumulators of a 128-row tile and the second P plane did not
+// fit the registers) and two stages; decode-like calls take 16 rows as the half kernel does.
+template <int D>
+using SplitMainTile = TileCfg<D, 64, 64, 4, (D <= 128 ? 2 : 1), 2, 2>;
+template <int D>
+using SplitSmallTile = TileCfg<D, 16, 64, 1, (D <= 128 ? 3 : 1), 2, 2>;
 
 // What the planner needs of a tile: its rows and keys per block, and the blocks an SM holds.
 struct TileInfo {

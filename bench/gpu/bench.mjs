@@ -151,7 +151,14 @@ console.log(
 );
 record({ impl: 'link', ...link });
 
-const f32Names = ['dense d128 causal 4096', 'dense d128 full 2048', 'decode 32/8 heads 4k keys b32'];
+const f32Names = [
+  'dense d128 full 16384',
+  'dense d128 causal 16384',
+  'dense d128 causal 4096',
+  'dense d128 full 2048',
+  'dense d64 full 2048',
+  'decode 32/8 heads 4k keys b32',
+];
 const e2eNames = new Set(['dense d128 causal 4096', 'varlen [512..7000] d128 causal', 'decode 32/8 heads 4k keys b32']);
 for (const s of argv.includes('--f32') ? [] : shapes) {
   if (only && !s.name.includes(only)) continue;
@@ -259,8 +266,8 @@ for (const s of argv.includes('--f32') ? [] : shapes) {
   }
   for (const x of [q, k, v]) x.dispose();
 }
-// float32 inputs: in float32 (the default, the rows kernel) and with precision 'float16' (converted for
-// the tensor cores), kernel time on a few bf16 shapes' dimensions (--f32: these only).
+// float32 inputs: to float32 accuracy (the default: float16 pairs on the tensor cores, cuda/split.cuh)
+// and with precision 'float16' (converted to float16), kernel time on a few bf16 shapes' dimensions (--f32: these only).
 for (const name of f32Names) {
   const s = shapes.find((x) => x.name === name && x.dtype === 'bfloat16');
   if (!s || (only && !name.includes(only)) || (match && !new RegExp(match).test(name))) continue;
@@ -278,7 +285,7 @@ for (const name of f32Names) {
   for (const precision of ['float32', 'float16']) {
     const p = validateVarlen(q, k, v, { ...options, precision });
     await backend.time(p, 2);
-    const r = await backend.time(p, precision === 'float32' ? 5 : iters);
+    const r = await backend.time(p, iters);
     record({
       impl: 'flashattn f32',
       precision,
@@ -288,7 +295,7 @@ for (const name of f32Names) {
       ms: r.kernelMs,
       tflops: flops(s) / (r.kernelMs * 1e9),
       gbps: (kvBytes(s) * 2) / (r.kernelMs * 1e6),
-      plan: `${r.exactFloat32 ? 'rows (float32)' : r.tile} splits=${r.splits} work=${r.numWork}`,
+      plan: `${r.exactFloat32 ? 'rows (float32)' : r.split ? `pairs ${r.tile}` : r.tile} splits=${r.splits} work=${r.numWork}`,
     });
   }
   for (const x of [q, k, v]) x.dispose();

@@ -45,6 +45,8 @@ export interface NativePlan {
   fixup: boolean;
   /** float32 computed in float32 (the rows kernel, cuda/fixup.h launchRowsF32). */
   exactFloat32: boolean;
+  /** float32 computed as float16 pairs on the tensor cores (cuda/split.cuh), to float32 accuracy. */
+  split: boolean;
 }
 
 /** What the timing hook reports: the plan and the kernels' median and fastest time. */
