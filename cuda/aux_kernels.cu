@@ -2,6 +2,7 @@
 #include <cuda_fp16.h>
 
 #include "aux_kernels.h"
+#include "cache_rows.cuh"
 #include "convert.cuh"
 #include "launch.h"
 
@@ -30,24 +31,6 @@ cudaError_t convertAs(const void* src, int srcLen, void* dst, int dstLen, int co
   return cudaGetLastError();
 }
 
-// Sequence b of key t: the last b with cu[b] <= t (cu non-decreasing, cu[0] = 0 <= t < cu[batch]).
-__device__ __forceinline__ int sequenceOf(const int* cu, int batch, int64_t t) {
-  int lo = 0, hi = batch - 1;
-  while (lo < hi) {
-    const int mid = (lo + hi + 1) >> 1;
-    if (cu[mid] <= t)
-      lo = mid;
-    else
-      hi = mid - 1;
-  }
-  return lo;
-}
-
-__device__ __forceinline__ int64_t cacheRow(const int* table, int b, int maxBlocks, int blockSize, int pos) {
-  const int blk = pos / blockSize;
-  return (int64_t)table[(int64_t)b * maxBlocks + blk] * blockSize + (pos - blk * blockSize);
-}
-
 template <typename S, typename D>
 __global__ void gatherRowsKernel(const S* __restrict__ src, int srcLen, D* __restrict__ dst, int dstLen, int64_t n,
                                  PagedRows pr) {
@@ -56,9 +39,7 @@ __global__ void gatherRowsKernel(const S* __restrict__ src, int srcLen, D* __res
     const int c = int(idx - r * dstLen);
     const int64_t t = r / pr.heads;
     const int h = int(r - t * pr.heads);
-    const int b = sequenceOf(pr.cuSeqlensK, pr.batch, t);
-    const int64_t row = cacheRow(pr.table, b, pr.maxBlocks, pr.blockSize, int(t - pr.cuSeqlensK[b]));
-    dst[idx] = c < srcLen ? fromF<D>(toF<S>(src[(row * pr.heads + h) * srcLen + c])) : fromF<D>(0.f);
+    dst[idx] = c < srcLen ? fromF<D>(toF<S>(src[(cacheRowOf(pr, t) * pr.heads + h) * srcLen + c])) : fromF<D>(0.f);
   }
 }
 

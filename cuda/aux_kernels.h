@@ -16,22 +16,6 @@ inline int dtypeBytes(DType t) {
 cudaError_t convertRows(DType srcT, const void* src, int srcLen, DType dstT, void* dst, int dstLen, int copyLen,
                         int64_t rows, cudaStream_t stream);
 
-// A float32 call's q, k and v as float16 pairs (split.cuh, split_rows.cu): job[i] (q, k, v) is
-// rows x copyLen float32 values at srcLen per row, written as dst (rows x dstLen, zero-padded past
-// copyLen) holding the high plane and dst + plane the low plane; maxBits [3] (device) receives
-// each tensor's largest finite |x|, from which the conversion and the attention kernel take the scales.
-struct SplitJob {
-  const float* src;
-  void* dst;  // float16
-  int srcLen, dstLen, copyLen;
-  int64_t rows, plane;
-};
-struct SplitJobs {
-  SplitJob job[3];
-  uint32_t* maxBits;
-};
-cudaError_t splitRows(const SplitJobs& jobs, cudaStream_t stream);
-
 // Where the keys of a paged call live (a KV cache): table [batch][maxBlocks] and cuSeqlensK
 // [batch + 1] on the device; key j of sequence b is cache row table[b][j / blockSize] *
 // blockSize + j % blockSize, and each cache row holds `heads` rows of the call (one per kv head).
@@ -45,6 +29,25 @@ struct PagedRows {
 // laid end to end, kv head h) comes from the cache row that holds key t (PagedRows).
 cudaError_t gatherRows(DType srcT, const void* src, int srcLen, DType dstT, void* dst, int dstLen, int64_t rows,
                        const PagedRows& pr, cudaStream_t stream);
+
+// A float32 call's q, k and v as float16 pairs (split.cuh, split_rows.cu): job[i] (q, k, v) is
+// rows x copyLen float32 values at srcLen per row, written as dst (rows x dstLen, zero-padded past
+// copyLen) holding the high plane and dst + plane the low plane; maxBits [3] (device) receives
+// each tensor's largest finite |x| (of the rows read), from which the conversion and the attention kernel
+// take the scales.
+struct SplitJob {
+  const float* src;
+  void* dst;  // float16
+  int srcLen, dstLen, copyLen;
+  int64_t rows, plane;
+  bool paged = false;  // rows are gathered from a KV cache's pool through pr (as gatherRows)
+  PagedRows pr{};
+};
+struct SplitJobs {
+  SplitJob job[3];
+  uint32_t* maxBits;
+};
+cudaError_t splitRows(const SplitJobs& jobs, cudaStream_t stream);
 
 // The first kernel of a paged call (a KV cache), before every read of the cache: copies the paging
 // array from lent page-locked host memory to the device (src null: it is there already) and writes

@@ -36,14 +36,13 @@ float softcapInvOf(const ForwardArgs& a) {
 KernelChoice chooseKernel(const ForwardArgs& a, const std::function<bool(const KernelChoice&)>& hasImage) {
   KernelChoice k;
   k.computeType = a.dtype == DType::BF16 ? DType::BF16 : DType::F16;
-  // float32 to float32 accuracy: float16 pairs on the tensor cores (split.cuh), every option; a paged
-  // call reads its float32 cache in place on the rows kernel.
-  k.split = exactFloat32(a) && !a.paged;
-  if (exactFloat32(a) &&
-      a.paged) {  // the rows kernel, on the work items of a tile's rows (16 for decode, else 128), no split
+  // float32 to float32 accuracy: float16 pairs on the tensor cores (split.cuh); a paged decode-like call
+  // reads its float32 cache in place on the rows kernel, on the 16-row tile's work items, no split.
+  k.split = splitFloat32(a);
+  if (exactFloat32(a) && !k.split) {
     k.exactF32 = true;
     k.headDimClass = 256;
-    k.tile = (long long)a.maxSeqlenQ * (a.numHeads / a.numKvHeads) <= 16 ? Tile::Small : Tile::Main;
+    k.tile = Tile::Small;
     return k;
   }
   const int d = paddedDim(a.headDim), dv = paddedDim(a.headDimV), widest = std::max(d, dv);

@@ -41,7 +41,7 @@ void cacheRowsOf(const ForwardArgs& a, int* rows) {
 }
 
 bool pagedInPlace(const ForwardArgs& a) {
-  if (exactFloat32(a)) return a.paged;  // the rows kernel reads any row through the table
+  if (exactFloat32(a)) return a.paged && !splitFloat32(a);  // the rows kernel reads any row through the table
   return a.paged && a.dtype != DType::F32 && paddedDim(a.headDim) == a.headDim && paddedDim(a.headDimV) == a.headDimV;
 }
 
@@ -267,10 +267,11 @@ std::string Forward::launch() {
       paging_, paging_ ? paging_ + (size_t)batch * a.maxBlocks : nullptr, batch, a.maxBlocks, a.blockSize, Hk};
   const DType outT = kernel.split ? DType::F32 : ct;  // what the attention kernel and the combine write
   if (kernel.split) {
-    const SplitJobs jobs{{{static_cast<const float*>(a.q), qc_, a.headDim, dPad_, a.headDim, rowsQ, p.qPlane},
-                          {static_cast<const float*>(a.k), kc_, a.headDim, dPad_, a.headDim, rowsK, p.kPlane},
-                          {static_cast<const float*>(a.v), vc_, a.headDimV, dvPad_, a.headDimV, rowsK, p.vPlane}},
-                         splitMax_};
+    const SplitJobs jobs{
+        {{static_cast<const float*>(a.q), qc_, a.headDim, dPad_, a.headDim, rowsQ, p.qPlane},
+         {static_cast<const float*>(a.k), kc_, a.headDim, dPad_, a.headDim, rowsK, p.kPlane, a.paged, pr},
+         {static_cast<const float*>(a.v), vc_, a.headDimV, dvPad_, a.headDimV, rowsK, p.vPlane, a.paged, pr}},
+        splitMax_};
     FA_TRY(splitRows(jobs, stream_), "converting q, k and v to float16 pairs");
   } else if (qc_ || kc_) {  // (q may have no rows: its part of the slab is then empty)
     FA_TRY(convertRows(a.dtype, a.q, a.headDim, ct, qc_, dPad_, a.headDim, rowsQ, stream_), "converting q");
@@ -311,6 +312,12 @@ std::string Forward::launch() {
     f.vHeadStride = a.headDimV;
     f.d = a.headDim;
     f.dv = a.headDimV;
+    if (a.paged) {  // the cache's own rows, through the block table (the kernel read gathered copies)
+      f.blockTable = paging_;
+      f.maxBlocks = a.maxBlocks;
+      f.blockSize = a.blockSize;
+      f.blockShift = (a.blockSize & (a.blockSize - 1)) == 0 ? __builtin_ctz(unsigned(a.blockSize)) : -1;
+    }
     FA_TRY(launchFixup(f, DType::F32, kernel.tile, kernel.headDimClass, true, DType::F32, a.out, a.headDimV, stream_),
            "launching the non-finite V fix-up");
   } else if (info_.fixup) {

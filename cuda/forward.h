@@ -68,6 +68,13 @@ inline bool exactFloat32(const ForwardArgs& a) {
   return a.dtype == DType::F32 && !a.float32AsHalf;
 }
 
+// Whether a float32 call runs as float16 pairs on the tensor cores (split.cuh): every flat call, and a
+// paged one whose query rows x grouped heads exceed 16 (prefill over a cache: its keys are gathered into
+// pairs first). A paged decode-like call reads its float32 cache in place on the rows kernel.
+inline bool splitFloat32(const ForwardArgs& a) {
+  return exactFloat32(a) && (!a.paged || (long long)a.maxSeqlenQ * (a.numHeads / a.numKvHeads) > 16);
+}
+
 // Whether a paged call is read in place (else gathered first).
 bool pagedInPlace(const ForwardArgs& a);
 

@@ -181,13 +181,15 @@ __device__ __forceinline__ void fwdBody(const FwdParams& p, unsigned char* smem)
     }
     const uint32_t aBase = opaque(sQa + aOff), bBase = opaque(stageOf(t) + bOff);
 
-    float s[C::kMT][C::kNT][4];
+    // The tensor cores accumulate with truncation, relative to the largest term: a split call keeps the
+    // small products (hi.lo, lo.hi) in an accumulator of their own, added to hi.hi once in float32.
+    float s[C::kMT][C::kNT][4], sLo[C::kMT][C::kNT][4];
 #pragma unroll
     for (int mt = 0; mt < C::kMT; ++mt)
 #pragma unroll
       for (int nt = 0; nt < C::kNT; ++nt)
 #pragma unroll
-        for (int e = 0; e < 4; ++e) s[mt][nt][e] = 0.f;
+        for (int e = 0; e < 4; ++e) s[mt][nt][e] = sLo[mt][nt][e] = 0.f;
 
 #pragma unroll
     for (int kk = 0; kk < C::kD / 16; ++kk) {
@@ -208,10 +210,10 @@ __device__ __forceinline__ void fwdBody(const FwdParams& p, unsigned char* smem)
             mma16816<T>(s[mt][2 * nn], a[mt], b[0], b[1]);
             mma16816<T>(s[mt][2 * nn + 1], a[mt], b[2], b[3]);
             if constexpr (kSplit) {
-              mma16816<T>(s[mt][2 * nn], a[mt], bLo[0], bLo[1]);
-              mma16816<T>(s[mt][2 * nn + 1], a[mt], bLo[2], bLo[3]);
-              mma16816<T>(s[mt][2 * nn], aLo[mt], b[0], b[1]);
-              mma16816<T>(s[mt][2 * nn + 1], aLo[mt], b[2], b[3]);
+              mma16816<T>(sLo[mt][2 * nn], a[mt], bLo[0], bLo[1]);
+              mma16816<T>(sLo[mt][2 * nn + 1], a[mt], bLo[2], bLo[3]);
+              mma16816<T>(sLo[mt][2 * nn], aLo[mt], b[0], b[1]);
+              mma16816<T>(sLo[mt][2 * nn + 1], aLo[mt], b[2], b[3]);
             }
           }
         }
@@ -220,19 +222,33 @@ __device__ __forceinline__ void fwdBody(const FwdParams& p, unsigned char* smem)
 
     const int n0 = nb * C::kBN;
     const int colBase = n0 + (lane & 3) * 2;
-    if constexpr (kSplit && !kFull) {  // the fast copy takes the factor in the exponent's scale instead
+    if constexpr (kSplit) {  // (the fast copy takes the planes' factor in the exponent's scale)
 #pragma unroll
       for (int mt = 0; mt < C::kMT; ++mt)
 #pragma unroll
         for (int nt = 0; nt < C::kNT; ++nt)
 #pragma unroll
-          for (int e = 0; e < 4; ++e) s[mt][nt][e] *= factor.score;
+          for (int e = 0; e < 4; ++e)
+            s[mt][nt][e] = kFull ? s[mt][nt][e] + sLo[mt][nt][e] : (s[mt][nt][e] + sLo[mt][nt][e]) * factor.score;
     }
     transformScores<C::kMT, C::kNT, kFull>(p, s, frame, hk, colBase, span.needsMask(p, n0, C::kBN, lk));
 
     float corr[C::kMT][2];
     onlineSoftmax<C::kMT, C::kNT, (C::kNT <= 8)>(s, rowMax, rowSum, kFull ? p.scaleLog2 * factor.score : 1.f, corr);
-    if (!first) rescaleO(o, corr);  // O is still 0 after the first tile: nothing to rescale
+    // O is still 0 after the first tile: nothing to rescale. A split call sums the tile's P V in an
+    // accumulator of its own (the truncation then is relative to one tile's share, not to all of O) and
+    // folds it in below, O = O * corr + PV, in float32.
+    if (!kSplit && !first) rescaleO(o, corr);
+    float pv[C::kMT][C::kOT][4];
+    float(&acc)[C::kMT][C::kOT][4] = kSplit ? pv : o;
+    if constexpr (kSplit) {
+#pragma unroll
+      for (int mt = 0; mt < C::kMT; ++mt)
+#pragma unroll
+        for (int dt = 0; dt < C::kOT; ++dt)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) pv[mt][dt][e] = 0.f;
+    }
     uint32_t pk[C::kMT][C::kBN / 16][4], pkLo[C::kMT][C::kBN / 16][4];
     if constexpr (kSplit)
       packPSplit(s, pk, pkLo);
@@ -256,17 +272,26 @@ __device__ __forceinline__ void fwdBody(const FwdParams& p, unsigned char* smem)
           if constexpr (kSplit) ldsm4t(bLo, swz(vBase, 2 * dn) + kk * 16 * kRowBytes + kKvLo);
 #pragma unroll
           for (int mt = 0; mt < C::kMT; ++mt) {
-            mma16816<T>(o[mt][2 * dn], pk[mt][kk], b[0], b[1]);
-            mma16816<T>(o[mt][2 * dn + 1], pk[mt][kk], b[2], b[3]);
+            mma16816<T>(acc[mt][2 * dn], pk[mt][kk], b[0], b[1]);
+            mma16816<T>(acc[mt][2 * dn + 1], pk[mt][kk], b[2], b[3]);
             if constexpr (kSplit) {
-              mma16816<T>(o[mt][2 * dn], pk[mt][kk], bLo[0], bLo[1]);
-              mma16816<T>(o[mt][2 * dn + 1], pk[mt][kk], bLo[2], bLo[3]);
-              mma16816<T>(o[mt][2 * dn], pkLo[mt][kk], b[0], b[1]);
-              mma16816<T>(o[mt][2 * dn + 1], pkLo[mt][kk], b[2], b[3]);
+              mma16816<T>(acc[mt][2 * dn], pk[mt][kk], bLo[0], bLo[1]);
+              mma16816<T>(acc[mt][2 * dn + 1], pk[mt][kk], bLo[2], bLo[3]);
+              mma16816<T>(acc[mt][2 * dn], pkLo[mt][kk], b[0], b[1]);
+              mma16816<T>(acc[mt][2 * dn + 1], pkLo[mt][kk], b[2], b[3]);
             }
           }
         }
       }
+    }
+    if constexpr (kSplit) {
+#pragma unroll
+      for (int mt = 0; mt < C::kMT; ++mt)
+#pragma unroll
+        for (int dt = 0; dt < C::kOT; ++dt)
+#pragma unroll
+          for (int e = 0; e < 4; ++e)
+            o[mt][dt][e] = first ? pv[mt][dt][e] : fmaf(o[mt][dt][e], corr[mt][e >> 1], pv[mt][dt][e]);
     }
   }
 

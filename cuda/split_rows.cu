@@ -3,12 +3,20 @@
 #include <cuda_fp16.h>
 
 #include "aux_kernels.h"
+#include "cache_rows.cuh"
 #include "split.cuh"
 
 namespace fa {
 namespace {
 
 constexpr int kThreads = 256;
+
+// The source of row r (of rows x srcLen): r itself, or for a paged job the cache row of its key.
+__device__ __forceinline__ const float* sourceRow(const SplitJob& j, int64_t r) {
+  if (!j.paged) return j.src + r * j.srcLen;
+  const int64_t t = r / j.pr.heads;
+  return j.src + (cacheRowOf(j.pr, t) * j.pr.heads + (r - t * j.pr.heads)) * j.srcLen;
+}
 
 // blockIdx.y picks the tensor; a grid-stride loop over its rows x copyLen elements, one atomic per warp.
 __global__ void absMaxKernel(const SplitJobs jobs) {
@@ -17,7 +25,7 @@ __global__ void absMaxKernel(const SplitJobs jobs) {
   float m = 0.f;
   for (int64_t idx = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; idx < n; idx += (int64_t)gridDim.x * blockDim.x) {
     const int64_t r = idx / j.copyLen;
-    const float x = fabsf(j.src[r * j.srcLen + (idx - r * j.copyLen)]);
+    const float x = fabsf(sourceRow(j, r)[idx - r * j.copyLen]);
     if (x <= 3.402823466e38f) m = fmaxf(m, x);  // (false for inf and NaN)
   }
   for (int o = 16; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
@@ -33,7 +41,7 @@ __global__ void splitRowsKernel(const SplitJobs jobs) {
     const int64_t r = idx / j.dstLen;
     const int c = int(idx - r * j.dstLen);
     __half hi, lo;
-    splitValue(c < j.copyLen ? j.src[r * j.srcLen + c] * scale : 0.f, hi, lo);
+    splitValue(c < j.copyLen ? sourceRow(j, r)[c] * scale : 0.f, hi, lo);
     __half* dst = static_cast<__half*>(j.dst);
     dst[idx] = hi;
     dst[j.plane + idx] = lo;

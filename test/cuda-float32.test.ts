@@ -45,8 +45,6 @@ function problem(s: Shape, sd: number, scales: { q: number; k: number; v: number
     options: {
       cuSeqlensQ: cu(s.seqlensQ),
       cuSeqlensK: cu(s.seqlensK),
-      maxSeqlenQ: Math.max(...s.seqlensQ),
-      maxSeqlenK: Math.max(...s.seqlensK),
       returnLse: true,
       softmaxScale: 1 / Math.sqrt(s.d),
       ...s.options,
@@ -90,6 +88,14 @@ const shapes: Record<string, Shape> = {
     d: 96,
     dv: 40,
     options: { window: [50, 10] },
+  },
+  'd128 64 queries x 16k keys (a long P V sum)': {
+    seqlensQ: [64],
+    seqlensK: [16384],
+    heads: 2,
+    kvHeads: 2,
+    d: 128,
+    dv: 128,
   },
   'decode d256, 16 rows': { seqlensQ: [1, 1], seqlensK: [900, 333], heads: 8, kvHeads: 1, d: 256, dv: 256 },
 };
