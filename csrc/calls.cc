@@ -93,7 +93,6 @@ Napi::Object planInfo(Napi::Env env, const fa::PlanInfo& info) {
   r.Set("blocksPerSm", info.blocksPerSm);
   r.Set("planReused", info.planReused);
   r.Set("fixup", info.fixup);
-  r.Set("exactFloat32", info.kernel.exactF32);
   r.Set("split", info.kernel.split);
   return r;
 }

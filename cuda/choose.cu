@@ -36,15 +36,7 @@ float softcapInvOf(const ForwardArgs& a) {
 KernelChoice chooseKernel(const ForwardArgs& a, const std::function<bool(const KernelChoice&)>& hasImage) {
   KernelChoice k;
   k.computeType = a.dtype == DType::BF16 ? DType::BF16 : DType::F16;
-  // float32 to float32 accuracy: float16 pairs on the tensor cores (split.cuh); a paged decode-like call
-  // reads its float32 cache in place on the rows kernel, on the 16-row tile's work items, no split.
-  k.split = splitFloat32(a);
-  if (exactFloat32(a) && !k.split) {
-    k.exactF32 = true;
-    k.headDimClass = 256;
-    k.tile = Tile::Small;
-    return k;
-  }
+  k.split = exactFloat32(a);  // float32 to float32 accuracy: float16 pairs on the tensor cores (split.cuh)
   const int d = paddedDim(a.headDim), dv = paddedDim(a.headDimV), widest = std::max(d, dv);
   const int cls = widest <= 64 ? 64 : widest <= 128 ? 128 : 256;
   k.headDimClass = cls;

@@ -20,10 +20,8 @@ namespace {
 constexpr int kFixThreads = 256, kFixWarps = kFixThreads / 32;
 constexpr int kMaxDim = 256;            // the widest head-dim class
 constexpr int kPerLane = kMaxDim / 32;  // head-dim elements per lane in the recompute
-// Rows a warp recomputes together: 4 for float32 calls (every row of every block); 1 in the fix-up,
-// which runs on non-finite input only and whose scan must stay small (52 registers, not 128).
-template <bool kScan>
-constexpr int kRowsOf = kScan ? 1 : 4;
+// The recompute takes one row at a time per warp: it runs on non-finite input only, and the scan must
+// stay small (52 registers, not 128).
 
 // Whether either of the two 16-bit values in x is Inf or NaN (all exponent bits set).
 template <typename T>
@@ -32,11 +30,10 @@ __device__ __forceinline__ bool nonFinite2(uint32_t x) {
   return (x & e) == e || ((x >> 16) & e) == e;
 }
 
-// One block per work item of split 0: (sequence, kv head, query block of bm rows). kScan: the
-// fix-up (scan the hidden keys' V, recompute only where one is not finite); else every row is
-// computed (launchRowsF32: float32 calls in float32).
-template <typename T, typename O, bool kScan>
-__global__ void __launch_bounds__(kFixThreads, kScan ? 4 : 2)
+// One block per work item of split 0: (sequence, kv head, query block of bm rows): scans the hidden
+// keys' V, and recomputes the block's rows only where one is not finite.
+template <typename T, typename O>
+__global__ void __launch_bounds__(kFixThreads, 4)
     fixupKernel(const __grid_constant__ FwdParams p, int bm, int bn, O* __restrict__ out, int outDim) {
   waitPriorGrid();  // (launch.h) the attention kernel's out and lse, or the previous call's writes
   allowNextGrid();
@@ -47,9 +44,7 @@ __global__ void __launch_bounds__(kFixThreads, kScan ? 4 : 2)
   const int shift = lk - lq;
   auto rowOf = [&](int j) { return p.blockTable ? keyRow<true>(p, w, j) : keyRow<false>(p, w, j); };
   const T* vBase = static_cast<const T*>(p.v) + (int64_t)w.hk * p.vHeadStride;
-  if constexpr (!kScan) {
-    if (m0 >= rowEnd) return;
-  } else {
+  {
     int nLo, nHi;
     keyBlockRange(w.mBlock, bm, bn, lq, lk, G, p.windowLeft, p.windowRight, nLo, nHi);
     if (m0 >= rowEnd || nHi <= nLo) return;
@@ -100,7 +95,7 @@ __global__ void __launch_bounds__(kFixThreads, kScan ? 4 : 2)
   // grouped heads, or neighbouring queries), each over exactly the keys it sees: a key's K and V rows
   // are loaded once for all of them, and their kRows reductions are independent. Scores as
   // transformScores computes them (log2 domain), online softmax in float32, the lse of storeRows.
-  constexpr int kRows = kRowsOf<kScan>;
+  constexpr int kRows = 1;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, H = p.numHeads;
   const T* qBase = static_cast<const T*>(p.q);
   const T* kBase = static_cast<const T*>(p.k) + (int64_t)w.hk * p.kHeadStride;
@@ -200,18 +195,11 @@ Shape shapeOf(Tile tile, bool split) {
 
 template <typename T, typename O>
 cudaError_t launchAs(const FwdParams& p, Shape s, void* out, int outDim, cudaStream_t st) {
-  return launchDependent(fixupKernel<T, O, true>, dim3((unsigned)p.numWork), dim3(kFixThreads), 0, st, p, s.bm, s.bn,
+  return launchDependent(fixupKernel<T, O>, dim3((unsigned)p.numWork), dim3(kFixThreads), 0, st, p, s.bm, s.bn,
                          static_cast<O*>(out), outDim);
 }
 
 }  // namespace
-
-cudaError_t launchRowsF32(const FwdParams& p, int bm, float* out, int outDim, cudaStream_t stream) {
-  if (p.numWork <= 0) return cudaSuccess;
-  if (p.d > kMaxDim || p.dv > kMaxDim || outDim > p.dv || p.numSplits != 1) return cudaErrorInvalidValue;
-  return launchDependent(fixupKernel<float, float, false>, dim3((unsigned)p.numWork), dim3(kFixThreads), 0, stream, p,
-                         bm, 0, out, outDim);
-}
 
 bool fixupNeeded(const std::vector<int>& cuSeqlensQ, const std::vector<int>& cuSeqlensK, int left, int right) {
   if (left >= kUnbounded && right >= kUnbounded) return false;

@@ -35,10 +35,4 @@ bool fixupNeeded(const std::vector<int>& cuSeqlensQ, const std::vector<int>& cuS
 cudaError_t launchFixup(const FwdParams& p, DType computeT, Tile tile, int headDimClass, bool split, DType outT,
                         void* out, int outDim, cudaStream_t stream);
 
-// A float32 call computed in float32 (the default for float32 inputs): the fix-up's recompute for
-// every row of every work item (one warp per row, float32 products and softmax), on the caller's
-// float32 q, k, v (flat or through the block table) with any head dims up to 256. `p` as planned
-// for a `bm`-row tile without splits; p.d / p.dv the real head dims, the strides the inputs' own.
-cudaError_t launchRowsF32(const FwdParams& p, int bm, float* out, int outDim, cudaStream_t stream);
-
 }  // namespace fa

@@ -41,7 +41,6 @@ void cacheRowsOf(const ForwardArgs& a, int* rows) {
 }
 
 bool pagedInPlace(const ForwardArgs& a) {
-  if (exactFloat32(a)) return a.paged && !splitFloat32(a);  // the rows kernel reads any row through the table
   return a.paged && a.dtype != DType::F32 && paddedDim(a.headDim) == a.headDim && paddedDim(a.headDimV) == a.headDimV;
 }
 
@@ -82,11 +81,7 @@ std::string Forward::prepare(ForwardArgs args, const Uploader& upload, PlanCache
   const int left = a.windowLeft < 0 ? kUnbounded : std::min(a.windowLeft, kUnbounded);
   const int right = a.windowRight < 0 ? kUnbounded : std::min(a.windowRight, kUnbounded);
 
-  // The work list: from the cache when the plan inputs repeat, else planned and uploaded. The rows
-  // kernel (exact float32) covers a row's keys in one item: no split.
-  const bool exact = kernel.exactF32;
-  if (exact) a_.forceSplits = 1;
-  rowsBm_ = ti.bm;
+  // The work list: from the cache when the plan inputs repeat, else planned and uploaded.
   const uint64_t key = cache ? planKey(a_, kernel, ti) : 0;
   const CachedPlan* plan = cache ? cache->find(key) : nullptr;
   const bool reused = plan != nullptr;
@@ -116,14 +111,13 @@ std::string Forward::prepare(ForwardArgs args, const Uploader& upload, PlanCache
 
   const int64_t rowsQ = (int64_t)a.totalQ * H, rowsK = (int64_t)a.totalK * Hk;
   const bool gather = a.paged && !pagedInPlace(a);  // keys copied out of the cache first
-  // (The rows kernel reads and writes float32 rows of any width where they are.)
   // A split call (float32 as float16 pairs) converts q, k and v into two planes each and writes float32
   // out itself (through a padded temporary only when dv is not a multiple of 8).
   const bool split = kernel.split;
   const size_t planes = split ? 2 : 1, outBytes = split ? 4 : 2;
-  const bool convQK = !exact && (a.dtype == DType::F32 || dPad_ != a.headDim || gather);
-  const bool convV = !exact && (a.dtype == DType::F32 || dvPad_ != a.headDimV || gather);
-  const bool outTmp = !exact && ((a.dtype == DType::F32 && !split) || dvPad_ != a.headDimV);
+  const bool convQK = a.dtype == DType::F32 || dPad_ != a.headDim || gather;
+  const bool convV = a.dtype == DType::F32 || dvPad_ != a.headDimV || gather;
+  const bool outTmp = (a.dtype == DType::F32 && !split) || dvPad_ != a.headDimV;
   qc_ = kc_ = vc_ = outTmp_ = nullptr;
   paging_ = nullptr;
   // A paged call's metadata, the paging array and then the write's cache rows: in lent page-locked
@@ -182,7 +176,7 @@ std::string Forward::prepare(ForwardArgs args, const Uploader& upload, PlanCache
   p.alibiSlopes = alibiBytes ? reinterpret_cast<const float*>(dMeta + offA) : nullptr;
   p.sinks = a.sinks.empty() ? nullptr : reinterpret_cast<const float*>(dMeta + plan->offSinks);
   p.work = reinterpret_cast<const WorkItem*>(dMeta + offW);
-  const int dq = exact ? a.headDim : dPad_, dvq = exact ? a.headDimV : dvPad_;  // the rows q, k, v are read as
+  const int dq = dPad_, dvq = dvPad_;
   p.qRowStride = (int64_t)H * dq;
   p.kRowStride = (int64_t)Hk * dq;
   p.vRowStride = (int64_t)Hk * dvq;
@@ -255,12 +249,6 @@ std::string Forward::launch() {
   }
   HostClock& clock = hostClock();
   clock.lap(kPartWrite);
-  if (kernel.exactF32) {  // float32 in float32: the rows kernel alone (no split, nothing hidden is loaded)
-    info_.fixup = false;
-    FA_TRY(launchRowsF32(p, rowsBm_, static_cast<float*>(a.out), a.headDimV, stream_),
-           "launching the float32 attention");
-    return "";
-  }
   // A paged call not read in place gathers its keys into the flat copies (kStart of the work
   // items counts from cuSeqlensK, as for a flat call).
   const PagedRows pr{

@@ -33,9 +33,8 @@ struct ForwardArgs {
   std::vector<float> sinks;        // [numHeads] sink logits; empty = none
   int fixedSeqlenQ = 0;            // 0 = packed lse layout
   bool poison = false;             // fill outputs with 0xFF (NaN) first
-  // float32 inputs: computed to float32 accuracy (as float16 pairs on the tensor cores, split.cuh; a
-  // paged call on the float32 rows kernel, fixup.h), unless the caller asked for precision 'float16'
-  // (converted to float16 and run on the half kernels).
+  // float32 inputs: computed to float32 accuracy (as float16 pairs on the tensor cores, split.cuh),
+  // unless the caller asked for precision 'float16' (converted to float16 and run on the half kernels).
   bool float32AsHalf = false;
   // The planner's choices forced, for benchmarks and for the tests that drive every kernel path
   // (the FLASHATTN_CUDA_* knobs: src/knobs.ts reads them once and the engine passes them per call).
@@ -63,16 +62,10 @@ struct ForwardArgs {
   int totalNew = 0;
 };
 
-// Whether a call computes in float32 (float32 inputs without precision 'float16').
+// Whether a call computes to float32 accuracy (float32 inputs without precision 'float16'): as
+// float16 pairs on the tensor cores (KernelChoice::split, split.cuh).
 inline bool exactFloat32(const ForwardArgs& a) {
   return a.dtype == DType::F32 && !a.float32AsHalf;
-}
-
-// Whether a float32 call runs as float16 pairs on the tensor cores (split.cuh): every flat call, and a
-// paged one whose query rows x grouped heads exceed 16 (prefill over a cache: its keys are gathered into
-// pairs first). A paged decode-like call reads its float32 cache in place on the rows kernel.
-inline bool splitFloat32(const ForwardArgs& a) {
-  return exactFloat32(a) && (!a.paged || (long long)a.maxSeqlenQ * (a.numHeads / a.numKvHeads) > 16);
 }
 
 // Whether a paged call is read in place (else gathered first).
@@ -85,7 +78,6 @@ struct KernelChoice {
   int headDimClass = 0;            // 64, 128 or 256: the smallest that holds both padded head dims
   Tile tile = Tile::Main;          // tile.h
   bool full = false;               // the loop's fast copy (fwd_kernel.cuh kFull); so for every Wgmma
-  bool exactF32 = false;           // float32 in float32: the rows kernel (fixup.h), planned as the small tile
   bool split = false;              // float32 as float16 pairs (split.cuh) on the tensor cores, float32 out
 };
 
@@ -141,7 +133,6 @@ class Forward {
   const int* pagingSrc_ = nullptr;  // lent host memory the prologue copies paging_ from, or null
   const int* writeRows_ = nullptr;  // the write's cache rows: lent host memory or the device copy
   int dPad_ = 0, dvPad_ = 0;
-  int rowsBm_ = 0;                // rows per work item as planned (the rows kernel's query blocks)
   uint32_t* splitMax_ = nullptr;  // a split call's maxima (FwdParams::splitMax)
 };
 

@@ -62,7 +62,7 @@ uint64_t planKey(const ForwardArgs& a, const KernelChoice& k, const TileInfo& ti
   h.bytes(a.sinks.data(), sizeof(float) * a.sinks.size());
   for (int x : {a.numHeads, a.numKvHeads, a.windowLeft, a.windowRight, a.forceSplits, int(a.order), k.headDimClass,
                 int(k.tile), int(a.cuSeqlensQ.size()), int(a.alibiSlopes.size()), int(a.sinks.size()), ti.bm, ti.bn,
-                ti.blocksPerSm, int(k.exactF32)})
+                ti.blocksPerSm, int(k.split)})
     h.value(x);
   return h.done();
 }

@@ -295,7 +295,7 @@ for (const name of f32Names) {
       ms: r.kernelMs,
       tflops: flops(s) / (r.kernelMs * 1e9),
       gbps: (kvBytes(s) * 2) / (r.kernelMs * 1e6),
-      plan: `${r.exactFloat32 ? 'rows (float32)' : r.split ? `pairs ${r.tile}` : r.tile} splits=${r.splits} work=${r.numWork}`,
+      plan: `${r.split ? `pairs ${r.tile}` : r.tile} splits=${r.splits} work=${r.numWork}`,
     });
   }
   for (const x of [q, k, v]) x.dispose();

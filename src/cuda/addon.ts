@@ -43,8 +43,6 @@ export interface NativePlan {
   planReused: boolean;
   /** The non-finite-V fix-up ran (cuda/fixup.h: a masked call). */
   fixup: boolean;
-  /** float32 computed in float32 (the rows kernel, cuda/fixup.h launchRowsF32). */
-  exactFloat32: boolean;
   /** float32 computed as float16 pairs on the tensor cores (cuda/split.cuh), to float32 accuracy. */
   split: boolean;
 }

@@ -11,8 +11,8 @@
  *
  * Precision: float16 and bfloat16 are computed natively (tensor-core products of the inputs,
  * float32 accumulation and softmax, P rounded to the input type before P·V). float32 inputs are
- * computed in float32 (cuda/fixup.h launchRowsF32: float32 products, one warp per query row), at
- * a fraction of the tensor cores' speed; with options.precision 'float16' they are converted on
+ * computed to float32 accuracy as float16 pairs on the tensor cores (cuda/split.cuh: three products
+ * per matrix product), about a quarter of the half kernels' speed; with options.precision 'float16' they are converted on
  * the GPU to float16 (values beyond ±65504 overflow) and run on the tensor-core kernels, with
  * float32 output and lse: `info.float32Compute = 'float32'`, `info.float32Fast = 'float16'`.
  */
