@@ -45,7 +45,7 @@ KernelChoice chooseKernel(const ForwardArgs& a, const std::function<bool(const K
            : (long long)a.maxSeqlenQ * (a.numHeads / a.numKvHeads) <= 16 ? Tile::Small
                                                                          : Tile::Main;
   k.full = d == cls && dv == cls && softcapInvOf(a) == 0.f && a.alibiSlopes.empty() && scaleLog2Of(a) > 0.f;
-  const bool hopper = !k.split && k.tile == Tile::Main && a.forceTile != int(Tile::Main) && a.wgmma && k.full &&
+  const bool hopper = k.tile == Tile::Main && a.forceTile != int(Tile::Main) && a.wgmma && k.full &&
                       (cls == 64 || cls == 128) && a.headDim == cls && a.headDimV == cls && a.softcap <= 0;
   if (hopper) {
     KernelChoice wg = k;
@@ -59,6 +59,8 @@ namespace {
 
 template <typename T>
 cudaError_t dispatchRun(const KernelChoice& k, const FwdParams& p, cudaStream_t st) {
+  if (k.split && k.tile == Tile::Wgmma)
+    return k.headDimClass == 64 ? runFwdWgmmaSplit<64>(p, st) : runFwdWgmmaSplit<128>(p, st);
   if (k.split)
     return k.headDimClass == 64    ? runFwdSplit<64>(p, k.tile, k.full, st)
            : k.headDimClass == 128 ? runFwdSplit<128>(p, k.tile, k.full, st)
@@ -76,6 +78,8 @@ cudaError_t dispatchRun(const KernelChoice& k, const FwdParams& p, cudaStream_t 
 
 template <typename T>
 cudaError_t dispatchInfo(const KernelChoice& k, TileInfo* ti) {
+  if (k.split && k.tile == Tile::Wgmma)
+    return k.headDimClass == 64 ? wgmmaSplitTileInfo<64>(ti) : wgmmaSplitTileInfo<128>(ti);
   if (k.split)
     return k.headDimClass == 64    ? fwdSplitTileInfo<64>(k.tile, ti)
            : k.headDimClass == 128 ? fwdSplitTileInfo<128>(k.tile, ti)

@@ -182,12 +182,13 @@ struct Shape {
 };
 template <int D>
 Shape shapeOf(Tile tile, bool split) {
-  if (split)
+  if (split && tile != Tile::Wgmma)
     return tile == Tile::Small ? Shape{SplitSmallTile<D>::kBM, SplitSmallTile<D>::kBN}
                                : Shape{SplitMainTile<D>::kBM, SplitMainTile<D>::kBN};
   if (tile == Tile::Small) return Shape{SmallTile<D>::kBM, SmallTile<D>::kBN};
   if (tile == Tile::Wgmma) {
-    if constexpr (D == 64 || D == 128) return Shape{WgTileOf<D>::kBM, WgTileOf<D>::kBN};
+    if constexpr (D == 64 || D == 128)
+      return split ? Shape{WgSplitTileOf<D>::kBM, WgSplitTileOf<D>::kBN} : Shape{WgTileOf<D>::kBM, WgTileOf<D>::kBN};
     return Shape{0, 0};
   }
   return Shape{MainTile<D>::kBM, MainTile<D>::kBN};

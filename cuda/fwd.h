@@ -33,4 +33,11 @@ cudaError_t runFwdWgmma(const FwdParams& p, cudaStream_t stream);
 template <typename T, int D>
 cudaError_t wgmmaTileInfo(TileInfo* info);
 
+// The Hopper kernel for float32 as float16 pairs (split.cuh), the same fast path.
+template <int D>
+cudaError_t runFwdWgmmaSplit(const FwdParams& p, cudaStream_t stream);
+
+template <int D>
+cudaError_t wgmmaSplitTileInfo(TileInfo* info);
+
 }  // namespace fa

@@ -16,27 +16,37 @@
 // loads are cp.async, K two tiles ahead and V one (see the loop). cp.async writes
 // through the generic proxy and wgmma reads through the async proxy: every thread fences the
 // proxies before the barrier that publishes a tile.
+//
+// kPlanes == 2: float32 as float16 pairs (split.cuh), as in fwd_kernel.cuh: each operand's low plane
+// follows its high one in shared memory; S is the two small products and then hi.hi in one accumulator
+// (the small ones first, while it is small: the tensor cores truncate relative to the largest term),
+// and each tile's P V sums into a register tile of its own, folded into O in float32.
 #pragma once
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cstdint>
+#include <type_traits>
 
 #include "launch.h"
 #include "fwd_rows.cuh"
 #include "params.h"
 #include "ptx.h"
+#include "split.cuh"
 #include "tile.h"
 #include "wgmma_ops.h"
 
 namespace fa {
 
 // kWG warpgroups of 64 rows each, kBN keys per tile, kMinBlocks blocks per SM (the register cap).
-template <int D_, int WG_, int BN_, int MinBlocks_>
+// Planes_ 2: float32 as float16 pairs (split.cuh).
+template <int D_, int WG_, int BN_, int MinBlocks_, int Planes_ = 1>
 struct WgTile {
   static constexpr int kD = D_, kWG = WG_, kBM = 64 * WG_, kBN = BN_, kThreads = 128 * WG_, kMinBlocks = MinBlocks_;
   static constexpr int kRowsPerPass = kThreads / 8;                 // loads: 8 threads per 128-byte row
   static constexpr int kNT = kBN / 8, kOT = D_ / 8, kDB = D_ / 64;  // n8 tiles of S and O; 64-wide d blocks
-  static constexpr int kQBytes = kBM * D_ * 2, kTileBytes = kBN * D_ * 2;
+  static constexpr int kPlanes = Planes_;
+  static constexpr int kQPlane = kBM * D_ * 2, kTilePlane = kBN * D_ * 2;  // a low plane after its high one
+  static constexpr int kQBytes = Planes_ * kQPlane, kTileBytes = Planes_ * kTilePlane;
   static constexpr int kSmemBytes = kQBytes + 4 * kTileBytes;  // Q, K buffers 0 and 1, V buffers 0 and 1
   static_assert(D_ == 64 || D_ == 128, "wgmma tiles for head dims 64 and 128");
   static_assert(kRowsPerPass % 8 == 0, "a thread's rows share row & 7");
@@ -79,6 +89,8 @@ __device__ __forceinline__ uint64_t smemDesc(uint32_t addr, uint32_t lbo) {
 // kPaged: keys through the block table (params.h keyRow), as in fwd_kernel.cuh.
 template <class C, typename T, bool kPaged>
 __device__ __forceinline__ void fwdBodyWg(const FwdParams& p, unsigned char* smem) {
+  constexpr bool kSplit = C::kPlanes == 2;
+  using TO = typename std::conditional<kSplit, float, T>::type;  // the output's element type
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, wg = warp >> 2;
   const WorkItem w = kPaged ? workItem(p, blockIdx.x) : p.work[blockIdx.x];  // (params.h)
   const int hk = w.hk, qStart = w.qStart, lq = w.lq, kStart = w.kStart, lk = w.lk, G = p.group;
@@ -98,7 +110,7 @@ __device__ __forceinline__ void fwdBodyWg(const FwdParams& p, unsigned char* sme
   // ...; those rows share row & 7, so one swizzled offset serves them all.
   const int cl = tid & 7, rowOff = tid >> 3;
   const uint32_t stOff = rowOff * 128 + ((cl ^ (rowOff & 7)) << 4);
-  auto loadTile = [&](uint32_t dst, const T* base, int64_t rowStride, int64_t headOff, int nb) {
+  auto loadTile = [&](uint32_t dst, const T* base, int64_t rowStride, int64_t headOff, int nb, int64_t plane) {
     const int n0 = nb * C::kBN;
     const T* src = base + (int64_t)(kStart + n0 + rowOff) * rowStride + headOff + cl * 8;
     constexpr int kR = C::kRowsPerPass;
@@ -115,15 +127,23 @@ __device__ __forceinline__ void fwdBodyWg(const FwdParams& p, unsigned char* sme
           cpAsync16(dst + db * C::kBN * 128 + pass * kR * 128 + stOff, ok ? row + db * 64 : base, ok);
       } else {
 #pragma unroll
-        for (int db = 0; db < C::kDB; ++db)
+        for (int db = 0; db < C::kDB; ++db) {
           cpAsync16(dst + db * C::kBN * 128 + pass * kR * 128 + stOff,
                     ok ? src + pass * kR * rowStride + db * 64 : base, ok);
+          if constexpr (kSplit)
+            cpAsync16(dst + C::kTilePlane + db * C::kBN * 128 + pass * kR * 128 + stOff,
+                      ok ? src + pass * kR * rowStride + db * 64 + plane : base, ok);
+        }
       }
     }
   };
   const int numTiles = nHi - nLo;
-  auto loadK = [&](int t) { loadTile(kBuf(t), kBase, p.kRowStride, (int64_t)hk * p.kHeadStride, nHi - 1 - t); };
-  auto loadV = [&](int t) { loadTile(vBuf(t), vBase, p.vRowStride, (int64_t)hk * p.vHeadStride, nHi - 1 - t); };
+  auto loadK = [&](int t) {
+    loadTile(kBuf(t), kBase, p.kRowStride, (int64_t)hk * p.kHeadStride, nHi - 1 - t, p.kPlane);
+  };
+  auto loadV = [&](int t) {
+    loadTile(vBuf(t), vBase, p.vRowStride, (int64_t)hk * p.vHeadStride, nHi - 1 - t, p.vPlane);
+  };
 
   // Prologue: Q and K(0) in the first group, V(0) and K(1) in the second.
   if (numTiles > 0) {
@@ -133,8 +153,12 @@ __device__ __forceinline__ void fwdBodyWg(const FwdParams& p, unsigned char* sme
       const bool ok = rr < rowsTotal;
       const T* src = qBase + (int64_t)(qStart + i) * p.qRowStride + (int64_t)(hk * G + g) * p.qHeadStride + cl * 8;
 #pragma unroll
-      for (int db = 0; db < C::kDB; ++db)
+      for (int db = 0; db < C::kDB; ++db) {
         cpAsync16(sQ + db * C::kBM * 128 + pass * C::kRowsPerPass * 128 + stOff, ok ? src + db * 64 : qBase, ok);
+        if constexpr (kSplit)
+          cpAsync16(sQ + C::kQPlane + db * C::kBM * 128 + pass * C::kRowsPerPass * 128 + stOff,
+                    ok ? src + db * 64 + p.qPlane : qBase, ok);
+      }
     }
     loadK(0);
     cpAsyncCommit();
@@ -155,17 +179,39 @@ __device__ __forceinline__ void fwdBodyWg(const FwdParams& p, unsigned char* sme
 #pragma unroll
     for (int e = 0; e < 4; ++e) o[0][dt][e] = 0.f;
   float(&oFlat)[C::kOT * 4] = reinterpret_cast<float(&)[C::kOT * 4]>(o);
-  uint32_t pk[1][C::kNT / 2][4];
+  float pv[C::kOT * 4];  // a split call's P V of one tile (unused otherwise)
+  float(&acc)[C::kOT * 4] = kSplit ? pv : oFlat;
+  uint32_t pk[1][C::kNT / 2][4], pkLo[1][C::kNT / 2][4];
   const uint32_t qAddr = sQ + wg * 64 * 128;
+  SplitFactors factor{1.f, 1.f};  // (split.cuh) the planes' scales, undone in the scores and the output
+  if constexpr (kSplit) factor = splitFactors(p.splitMax);
 
   // O += P(t) V(t): kBN keys in k16 steps; V is read N-major (its rows are keys, the head dim
   // runs along them), its 64-wide d blocks kBN * 128 bytes apart.
   auto issuePV = [&](int t) {
-    wgFence();  // O was rescaled and P written by ordinary instructions
+    if constexpr (kSplit) {
+#pragma unroll
+      for (int i = 0; i < C::kOT * 4; ++i) acc[i] = 0.f;
+    }
+    wgFence();               // O was rescaled and P written by ordinary instructions
+    if constexpr (kSplit) {  // the small products first
+#pragma unroll
+      for (int kk = 0; kk < C::kBN / 16; ++kk) {
+        wgmmaRS<T, C::kD>(acc, pk[0][kk], smemDesc(vBuf(t) + C::kTilePlane + kk * 16 * 128, C::kBN * 128));
+        wgmmaRS<T, C::kD>(acc, pkLo[0][kk], smemDesc(vBuf(t) + kk * 16 * 128, C::kBN * 128));
+      }
+    }
 #pragma unroll
     for (int kk = 0; kk < C::kBN / 16; ++kk)
-      wgmmaRS<T, C::kD>(oFlat, pk[0][kk], smemDesc(vBuf(t) + kk * 16 * 128, C::kBN * 128));
+      wgmmaRS<T, C::kD>(acc, pk[0][kk], smemDesc(vBuf(t) + kk * 16 * 128, C::kBN * 128));
     wgCommit();
+  };
+  // A split call's O = O + PV, once the tile's P V is done (before the rescale by corr).
+  auto foldPV = [&] {
+    if constexpr (kSplit) {
+#pragma unroll
+      for (int i = 0; i < C::kOT * 4; ++i) oFlat[i] += acc[i];
+    }
   };
 
   // Iteration t overlaps the softmax of tile t with P(t-1) V(t-1) on the tensor cores: it issues
@@ -176,13 +222,27 @@ __device__ __forceinline__ void fwdBodyWg(const FwdParams& p, unsigned char* sme
     const int nb = nHi - 1 - t;
     float s[1][C::kNT][4];
     float(&sFlat)[C::kNT * 4] = reinterpret_cast<float(&)[C::kNT * 4]>(s);
-    pinRegs(oFlat);
+    pinRegs(acc);
     wgFence();
+    if constexpr (kSplit) {  // hi.lo and lo.hi first, while the accumulator is small
+#pragma unroll
+      for (int kk = 0; kk < C::kD / 16; ++kk) {
+        const uint64_t a = smemDesc(qAddr + (kk / 4) * C::kBM * 128 + (kk % 4) * 32, 16);
+        const uint64_t b = smemDesc(kBuf(t) + (kk / 4) * C::kBN * 128 + (kk % 4) * 32, 16);
+        const uint64_t aLo = smemDesc(qAddr + C::kQPlane + (kk / 4) * C::kBM * 128 + (kk % 4) * 32, 16);
+        const uint64_t bLo = smemDesc(kBuf(t) + C::kTilePlane + (kk / 4) * C::kBN * 128 + (kk % 4) * 32, 16);
+        if (kk == 0)
+          wgmmaSS<T, C::kBN, false>(sFlat, a, bLo);
+        else
+          wgmmaSS<T, C::kBN, true>(sFlat, a, bLo);
+        wgmmaSS<T, C::kBN, true>(sFlat, aLo, b);
+      }
+    }
 #pragma unroll
     for (int kk = 0; kk < C::kD / 16; ++kk) {
       const uint64_t a = smemDesc(qAddr + (kk / 4) * C::kBM * 128 + (kk % 4) * 32, 16);
       const uint64_t b = smemDesc(kBuf(t) + (kk / 4) * C::kBN * 128 + (kk % 4) * 32, 16);
-      if (kk == 0)
+      if (kk == 0 && !kSplit)
         wgmmaSS<T, C::kBN, false>(sFlat, a, b);
       else
         wgmmaSS<T, C::kBN, true>(sFlat, a, b);
@@ -199,14 +259,18 @@ __device__ __forceinline__ void fwdBodyWg(const FwdParams& p, unsigned char* sme
     const int n0 = nb * C::kBN;
     transformScores<1, C::kNT, true>(p, s, frame, hk, n0 + (lane & 3) * 2, span.needsMask(p, n0, C::kBN, lk));
     float corr[1][2];
-    onlineSoftmax<1, C::kNT, (C::kNT <= 8)>(s, rowMax, rowSum, p.scaleLog2, corr);
+    onlineSoftmax<1, C::kNT, (C::kNT <= 8)>(s, rowMax, rowSum, p.scaleLog2 * factor.score, corr);
     if (t > 0) {
       wgWait<0>();
-      pinRegs(oFlat);
+      pinRegs(acc);
       pinRegs(sFlat);
+      foldPV();
       rescaleO(o, corr);
     }
-    packP<T>(s, pk);
+    if constexpr (kSplit)
+      packPSplit(s, pk, pkLo);
+    else
+      packP<T>(s, pk);
 
     cpAsyncWait<0>();  // K(t+1) and V(t), issued an iteration ago
     fenceProxyAsync();
@@ -216,13 +280,18 @@ __device__ __forceinline__ void fwdBodyWg(const FwdParams& p, unsigned char* sme
     cpAsyncCommit();
   }
   if (numTiles > 0) {
-    pinRegs(oFlat);
+    pinRegs(acc);
     issuePV(numTiles - 1);
     wgWait<0>();
-    pinRegs(oFlat);
+    pinRegs(acc);
+    foldPV();
+  }
+  if constexpr (kSplit) {
+#pragma unroll
+    for (int i = 0; i < C::kOT * 4; ++i) oFlat[i] *= factor.out;
   }
 
-  storeRows<T, 1, C::kOT, true>(p, w, o, rowMax, rowSum, m0, warpRow, lane, rowsTotal);
+  storeRows<TO, 1, C::kOT, true>(p, w, o, rowMax, rowSum, m0, warpRow, lane, rowsTotal);
 }
 #endif  // FA_WGMMA_DEVICE
 

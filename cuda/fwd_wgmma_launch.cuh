@@ -15,19 +15,27 @@ namespace fa {
 // one block of 128 or 192 rows per SM, notes/cuda-kernel.md).
 template <int D>
 using WgTileOf = typename std::conditional<D == 64, WgTile<64, 2, 64, 2>, WgTile<128, 2, 128, 1>>::type;
+// float32 as float16 pairs (split.cuh): both planes of Q, K and V in shared memory, so 64-key tiles
+// (d128: 192 KB, one block per SM; d64: 96 KB).
+template <int D>
+using WgSplitTileOf = WgTile<D, 2, 64, 1, 2>;
 
-// The flat and the paged copy (a KV cache call reads keys through the block table).
-template <typename T, int D>
+// The flat and the paged copy (a KV cache call reads keys through the block table); a split tile has
+// the flat one only (its paged calls read gathered copies, forward.cu).
+template <class C, typename T>
 auto wgKernelOf(bool paged) {
-  return paged ? fwdKernelWg<WgTileOf<D>, T, true> : fwdKernelWg<WgTileOf<D>, T, false>;
+  if constexpr (C::kPlanes == 2)
+    return fwdKernelWg<C, T, false>;
+  else
+    return paged ? fwdKernelWg<C, T, true> : fwdKernelWg<C, T, false>;
 }
 
-template <typename T, int D>
+template <class C, typename T>
 cudaError_t prepareWg() {
   static cudaError_t done = [] {
     for (bool paged : {false, true})
-      if (cudaError_t e = cudaFuncSetAttribute(wgKernelOf<T, D>(paged), cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                               WgTileOf<D>::kSmemBytes);
+      if (cudaError_t e =
+              cudaFuncSetAttribute(wgKernelOf<C, T>(paged), cudaFuncAttributeMaxDynamicSharedMemorySize, C::kSmemBytes);
           e != cudaSuccess)
         return e;
     return cudaSuccess;
@@ -35,28 +43,26 @@ cudaError_t prepareWg() {
   return done;
 }
 
-template <typename T, int D>
-cudaError_t runFwdWgmma(const FwdParams& p, cudaStream_t stream) {
-  using C = WgTileOf<D>;
-  if (cudaError_t e = prepareWg<T, D>(); e != cudaSuccess) return e;
+template <class C, typename T>
+cudaError_t runWg(const FwdParams& p, cudaStream_t stream) {
+  if (cudaError_t e = prepareWg<C, T>(); e != cudaSuccess) return e;
   if (p.numWork == 0) return cudaSuccess;
-  return launchDependent(wgKernelOf<T, D>(p.blockTable != nullptr), dim3((unsigned)p.numWork), dim3(C::kThreads),
+  return launchDependent(wgKernelOf<C, T>(p.blockTable != nullptr), dim3((unsigned)p.numWork), dim3(C::kThreads),
                          C::kSmemBytes, stream, p);
 }
 
 // The blocks an SM holds: the lesser of the two copies.
-template <typename T, int D>
-cudaError_t wgmmaTileInfo(TileInfo* info) {
-  using C = WgTileOf<D>;
+template <class C, typename T>
+cudaError_t wgInfo(TileInfo* info) {
   int occ = 1 << 30;
   for (bool paged : {false, true}) {
     cudaFuncAttributes attr{};
-    if (cudaError_t e = cudaFuncGetAttributes(&attr, wgKernelOf<T, D>(paged)); e != cudaSuccess) return e;
+    if (cudaError_t e = cudaFuncGetAttributes(&attr, wgKernelOf<C, T>(paged)); e != cudaSuccess) return e;
     if (attr.binaryVersion != 90) return cudaErrorNoKernelImageForDevice;
-    if (cudaError_t e = prepareWg<T, D>(); e != cudaSuccess) return e;
+    if (cudaError_t e = prepareWg<C, T>(); e != cudaSuccess) return e;
     int o = 0;
     if (cudaError_t e =
-            cudaOccupancyMaxActiveBlocksPerMultiprocessor(&o, wgKernelOf<T, D>(paged), C::kThreads, C::kSmemBytes);
+            cudaOccupancyMaxActiveBlocksPerMultiprocessor(&o, wgKernelOf<C, T>(paged), C::kThreads, C::kSmemBytes);
         e != cudaSuccess)
       return e;
     occ = o < occ ? o : occ;
@@ -65,8 +71,29 @@ cudaError_t wgmmaTileInfo(TileInfo* info) {
   return cudaSuccess;
 }
 
+template <typename T, int D>
+cudaError_t runFwdWgmma(const FwdParams& p, cudaStream_t stream) {
+  return runWg<WgTileOf<D>, T>(p, stream);
+}
+template <typename T, int D>
+cudaError_t wgmmaTileInfo(TileInfo* info) {
+  return wgInfo<WgTileOf<D>, T>(info);
+}
+template <int D>
+cudaError_t runFwdWgmmaSplit(const FwdParams& p, cudaStream_t stream) {
+  return runWg<WgSplitTileOf<D>, __half>(p, stream);
+}
+template <int D>
+cudaError_t wgmmaSplitTileInfo(TileInfo* info) {
+  return wgInfo<WgSplitTileOf<D>, __half>(info);
+}
+
 #define FA_INSTANTIATE_WGMMA(T, D)                                        \
   template cudaError_t runFwdWgmma<T, D>(const FwdParams&, cudaStream_t); \
   template cudaError_t wgmmaTileInfo<T, D>(TileInfo*);
+
+#define FA_INSTANTIATE_WGMMA_SPLIT(D)                                       \
+  template cudaError_t runFwdWgmmaSplit<D>(const FwdParams&, cudaStream_t); \
+  template cudaError_t wgmmaSplitTileInfo<D>(TileInfo*);
 
 }  // namespace fa
