@@ -31,11 +31,20 @@ __device__ __forceinline__ float pow2(int e) {
   return __int_as_float((e + 127) << 23);
 }
 
-// The two planes of a scaled value; a value that is not finite keeps lo = 0 (inf stays inf, not NaN).
+// The two planes of a scaled value. An infinity must give float32's product with any finite value,
+// never inf - inf or inf x 0 = NaN from one of the three products. In q and k (kInfInLo) it becomes
+// hi = +-65504 and lo = +-inf: against the other operand's finite planes, the two products with this
+// hi stay finite and the one with this lo is the infinity of the product's sign. In v it stays hi = +-inf with lo = 0:
+// P's low plane is never 0 where P > 0 (splitPair), so lo.hi is the same infinity as hi.hi. NaN stays NaN.
+template <bool kInfInLo>
 __device__ __forceinline__ void splitValue(float x, __half& hi, __half& lo) {
+  if (isinf(x)) {
+    hi = __float2half_rn(kInfInLo ? copysignf(65504.f, x) : x);
+    lo = __float2half_rn(kInfInLo ? x : 0.f);
+    return;
+  }
   hi = __float2half_rn(x);
-  const float h = __half2float(hi);
-  lo = __float2half_rn(isfinite(h) ? x - h : 0.f);
+  lo = __float2half_rn(x - __half2float(hi));  // (a NaN stays NaN in both)
 }
 
 // Two scores of P (already in [0, 1]) to the packed high and low float16 pairs of an A fragment. A

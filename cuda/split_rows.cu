@@ -41,7 +41,11 @@ __global__ void splitRowsKernel(const SplitJobs jobs) {
     const int64_t r = idx / j.dstLen;
     const int c = int(idx - r * j.dstLen);
     __half hi, lo;
-    splitValue(c < j.copyLen ? sourceRow(j, r)[c] * scale : 0.f, hi, lo);
+    const float x = c < j.copyLen ? sourceRow(j, r)[c] * scale : 0.f;
+    if (blockIdx.y < 2)
+      splitValue<true>(x, hi, lo);  // q, k
+    else
+      splitValue<false>(x, hi, lo);  // v
     __half* dst = static_cast<__half*>(j.dst);
     dst[idx] = hi;
     dst[j.plane + idx] = lo;

@@ -130,6 +130,26 @@ describe.skipIf(!gpu)(`cuda float32 ${gpu ? '' : `(skipped: ${reason})`}`, () =>
     expect(plans.map((p) => p.split)).toEqual([true, false]);
   });
 
+  // An infinity in q or k: a score of +-inf, as in float32 (-inf drops the key, +inf makes the row NaN),
+  // never NaN from one of the pairs' products; an infinity in v reaches exactly the rows that see it.
+  for (const [input, value] of [
+    ['k', Number.POSITIVE_INFINITY],
+    ['k', Number.NEGATIVE_INFINITY],
+    ['q', Number.POSITIVE_INFINITY],
+    ['v', Number.NEGATIVE_INFINITY],
+  ] as const)
+    it(`${value} in ${input}: non-finite exactly where the reference is (seed ${seed})`, async () => {
+      const x = problem(shapes['d128 causal 300 x 300, 4 heads']!, seed, scaleSets.unit);
+      const t = x[input].data as Float32Array;
+      const d = 128;
+      for (const row of [5, 77, 290]) t[row * 4 * d + 3] = value; // head 0, element 3
+      const ref = referenceAttentionVarlen(x.q, x.k, x.v, x.options);
+      const r = await engine!.attentionVarlen(x.q, x.k, x.v, x.options);
+      const err = worstError(r.out.data as Float32Array, ref.out64, 1, r.lse!.data as Float32Array, ref.lse64!);
+      expect(err, `finiteness differs from the reference (seed ${seed})`).toBeGreaterThanOrEqual(0);
+      expect(err).toBeLessThan(1e-4);
+    });
+
   for (const [name, s] of Object.entries(shapes))
     for (const [scaleName, scales] of Object.entries(scaleSets))
       it(`${name}, ${scaleName}: within the float32 bound (seed ${seed})`, async () => {
