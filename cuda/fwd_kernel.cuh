@@ -222,15 +222,11 @@ __device__ __forceinline__ void fwdBody(const FwdParams& p, unsigned char* smem)
 
     const int n0 = nb * C::kBN;
     const int colBase = n0 + (lane & 3) * 2;
-    if constexpr (kSplit) {  // (the fast copy takes the planes' factor in the exponent's scale)
-#pragma unroll
-      for (int mt = 0; mt < C::kMT; ++mt)
-#pragma unroll
-        for (int nt = 0; nt < C::kNT; ++nt)
-#pragma unroll
-          for (int e = 0; e < 4; ++e)
-            s[mt][nt][e] = kFull ? s[mt][nt][e] + sLo[mt][nt][e] : (s[mt][nt][e] + sLo[mt][nt][e]) * factor.score;
-    }
+    if constexpr (kSplit)  // (the fast copy takes the planes' factor in the exponent's scale)
+      eachFrag<C::kMT, C::kNT>([&](int mt, int nt, int e) {
+        const float x = s[mt][nt][e] + sLo[mt][nt][e];
+        s[mt][nt][e] = kFull ? x : x * factor.score;
+      });
     transformScores<C::kMT, C::kNT, kFull>(p, s, frame, hk, colBase, span.needsMask(p, n0, C::kBN, lk));
 
     float corr[C::kMT][2];
@@ -241,14 +237,7 @@ __device__ __forceinline__ void fwdBody(const FwdParams& p, unsigned char* smem)
     if (!kSplit && !first) rescaleO(o, corr);
     float pv[C::kMT][C::kOT][4];
     float(&acc)[C::kMT][C::kOT][4] = kSplit ? pv : o;
-    if constexpr (kSplit) {
-#pragma unroll
-      for (int mt = 0; mt < C::kMT; ++mt)
-#pragma unroll
-        for (int dt = 0; dt < C::kOT; ++dt)
-#pragma unroll
-          for (int e = 0; e < 4; ++e) pv[mt][dt][e] = 0.f;
-    }
+    if constexpr (kSplit) eachFrag<C::kMT, C::kOT>([&](int mt, int dt, int e) { pv[mt][dt][e] = 0.f; });
     uint32_t pk[C::kMT][C::kBN / 16][4], pkLo[C::kMT][C::kBN / 16][4];
     if constexpr (kSplit)
       packPSplit(s, pk, pkLo);
@@ -284,27 +273,15 @@ __device__ __forceinline__ void fwdBody(const FwdParams& p, unsigned char* smem)
         }
       }
     }
-    if constexpr (kSplit) {
-#pragma unroll
-      for (int mt = 0; mt < C::kMT; ++mt)
-#pragma unroll
-        for (int dt = 0; dt < C::kOT; ++dt)
-#pragma unroll
-          for (int e = 0; e < 4; ++e)
-            o[mt][dt][e] = first ? pv[mt][dt][e] : fmaf(o[mt][dt][e], corr[mt][e >> 1], pv[mt][dt][e]);
-    }
+    if constexpr (kSplit)
+      eachFrag<C::kMT, C::kOT>([&](int mt, int dt, int e) {
+        o[mt][dt][e] = first ? pv[mt][dt][e] : fmaf(o[mt][dt][e], corr[mt][e >> 1], pv[mt][dt][e]);
+      });
   }
 
   // Epilogue (fwd_rows.cuh): each thread stores its 4-byte pairs straight from registers (staging O
   // through shared memory for 16-byte stores measured 1-4% slower on an H100, notes/cuda-kernel.md).
-  if constexpr (kSplit) {
-#pragma unroll
-    for (int mt = 0; mt < C::kMT; ++mt)
-#pragma unroll
-      for (int dt = 0; dt < C::kOT; ++dt)
-#pragma unroll
-        for (int e = 0; e < 4; ++e) o[mt][dt][e] *= factor.out;
-  }
+  if constexpr (kSplit) eachFrag<C::kMT, C::kOT>([&](int mt, int dt, int e) { o[mt][dt][e] *= factor.out; });
   storeRows<TO, C::kMT, C::kOT, kFull>(p, w, o, rowMax, rowSum, m0, warpRow, lane, rowsTotal);
 }
 

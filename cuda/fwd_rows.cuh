@@ -193,6 +193,17 @@ __device__ __forceinline__ void onlineSoftmax(float (&s)[kMT][kNT][4], float (&r
     }
 }
 
+// f(mt, t, e) for every element of a [kA][kB][4] fragment array (the m16n8 accumulator layout).
+template <int kA, int kB, class F>
+__device__ __forceinline__ void eachFrag(F&& f) {
+#pragma unroll
+  for (int a = 0; a < kA; ++a)
+#pragma unroll
+    for (int b = 0; b < kB; ++b)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) f(a, b, e);
+}
+
 template <int kMT, int kOT>
 __device__ __forceinline__ void rescaleO(float (&o)[kMT][kOT][4], const float (&corr)[kMT][2]) {
 #pragma unroll
