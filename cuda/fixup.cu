@@ -20,8 +20,6 @@ namespace {
 constexpr int kFixThreads = 256, kFixWarps = kFixThreads / 32;
 constexpr int kMaxDim = 256;            // the widest head-dim class
 constexpr int kPerLane = kMaxDim / 32;  // head-dim elements per lane in the recompute
-// The recompute takes one row at a time per warp: it runs on non-finite input only, and the scan must
-// stay small (52 registers, not 128).
 
 // Whether either of the two 16-bit values in x is Inf or NaN (all exponent bits set).
 template <typename T>
@@ -44,7 +42,7 @@ __global__ void __launch_bounds__(kFixThreads, 4)
   const int shift = lk - lq;
   auto rowOf = [&](int j) { return p.blockTable ? keyRow<true>(p, w, j) : keyRow<false>(p, w, j); };
   const T* vBase = static_cast<const T*>(p.v) + (int64_t)w.hk * p.vHeadStride;
-  {
+  {  // the scan
     int nLo, nHi;
     keyBlockRange(w.mBlock, bm, bn, lq, lk, G, p.windowLeft, p.windowRight, nLo, nHi);
     if (m0 >= rowEnd || nHi <= nLo) return;
@@ -95,7 +93,7 @@ __global__ void __launch_bounds__(kFixThreads, 4)
   // grouped heads, or neighbouring queries), each over exactly the keys it sees: a key's K and V rows
   // are loaded once for all of them, and their kRows reductions are independent. Scores as
   // transformScores computes them (log2 domain), online softmax in float32, the lse of storeRows.
-  constexpr int kRows = 1;
+  constexpr int kRows = 1;  // rows a warp recomputes together: 1, so the scan stays small (52 registers, not 128)
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, H = p.numHeads;
   const T* qBase = static_cast<const T*>(p.q);
   const T* kBase = static_cast<const T*>(p.k) + (int64_t)w.hk * p.kHeadStride;

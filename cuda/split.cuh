@@ -3,12 +3,14 @@
 // products, hi.hi + hi.lo + lo.hi, accumulated in float32 (the lo.lo term is below float32's own
 // rounding). 2^e is one power of two per tensor (q, k, v), chosen from the tensor's largest finite |x|
 // so that it lands in [2^14, 2^15): float16's range then holds every value, the low parts of the large
-// ones stay normal, and the scaling itself is exact. The attention kernel (fwd_kernel.cuh, kPlanes == 2)
-// takes 2^-(eq + ek) into the scores and 2^-(ev + kPExp) into the output. P is split the same way,
-// scaled by 2^kPExp first (P is in [0, 1]: its low parts would otherwise be subnormal).
+// ones stay normal, and the scaling itself is exact. The attention kernels (fwd_kernel.cuh and
+// fwd_wgmma.cuh, kPlanes == 2) take 2^-(eq + ek) into the scores and 2^-(ev + kPExp) into the output.
+// P is split the same way, scaled by 2^kPExp first (P is in [0, 1]: its low parts would otherwise be
+// subnormal).
 //
-// The error this leaves in a score is about 2^-22 of sum |q_i k_i|, the order of a float32 dot
-// product's own (notes/cuda-kernel.md, "float32 on the tensor cores").
+// A value is carried to within 2^-22 of itself; what decides a score's error is how the tensor cores
+// accumulate the products (they truncate relative to the largest term), hence the order of the
+// products in the kernels (notes/cuda-kernel.md, v13).
 #pragma once
 #include <cuda_fp16.h>
 
