@@ -94,6 +94,7 @@ Napi::Object planInfo(Napi::Env env, const fa::PlanInfo& info) {
   r.Set("planReused", info.planReused);
   r.Set("fixup", info.fixup);
   r.Set("split", info.kernel.split);
+  r.Set("full", info.kernel.full);
   return r;
 }
 

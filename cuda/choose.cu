@@ -6,6 +6,7 @@
 #include <map>
 #include <mutex>
 #include <tuple>
+#include <type_traits>
 #include <utility>
 
 #include "fwd.h"
@@ -30,9 +31,10 @@ float softcapInvOf(const ForwardArgs& a) {
 // has one function say which kernel fits). The tile: forced, or 16 rows when the query rows times
 // grouped heads are at most 16 (decode), else 128. The fast copy of the loop (kFull): head dims
 // that fill the class once padded, no softcap, no ALiBi and a positive scale (fwd_kernel.cuh).
-// The Hopper kernel takes the 128-row tile's fast copy when the head dims are 64 or 128 unpadded,
-// no softcap was asked for, the wgmma knob is on and no tile was forced to 'main', and only where
-// `hasImage` says it has an image for the device (sm_90); everything else runs on mma.sync.
+// The Hopper kernel takes the 128-row tile of head-dim classes 64 and 128, fast copy or general
+// (softcap, ALiBi, any scale, padded head dims, Dv != D), when the wgmma knob is on and no tile was
+// forced to 'main', and only where `hasImage` says it has an image for the device (sm_90);
+// everything else runs on mma.sync.
 KernelChoice chooseKernel(const ForwardArgs& a, const std::function<bool(const KernelChoice&)>& hasImage) {
   KernelChoice k;
   k.computeType = a.dtype == DType::BF16 ? DType::BF16 : DType::F16;
@@ -45,8 +47,7 @@ KernelChoice chooseKernel(const ForwardArgs& a, const std::function<bool(const K
            : (long long)a.maxSeqlenQ * (a.numHeads / a.numKvHeads) <= 16 ? Tile::Small
                                                                          : Tile::Main;
   k.full = d == cls && dv == cls && softcapInvOf(a) == 0.f && a.alibiSlopes.empty() && scaleLog2Of(a) > 0.f;
-  const bool hopper = k.tile == Tile::Main && a.forceTile != int(Tile::Main) && a.wgmma && k.full &&
-                      (cls == 64 || cls == 128) && a.headDim == cls && a.headDimV == cls && a.softcap <= 0;
+  const bool hopper = k.tile == Tile::Main && a.forceTile != int(Tile::Main) && a.wgmma && (cls == 64 || cls == 128);
   if (hopper) {
     KernelChoice wg = k;
     wg.tile = Tile::Wgmma;
@@ -57,42 +58,48 @@ KernelChoice chooseKernel(const ForwardArgs& a, const std::function<bool(const K
 
 namespace {
 
-template <typename T>
-cudaError_t dispatchRun(const KernelChoice& k, const FwdParams& p, cudaStream_t st) {
-  if (k.split && k.tile == Tile::Wgmma)
-    return k.headDimClass == 64 ? runFwdWgmmaSplit<64>(p, st) : runFwdWgmmaSplit<128>(p, st);
-  if (k.split)
-    return k.headDimClass == 64    ? runFwdSplit<64>(p, k.tile, k.full, st)
-           : k.headDimClass == 128 ? runFwdSplit<128>(p, k.tile, k.full, st)
-                                   : runFwdSplit<256>(p, k.tile, k.full, st);
-  if (k.tile == Tile::Wgmma) return k.headDimClass == 64 ? runFwdWgmma<T, 64>(p, st) : runFwdWgmma<T, 128>(p, st);
-  switch (k.headDimClass) {
+// f(std::integral_constant<int, D>) for the head-dim class D of a choice: the one switch from the
+// run-time class to the instances.
+template <class F>
+cudaError_t byClass(int cls, F&& f) {
+  switch (cls) {
     case 64:
-      return runFwd<T, 64>(p, k.tile, k.full, st);
+      return f(std::integral_constant<int, 64>{});
     case 128:
-      return runFwd<T, 128>(p, k.tile, k.full, st);
+      return f(std::integral_constant<int, 128>{});
     default:
-      return runFwd<T, 256>(p, k.tile, k.full, st);
+      return f(std::integral_constant<int, 256>{});
   }
 }
 
 template <typename T>
+cudaError_t dispatchRun(const KernelChoice& k, const FwdParams& p, cudaStream_t st) {
+  return byClass(k.headDimClass, [&](auto dc) -> cudaError_t {
+    constexpr int D = decltype(dc)::value;
+    if (k.tile == Tile::Wgmma) {
+      if constexpr (D <= 128) {
+        if (k.split) return k.full ? runFwdWgmmaSplit<D, true>(p, st) : runFwdWgmmaSplit<D, false>(p, st);
+        return k.full ? runFwdWgmma<T, D, true>(p, st) : runFwdWgmma<T, D, false>(p, st);
+      }
+      return cudaErrorInvalidValue;  // chooseKernel never picks it
+    }
+    return k.split ? runFwdSplit<D>(p, k.tile, k.full, st) : runFwd<T, D>(p, k.tile, k.full, st);
+  });
+}
+
+template <typename T>
 cudaError_t dispatchInfo(const KernelChoice& k, TileInfo* ti) {
-  if (k.split && k.tile == Tile::Wgmma)
-    return k.headDimClass == 64 ? wgmmaSplitTileInfo<64>(ti) : wgmmaSplitTileInfo<128>(ti);
-  if (k.split)
-    return k.headDimClass == 64    ? fwdSplitTileInfo<64>(k.tile, ti)
-           : k.headDimClass == 128 ? fwdSplitTileInfo<128>(k.tile, ti)
-                                   : fwdSplitTileInfo<256>(k.tile, ti);
-  if (k.tile == Tile::Wgmma) return k.headDimClass == 64 ? wgmmaTileInfo<T, 64>(ti) : wgmmaTileInfo<T, 128>(ti);
-  switch (k.headDimClass) {
-    case 64:
-      return fwdTileInfo<T, 64>(k.tile, ti);
-    case 128:
-      return fwdTileInfo<T, 128>(k.tile, ti);
-    default:
-      return fwdTileInfo<T, 256>(k.tile, ti);
-  }
+  return byClass(k.headDimClass, [&](auto dc) -> cudaError_t {
+    constexpr int D = decltype(dc)::value;
+    if (k.tile == Tile::Wgmma) {
+      if constexpr (D <= 128) {
+        if (k.split) return k.full ? wgmmaSplitTileInfo<D, true>(ti) : wgmmaSplitTileInfo<D, false>(ti);
+        return k.full ? wgmmaTileInfo<T, D, true>(ti) : wgmmaTileInfo<T, D, false>(ti);
+      }
+      return cudaErrorInvalidValue;
+    }
+    return k.split ? fwdSplitTileInfo<D>(k.tile, ti) : fwdTileInfo<T, D>(k.tile, ti);
+  });
 }
 
 }  // namespace
@@ -105,8 +112,8 @@ cudaError_t runKernel(const KernelChoice& k, const FwdParams& p, cudaStream_t st
 // CUDA runtime calls; it is the same for every call, so it is asked once per process and choice.
 cudaError_t cachedTileInfo(const KernelChoice& k, TileInfo* ti) {
   static std::mutex mu;
-  static std::map<std::tuple<int, int, int, bool>, std::pair<cudaError_t, TileInfo>> known;
-  const auto key = std::make_tuple(int(k.computeType), k.headDimClass, int(k.tile), k.split);
+  static std::map<std::tuple<int, int, int, bool, bool>, std::pair<cudaError_t, TileInfo>> known;
+  const auto key = std::make_tuple(int(k.computeType), k.headDimClass, int(k.tile), k.split, k.full);
   std::lock_guard<std::mutex> lock(mu);
   auto it = known.find(key);
   if (it == known.end()) {

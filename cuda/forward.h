@@ -77,7 +77,7 @@ struct KernelChoice {
   DType computeType = DType::F16;  // the kernel's input type: float32 inputs are computed in float16
   int headDimClass = 0;            // 64, 128 or 256: the smallest that holds both padded head dims
   Tile tile = Tile::Main;          // tile.h
-  bool full = false;               // the loop's fast copy (fwd_kernel.cuh kFull); so for every Wgmma
+  bool full = false;               // the loop's fast copy (kFull in fwd_kernel.cuh and fwd_wgmma.cuh)
   bool split = false;              // float32 as float16 pairs (split.cuh) on the tensor cores, float32 out
 };
 

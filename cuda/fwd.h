@@ -25,19 +25,19 @@ cudaError_t runFwdSplit(const FwdParams& p, Tile tile, bool full, cudaStream_t s
 template <int D>
 cudaError_t fwdSplitTileInfo(Tile tile, TileInfo* info);
 
-// The Hopper kernel (fwd_wgmma.cuh, sm_90a only) for the fast path of head dims 64 and 128.
-// wgmmaTileInfo fails where the kernel has no image for the device.
-template <typename T, int D>
+// The Hopper kernel (fwd_wgmma.cuh, sm_90a only) for head-dim classes 64 and 128; kFull: the fast
+// path, else the general copy. wgmmaTileInfo fails where the kernel has no image for the device.
+template <typename T, int D, bool kFull>
 cudaError_t runFwdWgmma(const FwdParams& p, cudaStream_t stream);
 
-template <typename T, int D>
+template <typename T, int D, bool kFull>
 cudaError_t wgmmaTileInfo(TileInfo* info);
 
-// The Hopper kernel for float32 as float16 pairs (split.cuh), the same fast path.
-template <int D>
+// The Hopper kernel for float32 as float16 pairs (split.cuh), the same two copies.
+template <int D, bool kFull>
 cudaError_t runFwdWgmmaSplit(const FwdParams& p, cudaStream_t stream);
 
-template <int D>
+template <int D, bool kFull>
 cudaError_t wgmmaSplitTileInfo(TileInfo* info);
 
 }  // namespace fa

@@ -1,8 +1,9 @@
 // The Hopper (sm_90a) copy of the forward pass: the same algorithm as fwd_kernel.cuh with its
 // two matrix products on wgmma, the warpgroup-wide asynchronous MMA of sm_90a (on an H100 this
 // kernel measured 1.00-1.30x the mma.sync one's speed, notes/cuda-kernel.md). It serves the fast
-// path (kFull: d == dv == 64 or 128, no softcap, no ALiBi, positive scale) of 128-row tiles;
-// every other call, and every GPU that is not compute capability 9.0, takes fwd_kernel.cuh.
+// 128-row tiles of head-dim classes 64 and 128, the fast path (kFull: d == dv == the class, no softcap,
+// no ALiBi, positive scale) and the general one (padded head dims, Dv != D, softcap, ALiBi, any scale);
+// the 16-row tile, d256 and every GPU that is not compute capability 9.0 take fwd_kernel.cuh.
 //
 // A block is kWG warpgroups and one work item of 64 kWG (query row, head) rows; each
 // warpgroup owns 64 rows, each of its warps 16, so the accumulators have exactly the m16n8
@@ -86,8 +87,11 @@ __device__ __forceinline__ uint64_t smemDesc(uint32_t addr, uint32_t lbo) {
   return uint64_t((addr & 0x3FFFF) >> 4) | (uint64_t(lbo >> 4) << 16) | (uint64_t(1024 >> 4) << 32) | (1ull << 62);
 }
 
-// kPaged: keys through the block table (params.h keyRow), as in fwd_kernel.cuh.
-template <class C, typename T, bool kPaged>
+// kFull: the fast path (d == dv == the class, no softcap, no ALiBi, positive scale; scores scaled in
+// the exponent). Without it, as fwd_kernel.cuh's general copy: the scores are scaled (any sign),
+// softcapped and biased before the softmax (transformScores), columns past d and dv load as zeros
+// and are not stored. kPaged: keys through the block table (params.h keyRow), as in fwd_kernel.cuh.
+template <class C, typename T, bool kFull, bool kPaged>
 __device__ __forceinline__ void fwdBodyWg(const FwdParams& p, unsigned char* smem) {
   constexpr bool kSplit = C::kPlanes == 2;
   using TO = typename std::conditional<kSplit, float, T>::type;  // the output's element type
@@ -110,7 +114,10 @@ __device__ __forceinline__ void fwdBodyWg(const FwdParams& p, unsigned char* sme
   // ...; those rows share row & 7, so one swizzled offset serves them all.
   const int cl = tid & 7, rowOff = tid >> 3;
   const uint32_t stOff = rowOff * 128 + ((cl ^ (rowOff & 7)) << 4);
-  auto loadTile = [&](uint32_t dst, const T* base, int64_t rowStride, int64_t headOff, int nb, int64_t plane) {
+  // Column chunk db * 64 + cl * 8 of a row holds data where it is below the padded head dim dValid.
+  auto colOk = [&](int db, int dValid) { return kFull || db * 64 + cl * 8 < dValid; };
+  auto loadTile = [&](uint32_t dst, const T* base, int64_t rowStride, int64_t headOff, int nb, int64_t plane,
+                      int dValid) {
     const int n0 = nb * C::kBN;
     const T* src = base + (int64_t)(kStart + n0 + rowOff) * rowStride + headOff + cl * 8;
     constexpr int kR = C::kRowsPerPass;
@@ -123,26 +130,29 @@ __device__ __forceinline__ void fwdBodyWg(const FwdParams& p, unsigned char* sme
       if constexpr (kPaged) {
         const T* row = base + keyRow<true>(p, w, ok ? key : 0) * rowStride + headOff + cl * 8;
 #pragma unroll
-        for (int db = 0; db < C::kDB; ++db)
-          cpAsync16(dst + db * C::kBN * 128 + pass * kR * 128 + stOff, ok ? row + db * 64 : base, ok);
+        for (int db = 0; db < C::kDB; ++db) {
+          const bool in = ok && colOk(db, dValid);
+          cpAsync16(dst + db * C::kBN * 128 + pass * kR * 128 + stOff, in ? row + db * 64 : base, in);
+        }
       } else {
 #pragma unroll
         for (int db = 0; db < C::kDB; ++db) {
+          const bool in = ok && colOk(db, dValid);
           cpAsync16(dst + db * C::kBN * 128 + pass * kR * 128 + stOff,
-                    ok ? src + pass * kR * rowStride + db * 64 : base, ok);
+                    in ? src + pass * kR * rowStride + db * 64 : base, in);
           if constexpr (kSplit)
             cpAsync16(dst + C::kTilePlane + db * C::kBN * 128 + pass * kR * 128 + stOff,
-                      ok ? src + pass * kR * rowStride + db * 64 + plane : base, ok);
+                      in ? src + pass * kR * rowStride + db * 64 + plane : base, in);
         }
       }
     }
   };
   const int numTiles = nHi - nLo;
   auto loadK = [&](int t) {
-    loadTile(kBuf(t), kBase, p.kRowStride, (int64_t)hk * p.kHeadStride, nHi - 1 - t, p.kPlane);
+    loadTile(kBuf(t), kBase, p.kRowStride, (int64_t)hk * p.kHeadStride, nHi - 1 - t, p.kPlane, p.d);
   };
   auto loadV = [&](int t) {
-    loadTile(vBuf(t), vBase, p.vRowStride, (int64_t)hk * p.vHeadStride, nHi - 1 - t, p.vPlane);
+    loadTile(vBuf(t), vBase, p.vRowStride, (int64_t)hk * p.vHeadStride, nHi - 1 - t, p.vPlane, p.dv);
   };
 
   // Prologue: Q and K(0) in the first group, V(0) and K(1) in the second.
@@ -154,10 +164,11 @@ __device__ __forceinline__ void fwdBodyWg(const FwdParams& p, unsigned char* sme
       const T* src = qBase + (int64_t)(qStart + i) * p.qRowStride + (int64_t)(hk * G + g) * p.qHeadStride + cl * 8;
 #pragma unroll
       for (int db = 0; db < C::kDB; ++db) {
-        cpAsync16(sQ + db * C::kBM * 128 + pass * C::kRowsPerPass * 128 + stOff, ok ? src + db * 64 : qBase, ok);
+        const bool in = ok && colOk(db, p.d);
+        cpAsync16(sQ + db * C::kBM * 128 + pass * C::kRowsPerPass * 128 + stOff, in ? src + db * 64 : qBase, in);
         if constexpr (kSplit)
           cpAsync16(sQ + C::kQPlane + db * C::kBM * 128 + pass * C::kRowsPerPass * 128 + stOff,
-                    ok ? src + db * 64 + p.qPlane : qBase, ok);
+                    in ? src + db * 64 + p.qPlane : qBase, in);
       }
     }
     loadK(0);
@@ -257,9 +268,13 @@ __device__ __forceinline__ void fwdBodyWg(const FwdParams& p, unsigned char* sme
     pinRegs(sFlat);
 
     const int n0 = nb * C::kBN;
-    transformScores<1, C::kNT, true>(p, s, frame, hk, n0 + (lane & 3) * 2, span.needsMask(p, n0, C::kBN, lk));
+    if constexpr (!kFull && kSplit) {  // the general copy scales its scores before transforming them
+#pragma unroll
+      for (int i = 0; i < C::kNT * 4; ++i) sFlat[i] *= factor.score;
+    }
+    transformScores<1, C::kNT, kFull>(p, s, frame, hk, n0 + (lane & 3) * 2, span.needsMask(p, n0, C::kBN, lk));
     float corr[1][2];
-    onlineSoftmax<1, C::kNT, (C::kNT <= 8)>(s, rowMax, rowSum, p.scaleLog2 * factor.score, corr);
+    onlineSoftmax<1, C::kNT, (C::kNT <= 8)>(s, rowMax, rowSum, kFull ? p.scaleLog2 * factor.score : 1.f, corr);
     if (t > 0) {
       wgWait<0>();
       pinRegs(acc);
@@ -291,17 +306,17 @@ __device__ __forceinline__ void fwdBodyWg(const FwdParams& p, unsigned char* sme
     for (int i = 0; i < C::kOT * 4; ++i) oFlat[i] *= factor.out;
   }
 
-  storeRows<TO, 1, C::kOT, true>(p, w, o, rowMax, rowSum, m0, warpRow, lane, rowsTotal);
+  storeRows<TO, 1, C::kOT, kFull>(p, w, o, rowMax, rowSum, m0, warpRow, lane, rowsTotal);
 }
 #endif  // FA_WGMMA_DEVICE
 
-template <class C, typename T, bool kPaged>
+template <class C, typename T, bool kFull, bool kPaged>
 __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks) fwdKernelWg(const __grid_constant__ FwdParams p) {
 #ifdef FA_WGMMA_DEVICE
   extern __shared__ __align__(1024) unsigned char smem[];
   waitPriorGrid();  // (launch.h) the previous kernel's writes, before any read
   allowNextGrid();
-  fwdBodyWg<C, T, kPaged>(p, smem);
+  fwdBodyWg<C, T, kFull, kPaged>(p, smem);
 #else
   __trap();  // built for sm_90a only; the host never launches it elsewhere
 #endif

@@ -22,21 +22,22 @@ template <int D>
 using WgSplitTileOf = WgTile<D, 2, 64, (D == 64 ? 2 : 1), 2>;
 
 // The flat and the paged copy (a KV cache call reads keys through the block table); a split tile has
-// the flat one only (its paged calls read gathered copies, forward.cu).
-template <class C, typename T>
+// the flat one only (its paged calls read gathered copies, forward.cu). kFull: the fast path or the
+// general copy (fwd_wgmma.cuh); each is an instance file of its own, so they compile in parallel.
+template <class C, typename T, bool kFull>
 auto wgKernelOf(bool paged) {
   if constexpr (C::kPlanes == 2)
-    return fwdKernelWg<C, T, false>;
+    return fwdKernelWg<C, T, kFull, false>;
   else
-    return paged ? fwdKernelWg<C, T, true> : fwdKernelWg<C, T, false>;
+    return paged ? fwdKernelWg<C, T, kFull, true> : fwdKernelWg<C, T, kFull, false>;
 }
 
-template <class C, typename T>
+template <class C, typename T, bool kFull>
 cudaError_t prepareWg() {
   static cudaError_t done = [] {
     for (bool paged : {false, true})
-      if (cudaError_t e =
-              cudaFuncSetAttribute(wgKernelOf<C, T>(paged), cudaFuncAttributeMaxDynamicSharedMemorySize, C::kSmemBytes);
+      if (cudaError_t e = cudaFuncSetAttribute(wgKernelOf<C, T, kFull>(paged),
+                                               cudaFuncAttributeMaxDynamicSharedMemorySize, C::kSmemBytes);
           e != cudaSuccess)
         return e;
     return cudaSuccess;
@@ -44,26 +45,26 @@ cudaError_t prepareWg() {
   return done;
 }
 
-template <class C, typename T>
+template <class C, typename T, bool kFull>
 cudaError_t runWg(const FwdParams& p, cudaStream_t stream) {
-  if (cudaError_t e = prepareWg<C, T>(); e != cudaSuccess) return e;
+  if (cudaError_t e = prepareWg<C, T, kFull>(); e != cudaSuccess) return e;
   if (p.numWork == 0) return cudaSuccess;
-  return launchDependent(wgKernelOf<C, T>(p.blockTable != nullptr), dim3((unsigned)p.numWork), dim3(C::kThreads),
+  return launchDependent(wgKernelOf<C, T, kFull>(p.blockTable != nullptr), dim3((unsigned)p.numWork), dim3(C::kThreads),
                          C::kSmemBytes, stream, p);
 }
 
 // The blocks an SM holds: the lesser of the two copies.
-template <class C, typename T>
+template <class C, typename T, bool kFull>
 cudaError_t wgInfo(TileInfo* info) {
   int occ = 1 << 30;
   for (bool paged : {false, true}) {
     cudaFuncAttributes attr{};
-    if (cudaError_t e = cudaFuncGetAttributes(&attr, wgKernelOf<C, T>(paged)); e != cudaSuccess) return e;
+    if (cudaError_t e = cudaFuncGetAttributes(&attr, wgKernelOf<C, T, kFull>(paged)); e != cudaSuccess) return e;
     if (attr.binaryVersion != 90) return cudaErrorNoKernelImageForDevice;
-    if (cudaError_t e = prepareWg<C, T>(); e != cudaSuccess) return e;
+    if (cudaError_t e = prepareWg<C, T, kFull>(); e != cudaSuccess) return e;
     int o = 0;
-    if (cudaError_t e =
-            cudaOccupancyMaxActiveBlocksPerMultiprocessor(&o, wgKernelOf<C, T>(paged), C::kThreads, C::kSmemBytes);
+    if (cudaError_t e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&o, wgKernelOf<C, T, kFull>(paged), C::kThreads,
+                                                                      C::kSmemBytes);
         e != cudaSuccess)
       return e;
     occ = o < occ ? o : occ;
@@ -72,29 +73,29 @@ cudaError_t wgInfo(TileInfo* info) {
   return cudaSuccess;
 }
 
-template <typename T, int D>
+template <typename T, int D, bool kFull>
 cudaError_t runFwdWgmma(const FwdParams& p, cudaStream_t stream) {
-  return runWg<WgTileOf<D>, T>(p, stream);
+  return runWg<WgTileOf<D>, T, kFull>(p, stream);
 }
-template <typename T, int D>
+template <typename T, int D, bool kFull>
 cudaError_t wgmmaTileInfo(TileInfo* info) {
-  return wgInfo<WgTileOf<D>, T>(info);
+  return wgInfo<WgTileOf<D>, T, kFull>(info);
 }
-template <int D>
+template <int D, bool kFull>
 cudaError_t runFwdWgmmaSplit(const FwdParams& p, cudaStream_t stream) {
-  return runWg<WgSplitTileOf<D>, __half>(p, stream);
+  return runWg<WgSplitTileOf<D>, __half, kFull>(p, stream);
 }
-template <int D>
+template <int D, bool kFull>
 cudaError_t wgmmaSplitTileInfo(TileInfo* info) {
-  return wgInfo<WgSplitTileOf<D>, __half>(info);
+  return wgInfo<WgSplitTileOf<D>, __half, kFull>(info);
 }
 
-#define FA_INSTANTIATE_WGMMA(T, D)                                        \
-  template cudaError_t runFwdWgmma<T, D>(const FwdParams&, cudaStream_t); \
-  template cudaError_t wgmmaTileInfo<T, D>(TileInfo*);
+#define FA_INSTANTIATE_WGMMA(T, D, FULL)                                        \
+  template cudaError_t runFwdWgmma<T, D, FULL>(const FwdParams&, cudaStream_t); \
+  template cudaError_t wgmmaTileInfo<T, D, FULL>(TileInfo*);
 
-#define FA_INSTANTIATE_WGMMA_SPLIT(D)                                       \
-  template cudaError_t runFwdWgmmaSplit<D>(const FwdParams&, cudaStream_t); \
-  template cudaError_t wgmmaSplitTileInfo<D>(TileInfo*);
+#define FA_INSTANTIATE_WGMMA_SPLIT(D, FULL)                                       \
+  template cudaError_t runFwdWgmmaSplit<D, FULL>(const FwdParams&, cudaStream_t); \
+  template cudaError_t wgmmaSplitTileInfo<D, FULL>(TileInfo*);
 
 }  // namespace fa

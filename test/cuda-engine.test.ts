@@ -173,37 +173,54 @@ describe.skipIf(!gpu)(`cuda engine${gpu ? '' : ` (skipped: ${reason})`}`, () => 
     t.dispose();
   });
 
-  it('plans the Hopper kernel for the fast path on sm_90 only, and mma.sync for everything else', async () => {
+  it('plans the Hopper kernel for head-dim classes 64 and 128 on sm_90 only, with or without the fast copy', async () => {
     const backend = await loadCudaBackend();
     const hopper = backend.info.computeCapability === '9.0';
     const n = 300,
       h = 4;
-    const planOf = async (d: number, opts: { softcap?: number } = {}, changes: Partial<Knobs> = {}) => {
-      const data = encode(
-        Float32Array.from({ length: n * h * d }, (_, i) => Math.sin(i)),
-        'float16',
-      );
-      const t = await backend.upload!({ data, shape: [n, h, d], dtype: 'float16' });
+    type Opts = { softcap?: number; softmaxScale?: number; alibiSlopes?: Float32Array; dv?: number };
+    const planOf = async (d: number, opts: Opts = {}, changes: Partial<Knobs> = {}, dtype = 'float16' as const) => {
+      const { dv = d, ...rest } = opts;
+      const make = async (dim: number) =>
+        backend.upload!({
+          data: encode(
+            Float32Array.from({ length: n * h * dim }, (_, i) => Math.sin(i)),
+            dtype,
+          ),
+          shape: [n, h, dim],
+          dtype,
+        });
+      const t = await make(d);
+      const tv = dv === d ? t : await make(dv);
       const restore = setKnobs(changes);
       try {
-        const p = validateVarlen(t, t, t, {
+        const p = validateVarlen(t, t, tv, {
           cuSeqlensQ: Int32Array.of(0, n),
           cuSeqlensK: Int32Array.of(0, n),
           causal: true,
-          ...opts,
+          ...rest,
         });
-        return (await backend.time(p, 1)).tile;
+        const info = await backend.time(p, 1);
+        return `${info.tile}${info.full ? '' : ' general'}`;
       } finally {
         restore();
         t.dispose();
+        if (tv !== t) tv.dispose();
       }
     };
-    expect(await planOf(64)).toBe(hopper ? 'wgmma' : 'main');
-    expect(await planOf(128)).toBe(hopper ? 'wgmma' : 'main');
-    expect(await planOf(128, { softcap: 20 })).toBe('main'); // softcap: the general copy, on mma.sync
-    expect(await planOf(96)).toBe('main'); // padded head dim
+    const wg = hopper ? 'wgmma' : 'main';
+    expect(await planOf(64)).toBe(wg);
+    expect(await planOf(128)).toBe(wg);
+    expect(await planOf(128, { softcap: 20 })).toBe(`${wg} general`);
+    expect(await planOf(64, { alibiSlopes: Float32Array.of(0.5, 0.25, 0.125, 0.0625) })).toBe(`${wg} general`);
+    expect(await planOf(128, { softmaxScale: -0.1 })).toBe(`${wg} general`);
+    expect(await planOf(96)).toBe(`${wg} general`); // padded head dim
+    expect(await planOf(40)).toBe(`${wg} general`);
+    expect(await planOf(128, { dv: 64 })).toBe(`${wg} general`); // Dv != D in one class
     expect(await planOf(256)).toBe('main');
+    expect(await planOf(192, { dv: 128 })).toBe('main general');
     expect(await planOf(64, {}, { cudaWgmma: false })).toBe('main');
+    expect(await planOf(128, { softcap: 20 }, { cudaWgmma: false })).toBe('main general');
     expect(await planOf(64, {}, { cudaTile: 'main' })).toBe('main');
   });
 

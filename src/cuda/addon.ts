@@ -45,6 +45,11 @@ export interface NativePlan {
   fixup: boolean;
   /** float32 computed as float16 pairs on the tensor cores (cuda/split.cuh), to float32 accuracy. */
   split: boolean;
+  /**
+   * The kernel's fast copy ran (head dims filling their class, no softcap, no ALiBi, a positive
+   * scale); otherwise its general copy, on the same tile.
+   */
+  full: boolean;
 }
 
 /** What the timing hook reports: the plan and the kernels' median and fastest time. */
