@@ -144,7 +144,7 @@ __global__ void __launch_bounds__(kFixThreads, 4)
 #pragma unroll
       for (int u = 0; u < kRows; ++u) {
         if (j < jLo[u] || j > jHi[u]) continue;  // warp-uniform; a hidden key's V is never touched
-        float s = p.softcapInv != 0.f ? p.softcapLog2 * tanhf(dot[u] * p.softcapInv) : dot[u] * p.scaleLog2;
+        float s = p.softcapInv != 0.f ? softcapScore(p, dot[u]) : dot[u] * p.scaleLog2;
         if (p.alibiSlopes) s -= slope[u] * fabsf(float(iq[u] + shift - j));
         const float mNew = fmaxf(mx[u], s), mUse = mNew == -INFINITY ? 0.f : mNew;
         const float corr = exp2f(mx[u] - mUse), pj = exp2f(s - mUse);

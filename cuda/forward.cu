@@ -195,6 +195,7 @@ std::string Forward::prepare(ForwardArgs args, const Uploader& upload, PlanCache
   p.scaleLog2 = scaleLog2Of(a);
   p.softcapInv = softcapInvOf(a);
   p.softcapLog2 = float(double(a.softcap) * 1.4426950408889634);
+  p.softcapInv2Log2 = a.softcap > 0 ? float(2 * double(a.softmaxScale) / a.softcap * 1.4426950408889634) : 0.f;
   p.lseFixedS = a.fixedSeqlenQ;
   p.numSplits = splits;
   p.numWork = plan->numWork;

@@ -142,6 +142,8 @@ __device__ __forceinline__ void fwdBody(const FwdParams& p, unsigned char* smem)
   const int warpRow = warp * 16 * C::kMT;
   const int myRow = m0 + warpRow + (lane >> 2);  // + mt * 16 + hr * 8
   const RowFrame frame{myRow, G, lq, lk};
+  float slope[C::kMT][2];  // ALiBi (fwd_rows.cuh); the fast copy has none
+  if constexpr (!kFull) alibiRows(p, frame, hk, slope);
 
   // ldmatrix row addresses. Each 8-lane phase reads 8 consecutive rows, so row & 7 == lane & 7
   // and logical chunk 2*kk + c sits at (2*kk) ^ (c ^ (lane & 7)): base carries c ^ (lane & 7).
@@ -227,7 +229,7 @@ __device__ __forceinline__ void fwdBody(const FwdParams& p, unsigned char* smem)
         const float x = s[mt][nt][e] + sLo[mt][nt][e];
         s[mt][nt][e] = kFull ? x : x * factor.score;
       });
-    transformScores<C::kMT, C::kNT, kFull>(p, s, frame, hk, colBase, span.needsMask(p, n0, C::kBN, lk));
+    transformScores<C::kMT, C::kNT, kFull>(p, s, frame, hk, colBase, span.needsMask(p, n0, C::kBN, lk), slope);
 
     float corr[C::kMT][2];
     onlineSoftmax<C::kMT, C::kNT, (C::kNT <= 8)>(s, rowMax, rowSum, kFull ? p.scaleLog2 * factor.score : 1.f, corr);

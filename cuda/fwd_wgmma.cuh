@@ -183,6 +183,8 @@ __device__ __forceinline__ void fwdBodyWg(const FwdParams& p, unsigned char* sme
 
   const int warpRow = warp * 16;  // warpgroup wg's warps own rows 64 wg .. 64 wg + 63
   const RowFrame frame{m0 + warpRow + (lane >> 2), G, lq, lk};
+  float slope[1][2];  // ALiBi (fwd_rows.cuh); the fast copy has none
+  if constexpr (!kFull) alibiRows(p, frame, hk, slope);
   float o[1][C::kOT][4];
   float rowMax[1][2] = {{-INFINITY, -INFINITY}}, rowSum[1][2] = {{0.f, 0.f}};
 #pragma unroll
@@ -272,7 +274,7 @@ __device__ __forceinline__ void fwdBodyWg(const FwdParams& p, unsigned char* sme
 #pragma unroll
       for (int i = 0; i < C::kNT * 4; ++i) sFlat[i] *= factor.score;
     }
-    transformScores<1, C::kNT, kFull>(p, s, frame, hk, n0 + (lane & 3) * 2, span.needsMask(p, n0, C::kBN, lk));
+    transformScores<1, C::kNT, kFull>(p, s, frame, hk, n0 + (lane & 3) * 2, span.needsMask(p, n0, C::kBN, lk), slope);
     float corr[1][2];
     onlineSoftmax<1, C::kNT, (C::kNT <= 8)>(s, rowMax, rowSum, kFull ? p.scaleLog2 * factor.score : 1.f, corr);
     if (t > 0) {

@@ -46,6 +46,7 @@ struct FwdParams {
   float scaleLog2;              // softmaxScale * log2(e), used when softcap is off
   float softcapInv;             // softmaxScale / softcap; 0 = softcap off
   float softcapLog2;            // softcap * log2(e)
+  float softcapInv2Log2;        // 2 * softcapInv * log2(e) (fwd_rows.cuh softcapScore)
   int lseFixedS;                // 0: packed lse [H][totalQ]; S: fixed lse [batch][H][S]
   int numSplits;
   int numWork;

@@ -90,4 +90,11 @@ __device__ __forceinline__ float ex2(float x) {
   return y;
 }
 
+// 1 / x to about 1 ulp (one MUFU operation); rcp(inf) = 0.
+__device__ __forceinline__ float rcp(float x) {
+  float y;
+  asm("rcp.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+  return y;
+}
+
 }  // namespace fa

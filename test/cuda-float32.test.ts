@@ -98,6 +98,29 @@ const shapes: Record<string, Shape> = {
     dv: 128,
   },
   'decode d256, 16 rows': { seqlensQ: [1, 1], seqlensK: [900, 333], heads: 8, kvHeads: 1, d: 256, dv: 256 },
+  // The kernels' general copy (on sm_90 the Hopper kernel's): softcap with ALiBi, a negative scale.
+  'd128 causal GQA 8/2, softcap 30 and ALiBi': {
+    seqlensQ: [260, 40],
+    seqlensK: [700, 40],
+    heads: 8,
+    kvHeads: 2,
+    d: 128,
+    dv: 128,
+    options: {
+      causal: true,
+      softcap: 30,
+      alibiSlopes: Float32Array.from({ length: 8 }, (_, h) => 2 ** -(h + 1)),
+    },
+  },
+  'd64 full 200 x 500, negative scale': {
+    seqlensQ: [200],
+    seqlensK: [500],
+    heads: 2,
+    kvHeads: 2,
+    d: 64,
+    dv: 64,
+    options: { softmaxScale: -0.125 },
+  },
 };
 
 // Scales: unit; beyond float16's range (q 1e5 with k 1e-5 keeps the scores at unit scale); tiny values

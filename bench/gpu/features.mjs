@@ -4,7 +4,9 @@
 // device tensors, each feature on the default plan (on sm_90 the Hopper kernel, its general copy where
 // a feature needs it) and on the mma.sync kernel (cudaWgmma off), interleaved in one run.
 //
-//   node bench/gpu/features.mjs [--out file.jsonl] [--iters 20] [--match regex]
+//   node bench/gpu/features.mjs [--out file.jsonl] [--append] [--iters 20] [--match shape-regex]
+//                               [--features feature-regex] [--impl label] [--no-mma]
+// --impl labels the rows of another build (FLASHATTN_CUDA_ADDON=path) in an A/B run.
 import { randomFillSync } from 'node:crypto';
 import { appendFileSync, writeFileSync } from 'node:fs';
 import { loadCudaBackend } from '../../dist/cuda/backend.js';
@@ -20,7 +22,9 @@ const opt = (name, dflt) => {
 const out = opt('--out', null);
 const iters = Number(opt('--iters', 20));
 const match = opt('--match', null);
-if (out) writeFileSync(out, '');
+const only = opt('--features', null);
+const impl = opt('--impl', 'flashattn');
+if (out && !argv.includes('--append')) writeFileSync(out, '');
 
 const backend = await loadCudaBackend();
 const engine = engineFromBackend(backend);
@@ -74,10 +78,8 @@ const features = [
   ['dv = d / 2', (s) => ({ dv: s.d / 2 })],
   ['d = 96 (padded)', (s) => (s.d === 128 ? { d: 96, dv: 96 } : null)],
 ];
-const plans = [
-  ['default', {}],
-  ['mma.sync', { cudaWgmma: false }],
-];
+const plans = [['default', {}]];
+if (!argv.includes('--no-mma')) plans.push(['mma.sync', { cudaWgmma: false }]);
 
 function record(row) {
   console.log(JSON.stringify(row));
@@ -99,7 +101,7 @@ for (const s of bases) {
   let plainMs = null;
   for (const [fname, make] of features) {
     const f = make(s);
-    if (f === null) continue;
+    if (f === null || (only && fname !== 'plain' && !new RegExp(only).test(fname))) continue;
     const { d = s.d, dv = d, ...rest } = f;
     const [q, k, v] = [await tensor(s.h, d), await tensor(s.hk, d), await tensor(s.hk, dv)];
     const options = { cuSeqlensQ: cu(s.lens), cuSeqlensK: cu(s.lens), causal: s.causal, ...rest };
@@ -125,6 +127,7 @@ for (const s of bases) {
         const awaitedMs = await awaited(10);
         if (fname === 'plain' && pname === 'default') plainMs = r.kernelMs;
         record({
+          impl,
           shape: s.name,
           feature: fname,
           plan: pname,
