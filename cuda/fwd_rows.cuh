@@ -55,43 +55,16 @@ struct RowFrame {
   __device__ __forceinline__ int diagOf(int mt, int hr) const { return (myRow + mt * 16 + hr * 8) / G + lk - lq; }
 };
 
-// 2^y for y in [-64, 64] on the FMA pipe (no MUFU operation): 2^round(y), built in the exponent
-// bits, times a degree-5 polynomial of the rest f in [-0.5, 0.5] (fitted to relative error, 2.3e-7
-// in float32 arithmetic). A NaN stays NaN (the polynomial carries it through the product).
-__device__ __forceinline__ float exp2Poly(float y) {
-  constexpr float kRound = 12582912.f;  // 1.5 * 2^23: y + kRound holds round(y) in its low mantissa bits
-  const float r = y + kRound, n = r - kRound, f = y - n;
-  float q = 1.327647129073739e-3f;
-  q = fmaf(q, f, 9.675541892647743e-3f);
-  q = fmaf(q, f, 5.550713092088699e-2f);
-  q = fmaf(q, f, 2.4022120237350464e-1f);
-  q = fmaf(q, f, 6.931469440460205e-1f);
-  q = fmaf(q, f, 1.0000001192092896f);
-  return q * __int_as_float((__float_as_int(r) + 127) << 23);  // r's low bits + 127: 2^n's biased exponent
-}
-
-// Clamps keeping NaN (PTX min.NaN / max.NaN).
-__device__ __forceinline__ float clampNaN(float x, float lo, float hi) {
-  float y;
-  asm("max.NaN.f32 %0, %1, %2;\n" : "=f"(y) : "f"(x), "f"(lo));
-  asm("min.NaN.f32 %0, %0, %1;\n" : "+f"(y) : "f"(hi));
-  return y;
-}
-
-// softcap * tanh(x * softmaxScale / softcap) in the log2 domain, as 1 - 2 / (e^2u + 1): an error
-// that is absolute, ~3e-7 of the softcap (tanhf's polynomial for small |u| buys a relative
-// accuracy a score does not need); u = +-inf gives +-1 and NaN stays NaN. poly (constant once unrolled): e^2u on the
-// FMA pipe (exp2Poly, clamped where 1 - 2 / (e^2u + 1) is +-1 in float32) instead of the MUFU, whose rate bounds a
-// softcapped tile: the score loops spread their elements over both (notes/cuda-kernel.md v14).
-__device__ __forceinline__ float softcapScore(const FwdParams& p, float x, bool poly = false) {
-  const float y = x * p.softcapInv2Log2;  // log2 of e^(2u), u = x * softmaxScale / softcap
-  const float e = poly ? exp2Poly(clampNaN(y, -64.f, 64.f)) : ex2(y);
+// softcap * tanh(x * softmaxScale / softcap) in the log2 domain, as 1 - 2 / (e^2u + 1): two MUFU
+// operations (ex2, rcp) and three others, where tanhf adds a polynomial for small |u| (relative
+// accuracy there, which a score does not need: the error here is absolute, ~3e-7 of the softcap);
+// u = +-inf gives +-1 and NaN stays NaN. A softcapped tile is bound by the MUFU rate (three
+// operations per score with the softmax's ex2); e^2u on the FMA pipe for three elements in four
+// measured no faster (notes/cuda-kernel.md v14).
+__device__ __forceinline__ float softcapScore(const FwdParams& p, float x) {
+  const float e = ex2(x * p.softcapInv2Log2);  // e^(2u), u = x * softmaxScale / softcap
   return p.softcapLog2 * fmaf(-2.f, rcp(e + 1.f), 1.f);
 }
-
-#ifndef FA_SOFTCAP_POLY
-#define FA_SOFTCAP_POLY 0
-#endif
 
 // ALiBi slopes (log2 domain) of this thread's rows, read once per work item: slope[mt][hr] of row
 // myRow + 16 mt + 8 hr. Zero where the call has none.
@@ -122,7 +95,7 @@ __device__ __forceinline__ void transformScores(const FwdParams& p, float (&s)[k
 #pragma unroll
       for (int nt = 0; nt < kNT; ++nt)
 #pragma unroll
-        for (int e = 0; e < 4; ++e) s[mt][nt][e] = softcapScore(p, s[mt][nt][e], FA_SOFTCAP_POLY && e < 3);
+        for (int e = 0; e < 4; ++e) s[mt][nt][e] = softcapScore(p, s[mt][nt][e]);
   } else {
 #pragma unroll
     for (int mt = 0; mt < kMT; ++mt)
