@@ -229,7 +229,7 @@ __device__ __forceinline__ void fwdBody(const FwdParams& p, unsigned char* smem)
         const float x = s[mt][nt][e] + sLo[mt][nt][e];
         s[mt][nt][e] = kFull ? x : x * factor.score;
       });
-    transformScores<C::kMT, C::kNT, kFull>(p, s, frame, hk, colBase, span.needsMask(p, n0, C::kBN, lk), slope);
+    transformScores<C::kMT, C::kNT, kFull>(p, s, frame, colBase, span.needsMask(p, n0, C::kBN, lk), slope);
 
     float corr[C::kMT][2];
     onlineSoftmax<C::kMT, C::kNT, (C::kNT <= 8)>(s, rowMax, rowSum, kFull ? p.scaleLog2 * factor.score : 1.f, corr);

@@ -57,7 +57,8 @@ struct RowFrame {
 
 // softcap * tanh(x * softmaxScale / softcap) in the log2 domain, as 1 - 2 / (e^2u + 1): two MUFU
 // operations (ex2, rcp) and three others, where tanhf adds a polynomial for small |u| (relative
-// accuracy there, which a score does not need: the error here is absolute, ~3e-7 of the softcap);
+// accuracy there, which a score does not need: the error here is absolute, ~2e-7 of the softcap in a
+// float32 emulation over u in [-40, 40]);
 // u = +-inf gives +-1 and NaN stays NaN. A softcapped tile is bound by the MUFU rate (three
 // operations per score with the softmax's ex2); e^2u on the FMA pipe for three elements in four
 // measured no faster (notes/cuda-kernel.md v14).
@@ -85,7 +86,7 @@ __device__ __forceinline__ void alibiRows(const FwdParams& p, const RowFrame& f,
 // distance |diag - j| is converted once per row and tile (the integer conversion runs at a quarter
 // of the float rate) and the column offsets within the tile are constants.
 template <int kMT, int kNT, bool kFull>
-__device__ __forceinline__ void transformScores(const FwdParams& p, float (&s)[kMT][kNT][4], const RowFrame& f, int hk,
+__device__ __forceinline__ void transformScores(const FwdParams& p, float (&s)[kMT][kNT][4], const RowFrame& f,
                                                 int colBase, bool needMask, const float (&slope)[kMT][2]) {
   if (kFull) {
     // scores stay unscaled: the scale is applied in the exponent

@@ -274,7 +274,7 @@ __device__ __forceinline__ void fwdBodyWg(const FwdParams& p, unsigned char* sme
 #pragma unroll
       for (int i = 0; i < C::kNT * 4; ++i) sFlat[i] *= factor.score;
     }
-    transformScores<1, C::kNT, kFull>(p, s, frame, hk, n0 + (lane & 3) * 2, span.needsMask(p, n0, C::kBN, lk), slope);
+    transformScores<1, C::kNT, kFull>(p, s, frame, n0 + (lane & 3) * 2, span.needsMask(p, n0, C::kBN, lk), slope);
     float corr[1][2];
     onlineSoftmax<1, C::kNT, (C::kNT <= 8)>(s, rowMax, rowSum, kFull ? p.scaleLog2 * factor.score : 1.f, corr);
     if (t > 0) {
